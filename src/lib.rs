@@ -1,0 +1,8 @@
+//! iofd: a feed origin that publishes a supplier's product catalog to many partners as
+//! IOF 3.0 offers (IdoSell's Internet Offer Format) and CSV.
+//!
+//! Data flows one way through the stages, each a module with a small public surface:
+//! `ingest → store → snapshot → render → artifacts → http`.
+
+pub mod catalog;
+pub mod render;

@@ -1,0 +1,104 @@
+//! Render profiles: everything about a partner's settings that changes the bytes of a file.
+//! Partners with equal profiles share one rendered copy of each file.
+
+use rust_decimal::Decimal;
+
+use crate::catalog::{round_money, Price};
+
+/// Data format of an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Format {
+    /// IOF 3.0 XML.
+    #[serde(rename = "iof-3.0")]
+    Iof30,
+    /// `full.csv` / `light.csv`.
+    #[serde(rename = "csv")]
+    Csv,
+}
+
+/// The settings that decide a rendered file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RenderProfile {
+    /// The shop whose offer is rendered.
+    pub shop: u32,
+    pub format: Format,
+    /// Serve files gzip-compressed (`.xml.gz`).
+    pub gzip: bool,
+    /// Languages whose texts appear; the first is the offer's default (`products@language`).
+    pub languages: Vec<String>,
+    /// ISO 4217 code of the prices written (`products@currency`).
+    pub currency: String,
+    /// Amount of `currency` per one unit of the catalog's base currency.
+    pub rate: Decimal,
+    /// Percent taken off light.xml prices.
+    pub discount_percent: Decimal,
+    /// Serve wholesale prices instead of retail ones.
+    pub wholesale: bool,
+    /// Leave out products with no stock (no size with quantity above 0 or -1).
+    pub only_in_stock: bool,
+}
+
+impl RenderProfile {
+    /// A short stable key naming this profile in artifact paths and ETags.
+    pub fn key(&self) -> String {
+        // serde_json of a struct is field-ordered, so equal profiles give equal keys.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let hash = blake3::hash(&canonical);
+        hash.to_hex()[..16].to_string()
+    }
+
+    /// The offer's default language.
+    pub fn language(&self) -> &str {
+        self.languages.first().map(String::as_str).unwrap_or("pol")
+    }
+
+    /// A base-currency price converted to the profile's currency (as written in full.xml).
+    pub fn convert(&self, p: Price) -> Price {
+        Price { net: round_money(p.net * self.rate), gross: round_money(p.gross * self.rate) }
+    }
+
+    /// A base-currency price converted and discounted (as written in light.xml).
+    pub fn discounted(&self, p: Price) -> Price {
+        let keep = (Decimal::ONE_HUNDRED - self.discount_percent) / Decimal::ONE_HUNDRED;
+        Price { net: round_money(p.net * self.rate * keep), gross: round_money(p.gross * self.rate * keep) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn profile() -> RenderProfile {
+        RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: false,
+            languages: vec!["eng".into(), "pol".into()],
+            currency: "EUR".into(),
+            rate: Decimal::from_str("0.2345").unwrap(),
+            discount_percent: Decimal::from_str("10").unwrap(),
+            wholesale: false,
+            only_in_stock: false,
+        }
+    }
+
+    #[test]
+    fn conversion_and_discount_round_to_cents() {
+        let p = Price { net: Decimal::from_str("100.00").unwrap(), gross: Decimal::from_str("123.00").unwrap() };
+        let c = profile().convert(p.clone());
+        assert_eq!(c.net.to_string(), "23.45");
+        assert_eq!(c.gross.to_string(), "28.84"); // 28.8435
+        let d = profile().discounted(p);
+        assert_eq!(d.net.to_string(), "21.11"); // 21.105 rounds away from zero
+        assert_eq!(d.gross.to_string(), "25.96"); // 25.95915
+    }
+
+    #[test]
+    fn equal_profiles_share_a_key() {
+        assert_eq!(profile().key(), profile().key());
+        let mut other = profile();
+        other.only_in_stock = true;
+        assert_ne!(profile().key(), other.key());
+    }
+}
