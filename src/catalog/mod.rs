@@ -554,7 +554,9 @@ pub enum Record {
     /// Insert or replace a whole product.
     Product(Box<Product>),
     /// Remove a product.
-    DeleteProduct { id: ProductId },
+    DeleteProduct {
+        id: ProductId,
+    },
     Shop(Shop),
     Category(Category),
     Producer(Producer),
@@ -614,7 +616,10 @@ impl Dictionaries {
 impl Product {
     /// True when any size can be ordered: a quantity above zero or -1 (unlimited).
     pub fn in_stock(&self) -> bool {
-        self.sizes.iter().flat_map(|s| &s.stock).any(|s| s.quantity > Decimal::ZERO || s.quantity == Decimal::NEGATIVE_ONE)
+        self.sizes
+            .iter()
+            .flat_map(|s| &s.stock)
+            .any(|s| s.quantity > Decimal::ZERO || s.quantity == Decimal::NEGATIVE_ONE)
     }
 }
 

@@ -14,12 +14,17 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { field: field.into(), reason: reason.into() }
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 fn is_nmtoken(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 fn is_lang(s: &str) -> bool {
@@ -32,7 +37,10 @@ fn check_texts(field: &str, texts: &super::Texts, required: bool) -> Result<(), 
     }
     for lang in texts.keys() {
         if !is_lang(lang) {
-            return Err(FieldError::new(format!("{field}.{lang}"), "language codes are three lowercase letters (pol, eng, ...)"));
+            return Err(FieldError::new(
+                format!("{field}.{lang}"),
+                "language codes are three lowercase letters (pol, eng, ...)",
+            ));
         }
     }
     Ok(())
@@ -73,10 +81,17 @@ impl Product {
             return Err(FieldError::new("id", "product ids are positive integers"));
         }
         if self.vat.is_sign_negative() || self.vat > Decimal::ONE_HUNDRED {
-            return Err(FieldError::new("vat", "a VAT rate is a percentage between 0 and 100"));
+            return Err(FieldError::new(
+                "vat",
+                "a VAT rate is a percentage between 0 and 100",
+            ));
         }
         check_texts("description.name", &self.description.name, true)?;
-        check_texts("description.short_desc", &self.description.short_desc, false)?;
+        check_texts(
+            "description.short_desc",
+            &self.description.short_desc,
+            false,
+        )?;
         check_texts("description.long_desc", &self.description.long_desc, false)?;
         check_texts("description.version", &self.description.version, false)?;
         check_prices("prices", &self.prices)?;
@@ -107,38 +122,64 @@ impl Product {
                 return Err(FieldError::new(f("id"), "must not be empty"));
             }
             if !seen.insert(size.id.as_str()) {
-                return Err(FieldError::new(f("id"), format!("duplicate size id {:?}", size.id)));
+                return Err(FieldError::new(
+                    f("id"),
+                    format!("duplicate size id {:?}", size.id),
+                ));
             }
             if !is_nmtoken(&size.code) {
-                return Err(FieldError::new(f("code"), "a size code is letters, digits, '-', '_', '.' or ':' with no spaces"));
+                return Err(FieldError::new(
+                    f("code"),
+                    "a size code is letters, digits, '-', '_', '.' or ':' with no spaces",
+                ));
             }
             check_prices(&f("prices"), &size.prices)?;
             let mut warehouses = std::collections::HashSet::new();
             for (j, s) in size.stock.iter().enumerate() {
                 if s.quantity < Decimal::ZERO && s.quantity != Decimal::NEGATIVE_ONE {
-                    return Err(FieldError::new(format!("sizes[{i}].stock[{j}].quantity"), "a quantity is zero or more, or -1 for unlimited"));
+                    return Err(FieldError::new(
+                        format!("sizes[{i}].stock[{j}].quantity"),
+                        "a quantity is zero or more, or -1 for unlimited",
+                    ));
                 }
                 if !warehouses.insert(s.warehouse) {
-                    return Err(FieldError::new(format!("sizes[{i}].stock[{j}].warehouse"), format!("warehouse {} listed twice", s.warehouse)));
+                    return Err(FieldError::new(
+                        format!("sizes[{i}].stock[{j}].warehouse"),
+                        format!("warehouse {} listed twice", s.warehouse),
+                    ));
                 }
             }
         }
         for (i, image) in self.images.iter().enumerate() {
             if image.url.is_empty() {
-                return Err(FieldError::new(format!("images[{i}].url"), "must not be empty"));
+                return Err(FieldError::new(
+                    format!("images[{i}].url"),
+                    "must not be empty",
+                ));
             }
         }
         match (&self.bundled, self.kind) {
             (Some(_), super::ProductType::Bundle | super::ProductType::Collection) | (None, _) => {}
-            (Some(_), _) => return Err(FieldError::new("bundled", "only bundle and collection products have components")),
+            (Some(_), _) => {
+                return Err(FieldError::new(
+                    "bundled",
+                    "only bundle and collection products have components",
+                ))
+            }
         }
         if let Some(b) = &self.bundled {
             for (i, c) in b.components.iter().enumerate() {
                 if c.id == self.id {
-                    return Err(FieldError::new(format!("bundled.components[{i}].id"), "a product cannot contain itself"));
+                    return Err(FieldError::new(
+                        format!("bundled.components[{i}].id"),
+                        "a product cannot contain itself",
+                    ));
                 }
                 if c.quantity <= Decimal::ZERO {
-                    return Err(FieldError::new(format!("bundled.components[{i}].quantity"), "must be positive"));
+                    return Err(FieldError::new(
+                        format!("bundled.components[{i}].quantity"),
+                        "must be positive",
+                    ));
                 }
             }
         }
@@ -151,15 +192,21 @@ impl Record {
     pub fn normalize(&mut self) -> Result<(), FieldError> {
         match self {
             Record::Product(p) => p.normalize(),
-            Record::DeleteProduct { id } if *id == 0 => Err(FieldError::new("id", "product ids are positive integers")),
+            Record::DeleteProduct { id } if *id == 0 => {
+                Err(FieldError::new("id", "product ids are positive integers"))
+            }
             Record::Category(c) => check_texts("name", &c.name, true),
             Record::Unit(u) => check_texts("name", &u.name, true),
             Record::Series(s) => check_texts("name", &s.name, true),
             Record::Warranty(w) => check_texts("name", &w.name, true),
             Record::Warehouse(w) => check_texts("name", &w.name, true),
             Record::Parameter(p) => check_texts("name", &p.name, true),
-            Record::Producer(p) if p.name.trim().is_empty() => Err(FieldError::new("name", "must not be blank")),
-            Record::Shop(s) if s.id == 0 => Err(FieldError::new("id", "shop ids are positive integers")),
+            Record::Producer(p) if p.name.trim().is_empty() => {
+                Err(FieldError::new("name", "must not be blank"))
+            }
+            Record::Shop(s) if s.id == 0 => {
+                Err(FieldError::new("id", "shop ids are positive integers"))
+            }
             _ => Ok(()),
         }
     }
@@ -171,8 +218,14 @@ impl Price {
         let factor = Decimal::ONE + vat / Decimal::ONE_HUNDRED;
         match (net, gross) {
             (Some(net), Some(gross)) => Some(Price { net, gross }),
-            (Some(net), None) => Some(Price { net, gross: round_money(net * factor) }),
-            (None, Some(gross)) => Some(Price { net: round_money(gross / factor), gross }),
+            (Some(net), None) => Some(Price {
+                net,
+                gross: round_money(net * factor),
+            }),
+            (None, Some(gross)) => Some(Price {
+                net: round_money(gross / factor),
+                gross,
+            }),
             (None, None) => None,
         }
     }

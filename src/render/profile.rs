@@ -54,13 +54,19 @@ impl RenderProfile {
 
     /// A base-currency price converted to the profile's currency (as written in full.xml).
     pub fn convert(&self, p: Price) -> Price {
-        Price { net: round_money(p.net * self.rate), gross: round_money(p.gross * self.rate) }
+        Price {
+            net: round_money(p.net * self.rate),
+            gross: round_money(p.gross * self.rate),
+        }
     }
 
     /// A base-currency price converted and discounted (as written in light.xml).
     pub fn discounted(&self, p: Price) -> Price {
         let keep = (Decimal::ONE_HUNDRED - self.discount_percent) / Decimal::ONE_HUNDRED;
-        Price { net: round_money(p.net * self.rate * keep), gross: round_money(p.gross * self.rate * keep) }
+        Price {
+            net: round_money(p.net * self.rate * keep),
+            gross: round_money(p.gross * self.rate * keep),
+        }
     }
 }
 
@@ -85,7 +91,10 @@ mod tests {
 
     #[test]
     fn conversion_and_discount_round_to_cents() {
-        let p = Price { net: Decimal::from_str("100.00").unwrap(), gross: Decimal::from_str("123.00").unwrap() };
+        let p = Price {
+            net: Decimal::from_str("100.00").unwrap(),
+            gross: Decimal::from_str("123.00").unwrap(),
+        };
         let c = profile().convert(p.clone());
         assert_eq!(c.net.to_string(), "23.45");
         assert_eq!(c.gross.to_string(), "28.84"); // 28.8435
