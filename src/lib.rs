@@ -5,5 +5,8 @@
 //! `ingest → store → snapshot → render → artifacts → http`.
 
 pub mod catalog;
+pub mod config;
+pub mod http;
+pub mod partners;
 pub mod render;
 pub mod xsd;

@@ -1,0 +1,3 @@
+//! The HTTP surface: the only module that knows hyper.
+
+pub mod rules;

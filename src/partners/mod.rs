@@ -1,0 +1,442 @@
+//! Partner accounts: who may fetch which offer, with which settings.
+//!
+//! The source of truth is a TOML file (`partners.toml`). Tokens are stored as SHA-256 hashes
+//! and compared in constant time; a plain `token` is accepted for demo and development files.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::render::{Format, RenderProfile};
+
+/// The demo accounts served by `iofd serve` with no partners file.
+pub const DEMO_PARTNERS: &str = include_str!("../../fixtures/demo/partners.toml");
+
+/// Whether a partner receives plain or gzip-compressed files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum FileType {
+    #[default]
+    #[serde(rename = "xml")]
+    Plain,
+    #[serde(rename = "xml.gz")]
+    Gzip,
+}
+
+/// One `[[partner]]` entry as written in the file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerEntry {
+    /// Short name used in URLs: letters, digits, `-`, `_`.
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Hex SHA-256 of the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// A plain token (demo and development only: anyone who reads the file can use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Switched off: every feed URL answers 403, the account and settings stay.
+    #[serde(default = "yes")]
+    pub offer_access: bool,
+    /// Shop ids this partner may fetch.
+    pub shops: Vec<u32>,
+    #[serde(default = "iof")]
+    pub format: Format,
+    #[serde(default)]
+    pub file_type: FileType,
+    /// Languages of texts; the first is the offer's default.
+    #[serde(default = "pol")]
+    pub languages: Vec<String>,
+    /// Currency of prices; needs a rate in the configuration unless it is the base currency.
+    #[serde(default)]
+    pub currency: Option<String>,
+    /// Percent taken off light.xml prices.
+    #[serde(default)]
+    pub discount_percent: Decimal,
+    #[serde(default)]
+    pub wholesale: bool,
+    #[serde(default)]
+    pub only_in_stock: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn iof() -> Format {
+    Format::Iof30
+}
+fn pol() -> Vec<String> {
+    vec!["pol".to_string()]
+}
+
+/// Global settings of the file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sharing {
+    /// Global switch: off answers 403 to every feed request.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for Sharing {
+    fn default() -> Self {
+        Sharing { enabled: true }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersFile {
+    #[serde(default)]
+    pub sharing: Sharing,
+    #[serde(default, rename = "partner")]
+    pub partners: Vec<PartnerEntry>,
+}
+
+/// A validated account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    token_hash: [u8; 32],
+    /// The plain token when the file carries one (demo files), to print URLs.
+    pub plain_token: Option<String>,
+    pub offer_access: bool,
+    pub shops: BTreeSet<u32>,
+    pub file_type: FileType,
+    /// The render profile for each shop the account may fetch.
+    profiles: HashMap<u32, RenderProfile>,
+}
+
+impl Account {
+    /// The render profile for one of the account's shops.
+    pub fn profile(&self, shop: u32) -> Option<&RenderProfile> {
+        self.profiles.get(&shop)
+    }
+}
+
+/// The answer to "may this request see the offer?".
+#[derive(Debug)]
+pub enum Access<'a> {
+    Granted(&'a Account),
+    /// Unknown partner or wrong token: reveal nothing (404).
+    NotFound,
+    /// The account's offer access is switched off (403).
+    Revoked,
+    /// Offer sharing is switched off for everyone (403).
+    SharingOff,
+}
+
+/// A loaded, validated partners file.
+#[derive(Debug, Default)]
+pub struct Partners {
+    pub sharing_enabled: bool,
+    accounts: HashMap<String, Account>,
+    order: Vec<String>,
+}
+
+/// A partners file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnersError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: partner {id:?}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        id: String,
+        reason: String,
+    },
+}
+
+/// Hash a token for storage and comparison.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Partners {
+    /// Read and validate a partners file.
+    pub fn load(path: &Path, config: &Config) -> Result<Partners, PartnersError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PartnersError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Partners::parse(&text, path, config)
+    }
+
+    /// Validate the text of a partners file; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Partners, PartnersError> {
+        let file: PartnersFile = toml::from_str(text).map_err(|e| PartnersError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut accounts = HashMap::new();
+        let mut order = Vec::new();
+        for entry in file.partners {
+            let bad = |reason: String| PartnersError::Invalid {
+                path: path.to_path_buf(),
+                id: entry.id.clone(),
+                reason,
+            };
+            if !valid_id(&entry.id) {
+                return Err(bad("an id is 1-64 letters, digits, '-' or '_'".into()));
+            }
+            if accounts.contains_key(&entry.id) {
+                return Err(bad("duplicate id".into()));
+            }
+            let token_hash = match (&entry.token_sha256, &entry.token) {
+                (Some(h), None) => decode_hash(h)
+                    .ok_or_else(|| bad("token_sha256 must be 64 hex digits".into()))?,
+                (None, Some(t)) if t.len() >= 16 => hash_token(t),
+                (None, Some(_)) => return Err(bad("a token needs at least 16 characters".into())),
+                (Some(_), Some(_)) => {
+                    return Err(bad("give token_sha256 or token, not both".into()))
+                }
+                (None, None) => return Err(bad("no token: set token_sha256".into())),
+            };
+            if entry.shops.is_empty() {
+                return Err(bad("shops is empty: give at least one shop id".into()));
+            }
+            if entry.languages.is_empty()
+                || entry
+                    .languages
+                    .iter()
+                    .any(|l| l.len() != 3 || !l.bytes().all(|b| b.is_ascii_lowercase()))
+            {
+                return Err(bad(
+                    "languages are three-letter lowercase codes (pol, eng, ...), at least one"
+                        .into(),
+                ));
+            }
+            let currency = entry
+                .currency
+                .clone()
+                .unwrap_or_else(|| config.base_currency.clone());
+            let rate = config.rate(&currency).ok_or_else(|| {
+                bad(format!(
+                    "currency {currency} has no exchange rate in the configuration"
+                ))
+            })?;
+            if entry.discount_percent < Decimal::ZERO
+                || entry.discount_percent >= Decimal::ONE_HUNDRED
+            {
+                return Err(bad(
+                    "discount_percent is from 0 up to (not including) 100".into()
+                ));
+            }
+            let profiles = entry
+                .shops
+                .iter()
+                .map(|&shop| {
+                    let profile = RenderProfile {
+                        shop,
+                        format: entry.format,
+                        gzip: entry.file_type == FileType::Gzip,
+                        languages: entry.languages.clone(),
+                        currency: currency.clone(),
+                        rate,
+                        discount_percent: entry.discount_percent,
+                        wholesale: entry.wholesale,
+                        only_in_stock: entry.only_in_stock,
+                    };
+                    (shop, profile)
+                })
+                .collect();
+            order.push(entry.id.clone());
+            accounts.insert(
+                entry.id.clone(),
+                Account {
+                    id: entry.id.clone(),
+                    name: entry.name.clone(),
+                    token_hash,
+                    plain_token: entry.token.clone(),
+                    offer_access: entry.offer_access,
+                    shops: entry.shops.iter().copied().collect(),
+                    file_type: entry.file_type,
+                    profiles,
+                },
+            );
+        }
+        Ok(Partners {
+            sharing_enabled: file.sharing.enabled,
+            accounts,
+            order,
+        })
+    }
+
+    /// Check a partner id and token. The token is compared in constant time; an unknown id
+    /// still costs a hash so timing does not tell ids apart.
+    pub fn authenticate(&self, id: &str, token: &str) -> Access<'_> {
+        let presented = hash_token(token);
+        let Some(account) = self.accounts.get(id) else {
+            return Access::NotFound;
+        };
+        if !bool::from(presented.ct_eq(&account.token_hash)) {
+            return Access::NotFound;
+        }
+        if !self.sharing_enabled {
+            return Access::SharingOff;
+        }
+        if !account.offer_access {
+            return Access::Revoked;
+        }
+        Access::Granted(account)
+    }
+
+    /// Accounts in file order.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.order.iter().filter_map(|id| self.accounts.get(id))
+    }
+
+    /// Every distinct render profile in use by an account with access.
+    pub fn profiles(&self) -> Vec<RenderProfile> {
+        let mut seen = HashMap::new();
+        for account in self.accounts().filter(|a| a.offer_access) {
+            for profile in account.profiles.values() {
+                seen.entry(profile.key()).or_insert_with(|| profile.clone());
+            }
+        }
+        let mut list: Vec<_> = seen.into_values().collect();
+        list.sort_by_key(|p| p.key());
+        list
+    }
+}
+
+fn decode_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
+        let s = std::str::from_utf8(chunk).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let mut c = Config::for_data_dir(Path::new("data"));
+        c.rates.insert("EUR".into(), Decimal::new(23, 2));
+        c
+    }
+
+    fn parse(text: &str) -> Result<Partners, PartnersError> {
+        Partners::parse(text, Path::new("partners.toml"), &config())
+    }
+
+    const TWO: &str = r#"
+[[partner]]
+id = "a"
+token = "0123456789abcdef-a"
+shops = [1, 2]
+languages = ["eng", "pol"]
+currency = "EUR"
+
+[[partner]]
+id = "b"
+token_sha256 = "SHA"
+shops = [1]
+offer_access = false
+"#;
+
+    fn two() -> String {
+        let hex: String = hash_token("0123456789abcdef-b")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        TWO.replace("SHA", &hex)
+    }
+
+    #[test]
+    fn tokens_are_checked_and_access_switches_apply() {
+        let p = parse(&two()).unwrap();
+        assert!(matches!(
+            p.authenticate("a", "0123456789abcdef-a"),
+            Access::Granted(_)
+        ));
+        assert!(matches!(
+            p.authenticate("a", "0123456789abcdef-b"),
+            Access::NotFound
+        ));
+        assert!(matches!(
+            p.authenticate("nobody", "0123456789abcdef-a"),
+            Access::NotFound
+        ));
+        assert!(matches!(
+            p.authenticate("b", "0123456789abcdef-b"),
+            Access::Revoked
+        ));
+        assert!(
+            matches!(p.authenticate("b", "wrong"), Access::NotFound),
+            "a revoked account reveals nothing to a wrong token"
+        );
+        let off = parse(&format!("[sharing]\nenabled = false\n{}", two())).unwrap();
+        assert!(matches!(
+            off.authenticate("a", "0123456789abcdef-a"),
+            Access::SharingOff
+        ));
+    }
+
+    #[test]
+    fn profiles_follow_settings_and_are_shared() {
+        let p = parse(&two()).unwrap();
+        let Access::Granted(a) = p.authenticate("a", "0123456789abcdef-a") else {
+            panic!()
+        };
+        let prof = a.profile(2).unwrap();
+        assert_eq!(prof.currency, "EUR");
+        assert_eq!(prof.language(), "eng");
+        assert!(a.profile(3).is_none());
+        // b is revoked, so only a's two shops are in use.
+        assert_eq!(p.profiles().len(), 2);
+    }
+
+    #[test]
+    fn broken_files_are_rejected_with_the_reason() {
+        for (text, needle) in [
+            ("[[partner]\n", "partners.toml"),
+            ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\ncolour = \"red\"\n", "colour"),
+            ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n", "duplicate"),
+            ("[[partner]]\nid = \"a\"\ntoken = \"short\"\nshops = [1]\n", "16"),
+            ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\ncurrency = \"USD\"\n", "USD"),
+            ("[[partner]]\nid = \"a b\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n", "id"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} gave {err}");
+        }
+    }
+
+    #[test]
+    fn the_demo_file_is_valid() {
+        let mut c = config();
+        c.rates.insert("EUR".into(), Decimal::new(23, 2));
+        let p = Partners::parse(DEMO_PARTNERS, Path::new("demo"), &c).unwrap();
+        assert!(p.accounts().count() >= 2);
+        assert!(
+            p.accounts().all(|a| a.plain_token.is_some()),
+            "demo accounts carry plain tokens so URLs can be printed"
+        );
+    }
+}
