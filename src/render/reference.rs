@@ -96,7 +96,10 @@ impl ReferenceKind {
 /// The validity stamped on a reference file's root element (local time, no zone, as IdoSell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReferenceMeta {
+    /// When the file was rendered (`generated`).
     pub generated: DateTime,
+    /// Until when a consumer may rely on it (`expires`; not written in sizes.xml, whose
+    /// schema lacks the attribute).
     pub expires: DateTime,
 }
 
