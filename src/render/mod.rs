@@ -1,6 +1,18 @@
 //! IOF 3.0 and CSV writers. They write to any `impl Write` and know nothing of sockets or
 //! files; the artifacts stage decides where the bytes go.
 
+mod dicts;
+mod gateway;
+mod offer;
 mod profile;
+pub(crate) mod xml;
 
+pub use dicts::DictIndex;
+pub use gateway::{write_gateway, Gateway, GatewayError, GatewayFile};
+pub use offer::{
+    full, includes, light, write_change_product, write_full_footer, write_full_header,
+    write_full_product, write_light_footer, write_light_header, write_light_product,
+    write_main_node, write_removed_product, MainNode, OfferMeta,
+};
 pub use profile::{Format, RenderProfile};
+pub use xml::format_datetime;
