@@ -265,10 +265,12 @@ impl<'a> DictIndex<'a> {
         }
     }
 
+    /// The producer with this id.
     pub fn producer(&self, id: u64) -> Option<&'a ArchivedProducer> {
         self.producers.get(id)
     }
 
+    /// The category with this id.
     pub fn category(&self, id: u64) -> Option<&'a ArchivedCategory> {
         self.categories.get(id)
     }
@@ -287,30 +289,37 @@ impl<'a> DictIndex<'a> {
         self.paths.get(pos * slots + lang_slot).map(|p| &**p)
     }
 
+    /// The unit with this id.
     pub fn unit(&self, id: u64) -> Option<&'a ArchivedUnit> {
         self.units.get(id)
     }
 
+    /// The series with this id.
     pub fn series(&self, id: u64) -> Option<&'a ArchivedSeries> {
         self.series.get(id)
     }
 
+    /// The warranty with this id.
     pub fn warranty(&self, id: u64) -> Option<&'a ArchivedWarranty> {
         self.warranties.get(id)
     }
 
+    /// The size group with this id.
     pub fn size_group(&self, id: u64) -> Option<&'a ArchivedSizeGroup> {
         self.size_groups.get(id)
     }
 
+    /// The parameter-dictionary entry (section or parameter) with this id.
     pub fn parameter(&self, id: u64) -> Option<&'a ArchivedParameter> {
         self.parameters.get(id)
     }
 
+    /// The warehouse with this id.
     pub fn warehouse(&self, id: u32) -> Option<&'a ArchivedWarehouse> {
         self.warehouses.get(u64::from(id))
     }
 
+    /// The shop with this id.
     pub fn shop(&self, id: u32) -> Option<&'a ArchivedShop> {
         self.shops.get(u64::from(id))
     }

@@ -1,5 +1,11 @@
 //! The IOF 3.0 gateway (`<provider_description>`): supplier metadata, offer validity and the
 //! URL, MD5 and change time of every other file of one shop's offer.
+//!
+//! gateway.xsd limits `long_name` and `short_name` to `[a-zA-Z0-9_ -]`: Polish (and other
+//! common Latin) diacritics are transliterated, other characters dropped, and in `short_name`
+//! spaces become `_` (the documentation forbids whitespace there). A name left empty falls
+//! back to the other one, then to `shop<id>`. Every `<meta>` child is always present; an
+//! absent logo gives an empty `<showcase_image/>`.
 
 use std::io::{self, Write};
 
@@ -23,14 +29,21 @@ pub struct GatewayFile {
 /// Everything in one shop's gateway.
 #[derive(Clone)]
 pub struct Gateway<'a> {
+    /// The shop whose offer this is; its names, contact and address fill `<meta>`.
     pub shop: &'a ArchivedShop,
+    /// When the gateway was generated (root `generated` and `meta/time/offer@created`).
     pub generated: DateTime,
+    /// Until when the offer is valid (`meta/time/offer@expires`; created + 7 days by design).
     pub expires: DateTime,
+    /// The base full.xml.
     pub full: GatewayFile,
     /// Change files, newest first.
     pub changes: Vec<GatewayFile>,
+    /// light.xml (IdoSell lists it without hash or changed time).
     pub light: GatewayFile,
+    /// categories.xml.
     pub categories: GatewayFile,
+    /// sizes.xml.
     pub sizes: GatewayFile,
     /// Optional reference files: ("producers"|"units"|"parameters"|"stocks"|"series"|"warranties", file)
     pub others: Vec<(&'static str, GatewayFile)>,
@@ -39,8 +52,10 @@ pub struct Gateway<'a> {
 /// A gateway that cannot be written as a valid document.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// `others` names a kind gateway.xsd has no element for.
     #[error("{0:?} is not a file kind the gateway lists")]
     UnknownKind(&'static str),
+    /// `others` names a kind twice; the schema allows each once.
     #[error("file kind {0:?} is listed twice")]
     DuplicateKind(&'static str),
 }
@@ -86,15 +101,14 @@ fn render(o: &mut Vec<u8>, g: &Gateway) {
     o.attr_datetime(b"generated", g.generated);
     o.raw(b">\n\t<meta>\n");
     let id = shop.id.to_native();
-    let short = name_or(&meta_name(shop.short_name.as_str(), '_'), id);
-    let long = {
-        let long = meta_name(shop.long_name.as_str(), ' ');
-        if long.is_empty() {
-            short.clone()
-        } else {
-            long
-        }
-    };
+    let short = [shop.short_name.as_str(), shop.long_name.as_str()]
+        .into_iter()
+        .map(|n| meta_name(n, '_'))
+        .find(|n| !n.is_empty())
+        .unwrap_or_else(|| format!("shop{id}"));
+    let long = Some(meta_name(shop.long_name.as_str(), ' '))
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| short.clone());
     text_element(o, b"long_name", &long);
     text_element(o, b"short_name", &short);
     o.raw(b"\t\t<showcase_image");
@@ -176,14 +190,6 @@ fn file_attrs(o: &mut Vec<u8>, file: &GatewayFile) {
     }
     if let Some(changed) = file.changed {
         o.attr_datetime(b"changed", changed);
-    }
-}
-
-fn name_or(name: &str, shop: u32) -> String {
-    if name.is_empty() {
-        format!("shop{shop}")
-    } else {
-        name.to_string()
     }
 }
 
@@ -274,12 +280,70 @@ mod tests {
         assert_eq!(meta_name("sklep łódź", '_'), "sklep_lodz");
         assert_eq!(meta_name("Straße-Müller_1", ' '), "Strasse-Muller_1");
         assert_eq!(meta_name("日本", ' '), "");
-        assert_eq!(name_or("", 7), "shop7");
         for c in meta_name("ĄĆĘŁŃÓŚŹŻ ąćęłńóśźż\t!?", ' ').chars() {
             assert!(
                 c.is_ascii_alphanumeric() || matches!(c, '_' | ' ' | '-'),
                 "{c:?}"
             );
         }
+    }
+
+    fn render_shop(long: &str, short: &str) -> String {
+        let shop = crate::catalog::Shop {
+            id: 9,
+            long_name: long.into(),
+            short_name: short.into(),
+            logo_url: None,
+            email: String::new(),
+            tel: String::new(),
+            fax: String::new(),
+            www: String::new(),
+            address: crate::catalog::Address::default(),
+        };
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&shop).expect("archive");
+        let shop = rkyv::access::<ArchivedShop, rkyv::rancor::Error>(&bytes).expect("access");
+        let file = || GatewayFile {
+            url: "u".into(),
+            md5: None,
+            changed: None,
+        };
+        let at = jiff::civil::date(2026, 1, 2).at(3, 4, 5, 0);
+        let g = Gateway {
+            shop,
+            generated: at,
+            expires: at,
+            full: file(),
+            changes: Vec::new(),
+            light: file(),
+            categories: file(),
+            sizes: file(),
+            others: Vec::new(),
+        };
+        let mut out = Vec::new();
+        write_gateway(&mut out, &g).expect("write");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn empty_meta_names_fall_back() {
+        let doc = render_shop("Zażółć Sklep", "");
+        assert!(
+            doc.contains("<long_name><![CDATA[Zazolc Sklep]]></long_name>"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("<short_name><![CDATA[Zazolc_Sklep]]></short_name>"),
+            "{doc}"
+        );
+        let doc = render_shop("日本", "***");
+        assert!(
+            doc.contains("<long_name><![CDATA[shop9]]></long_name>"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains("<short_name><![CDATA[shop9]]></short_name>"),
+            "{doc}"
+        );
+        assert!(doc.contains("<full url=\"u\"/>"), "{doc}");
     }
 }

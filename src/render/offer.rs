@@ -46,11 +46,15 @@ use crate::catalog::{
 /// Times written on an offer's root element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OfferMeta {
+    /// When the file was generated (`offer@generated`).
     pub generated: DateTime,
+    /// Until when it is valid (`offer@expires`); the design uses generated + 1 day.
     pub expires: DateTime,
 }
 
 /// The direct children of `<product>` plus its attributes: the units of change detection.
+/// Each variant is the element of the same name ([`MainNode::name`]); `Attributes` stands for
+/// the product element's own attributes (id, type, VAT, codes, currency, site).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MainNode {
     Attributes,
@@ -179,7 +183,7 @@ const NS: &[u8] = b" xmlns:iof=\"http://www.iai-shop.com/developers/iof.phtml\" 
 xmlns:iaiext=\"http://www.iai-shop.com/developers/iof/extensions.phtml\"";
 const GENERATED_BY: &str = "iofd";
 /// Write the scratch buffer out once it holds this much (whole-file renders).
-const FLUSH_AT: usize = 256 << 10;
+const FLUSH_AT: usize = 64 << 10;
 
 /// A net/gross pair ready to write.
 type Pair = (Decimal, Decimal);
@@ -1310,10 +1314,13 @@ mod tests {
 
     impl Fixture {
         fn new() -> Self {
+            Self::of(&sample_dictionaries(), &sample_products())
+        }
+
+        fn of(dicts: &crate::catalog::Dictionaries, products: &[crate::catalog::Product]) -> Self {
             Fixture {
-                dicts: rkyv::to_bytes::<rkyv::rancor::Error>(&sample_dictionaries())
-                    .expect("archive dictionaries"),
-                products: rkyv::to_bytes::<rkyv::rancor::Error>(&sample_products())
+                dicts: rkyv::to_bytes::<rkyv::rancor::Error>(dicts).expect("archive dictionaries"),
+                products: rkyv::to_bytes::<rkyv::rancor::Error>(&products.to_vec())
                     .expect("archive products"),
             }
         }
@@ -1998,5 +2005,63 @@ mod tests {
                 panic!("gateway for shop {shop}: {e}\n{doc}");
             }
         }
+    }
+
+    #[test]
+    fn hostile_content_still_validates() {
+        let mut dicts = sample_dictionaries();
+        dicts.units[0].name = [("pol".to_string(), "2 pack: duży".to_string())].into();
+        dicts.producers[0].name = "A\u{1}B ]]> \u{FFFF}\"'<&>".into();
+        dicts.parameters[1].context = Some(" CONTEXT_COLOR ".into());
+        let mut products = sample_products();
+        let p = &mut products[0];
+        p.description.name = [(
+            "pol".to_string(),
+            "bell\u{7} tab\t ]]]]>> \u{FFFE}end".to_string(),
+        )]
+        .into();
+        p.description.long_desc =
+            [("pol".to_string(), "<![CDATA[nested]]> \u{0}".to_string())].into();
+        p.category = Some(999_999);
+        p.series = Some(999_999);
+        // A parameter the dictionary does not have: left out.
+        p.parameters.push(crate::catalog::ProductParameter {
+            id: 424_242,
+            values: vec![1],
+        });
+        if let Some(promo) = &mut p.promotion {
+            promo.start_date = Some("   ".into());
+            promo.ending_date = Some("1 grudnia 2026 r.".into());
+        }
+        p.sizes[0].stock[1].location = Some("a\nb\rc\td".into());
+        p.images[0].url = "https://x.example/a b?c=\"d\"&e=<f>".into();
+        let f = Fixture::of(&dicts, &products);
+        for profile in [retail_pl(), wholesale_eur()] {
+            let doc = render_full(&f, &profile);
+            if let Err(e) = validate(Schema::Full, doc.as_bytes()) {
+                panic!("{e}\n{doc}");
+            }
+            let doc = render_light(&f, &profile);
+            if let Err(e) = validate(Schema::Light, doc.as_bytes()) {
+                panic!("{e}\n{doc}");
+            }
+        }
+        let doc = render_full(&f, &retail_pl());
+        let shirt = product_xml(&doc, 1001);
+        assert_contains(
+            shirt,
+            "<producer id=\"1\" name=\"AB ]]&gt; &quot;&apos;&lt;&amp;&gt;\"/>",
+        );
+        assert_contains(shirt, "<unit id=\"1\" name=\"_2_pack_duży\"/>");
+        assert_contains(shirt, "<![CDATA[bell tab\t ]]]]]]><![CDATA[>> end]]>");
+        assert_contains(shirt, "<![CDATA[<![CDATA[nested]]]]><![CDATA[> ]]>");
+        assert_contains(
+            shirt,
+            "<promotion name=\"Wyprzedaż zimowa &amp; więcej\" ending_date=\"1TgrudniaT2026Tr.\">",
+        );
+        assert_contains(shirt, "location_text_id=\"a&#10;b&#13;c&#9;d\"");
+        assert_contains(shirt, "context_id=\"CONTEXT_COLOR\" name=\"Kolor\"");
+        assert!(!shirt.contains("<category"), "unknown category left out");
+        assert!(!shirt.contains("<series"), "unknown series left out");
     }
 }
