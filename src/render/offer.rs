@@ -921,14 +921,14 @@ fn full_sizes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, inherited: &PriceNo
     let group_id = p.size_group.as_ref().map(|g| g.to_native());
     let group = group_id.and_then(|id| cx.dicts.size_group(id));
     o.raw(b"\t\t<sizes");
-    match (group_id, group) {
-        (Some(id), group) => {
+    match group_id {
+        Some(id) => {
             if let Some(g) = group {
                 o.attr(b"iaiext:group_name", g.name.as_str());
             }
             o.attr_u64(b"iaiext:group_id", id);
         }
-        (None, _) => o.raw(b" iaiext:group_name=\"One size\" iaiext:group_id=\"-1\""),
+        None => o.raw(b" iaiext:group_name=\"One size\" iaiext:group_id=\"-1\""),
     }
     o.raw(b" iaiext:sizeList=\"full\">\n");
     for (priority, size) in p.sizes.iter().enumerate() {
