@@ -10,6 +10,7 @@
 //! file is rendered, so a renamed producer is one record, not a million.
 
 mod money;
+pub mod sample;
 mod validate;
 pub use validate::round_money;
 

@@ -2,11 +2,23 @@
 //! files; the artifacts stage decides where the bytes go.
 
 mod csv;
+mod dicts;
 mod error;
+mod gateway;
+mod offer;
 mod profile;
 mod reference;
+pub(crate) mod xml;
 
 pub use self::csv::{write_full_csv, write_light_csv, FULL_COLUMNS, LIGHT_COLUMNS};
+pub use dicts::DictIndex;
 pub use error::RenderError;
+pub use gateway::{write_gateway, Gateway, GatewayError, GatewayFile};
+pub use offer::{
+    full, includes, light, write_change_product, write_full_footer, write_full_header,
+    write_full_product, write_light_footer, write_light_header, write_light_product,
+    write_main_node, write_removed_product, MainNode, OfferMeta,
+};
 pub use profile::{Format, RenderProfile};
 pub use reference::{write_reference, ReferenceKind, ReferenceMeta};
+pub use xml::format_datetime;
