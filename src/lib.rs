@@ -5,5 +5,6 @@
 //! `ingest → store → snapshot → render → artifacts → http`.
 
 pub mod catalog;
+pub mod ingest;
 pub mod render;
 pub mod xsd;
