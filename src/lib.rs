@@ -5,6 +5,7 @@
 //! `ingest → store → snapshot → render → artifacts → http`.
 
 pub mod catalog;
+pub mod generate;
 pub mod ingest;
 pub mod render;
 pub mod xsd;
