@@ -283,9 +283,14 @@ fn isbn13(id: ProductId) -> String {
 }
 
 fn hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
-    (0..bytes)
-        .map(|_| format!("{:02x}", rng.gen::<u8>()))
-        .collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        let b: u8 = rng.gen();
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// A `YYYY-MM-DD hh:mm:ss` timestamp in 2025.
@@ -552,14 +557,11 @@ impl<'d> Synth<'d> {
         }
         product.warranty = self.warranty(&mut rng, theme);
         if rng.gen_bool(0.9) {
-            let eng = product
-                .description
-                .name
-                .get("eng")
-                .map_or("", String::as_str);
+            let names = &product.description.name;
+            let title = names.get("eng").or_else(|| names.get("pol"));
             product.card_url = Some(format!(
                 "https://hurtownia.example.com/pl/products/{id}-{}.html",
-                slug(eng)
+                slug(title.map_or("", String::as_str))
             ));
         }
         if sk.kind == ProductType::Regular && rng.gen_bool(0.03) {

@@ -294,6 +294,11 @@ fn three_thousand_products_are_valid_and_varied() {
             only_shop_2 += 1;
         }
         assert!((1..=6).contains(&p.images.len()));
+        assert!(
+            p.card_url.as_deref().is_none_or(|u| !u.contains("-.html")),
+            "{:?}",
+            p.card_url
+        );
         assert!(p.icons.icon.is_some());
         if !p.attachments.is_empty() {
             attachments += 1;
