@@ -8,5 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod http;
 pub mod partners;
+pub mod generate;
+pub mod ingest;
 pub mod render;
 pub mod xsd;

@@ -16,7 +16,7 @@ pub use validate::round_money;
 
 use std::collections::BTreeMap;
 
-pub use money::DecimalDef;
+pub use money::{DecimalDef, DecimalSchema};
 pub use rust_decimal::Decimal;
 pub use validate::FieldError;
 
@@ -36,6 +36,7 @@ macro_rules! model {
                 Clone, Debug, PartialEq,
                 serde::Serialize, serde::Deserialize,
                 rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+                schemars::JsonSchema,
             )]
             #[serde(deny_unknown_fields)]
             $item
@@ -50,6 +51,7 @@ macro_rules! model_enum {
                 Clone, Copy, Debug, PartialEq, Eq, Hash, Default,
                 serde::Serialize, serde::Deserialize,
                 rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+                schemars::JsonSchema,
             )]
             #[serde(rename_all = "snake_case")]
             $item
@@ -161,8 +163,10 @@ model! {
     /// derives the other from the product's VAT rate, rounded half away from zero to 2 places.
     pub struct Price {
         #[rkyv(with = DecimalDef)]
+        #[schemars(with = "DecimalSchema")]
         pub net: Decimal,
         #[rkyv(with = DecimalDef)]
+        #[schemars(with = "DecimalSchema")]
         pub gross: Decimal,
     }
 
@@ -189,10 +193,12 @@ model! {
     pub struct StockLevel {
         pub warehouse: u32,
         #[rkyv(with = DecimalDef)]
+        #[schemars(with = "DecimalSchema")]
         pub quantity: Decimal,
         /// Physical stock when it differs from what can be ordered (`stock_quantity`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[rkyv(with = rkyv::with::Map<DecimalDef>)]
+        #[schemars(with = "Option<DecimalSchema>")]
         pub physical: Option<Decimal>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub location: Option<String>,
@@ -310,6 +316,7 @@ model! {
     pub struct BundledComponent {
         pub id: ProductId,
         #[rkyv(with = DecimalDef)]
+        #[schemars(with = "DecimalSchema")]
         pub quantity: Decimal,
         #[serde(default)]
         pub choice: ComponentChoice,
@@ -342,6 +349,7 @@ model! {
         pub kind: ProductType,
         /// VAT rate in percent, e.g. 23 (one rate for the whole product).
         #[rkyv(with = DecimalDef)]
+        #[schemars(with = "DecimalSchema")]
         pub vat: Decimal,
         /// The supplier's code for the product, shown as `code_on_card`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -426,7 +434,8 @@ model! {
     /// A warranty.
     pub struct Warranty {
         pub id: u64,
-        #[serde(default)]
+        /// `"type"` in JSON: `"kind"` is the record tag.
+        #[serde(default, rename = "type")]
         pub kind: WarrantyType,
         /// Length in months.
         pub period_months: u32,
@@ -466,7 +475,8 @@ model! {
     /// A parameter-dictionary entry: a section heading or a parameter with its values.
     pub struct Parameter {
         pub id: u64,
-        #[serde(default)]
+        /// `"type"` in JSON: `"kind"` is the record tag.
+        #[serde(default, rename = "type")]
         pub kind: ParameterKind,
         pub name: Texts,
         #[serde(default, skip_serializing_if = "Texts::is_empty")]
@@ -549,7 +559,7 @@ model! {
 }
 
 /// One line of the ERP's JSON Lines input: `{"kind": "product", ...}`.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Record {
     /// Insert or replace a whole product.

@@ -16,6 +16,25 @@ impl From<DecimalDef> for Decimal {
     }
 }
 
+/// JSON Schema of a decimal in the ERP input: a JSON number or a string holding one, so
+/// `12.30` and `"12.30"` are both accepted (and both kept exact). Use it on `Decimal` fields
+/// as `#[schemars(with = "DecimalSchema")]`.
+pub struct DecimalSchema;
+
+impl schemars::JsonSchema for DecimalSchema {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Decimal".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An exact decimal: a JSON number (12.30) or a string holding one (\"12.30\").",
+            "type": ["string", "number"],
+            "pattern": "^-?[0-9]+(\\.[0-9]+)?$"
+        })
+    }
+}
+
 /// Read an archived decimal back as a [`Decimal`] (a 16-byte copy, no allocation).
 #[inline]
 pub fn archived(value: &ArchivedDecimalDef) -> Decimal {
