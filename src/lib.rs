@@ -6,4 +6,5 @@
 
 pub mod catalog;
 pub mod render;
+pub mod snapshot;
 pub mod xsd;
