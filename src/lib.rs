@@ -7,4 +7,5 @@
 pub mod catalog;
 pub mod render;
 pub mod snapshot;
+pub mod store;
 pub mod xsd;
