@@ -148,6 +148,11 @@ impl ShardFile {
     pub(crate) fn products(&self) -> &[ArchivedProduct] {
         self.data.get().products.as_slice()
     }
+
+    /// Size of the payload in bytes.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.data.payload_bytes().len()
+    }
 }
 
 /// The mapped dictionaries, or the built-in empty ones (no file) before any was written.

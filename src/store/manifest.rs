@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::snapshot::format::{self, FileRole, MAX_SHARDS};
 use crate::snapshot::{DictsFile, ShardFile, Snapshot};
 
-use super::StoreError;
+use super::{parallel, StoreError};
 
 /// File name of the manifest inside the store directory.
 pub(crate) const MANIFEST: &str = "MANIFEST";
@@ -147,52 +147,16 @@ impl Manifest {
     /// validated on every available core.
     fn load_shards(&self, dir: &Path) -> Result<Vec<Option<Arc<ShardFile>>>, StoreError> {
         let count = self.shard_count;
-        let open = |(i, name): (usize, &Option<String>)| {
-            name.as_deref()
-                .map(|n| ShardFile::open(dir, n, i as u32, count).map(Arc::new))
+        let names: Vec<(u32, Option<&str>)> = (0..count)
+            .zip(self.shards.iter().map(Option::as_deref))
+            .collect();
+        parallel::par_map(names, |(index, name)| {
+            name.map(|n| ShardFile::open(dir, n, index, count).map(Arc::new))
                 .transpose()
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(self.shards.len().div_ceil(16));
-        if threads <= 1 {
-            return Ok(self
-                .shards
-                .iter()
-                .enumerate()
-                .map(open)
-                .collect::<Result<_, _>>()?);
-        }
-        let chunk = self.shards.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<_>, _>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .shards
-                .chunks(chunk)
-                .enumerate()
-                .map(|(c, names)| {
-                    scope.spawn(move || {
-                        names
-                            .iter()
-                            .enumerate()
-                            .map(|(j, n)| open((c * chunk + j, n)))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| match h.join() {
-                    Ok(r) => r,
-                    // A panic while validating is a bug, not bad data: keep its message.
-                    Err(panic) => std::panic::resume_unwind(panic),
-                })
-                .collect()
-        });
-        let mut shards = Vec::with_capacity(self.shards.len());
-        for part in parts {
-            shards.extend(part?);
-        }
-        Ok(shards)
+        })
+        .into_iter()
+        .map(|r| r.map_err(StoreError::from))
+        .collect()
     }
 
     /// The document as written to disk.

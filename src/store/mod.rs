@@ -14,12 +14,14 @@
 mod apply;
 mod durable;
 mod manifest;
+mod parallel;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use rkyv::util::AlignedVec;
 
 use crate::catalog::{Dictionaries, FieldError, Product, ProductId, Record};
 use crate::snapshot::format::{self, PayloadKind, Shard};
@@ -273,65 +275,80 @@ impl Store {
             .map(|f| (f.name(), f))
             .collect();
         let mut changed = reshard;
-        for (index, products) in dirty {
-            let slot = &mut shards[index as usize];
-            if products.is_empty() {
-                changed |= slot.take().is_some();
-                continue;
+        let mut staged = durable::Staged::new(&self.dir);
+        let mut new_shards = Vec::new();
+        let hint = bytes_per_product(old);
+        let mut dirty = dirty.into_iter().peekable();
+        while dirty.peek().is_some() {
+            // Serialize a wave of shards on every core; write them out in order. Waves keep
+            // memory bounded to a few shards' payloads during a bulk import.
+            let wave: Vec<_> = dirty.by_ref().take(2 * parallel::parallelism()).collect();
+            let frozen = parallel::par_map(wave, |(i, p)| (i, freeze(i, p, hint)));
+            for (index, frozen) in frozen {
+                let slot = &mut shards[index as usize];
+                let Some((payload, content_id)) = frozen? else {
+                    changed |= slot.take().is_some();
+                    continue;
+                };
+                let name = format::shard_file_name(index, &content_id);
+                if let Some(existing) = reusable.get(name.as_str()) {
+                    // Same index, same content: the old file serves as is.
+                    changed |= slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, existing));
+                    *slot = Some(Arc::clone(existing));
+                    continue;
+                }
+                let header = format::encode_header(PayloadKind::Shard, &payload);
+                report.bytes_written += staged
+                    .write(&name, &[&header, &payload])
+                    .map_err(|e| self.io(&name, e))?;
+                new_shards.push((index, name));
+                changed = true;
             }
-            let payload =
-                rkyv::to_bytes::<rkyv::rancor::Error>(&Shard { products }).map_err(|e| {
-                    StoreError::Serialize {
-                        what: format!("shard {index}"),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let content_id = *blake3::hash(&payload).as_bytes();
-            let name = format::shard_file_name(index, &content_id);
-            if let Some(existing) = reusable.get(name.as_str()) {
-                // Same index, same content: the old file serves as is.
-                changed |= slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, existing));
-                *slot = Some(Arc::clone(existing));
-                continue;
-            }
-            report.bytes_written +=
-                self.write_snapshot_file(&name, PayloadKind::Shard, &payload)?;
-            report.shards_written += 1;
-            written.push(name.clone());
-            *slot = Some(Arc::new(ShardFile::open(&self.dir, &name, index, target)?));
-            changed = true;
         }
 
-        let dicts = match dicts_changed {
-            None => Arc::clone(old.dicts_file()),
-            Some(dicts) => {
-                let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&dicts).map_err(|e| {
-                    StoreError::Serialize {
-                        what: "dictionaries".into(),
-                        reason: e.to_string(),
-                    }
-                })?;
-                let content_id = *blake3::hash(&payload).as_bytes();
-                if content_id == old.dicts_content_id() {
-                    Arc::clone(old.dicts_file())
-                } else {
-                    let name = format::dicts_file_name(&content_id);
-                    report.bytes_written +=
-                        self.write_snapshot_file(&name, PayloadKind::Dictionaries, &payload)?;
-                    report.shards_written += 1;
-                    written.push(name.clone());
-                    changed = true;
-                    Arc::new(DictsFile::open(&self.dir, &name)?)
+        let mut new_dicts = None;
+        if let Some(dicts) = dicts_changed {
+            let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&dicts).map_err(|e| {
+                StoreError::Serialize {
+                    what: "dictionaries".into(),
+                    reason: e.to_string(),
                 }
+            })?;
+            let content_id = *blake3::hash(&payload).as_bytes();
+            if content_id != old.dicts_content_id() {
+                let name = format::dicts_file_name(&content_id);
+                let header = format::encode_header(PayloadKind::Dictionaries, &payload);
+                report.bytes_written += staged
+                    .write(&name, &[&header, &payload])
+                    .map_err(|e| self.io(&name, e))?;
+                new_dicts = Some(name);
+                changed = true;
             }
-        };
+        }
 
         if !changed {
             return Ok(report);
         }
-        if !written.is_empty() {
-            self.sync_dir()?;
+        report.shards_written = staged.names().len();
+        staged.publish().map_err(|source| StoreError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        written.extend(staged.names().iter().cloned());
+        drop(staged);
+
+        // Map the new files (validating them once, like any file we serve).
+        let opened = parallel::par_map(new_shards, |(index, name)| {
+            ShardFile::open(&self.dir, &name, index, target).map(|f| (index, f))
+        });
+        for file in opened {
+            let (index, file) = file?;
+            shards[index as usize] = Some(Arc::new(file));
         }
+        let dicts = match new_dicts {
+            Some(name) => Arc::new(DictsFile::open(&self.dir, &name)?),
+            None => Arc::clone(old.dicts_file()),
+        };
 
         // Commit: the manifest rename makes the generation current, durably.
         let generation = old.generation() + 1;
@@ -373,16 +390,6 @@ impl Store {
         Ok(report)
     }
 
-    fn write_snapshot_file(
-        &self,
-        name: &str,
-        kind: PayloadKind,
-        payload: &[u8],
-    ) -> Result<u64, StoreError> {
-        let header = format::encode_header(kind, payload);
-        durable::write_file(&self.dir, name, &[&header, payload]).map_err(|e| self.io(name, e))
-    }
-
     fn sync_dir(&self) -> Result<(), StoreError> {
         durable::sync_dir(&self.dir).map_err(|source| StoreError::Io {
             path: self.dir.clone(),
@@ -396,6 +403,34 @@ impl Store {
             source,
         }
     }
+}
+
+/// Serialized shard content: the payload and its blake3, or `None` for an empty shard.
+type Frozen = Option<(AlignedVec, [u8; 32])>;
+
+/// Average archived bytes per product in `snapshot`, to size serialization buffers (growing
+/// a multi-megabyte buffer by doubling costs more than the serialization itself).
+fn bytes_per_product(snapshot: &Snapshot) -> usize {
+    let bytes: usize = (0..snapshot.shard_count())
+        .filter_map(|i| snapshot.shard_file(i))
+        .map(|f| f.payload_len())
+        .sum();
+    bytes.checked_div(snapshot.len()).unwrap_or(2048)
+}
+
+fn freeze(index: u32, products: Vec<Product>, hint: usize) -> Result<Frozen, StoreError> {
+    if products.is_empty() {
+        return Ok(None);
+    }
+    let buffer = AlignedVec::with_capacity(products.len() * hint + hint);
+    let payload =
+        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&Shard { products }, buffer)
+            .map_err(|e| StoreError::Serialize {
+                what: format!("shard {index}"),
+                reason: e.to_string(),
+            })?;
+    let content_id = *blake3::hash(&payload).as_bytes();
+    Ok(Some((payload, content_id)))
 }
 
 /// Every product of the new generation, bucketed into `target` shards: the touched shards'
