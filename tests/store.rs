@@ -484,3 +484,35 @@ fn store_and_snapshot_are_send_and_sync() {
     check::<Store>();
     check::<Snapshot>();
 }
+
+#[test]
+fn later_records_for_the_same_id_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), small(2)).unwrap();
+    // A first import (regrouped into a fresh shard count) and a later batch keep batch order.
+    let mut batch = records(1..=10, "first");
+    batch.push(Record::DeleteProduct { id: 3 });
+    batch.push(Record::Product(Box::new(product(4, "second", 1))));
+    batch.push(Record::DeleteProduct { id: 4 });
+    batch.push(Record::Product(Box::new(product(4, "third", 1))));
+    let r = store.apply(batch, ApplyMode::Upsert).unwrap();
+    assert_eq!((r.applied, r.removed, r.unchanged), (12, 2, 0));
+    let s = store.snapshot();
+    assert_eq!(s.shard_count(), 8, "9 products at 2 per shard");
+    assert!(s.product(3).is_none());
+    assert_eq!(name_of(&s, 4), "third");
+    assert_eq!(s.len(), 9);
+
+    let batch = vec![
+        Record::Product(Box::new(product(3, "back", 1))),
+        Record::DeleteProduct { id: 5 },
+        Record::Product(Box::new(product(5, "again", 1))),
+    ];
+    store.apply(batch, ApplyMode::Upsert).unwrap();
+    let s = store.snapshot();
+    assert_eq!(
+        (name_of(&s, 3), name_of(&s, 5)),
+        ("back".into(), "again".into())
+    );
+    assert_eq!(s.len(), 10);
+}

@@ -21,6 +21,16 @@ pub(crate) enum Change {
     Delete(ProductId),
 }
 
+impl Change {
+    /// The product the change is about.
+    pub(crate) fn id(&self) -> ProductId {
+        match self {
+            Change::Upsert(p) => p.id,
+            Change::Delete(id) => *id,
+        }
+    }
+}
+
 /// A batch sorted out: dictionary records in order, product changes grouped by shard.
 #[derive(Debug, Default)]
 pub(crate) struct Batch {
@@ -36,6 +46,14 @@ pub(crate) struct Tally {
     pub removed: usize,
 }
 
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.applied += other.applied;
+        self.unchanged += other.unchanged;
+        self.removed += other.removed;
+    }
+}
+
 impl Batch {
     /// Normalize every record (the store never holds data that would not pass) and group the
     /// product changes by shard for `shard_count` shards. One bad record rejects the batch.
@@ -49,9 +67,9 @@ impl Batch {
                     subject: record.subject(),
                     source,
                 })?;
-            let (id, change) = match record {
-                Record::Product(p) => (p.id, Change::Upsert(p)),
-                Record::DeleteProduct { id } => (id, Change::Delete(id)),
+            let change = match record {
+                Record::Product(p) => Change::Upsert(p),
+                Record::DeleteProduct { id } => Change::Delete(id),
                 dict => {
                     batch.dicts.push(dict);
                     continue;
@@ -59,7 +77,7 @@ impl Batch {
             };
             batch
                 .products
-                .entry(format::shard_of(id, shard_count))
+                .entry(format::shard_of(change.id(), shard_count))
                 .or_default()
                 .push(change);
         }
@@ -103,8 +121,30 @@ fn dict_entry_present(d: &Dictionaries, record: &Record) -> bool {
     }
 }
 
+/// How many products a shard holds after `changes`, from the ids alone (no product is read
+/// back): the shard count is chosen before any shard is rebuilt.
+pub(crate) fn count_after(
+    old_ids: impl Iterator<Item = ProductId>,
+    changes: &[Change],
+    full_sync: bool,
+) -> usize {
+    // With a full sync the result is exactly what the batch carries at its end.
+    let mut ids: HashSet<ProductId> = if full_sync {
+        HashSet::new()
+    } else {
+        old_ids.collect()
+    };
+    for change in changes {
+        match change {
+            Change::Upsert(p) => ids.insert(p.id),
+            Change::Delete(id) => ids.remove(id),
+        };
+    }
+    ids.len()
+}
+
 /// Apply one shard's changes to its products. With `full_sync`, products the batch does
-/// not carry are removed.
+/// not carry are removed. Agrees with [`count_after`] on the resulting size.
 pub(crate) fn apply_shard(
     products: &mut BTreeMap<ProductId, Product>,
     changes: Vec<Change>,
@@ -304,6 +344,38 @@ mod tests {
                 removed: 3
             }
         );
+    }
+
+    #[test]
+    fn count_after_agrees_with_apply_shard() {
+        let cases: Vec<(Vec<ProductId>, Vec<Change>)> = vec![
+            (vec![1, 2, 3], vec![upsert(4, "a"), Change::Delete(2)]),
+            (vec![1, 2, 3], vec![Change::Delete(9), upsert(1, "b")]),
+            (
+                vec![],
+                vec![upsert(5, "c"), Change::Delete(5), upsert(5, "d")],
+            ),
+            (
+                vec![1, 2, 3, 4, 5],
+                vec![upsert(2, "x"), upsert(4, "y"), Change::Delete(4)],
+            ),
+        ];
+        for full_sync in [false, true] {
+            for (old, changes) in &cases {
+                let mut shard: BTreeMap<_, _> =
+                    old.iter().map(|&i| (i, product(i, "old"))).collect();
+                let copy = changes
+                    .iter()
+                    .map(|c| match c {
+                        Change::Upsert(p) => Change::Upsert(p.clone()),
+                        Change::Delete(id) => Change::Delete(*id),
+                    })
+                    .collect();
+                let predicted = count_after(old.iter().copied(), changes, full_sync);
+                apply_shard(&mut shard, copy, full_sync, &mut Tally::default());
+                assert_eq!(predicted, shard.len(), "{old:?} {changes:?} {full_sync}");
+            }
+        }
     }
 
     #[test]

@@ -232,123 +232,81 @@ impl Store {
                 batch.products.entry(shard.index).or_default();
             }
         }
-        let mut touched: BTreeMap<u32, BTreeMap<ProductId, Product>> = BTreeMap::new();
+        // The shard count is decided first, from ids alone, so shards can then be rebuilt
+        // one wave at a time.
         let mut len = old.len();
-        for (index, changes) in std::mem::take(&mut batch.products) {
+        for (&index, changes) in &batch.products {
+            let old_products = old.shard_file(index).map_or(&[][..], |f| f.products());
+            let old_ids = old_products.iter().map(|p| p.id.to_native());
+            len = len - old_products.len() + apply::count_after(old_ids, changes, full_sync);
+        }
+        let target =
+            apply::target_shard_count(count, old.is_empty(), len, self.opts.products_per_shard);
+
+        let mut next = Builder::new(&self.dir, old, target);
+        let hint = bytes_per_product(old);
+        // Read a shard back from the old generation and apply its changes.
+        let rebuild = |index: u32, changes| {
             let mut products = match old.shard_file(index) {
                 Some(file) => apply::thaw(file.products())?,
                 None => BTreeMap::new(),
             };
-            len -= products.len();
+            let mut tally = Tally::default();
             apply::apply_shard(&mut products, changes, full_sync, &mut tally);
-            len += products.len();
-            touched.insert(index, products);
+            Ok::<_, StoreError>((products, tally))
+        };
+        if target == count || old.is_empty() {
+            // Shard by shard, in waves. A catalog written from scratch has nothing to read
+            // back: its changes are regrouped by the new count.
+            let groups = if target == count {
+                batch.products
+            } else {
+                regroup(batch.products, target)
+            };
+            in_waves(
+                groups,
+                |(index, changes)| {
+                    let (products, tally) = rebuild(index, changes)?;
+                    let frozen = freeze(index, products.into_values().collect(), hint)?;
+                    Ok((tally, frozen))
+                },
+                |index, t, frozen| {
+                    tally += t;
+                    next.shard(index, frozen)
+                },
+            )?;
+        } else {
+            // Shards outgrew their target size: a full rewrite into `target` shards.
+            let groups: Vec<_> = batch.products.into_iter().collect();
+            let mut touched = BTreeMap::new();
+            for (index, result) in parallel::par_map(groups, |(i, c)| (i, rebuild(i, c))) {
+                let (products, t) = result?;
+                tally += t;
+                touched.insert(index, products);
+            }
+            in_waves(
+                redistribute(old, touched, target)?,
+                |(index, products)| Ok((Tally::default(), freeze(index, products, hint)?)),
+                |index, _, frozen| next.shard(index, frozen),
+            )?;
         }
 
-        let target =
-            apply::target_shard_count(count, old.is_empty(), len, self.opts.products_per_shard);
-        let reshard = target != count;
-        // The new content of every shard that may differ from the old generation.
-        let dirty: BTreeMap<u32, Vec<Product>> = if reshard {
-            redistribute(old, touched, target)?
-        } else {
-            touched
-                .into_iter()
-                .map(|(i, products)| (i, products.into_values().collect()))
-                .collect()
-        };
+        if let Some(dicts) = dicts_changed {
+            next.dictionaries(&dicts)?;
+        }
 
         let mut report = ApplyReport {
             generation: old.generation(),
             applied: tally.applied,
             unchanged: tally.unchanged,
             removed: tally.removed,
-            ..ApplyReport::default()
+            shards_written: next.staged.names().len(),
+            bytes_written: next.bytes,
         };
-        let mut shards: Vec<Option<Arc<ShardFile>>> = if reshard {
-            vec![None; target as usize]
-        } else {
-            (0..count).map(|i| old.shard_file(i).cloned()).collect()
-        };
-        let reusable: BTreeMap<&str, &Arc<ShardFile>> = (0..count)
-            .filter_map(|i| old.shard_file(i))
-            .map(|f| (f.name(), f))
-            .collect();
-        let mut changed = reshard;
-        let mut staged = durable::Staged::new(&self.dir);
-        let mut new_shards = Vec::new();
-        let hint = bytes_per_product(old);
-        let mut dirty = dirty.into_iter().peekable();
-        while dirty.peek().is_some() {
-            // Serialize a wave of shards on every core; write them out in order. Waves keep
-            // memory bounded to a few shards' payloads during a bulk import.
-            let wave: Vec<_> = dirty.by_ref().take(2 * parallel::parallelism()).collect();
-            let frozen = parallel::par_map(wave, |(i, p)| (i, freeze(i, p, hint)));
-            for (index, frozen) in frozen {
-                let slot = &mut shards[index as usize];
-                let Some((payload, content_id)) = frozen? else {
-                    changed |= slot.take().is_some();
-                    continue;
-                };
-                let name = format::shard_file_name(index, &content_id);
-                if let Some(existing) = reusable.get(name.as_str()) {
-                    // Same index, same content: the old file serves as is.
-                    changed |= slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, existing));
-                    *slot = Some(Arc::clone(existing));
-                    continue;
-                }
-                let header = format::encode_header(PayloadKind::Shard, &payload);
-                report.bytes_written += staged
-                    .write(&name, &[&header, &payload])
-                    .map_err(|e| self.io(&name, e))?;
-                new_shards.push((index, name));
-                changed = true;
-            }
-        }
-
-        let mut new_dicts = None;
-        if let Some(dicts) = dicts_changed {
-            let payload = rkyv::to_bytes::<rkyv::rancor::Error>(&dicts).map_err(|e| {
-                StoreError::Serialize {
-                    what: "dictionaries".into(),
-                    reason: e.to_string(),
-                }
-            })?;
-            let content_id = *blake3::hash(&payload).as_bytes();
-            if content_id != old.dicts_content_id() {
-                let name = format::dicts_file_name(&content_id);
-                let header = format::encode_header(PayloadKind::Dictionaries, &payload);
-                report.bytes_written += staged
-                    .write(&name, &[&header, &payload])
-                    .map_err(|e| self.io(&name, e))?;
-                new_dicts = Some(name);
-                changed = true;
-            }
-        }
-
-        if !changed {
+        if !next.changed {
             return Ok(report);
         }
-        report.shards_written = staged.names().len();
-        staged.publish().map_err(|source| StoreError::Io {
-            path: self.dir.clone(),
-            source,
-        })?;
-        written.extend(staged.names().iter().cloned());
-        drop(staged);
-
-        // Map the new files (validating them once, like any file we serve).
-        let opened = parallel::par_map(new_shards, |(index, name)| {
-            ShardFile::open(&self.dir, &name, index, target).map(|f| (index, f))
-        });
-        for file in opened {
-            let (index, file) = file?;
-            shards[index as usize] = Some(Arc::new(file));
-        }
-        let dicts = match new_dicts {
-            Some(name) => Arc::new(DictsFile::open(&self.dir, &name)?),
-            None => Arc::clone(old.dicts_file()),
-        };
+        let (shards, dicts) = next.publish(written)?;
 
         // Commit: the manifest rename makes the generation current, durably.
         let generation = old.generation() + 1;
@@ -403,6 +361,176 @@ impl Store {
             source,
         }
     }
+}
+
+/// The files of the generation being built: what is reused from the old one, what is staged.
+struct Builder<'a> {
+    dir: &'a Path,
+    old: &'a Snapshot,
+    target: u32,
+    staged: durable::Staged<'a>,
+    shards: Vec<Option<Arc<ShardFile>>>,
+    /// Old shard files by name: a rebuilt shard with the same index and content keeps its file.
+    reusable: BTreeMap<&'a str, &'a Arc<ShardFile>>,
+    new_shards: Vec<(u32, String)>,
+    new_dicts: Option<String>,
+    changed: bool,
+    bytes: u64,
+}
+
+impl<'a> Builder<'a> {
+    fn new(dir: &'a Path, old: &'a Snapshot, target: u32) -> Self {
+        let count = old.shard_count();
+        let shards = if target == count {
+            (0..count).map(|i| old.shard_file(i).cloned()).collect()
+        } else {
+            vec![None; target as usize]
+        };
+        Builder {
+            dir,
+            old,
+            target,
+            staged: durable::Staged::new(dir),
+            shards,
+            reusable: (0..count)
+                .filter_map(|i| old.shard_file(i))
+                .map(|f| (f.name(), f))
+                .collect(),
+            new_shards: Vec::new(),
+            new_dicts: None,
+            changed: target != count,
+            bytes: 0,
+        }
+    }
+
+    fn io(&self, name: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.dir.join(name),
+            source,
+        }
+    }
+
+    /// Record the new content of shard `index`, staging a file unless an old one has it.
+    fn shard(&mut self, index: u32, frozen: Frozen) -> Result<(), StoreError> {
+        let slot = &mut self.shards[index as usize];
+        let Some((payload, content_id)) = frozen else {
+            self.changed |= slot.take().is_some();
+            return Ok(());
+        };
+        let name = format::shard_file_name(index, &content_id);
+        if let Some(existing) = self.reusable.get(name.as_str()) {
+            self.changed |= slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, existing));
+            *slot = Some(Arc::clone(existing));
+            return Ok(());
+        }
+        let header = format::encode_header(PayloadKind::Shard, &payload);
+        self.bytes += self
+            .staged
+            .write(&name, &[&header, &payload])
+            .map_err(|e| self.io(&name, e))?;
+        self.new_shards.push((index, name));
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Record changed dictionaries, staging a file unless the content is the old one.
+    fn dictionaries(&mut self, dicts: &Dictionaries) -> Result<(), StoreError> {
+        let payload =
+            rkyv::to_bytes::<rkyv::rancor::Error>(dicts).map_err(|e| StoreError::Serialize {
+                what: "dictionaries".into(),
+                reason: e.to_string(),
+            })?;
+        let content_id = *blake3::hash(&payload).as_bytes();
+        if content_id == self.old.dicts_content_id() {
+            return Ok(());
+        }
+        let name = format::dicts_file_name(&content_id);
+        let header = format::encode_header(PayloadKind::Dictionaries, &payload);
+        self.bytes += self
+            .staged
+            .write(&name, &[&header, &payload])
+            .map_err(|e| self.io(&name, e))?;
+        self.new_dicts = Some(name);
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Make the staged files durable and map them (validating each once, like any file we
+    /// serve). Their names go to `written` so a failure before the commit removes them.
+    #[allow(clippy::type_complexity)]
+    fn publish(
+        mut self,
+        written: &mut Vec<String>,
+    ) -> Result<(Vec<Option<Arc<ShardFile>>>, Arc<DictsFile>), StoreError> {
+        self.staged.publish().map_err(|source| StoreError::Io {
+            path: self.dir.to_path_buf(),
+            source,
+        })?;
+        written.extend(self.staged.names().iter().cloned());
+        let (dir, target) = (self.dir, self.target);
+        let opened = parallel::par_map(self.new_shards, |(index, name)| {
+            ShardFile::open(dir, &name, index, target).map(|f| (index, f))
+        });
+        for file in opened {
+            let (index, file) = file?;
+            self.shards[index as usize] = Some(Arc::new(file));
+        }
+        let dicts = match &self.new_dicts {
+            Some(name) => Arc::new(DictsFile::open(self.dir, name)?),
+            None => Arc::clone(self.old.dicts_file()),
+        };
+        Ok((self.shards, dicts))
+    }
+}
+
+/// Run `work` over `items` a wave at a time on every core, handing each result to `sink` in
+/// order. Waves bound memory to a few shards' worth of products and payloads.
+fn in_waves<T, F, S>(
+    items: impl IntoIterator<Item = T>,
+    work: F,
+    mut sink: S,
+) -> Result<(), StoreError>
+where
+    T: Send + HasIndex,
+    F: Fn(T) -> Result<(Tally, Frozen), StoreError> + Sync,
+    S: FnMut(u32, Tally, Frozen) -> Result<(), StoreError>,
+{
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let wave: Vec<T> = items.by_ref().take(2 * parallel::parallelism()).collect();
+        let done = parallel::par_map(wave, |item| (item.index(), work(item)));
+        for (index, result) in done {
+            let (tally, frozen) = result?;
+            sink(index, tally, frozen)?;
+        }
+    }
+    Ok(())
+}
+
+/// Work items carry the index of the shard they build.
+trait HasIndex {
+    fn index(&self) -> u32;
+}
+
+impl<X> HasIndex for (u32, X) {
+    fn index(&self) -> u32 {
+        self.0
+    }
+}
+
+/// Regroup product changes by shard for `target` shards, keeping batch order within a shard.
+fn regroup(
+    groups: BTreeMap<u32, Vec<apply::Change>>,
+    target: u32,
+) -> BTreeMap<u32, Vec<apply::Change>> {
+    let mut out: BTreeMap<u32, Vec<apply::Change>> = BTreeMap::new();
+    // Changes for one id always sit in one group, in batch order, so order per id survives.
+    for change in groups.into_values().flatten() {
+        out.entry(format::shard_of(change.id(), target))
+            .or_default()
+            .push(change);
+    }
+    out
 }
 
 /// Serialized shard content: the payload and its blake3, or `None` for an empty shard.
