@@ -119,10 +119,16 @@ pub enum HeaderProblem {
     BadMagic,
     Version(u32),
     UnknownKind(u32),
-    WrongKind { found: PayloadKind },
+    WrongKind {
+        expected: PayloadKind,
+        found: PayloadKind,
+    },
     Layout(u32),
     Reserved,
-    Length { declared: u64, actual: u64 },
+    Length {
+        declared: u64,
+        actual: u64,
+    },
 }
 
 impl std::fmt::Display for HeaderProblem {
@@ -138,7 +144,9 @@ impl std::fmt::Display for HeaderProblem {
                 "format version {v} is not supported (this build reads {FORMAT_VERSION})"
             ),
             HeaderProblem::UnknownKind(k) => write!(f, "unknown payload kind {k}"),
-            HeaderProblem::WrongKind { found } => write!(f, "holds {found}, not what was expected"),
+            HeaderProblem::WrongKind { expected, found } => {
+                write!(f, "holds {found}, expected {expected}")
+            }
             HeaderProblem::Layout(tag) => write!(
                 f,
                 "archived layout {tag:#010x} differs from this build's {:#010x} (written by an incompatible build)",
@@ -188,7 +196,10 @@ pub fn decode_header(file: &[u8], expected: PayloadKind) -> Result<Header, Heade
     let code = le_u32(&file[12..16]);
     let kind = PayloadKind::from_code(code).ok_or(HeaderProblem::UnknownKind(code))?;
     if kind != expected {
-        return Err(HeaderProblem::WrongKind { found: kind });
+        return Err(HeaderProblem::WrongKind {
+            expected,
+            found: kind,
+        });
     }
     let layout = le_u32(&file[56..60]);
     if layout != layout_tag() {
@@ -317,6 +328,7 @@ mod tests {
         assert_eq!(
             decode_header(&file, PayloadKind::Dictionaries),
             Err(HeaderProblem::WrongKind {
+                expected: PayloadKind::Dictionaries,
                 found: PayloadKind::Shard
             })
         );

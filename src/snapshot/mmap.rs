@@ -3,11 +3,11 @@
 //!
 //! The contract that makes it sound:
 //! - a snapshot file is immutable once renamed into place: the store writes a temporary file,
-//!   fsyncs it and renames it; it never writes to, truncates or renames over a published file
-//!   that it still references (new content always gets a new name, and a name is reused only
-//!   for byte-identical content);
-//! - deleting a file that is mapped is safe on Linux: the inode lives until the last mapping
-//!   goes, so readers holding an old snapshot keep valid pages;
+//!   fsyncs it and renames it, and never opens a published file for writing or truncates it
+//!   (new content always gets a new name: names carry the content's hash);
+//! - unlinking a mapped file, or renaming another file over its name, is safe on Linux: the
+//!   mapping holds the old inode, whose pages stay valid until the last mapping goes, so
+//!   readers holding an old snapshot keep reading what they validated;
 //! - a payload is checked once — header, exact length, blake3 of every byte, then rkyv's
 //!   bytecheck validation of the whole archive — before any typed access; afterwards it is
 //!   read through `access_unchecked`, which is sound because the bytes cannot change;

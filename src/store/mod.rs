@@ -7,6 +7,10 @@
 //! that the next [`Store::open`] removes. Readers never block: they load the current
 //! `Arc<Snapshot>` from an `ArcSwap`; writers are serialized by a mutex.
 //!
+//! Shard count: chosen when products are written into an empty catalog (about
+//! `products_per_shard` per shard, a power of two up to 4096) and raised, with a full
+//! rewrite, when shards average more than 4× that. It never shrinks while products remain.
+//!
 //! One process per store directory: two processes writing the same directory would collect
 //! each other's files. (A cross-process lock would need `File::try_lock`, newer than the
 //! crate's minimum Rust version.)
