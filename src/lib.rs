@@ -11,4 +11,6 @@ pub mod partners;
 pub mod generate;
 pub mod ingest;
 pub mod render;
+pub mod snapshot;
+pub mod store;
 pub mod xsd;

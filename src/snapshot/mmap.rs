@@ -1,0 +1,155 @@
+//! Mapped, validated rkyv payloads. **All of the crate's `unsafe` code lives in this file**:
+//! the memory mapping itself and the unchecked access after the one-time validation.
+//!
+//! The contract that makes it sound:
+//! - a snapshot file is immutable once renamed into place: the store writes a temporary file,
+//!   fsyncs it and renames it, and never opens a published file for writing or truncates it
+//!   (new content always gets a new name: names carry the content's hash);
+//! - unlinking a mapped file, or renaming another file over its name, is safe on Linux: the
+//!   mapping holds the old inode, whose pages stay valid until the last mapping goes, so
+//!   readers holding an old snapshot keep reading what they validated;
+//! - a payload is checked once — header, exact length, blake3 of every byte, then rkyv's
+//!   bytecheck validation of the whole archive — before any typed access; afterwards it is
+//!   read through `access_unchecked`, which is sound because the bytes cannot change;
+//! - the payload starts 16-byte aligned (mappings are page-aligned and the header is 64
+//!   bytes; heap payloads use `AlignedVec<16>`), which covers every archived type's alignment.
+//!
+//! Another process modifying a published file violates the contract and is not defended
+//! against (it would be undefined behaviour for any mmap-based reader).
+
+use std::fs::File;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::path::Path;
+
+use rkyv::api::high::HighValidator;
+use rkyv::bytecheck::CheckBytes;
+use rkyv::util::AlignedVec;
+use rkyv::Portable;
+
+use super::format::{self, PayloadKind, HEADER_LEN, PAYLOAD_ALIGN};
+use super::SnapshotError;
+
+enum Backing {
+    Map(memmap2::Mmap),
+    Heap(AlignedVec<PAYLOAD_ALIGN>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Map(m) => m,
+            Backing::Heap(v) => v,
+        }
+    }
+}
+
+/// A validated archived `T`, backed by a read-only file mapping or (for the built-in empty
+/// values) by an aligned heap buffer.
+pub(crate) struct Validated<T> {
+    backing: Backing,
+    payload: Range<usize>,
+    content_id: [u8; 32],
+    // `fn() -> T`: we hand out `&T` but own no `T`; keeps `Validated` Send + Sync.
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Validated<T>
+where
+    T: Portable + for<'a> CheckBytes<HighValidator<'a, rkyv::rancor::Error>>,
+{
+    /// Map `path`, check the header (magic, version, kind, layout, exact length), the blake3
+    /// hash of the payload and the archive's structure. Only then is the value accessible.
+    pub(crate) fn open(path: &Path, kind: PayloadKind) -> Result<Self, SnapshotError> {
+        let io = |source| SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        if len < HEADER_LEN as u64 {
+            // Also keeps us from mapping an empty file, which mmap refuses.
+            return Err(SnapshotError::Header {
+                path: path.to_path_buf(),
+                problem: format::HeaderProblem::TooShort(len as usize),
+            });
+        }
+        // SAFETY: the file is a published snapshot file: immutable once renamed into place,
+        // never written, truncated or renamed over while referenced (module contract above),
+        // so the mapped bytes cannot change underneath the `&[u8]` and `&T` we hand out.
+        // The mapping is read-only; unlinking the file later does not invalidate it.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
+        let header =
+            format::decode_header(&map, kind).map_err(|problem| SnapshotError::Header {
+                path: path.to_path_buf(),
+                problem,
+            })?;
+        let payload = HEADER_LEN..map.len();
+        Self::validate(Backing::Map(map), payload, Some(header.hash), path)
+    }
+
+    /// Validate an in-memory payload (used for values that have no file, such as the empty
+    /// dictionaries of a store that was never written).
+    pub(crate) fn from_payload(bytes: AlignedVec<PAYLOAD_ALIGN>) -> Result<Self, SnapshotError> {
+        let payload = 0..bytes.len();
+        Self::validate(
+            Backing::Heap(bytes),
+            payload,
+            None,
+            Path::new("(in-memory payload)"),
+        )
+    }
+
+    fn validate(
+        backing: Backing,
+        payload: Range<usize>,
+        expected_hash: Option<[u8; 32]>,
+        origin: &Path,
+    ) -> Result<Self, SnapshotError> {
+        let bytes = &backing.bytes()[payload.clone()];
+        let content_id = *blake3::hash(bytes).as_bytes();
+        if expected_hash.is_some_and(|h| h != content_id) {
+            return Err(SnapshotError::Checksum {
+                path: origin.to_path_buf(),
+            });
+        }
+        if (bytes.as_ptr() as usize) % PAYLOAD_ALIGN != 0 {
+            return Err(SnapshotError::Misaligned {
+                path: origin.to_path_buf(),
+            });
+        }
+        rkyv::access::<T, rkyv::rancor::Error>(bytes).map_err(|e| SnapshotError::Archive {
+            path: origin.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(Validated {
+            backing,
+            payload,
+            content_id,
+            _type: PhantomData,
+        })
+    }
+
+    /// The archived value, without re-validating.
+    #[inline]
+    pub(crate) fn get(&self) -> &T {
+        // SAFETY: `validate` ran rkyv's full bytecheck validation of exactly these bytes as a
+        // `T` before this value was constructed, the payload is aligned to PAYLOAD_ALIGN
+        // (checked there), and the bytes are immutable for the lifetime of `self`: a heap
+        // buffer we own and never mutate, or a mapping of a file that is never modified
+        // (module contract above).
+        unsafe { rkyv::access_unchecked::<T>(self.payload_bytes()) }
+    }
+}
+
+impl<T> Validated<T> {
+    /// The raw payload bytes.
+    pub(crate) fn payload_bytes(&self) -> &[u8] {
+        &self.backing.bytes()[self.payload.clone()]
+    }
+
+    /// blake3 of the payload.
+    pub(crate) fn content_id(&self) -> [u8; 32] {
+        self.content_id
+    }
+}

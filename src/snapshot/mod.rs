@@ -1,0 +1,531 @@
+//! The immutable, memory-mapped view of one published generation of the catalog.
+//!
+//! A generation is a set of files: one per non-empty product shard (an rkyv archive of the
+//! shard's products, sorted by id) and one for the dictionaries. Each file is validated once
+//! when it is mapped (header, blake3, rkyv bytecheck) and then read zero-copy. Files are
+//! shared between generations when a shard did not change, so a [`Snapshot`] of a new
+//! generation costs only the files that changed. The store decides which files make a
+//! generation; this module owns the format and the mapped view.
+
+pub mod format;
+mod mmap;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::catalog::{ArchivedDictionaries, ArchivedProduct, Dictionaries, ProductId};
+use format::{ArchivedShard, FileRole, HeaderProblem, PayloadKind, MAX_SHARDS};
+use mmap::Validated;
+
+/// Why a snapshot file or generation cannot be served. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {problem}", path.display())]
+    Header {
+        path: PathBuf,
+        problem: HeaderProblem,
+    },
+    #[error("{}: checksum mismatch, the payload is corrupt", path.display())]
+    Checksum { path: PathBuf },
+    #[error("{}: payload is not 16-byte aligned in memory", path.display())]
+    Misaligned { path: PathBuf },
+    #[error("{}: invalid archive: {reason}", path.display())]
+    Archive { path: PathBuf, reason: String },
+    #[error("{}: not a snapshot file name", path.display())]
+    Name { path: PathBuf },
+    #[error("{}: content does not match the file name (a wrong or replaced file)", path.display())]
+    NameMismatch { path: PathBuf },
+    #[error("{}: expected shard {expected} but the file is shard {found}", path.display())]
+    WrongShard {
+        path: PathBuf,
+        expected: u32,
+        found: u32,
+    },
+    #[error("{}: product {id} is out of order or duplicated", path.display())]
+    Unsorted { path: PathBuf, id: ProductId },
+    #[error("{}: product {id} belongs to shard {expected}, found in shard {found}", path.display())]
+    Misplaced {
+        path: PathBuf,
+        id: ProductId,
+        expected: u32,
+        found: u32,
+    },
+    #[error("{}: shard holds no products (empty shards have no file)", path.display())]
+    EmptyShard { path: PathBuf },
+    #[error("invalid generation layout: {0}")]
+    Layout(String),
+    #[error("cannot serialize {what}: {reason}")]
+    Serialize { what: &'static str, reason: String },
+}
+
+/// One non-empty shard of a snapshot.
+#[derive(Clone, Copy)]
+pub struct ShardView<'a> {
+    /// Index of the shard, `0..shard_count`.
+    pub index: u32,
+    /// blake3 of the shard's payload: equal ids mean identical products, so later stages can
+    /// reuse per-shard work across generations.
+    pub content_id: [u8; 32],
+    /// The shard's products, sorted by id.
+    pub products: &'a [ArchivedProduct],
+}
+
+/// A mapped, validated shard file.
+pub(crate) struct ShardFile {
+    index: u32,
+    name: String,
+    data: Validated<ArchivedShard>,
+}
+
+impl ShardFile {
+    /// Map and validate shard `index` of `shard_count` from `dir/name`, and check that its
+    /// products are sorted, unique and belong to this shard.
+    pub(crate) fn open(
+        dir: &Path,
+        name: &str,
+        index: u32,
+        shard_count: u32,
+    ) -> Result<Self, SnapshotError> {
+        let path = dir.join(name);
+        let hex = match format::parse_file_name(name) {
+            Some((FileRole::Shard(found), hex)) => {
+                if found != index {
+                    return Err(SnapshotError::WrongShard {
+                        path,
+                        expected: index,
+                        found,
+                    });
+                }
+                hex
+            }
+            _ => return Err(SnapshotError::Name { path }),
+        };
+        let data = Validated::<ArchivedShard>::open(&path, PayloadKind::Shard)?;
+        if format::short_hex(&data.content_id()) != hex {
+            return Err(SnapshotError::NameMismatch { path });
+        }
+        let products = data.get().products.as_slice();
+        if products.is_empty() {
+            return Err(SnapshotError::EmptyShard { path });
+        }
+        let mut previous = 0;
+        for p in products {
+            let id = p.id.to_native();
+            if id <= previous {
+                return Err(SnapshotError::Unsorted { path, id });
+            }
+            previous = id;
+            let expected = format::shard_of(id, shard_count);
+            if expected != index {
+                return Err(SnapshotError::Misplaced {
+                    path,
+                    id,
+                    expected,
+                    found: index,
+                });
+            }
+        }
+        Ok(ShardFile {
+            index,
+            name: name.to_owned(),
+            data,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn content_id(&self) -> [u8; 32] {
+        self.data.content_id()
+    }
+
+    pub(crate) fn products(&self) -> &[ArchivedProduct] {
+        self.data.get().products.as_slice()
+    }
+
+    /// Size of the payload in bytes.
+    pub(crate) fn payload_len(&self) -> usize {
+        self.data.payload_bytes().len()
+    }
+}
+
+/// The mapped dictionaries, or the built-in empty ones (no file) before any was written.
+pub(crate) struct DictsFile {
+    name: Option<String>,
+    data: Validated<ArchivedDictionaries>,
+}
+
+impl DictsFile {
+    pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, SnapshotError> {
+        let path = dir.join(name);
+        let Some((FileRole::Dictionaries, hex)) = format::parse_file_name(name) else {
+            return Err(SnapshotError::Name { path });
+        };
+        let data = Validated::<ArchivedDictionaries>::open(&path, PayloadKind::Dictionaries)?;
+        if format::short_hex(&data.content_id()) != hex {
+            return Err(SnapshotError::NameMismatch { path });
+        }
+        Ok(DictsFile {
+            name: Some(name.to_owned()),
+            data,
+        })
+    }
+
+    /// Empty dictionaries, held in memory.
+    pub(crate) fn empty() -> Result<Self, SnapshotError> {
+        let bytes =
+            rkyv::to_bytes::<rkyv::rancor::Error>(&Dictionaries::default()).map_err(|e| {
+                SnapshotError::Serialize {
+                    what: "empty dictionaries",
+                    reason: e.to_string(),
+                }
+            })?;
+        Ok(DictsFile {
+            name: None,
+            data: Validated::from_payload(bytes)?,
+        })
+    }
+
+    /// The file name, `None` for the built-in empty dictionaries.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(crate) fn content_id(&self) -> [u8; 32] {
+        self.data.content_id()
+    }
+
+    pub(crate) fn get(&self) -> &ArchivedDictionaries {
+        self.data.get()
+    }
+}
+
+/// One published generation of the catalog: every shard and the dictionaries, all mapped
+/// and validated. Cheap to hold; readers keep the `Arc<Snapshot>` they started with for as
+/// long as they need, even after newer generations are published and old files deleted.
+pub struct Snapshot {
+    generation: u64,
+    published: jiff::Timestamp,
+    shard_count: u32,
+    /// `shard_count` entries; `None` for an empty shard.
+    shards: Vec<Option<Arc<ShardFile>>>,
+    dicts: Arc<DictsFile>,
+    len: usize,
+}
+
+impl Snapshot {
+    /// Assemble a generation from mapped files, checking that the layout is coherent.
+    pub(crate) fn new(
+        generation: u64,
+        published: jiff::Timestamp,
+        shards: Vec<Option<Arc<ShardFile>>>,
+        dicts: Arc<DictsFile>,
+    ) -> Result<Self, SnapshotError> {
+        let shard_count = u32::try_from(shards.len())
+            .ok()
+            .filter(|n| n.is_power_of_two() && *n <= MAX_SHARDS)
+            .ok_or_else(|| {
+                SnapshotError::Layout(format!(
+                    "{} shards; the count must be a power of two up to {MAX_SHARDS}",
+                    shards.len()
+                ))
+            })?;
+        for (i, s) in shards.iter().enumerate() {
+            if let Some(s) = s {
+                if s.index as usize != i {
+                    return Err(SnapshotError::Layout(format!(
+                        "{} is shard {} but sits at index {i}",
+                        s.name, s.index
+                    )));
+                }
+            }
+        }
+        let len = shards.iter().flatten().map(|s| s.products().len()).sum();
+        Ok(Snapshot {
+            generation,
+            published,
+            shard_count,
+            shards,
+            dicts,
+            len,
+        })
+    }
+
+    /// The state of a store that was never written: generation 0, no products.
+    pub(crate) fn empty() -> Result<Self, SnapshotError> {
+        Snapshot::new(
+            0,
+            jiff::Timestamp::UNIX_EPOCH,
+            vec![None],
+            Arc::new(DictsFile::empty()?),
+        )
+    }
+
+    /// The generation number; 0 for a store that was never written.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// When this generation was published (the Unix epoch for generation 0).
+    pub fn published(&self) -> jiff::Timestamp {
+        self.published
+    }
+
+    /// The reference dictionaries.
+    pub fn dicts(&self) -> &ArchivedDictionaries {
+        self.dicts.get()
+    }
+
+    /// blake3 of the dictionaries' payload: equal ids mean identical dictionaries.
+    pub fn dicts_content_id(&self) -> [u8; 32] {
+        self.dicts.content_id()
+    }
+
+    /// Number of shards (a power of two), empty ones included.
+    pub fn shard_count(&self) -> u32 {
+        self.shard_count
+    }
+
+    /// The shard `id` belongs to in this generation.
+    pub fn shard_of(&self, id: ProductId) -> u32 {
+        format::shard_of(id, self.shard_count)
+    }
+
+    /// Non-empty shards in index order.
+    pub fn shards(&self) -> impl Iterator<Item = ShardView<'_>> {
+        self.shards.iter().flatten().map(|s| ShardView {
+            index: s.index,
+            content_id: s.content_id(),
+            products: s.products(),
+        })
+    }
+
+    /// Every product: shard by shard, by id within a shard. Not globally sorted by id, and
+    /// the order changes when the store reshards.
+    pub fn products(&self) -> impl Iterator<Item = &ArchivedProduct> {
+        self.shards
+            .iter()
+            .flatten()
+            .flat_map(|s| s.products().iter())
+    }
+
+    /// The product with `id`, by binary search in its shard.
+    pub fn product(&self, id: ProductId) -> Option<&ArchivedProduct> {
+        let shard = self.shards.get(self.shard_of(id) as usize)?.as_ref()?;
+        let products = shard.products();
+        products
+            .binary_search_by_key(&id, |p| p.id.to_native())
+            .ok()
+            .map(|i| &products[i])
+    }
+
+    /// Number of products.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when the catalog holds no products.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The mapped file of shard `index`, `None` when empty or out of range.
+    pub(crate) fn shard_file(&self, index: u32) -> Option<&Arc<ShardFile>> {
+        self.shards.get(index as usize)?.as_ref()
+    }
+
+    pub(crate) fn dicts_file(&self) -> &Arc<DictsFile> {
+        &self.dicts
+    }
+
+    /// Names of every file this generation maps.
+    pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.shards
+            .iter()
+            .flatten()
+            .map(|s| s.name())
+            .chain(self.dicts.name())
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generation", &self.generation)
+            .field("published", &self.published)
+            .field("shard_count", &self.shard_count)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{Description, Product, Texts};
+    use format::Shard;
+
+    fn product(id: ProductId) -> Product {
+        let mut p = Product {
+            id,
+            kind: Default::default(),
+            vat: 23.into(),
+            code: None,
+            producer_code_standard: Default::default(),
+            shops: vec![],
+            producer: None,
+            category: None,
+            unit: None,
+            series: None,
+            warranty: None,
+            size_group: None,
+            card_url: None,
+            description: Description {
+                name: Texts::from([("pol".to_owned(), format!("p{id}"))]),
+                ..Default::default()
+            },
+            prices: Default::default(),
+            promotion: None,
+            sizes: vec![],
+            images: vec![],
+            icons: Default::default(),
+            parameters: vec![],
+            attachments: vec![],
+            group: None,
+            bundled: None,
+            stock: vec![],
+        };
+        p.normalize().unwrap();
+        p
+    }
+
+    /// Write a shard file as the store would, returning its name.
+    fn write_shard(dir: &Path, index: u32, payload: &[u8]) -> String {
+        let id = *blake3::hash(payload).as_bytes();
+        let name = format::shard_file_name(index, &id);
+        let mut bytes = format::encode_header(PayloadKind::Shard, payload).to_vec();
+        bytes.extend_from_slice(payload);
+        std::fs::write(dir.join(&name), bytes).unwrap();
+        name
+    }
+
+    fn archive(ids: &[ProductId]) -> Vec<u8> {
+        let shard = Shard {
+            products: ids.iter().map(|&id| product(id)).collect(),
+        };
+        rkyv::to_bytes::<rkyv::rancor::Error>(&shard)
+            .unwrap()
+            .to_vec()
+    }
+
+    /// Ids that all fall into shard `index` of `count`.
+    fn ids_in(index: u32, count: u32, n: usize) -> Vec<ProductId> {
+        (1..)
+            .filter(|&id| format::shard_of(id, count) == index)
+            .take(n)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_shard_opens_and_serves_its_products() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids_in(1, 4, 5);
+        let payload = archive(&ids);
+        let name = write_shard(dir.path(), 1, &payload);
+        let file = Arc::new(ShardFile::open(dir.path(), &name, 1, 4).unwrap());
+        assert_eq!(file.content_id(), *blake3::hash(&payload).as_bytes());
+        let snap = Snapshot::new(
+            4,
+            jiff::Timestamp::UNIX_EPOCH,
+            vec![None, Some(file), None, None],
+            Arc::new(DictsFile::empty().unwrap()),
+        )
+        .unwrap();
+        assert_eq!(snap.len(), 5);
+        assert_eq!(snap.shards().map(|s| s.index).collect::<Vec<_>>(), vec![1]);
+        for id in &ids {
+            assert_eq!(snap.product(*id).unwrap().id.to_native(), *id);
+        }
+        assert!(snap.product(ids[4] + 1).is_none());
+        assert_eq!(snap.file_names().collect::<Vec<_>>(), vec![name.as_str()]);
+    }
+
+    #[test]
+    fn semantic_problems_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ids = ids_in(2, 4, 3);
+
+        // Products of another shard.
+        let name = write_shard(dir.path(), 2, &archive(&ids_in(3, 4, 2)));
+        let err = ShardFile::open(dir.path(), &name, 2, 4).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                SnapshotError::Misplaced {
+                    found: 2,
+                    expected: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // Out of order.
+        ids.swap(0, 1);
+        let name = write_shard(dir.path(), 2, &archive(&ids));
+        let err = ShardFile::open(dir.path(), &name, 2, 4).err().unwrap();
+        assert!(matches!(err, SnapshotError::Unsorted { .. }), "{err}");
+
+        // A file renamed to another shard's slot, or whose content is not what its name says.
+        let good = write_shard(dir.path(), 2, &archive(&ids_in(2, 4, 2)));
+        let err = ShardFile::open(dir.path(), &good, 1, 4).err().unwrap();
+        assert!(matches!(err, SnapshotError::WrongShard { .. }), "{err}");
+        let other = format::shard_file_name(2, &[9; 32]);
+        std::fs::copy(dir.path().join(&good), dir.path().join(&other)).unwrap();
+        let err = ShardFile::open(dir.path(), &other, 2, 4).err().unwrap();
+        assert!(
+            err.to_string().contains("does not match the file name"),
+            "{err}"
+        );
+
+        // An empty shard has no file.
+        let name = write_shard(dir.path(), 0, &archive(&[]));
+        let err = ShardFile::open(dir.path(), &name, 0, 4).err().unwrap();
+        assert!(matches!(err, SnapshotError::EmptyShard { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_garbage_payload_with_a_correct_checksum_fails_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut payload = archive(&ids_in(0, 1, 2));
+        // Point the root vector far outside the buffer: only bytecheck can notice.
+        let n = payload.len();
+        payload[n - 8..n - 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+        let name = write_shard(dir.path(), 0, &payload);
+        let err = ShardFile::open(dir.path(), &name, 0, 1).err().unwrap();
+        let msg = err.to_string();
+        assert!(matches!(err, SnapshotError::Archive { .. }), "{msg}");
+        assert!(msg.contains(&name), "{msg}");
+    }
+
+    #[test]
+    fn layout_must_be_coherent() {
+        let empty = || Arc::new(DictsFile::empty().unwrap());
+        let t = jiff::Timestamp::UNIX_EPOCH;
+        assert!(Snapshot::new(1, t, vec![None; 3], empty()).is_err());
+        assert!(Snapshot::new(1, t, vec![], empty()).is_err());
+        assert!(Snapshot::new(1, t, vec![None; 8192], empty()).is_err());
+        let s = Snapshot::new(1, t, vec![None; 8], empty()).unwrap();
+        assert_eq!((s.shard_count(), s.len()), (8, 0));
+        assert_eq!(
+            s.dicts_content_id(),
+            Snapshot::empty().unwrap().dicts_content_id()
+        );
+    }
+}

@@ -1,0 +1,598 @@
+//! The durable catalog of record.
+//!
+//! A store directory holds the files of the current generation (see [`crate::snapshot`]) and
+//! a `MANIFEST` naming them. An apply rewrites only the shards it touches, writes each new
+//! file durably under a new name, then replaces the manifest: the rename of the manifest is
+//! the commit point, so a crash leaves either the old or the new generation, plus garbage
+//! that the next [`Store::open`] removes. Readers never block: they load the current
+//! `Arc<Snapshot>` from an `ArcSwap`; writers are serialized by a mutex.
+//!
+//! Shard count: chosen when products are written into an empty catalog (about
+//! `products_per_shard` per shard, a power of two up to 4096) and raised, with a full
+//! rewrite, when shards average more than 4× that. It never shrinks while products remain.
+//!
+//! One process per store directory: two processes writing the same directory would collect
+//! each other's files. (A cross-process lock would need `File::try_lock`, newer than the
+//! crate's minimum Rust version.)
+
+mod apply;
+mod durable;
+mod manifest;
+mod parallel;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use rkyv::util::AlignedVec;
+
+use crate::catalog::{Dictionaries, FieldError, Product, ProductId, Record};
+use crate::snapshot::format::{self, PayloadKind, Shard};
+use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
+use apply::{Batch, Tally};
+use manifest::{Manifest, MANIFEST};
+
+/// Errors of the store. Each names the file or record concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: invalid manifest: {reason}", path.display())]
+    Manifest { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("record {index} ({subject}): {source}")]
+    InvalidRecord {
+        /// Position of the record in the batch, from 0.
+        index: usize,
+        subject: String,
+        source: FieldError,
+    },
+    #[error("cannot read back {what} from the current snapshot: {reason}")]
+    Deserialize { what: String, reason: String },
+    #[error("cannot serialize {what}: {reason}")]
+    Serialize { what: String, reason: String },
+    #[error("invalid store options: {0}")]
+    Options(String),
+}
+
+/// Tuning of a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Target products per shard when the shard count is chosen (first import, reshard).
+    /// Smaller shards make single-product changes cheaper and the snapshot more files.
+    pub products_per_shard: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            products_per_shard: 1000,
+        }
+    }
+}
+
+/// How an apply treats products the batch does not mention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApplyMode {
+    /// Keep them: the batch inserts, replaces and deletes what it names.
+    #[default]
+    Upsert,
+    /// Products absent from the batch are removed: the batch is the whole catalog.
+    /// Dictionary entries are never removed.
+    FullSync,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// The generation now current: unchanged when the batch changed nothing.
+    pub generation: u64,
+    /// Product and dictionary records that changed something.
+    pub applied: usize,
+    /// Records that left the state as it was (identical data, deletion of an unknown id).
+    pub unchanged: usize,
+    /// Products removed, by deletion or by absence from a full sync.
+    pub removed: usize,
+    /// Snapshot files written (shards and dictionaries; the manifest is not counted).
+    pub shards_written: usize,
+    /// Bytes written, manifest included.
+    pub bytes_written: u64,
+}
+
+/// The durable catalog. `Send + Sync`: share it in an `Arc`.
+pub struct Store {
+    dir: PathBuf,
+    opts: StoreOptions,
+    current: ArcSwap<Snapshot>,
+    /// Serializes writers; holds no data, so a poisoned lock (a panicked writer) is harmless:
+    /// the published state lives in `current` and on disk, both always coherent.
+    writer: Mutex<()>,
+    published: tokio::sync::watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("opts", &self.opts)
+            .field("generation", &self.current.load().generation())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Read the current generation of the store in `dir` without opening it for writing (no
+/// cleanup, no writer): for read-only tools and replicas that map the same files.
+pub fn load_snapshot(dir: &Path) -> Result<Snapshot, StoreError> {
+    match Manifest::read(dir)? {
+        Some(m) => m.load(dir),
+        None => Ok(Snapshot::empty()?),
+    }
+}
+
+impl Store {
+    /// Open the store in `dir`, creating the directory if absent. Every file of the current
+    /// generation is validated (a damaged one is an error naming it: the store never serves
+    /// bad data); then files left by an interrupted write are removed.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
+        if opts.products_per_shard == 0 {
+            return Err(StoreError::Options(
+                "products_per_shard must be at least 1".into(),
+            ));
+        }
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let snapshot = load_snapshot(dir)?;
+        // Only after the manifest and its files proved good: never collect on a bad read.
+        let keep: HashSet<&str> = snapshot.file_names().collect();
+        let removed = durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        tracing::info!(
+            dir = %dir.display(),
+            generation = snapshot.generation(),
+            products = snapshot.len(),
+            shards = snapshot.shard_count(),
+            garbage_removed = removed,
+            "store opened"
+        );
+        let (published, _) = tokio::sync::watch::channel(snapshot.generation());
+        Ok(Store {
+            dir: dir.to_path_buf(),
+            opts,
+            current: ArcSwap::from_pointee(snapshot),
+            writer: Mutex::new(()),
+            published,
+        })
+    }
+
+    /// The current generation. Lock-free; hold the `Arc` as long as needed.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Notified with the generation number after each publish.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
+    }
+
+    /// Apply records (dictionary upserts, product upserts, deletions) as one batch. Every
+    /// record is normalized first; one invalid record rejects the whole batch and changes
+    /// nothing. Returns only after the new generation is durable (files and manifest
+    /// fsynced). A batch that changes nothing publishes nothing and writes nothing.
+    pub fn apply(&self, records: Vec<Record>, mode: ApplyMode) -> Result<ApplyReport, StoreError> {
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.current.load_full();
+        let mut written = Vec::new();
+        let result = self.apply_locked(&old, records, mode, &mut written);
+        if result.is_err() {
+            // Files of a generation that was never published: remove them now rather than at
+            // the next open (a name the current generation uses is never in `written`).
+            for name in &written {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
+        result
+    }
+
+    fn apply_locked(
+        &self,
+        old: &Arc<Snapshot>,
+        records: Vec<Record>,
+        mode: ApplyMode,
+        written: &mut Vec<String>,
+    ) -> Result<ApplyReport, StoreError> {
+        let full_sync = mode == ApplyMode::FullSync;
+        let count = old.shard_count();
+        let mut batch = Batch::split(records, count)?;
+        let mut tally = Tally::default();
+
+        // Dictionaries: read back, apply, keep the old file when nothing changed.
+        let mut dicts_changed = None;
+        if !batch.dicts.is_empty() {
+            let mut dicts: Dictionaries = rkyv::deserialize::<_, rkyv::rancor::Error>(old.dicts())
+                .map_err(|e| StoreError::Deserialize {
+                    what: "dictionaries".into(),
+                    reason: e.to_string(),
+                })?;
+            if apply::apply_dicts(&mut dicts, &batch.dicts, &mut tally) {
+                dicts_changed = Some(dicts);
+            }
+        }
+
+        // Products: only the shards the batch touches (every non-empty one for a full sync).
+        if full_sync {
+            for shard in old.shards() {
+                batch.products.entry(shard.index).or_default();
+            }
+        }
+        // The shard count is decided first, from ids alone, so shards can then be rebuilt
+        // one wave at a time.
+        let mut len = old.len();
+        for (&index, changes) in &batch.products {
+            let old_products = old.shard_file(index).map_or(&[][..], |f| f.products());
+            let old_ids = old_products.iter().map(|p| p.id.to_native());
+            len = len - old_products.len() + apply::count_after(old_ids, changes, full_sync);
+        }
+        let target =
+            apply::target_shard_count(count, old.is_empty(), len, self.opts.products_per_shard);
+
+        let mut next = Builder::new(&self.dir, old, target);
+        let hint = bytes_per_product(old);
+        // Read a shard back from the old generation and apply its changes.
+        let rebuild = |index: u32, changes| {
+            let mut products = match old.shard_file(index) {
+                Some(file) => apply::thaw(file.products())?,
+                None => BTreeMap::new(),
+            };
+            let mut tally = Tally::default();
+            apply::apply_shard(&mut products, changes, full_sync, &mut tally);
+            Ok::<_, StoreError>((products, tally))
+        };
+        if target == count || old.is_empty() {
+            // Shard by shard, in waves. A catalog written from scratch has nothing to read
+            // back: its changes are regrouped by the new count.
+            let groups = if target == count {
+                batch.products
+            } else {
+                regroup(batch.products, target)
+            };
+            in_waves(
+                groups,
+                |(index, changes)| {
+                    let (products, tally) = rebuild(index, changes)?;
+                    let frozen = freeze(index, products.into_values().collect(), hint)?;
+                    Ok((tally, frozen))
+                },
+                |index, t, frozen| {
+                    tally += t;
+                    next.shard(index, frozen)
+                },
+            )?;
+        } else {
+            // Shards outgrew their target size: a full rewrite into `target` shards.
+            let groups: Vec<_> = batch.products.into_iter().collect();
+            let mut touched = BTreeMap::new();
+            for (index, result) in parallel::par_map(groups, |(i, c)| (i, rebuild(i, c))) {
+                let (products, t) = result?;
+                tally += t;
+                touched.insert(index, products);
+            }
+            in_waves(
+                redistribute(old, touched, target)?,
+                |(index, products)| Ok((Tally::default(), freeze(index, products, hint)?)),
+                |index, _, frozen| next.shard(index, frozen),
+            )?;
+        }
+
+        if let Some(dicts) = dicts_changed {
+            next.dictionaries(&dicts)?;
+        }
+
+        let mut report = ApplyReport {
+            generation: old.generation(),
+            applied: tally.applied,
+            unchanged: tally.unchanged,
+            removed: tally.removed,
+            shards_written: next.staged.names().len(),
+            bytes_written: next.bytes,
+        };
+        if !next.changed {
+            return Ok(report);
+        }
+        let (shards, dicts) = next.publish(written)?;
+
+        // Commit: the manifest rename makes the generation current, durably.
+        let generation = old.generation() + 1;
+        let snapshot = Snapshot::new(generation, jiff::Timestamp::now(), shards, dicts)?;
+        let manifest = Manifest::describe(&snapshot).to_json()?;
+        report.bytes_written += durable::write_file(&self.dir, MANIFEST, &[&manifest])
+            .map_err(|source| self.io(MANIFEST, source))?;
+        // The manifest is in place and names these files: never remove them from here on. If
+        // the directory sync fails the caller gets an error (not durable) and the in-memory
+        // generation stays the old one; the next open reads whichever manifest survived.
+        written.clear();
+        self.sync_dir()?;
+        report.generation = generation;
+
+        let keep: HashSet<&str> = snapshot.file_names().collect();
+        let obsolete: Vec<String> = old
+            .file_names()
+            .filter(|n| !keep.contains(n))
+            .map(str::to_owned)
+            .collect();
+        tracing::info!(
+            generation,
+            products = snapshot.len(),
+            shards = snapshot.shard_count(),
+            files_written = report.shards_written,
+            bytes_written = report.bytes_written,
+            "generation published"
+        );
+        self.current.store(Arc::new(snapshot));
+        self.published.send_replace(generation);
+
+        // Readers still holding the old generation keep their mappings: unlinking a mapped
+        // file leaves its pages valid. A failure here only leaves garbage for the next open.
+        for name in obsolete {
+            if let Err(e) = std::fs::remove_file(self.dir.join(&name)) {
+                tracing::warn!(file = %name, error = %e, "cannot remove an obsolete snapshot file");
+            }
+        }
+        Ok(report)
+    }
+
+    fn sync_dir(&self) -> Result<(), StoreError> {
+        durable::sync_dir(&self.dir).map_err(|source| StoreError::Io {
+            path: self.dir.clone(),
+            source,
+        })
+    }
+
+    fn io(&self, name: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.dir.join(name),
+            source,
+        }
+    }
+}
+
+/// The files of the generation being built: what is reused from the old one, what is staged.
+struct Builder<'a> {
+    dir: &'a Path,
+    old: &'a Snapshot,
+    target: u32,
+    staged: durable::Staged<'a>,
+    shards: Vec<Option<Arc<ShardFile>>>,
+    /// Old shard files by name: a rebuilt shard with the same index and content keeps its file.
+    reusable: BTreeMap<&'a str, &'a Arc<ShardFile>>,
+    new_shards: Vec<(u32, String)>,
+    new_dicts: Option<String>,
+    changed: bool,
+    bytes: u64,
+}
+
+impl<'a> Builder<'a> {
+    fn new(dir: &'a Path, old: &'a Snapshot, target: u32) -> Self {
+        let count = old.shard_count();
+        let shards = if target == count {
+            (0..count).map(|i| old.shard_file(i).cloned()).collect()
+        } else {
+            vec![None; target as usize]
+        };
+        Builder {
+            dir,
+            old,
+            target,
+            staged: durable::Staged::new(dir),
+            shards,
+            reusable: (0..count)
+                .filter_map(|i| old.shard_file(i))
+                .map(|f| (f.name(), f))
+                .collect(),
+            new_shards: Vec::new(),
+            new_dicts: None,
+            changed: target != count,
+            bytes: 0,
+        }
+    }
+
+    fn io(&self, name: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.dir.join(name),
+            source,
+        }
+    }
+
+    /// Record the new content of shard `index`, staging a file unless an old one has it.
+    fn shard(&mut self, index: u32, frozen: Frozen) -> Result<(), StoreError> {
+        let slot = &mut self.shards[index as usize];
+        let Some((payload, content_id)) = frozen else {
+            self.changed |= slot.take().is_some();
+            return Ok(());
+        };
+        let name = format::shard_file_name(index, &content_id);
+        if let Some(existing) = self.reusable.get(name.as_str()) {
+            self.changed |= slot.as_ref().is_none_or(|s| !Arc::ptr_eq(s, existing));
+            *slot = Some(Arc::clone(existing));
+            return Ok(());
+        }
+        let header = format::encode_header(PayloadKind::Shard, &payload);
+        self.bytes += self
+            .staged
+            .write(&name, &[&header, &payload])
+            .map_err(|e| self.io(&name, e))?;
+        self.new_shards.push((index, name));
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Record changed dictionaries, staging a file unless the content is the old one.
+    fn dictionaries(&mut self, dicts: &Dictionaries) -> Result<(), StoreError> {
+        let payload =
+            rkyv::to_bytes::<rkyv::rancor::Error>(dicts).map_err(|e| StoreError::Serialize {
+                what: "dictionaries".into(),
+                reason: e.to_string(),
+            })?;
+        let content_id = *blake3::hash(&payload).as_bytes();
+        if content_id == self.old.dicts_content_id() {
+            return Ok(());
+        }
+        let name = format::dicts_file_name(&content_id);
+        let header = format::encode_header(PayloadKind::Dictionaries, &payload);
+        self.bytes += self
+            .staged
+            .write(&name, &[&header, &payload])
+            .map_err(|e| self.io(&name, e))?;
+        self.new_dicts = Some(name);
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Make the staged files durable and map them (validating each once, like any file we
+    /// serve). Their names go to `written` so a failure before the commit removes them.
+    #[allow(clippy::type_complexity)]
+    fn publish(
+        mut self,
+        written: &mut Vec<String>,
+    ) -> Result<(Vec<Option<Arc<ShardFile>>>, Arc<DictsFile>), StoreError> {
+        self.staged.publish().map_err(|source| StoreError::Io {
+            path: self.dir.to_path_buf(),
+            source,
+        })?;
+        written.extend(self.staged.names().iter().cloned());
+        let (dir, target) = (self.dir, self.target);
+        let opened = parallel::par_map(self.new_shards, |(index, name)| {
+            ShardFile::open(dir, &name, index, target).map(|f| (index, f))
+        });
+        for file in opened {
+            let (index, file) = file?;
+            self.shards[index as usize] = Some(Arc::new(file));
+        }
+        let dicts = match &self.new_dicts {
+            Some(name) => Arc::new(DictsFile::open(self.dir, name)?),
+            None => Arc::clone(self.old.dicts_file()),
+        };
+        Ok((self.shards, dicts))
+    }
+}
+
+/// Run `work` over `items` a wave at a time on every core, handing each result to `sink` in
+/// order. Waves bound memory to a few shards' worth of products and payloads.
+fn in_waves<T, F, S>(
+    items: impl IntoIterator<Item = T>,
+    work: F,
+    mut sink: S,
+) -> Result<(), StoreError>
+where
+    T: Send + HasIndex,
+    F: Fn(T) -> Result<(Tally, Frozen), StoreError> + Sync,
+    S: FnMut(u32, Tally, Frozen) -> Result<(), StoreError>,
+{
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let wave: Vec<T> = items.by_ref().take(2 * parallel::parallelism()).collect();
+        let done = parallel::par_map(wave, |item| (item.index(), work(item)));
+        for (index, result) in done {
+            let (tally, frozen) = result?;
+            sink(index, tally, frozen)?;
+        }
+    }
+    Ok(())
+}
+
+/// Work items carry the index of the shard they build.
+trait HasIndex {
+    fn index(&self) -> u32;
+}
+
+impl<X> HasIndex for (u32, X) {
+    fn index(&self) -> u32 {
+        self.0
+    }
+}
+
+/// Regroup product changes by shard for `target` shards, keeping batch order within a shard.
+fn regroup(
+    groups: BTreeMap<u32, Vec<apply::Change>>,
+    target: u32,
+) -> BTreeMap<u32, Vec<apply::Change>> {
+    let mut out: BTreeMap<u32, Vec<apply::Change>> = BTreeMap::new();
+    // Changes for one id always sit in one group, in batch order, so order per id survives.
+    for change in groups.into_values().flatten() {
+        out.entry(format::shard_of(change.id(), target))
+            .or_default()
+            .push(change);
+    }
+    out
+}
+
+/// Serialized shard content: the payload and its blake3, or `None` for an empty shard.
+type Frozen = Option<(AlignedVec, [u8; 32])>;
+
+/// Average archived bytes per product in `snapshot`, to size serialization buffers (growing
+/// a multi-megabyte buffer by doubling costs more than the serialization itself).
+fn bytes_per_product(snapshot: &Snapshot) -> usize {
+    let bytes: usize = (0..snapshot.shard_count())
+        .filter_map(|i| snapshot.shard_file(i))
+        .map(|f| f.payload_len())
+        .sum();
+    bytes.checked_div(snapshot.len()).unwrap_or(2048)
+}
+
+fn freeze(index: u32, products: Vec<Product>, hint: usize) -> Result<Frozen, StoreError> {
+    if products.is_empty() {
+        return Ok(None);
+    }
+    let buffer = AlignedVec::with_capacity(products.len() * hint + hint);
+    let payload =
+        rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&Shard { products }, buffer)
+            .map_err(|e| StoreError::Serialize {
+                what: format!("shard {index}"),
+                reason: e.to_string(),
+            })?;
+    let content_id = *blake3::hash(&payload).as_bytes();
+    Ok(Some((payload, content_id)))
+}
+
+/// Every product of the new generation, bucketed into `target` shards: the touched shards'
+/// new content plus the untouched shards read back from the old generation.
+fn redistribute(
+    old: &Snapshot,
+    touched: BTreeMap<u32, BTreeMap<ProductId, Product>>,
+    target: u32,
+) -> Result<BTreeMap<u32, Vec<Product>>, StoreError> {
+    let mut buckets: BTreeMap<u32, Vec<Product>> = (0..target).map(|i| (i, Vec::new())).collect();
+    let mut put = |p: Product| {
+        buckets
+            .entry(format::shard_of(p.id, target))
+            .or_default()
+            .push(p);
+    };
+    for shard in old.shards() {
+        if !touched.contains_key(&shard.index) {
+            apply::thaw(shard.products)?
+                .into_values()
+                .for_each(&mut put);
+        }
+    }
+    touched
+        .into_values()
+        .flat_map(BTreeMap::into_values)
+        .for_each(&mut put);
+    for products in buckets.values_mut() {
+        // Ids are unique: they come from disjoint shards of the old generation.
+        products.sort_unstable_by_key(|p| p.id);
+    }
+    Ok(buckets)
+}
