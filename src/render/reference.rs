@@ -634,10 +634,10 @@ mod tests {
             ],
             "series": [{"id": 1, "name": {"pol": "Jesień/Zima", "eng": "Autumn & Winter"}}],
             "warranties": [
-                {"id": 1, "kind": "producer", "period_months": 24,
+                {"id": 1, "type": "producer", "period_months": 24,
                  "name": {"pol": "Gwarancja producenta", "eng": "Producer's warranty"},
                  "description": {"pol": "<p>Naprawa & wymiana</p>", "eng": "<p>Text with ]]> inside</p>"}},
-                {"id": 2, "kind": "seller", "period_months": 1, "name": {"pol": "Sklep"}}
+                {"id": 2, "type": "seller", "period_months": 1, "name": {"pol": "Sklep"}}
             ],
             "warehouses": [
                 {"id": 0, "name": {"pol": "Magazyn obcy", "eng": "Supplier warehouse"}},
@@ -651,16 +651,16 @@ mod tests {
                 {"id": 2, "name": "Pusta", "sizes": []}
             ],
             "parameters": [
-                {"id": 756, "kind": "section", "name": {"pol": "Dane techniczne", "eng": "Technical data"}},
-                {"id": 706, "kind": "parameter", "name": {"pol": "Kolor", "eng": "Colour"},
+                {"id": 756, "type": "section", "name": {"pol": "Dane techniczne", "eng": "Technical data"}},
+                {"id": 706, "type": "parameter", "name": {"pol": "Kolor", "eng": "Colour"},
                  "description": {"pol": "Użyte <b>kolory</b> & odcienie ]]>"},
                  "values": [
                     {"id": 780, "name": {"pol": "czerwony", "eng": "red"}},
                     {"id": 779, "name": {"pol": "zielony", "eng": "green"}}
                  ]},
-                {"id": 707, "kind": "parameter", "name": {"pol": "Materiał"},
+                {"id": 707, "type": "parameter", "name": {"pol": "Materiał"},
                  "values": [{"id": 783, "name": {"pol": "bawełna"}}, {"id": 779, "name": {"pol": "duplikat"}}]},
-                {"id": 708, "kind": "parameter", "name": {}, "values": [{"id": 790, "name": {}}]}
+                {"id": 708, "type": "parameter", "name": {}, "values": [{"id": 790, "name": {}}]}
             ]
         }))
     }
