@@ -4,12 +4,14 @@
 //! Data flows one way through the stages, each a module with a small public surface:
 //! `ingest → store → snapshot → render → artifacts → http`.
 
+pub mod app;
+pub mod artifacts;
 pub mod catalog;
 pub mod config;
-pub mod http;
-pub mod partners;
 pub mod generate;
+pub mod http;
 pub mod ingest;
+pub mod partners;
 pub mod render;
 pub mod snapshot;
 pub mod store;

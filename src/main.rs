@@ -1,1 +1,279 @@
-fn main() {}
+//! The `iofd` command line: parse, set up logging, dispatch. The work lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use iofd::app::App;
+use iofd::config::{Config, LogFormat, ServeArgs};
+use iofd::http::{self, Surface};
+
+#[derive(Parser)]
+#[command(
+    name = "iofd",
+    version,
+    about = "A feed origin that publishes a supplier's catalog to partners as IOF 3.0 offers and CSV"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve partner feeds (with no partners file: the bundled demo catalog and partners).
+    Serve(ServeArgs),
+    /// Write a deterministic synthetic catalog in the ERP's JSON Lines format.
+    Generate {
+        /// Number of products.
+        #[arg(long, default_value_t = 200)]
+        products: u64,
+        /// Random seed: the same seed and count give the same bytes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output directory (receives catalog.jsonl).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Load JSON Lines files into the store. Nothing is applied unless every line is valid.
+    Import {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Files to import, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The files are the complete catalog: remove products they do not contain.
+        #[arg(long)]
+        full_sync: bool,
+        /// Apply the valid lines even when some are rejected.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Check IOF files against the official IOF 3.0 schemas (needs xmllint).
+    Validate {
+        /// Files to check; the schema is chosen from the file name (full.xml, light.xml, ...).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("IOFD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Generate {
+            products,
+            seed,
+            out,
+        } => generate(products, seed, out),
+        Command::Import {
+            args,
+            files,
+            full_sync,
+            skip_invalid,
+        } => import(args, files, full_sync, skip_invalid),
+        Command::Validate { files } => validate(files),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("iofd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let public = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let admin = tokio::net::TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
+        let app = tokio::task::spawn_blocking(move || App::open(config))
+            .await
+            .context("start-up task failed")??;
+        print_gateways(&app);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
+        let public_task = tokio::spawn(http::serve(
+            public,
+            app.clone(),
+            Surface::Public,
+            stopped(stop_rx.clone()),
+        ));
+        let admin_task = tokio::spawn(http::serve(
+            admin,
+            app.clone(),
+            Surface::Admin,
+            stopped(stop_rx.clone()),
+        ));
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing requests in flight");
+        let _ = stop_tx.send(true);
+        public_task.await.context("public listener task")??;
+        admin_task.await.context("admin listener task")??;
+        publisher.await.context("publisher task")?;
+        Ok(())
+    })
+}
+
+fn print_gateways(app: &Arc<App>) {
+    let partners = app.partners();
+    println!(
+        "iofd serving {} products on {} (admin {})",
+        app.store.snapshot().len(),
+        app.config.listen,
+        app.config.admin_listen
+    );
+    for account in partners.accounts() {
+        for shop in &account.shops {
+            let token = account.plain_token.as_deref().unwrap_or("<token>");
+            let state = if account.offer_access {
+                ""
+            } else {
+                "  (offer access off)"
+            };
+            println!(
+                "  {:<16} {}/feeds/{}/{}/{}/gateway.xml{}",
+                account.id, app.config.public_url, account.id, token, shop, state
+            );
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+fn generate(products: u64, seed: u64, out: PathBuf) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let summary =
+        iofd::generate::generate(&iofd::generate::GenerateOptions { products, seed }, &out)?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "wrote {} ({} products, {} records, {:.1} MB) in {:.2} s",
+        out.join("catalog.jsonl").display(),
+        summary.products,
+        summary.records,
+        summary.bytes as f64 / 1e6,
+        secs
+    );
+    Ok(())
+}
+
+fn import(
+    args: ServeArgs,
+    files: Vec<PathBuf>,
+    full_sync: bool,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_tracing(config.log_format);
+    let started = std::time::Instant::now();
+    let mut records = Vec::new();
+    let mut rejected = Vec::new();
+    for file in &files {
+        let batch = iofd::ingest::read_jsonl_file(file)?;
+        records.extend(batch.records.into_iter().map(|l| l.record));
+        rejected.extend(batch.rejected);
+    }
+    for r in rejected.iter().take(50) {
+        eprintln!("{r}");
+    }
+    if rejected.len() > 50 {
+        eprintln!("... and {} more rejected lines", rejected.len() - 50);
+    }
+    if !rejected.is_empty() && !skip_invalid {
+        bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.len());
+    }
+    let parsed = started.elapsed();
+    let store =
+        iofd::store::Store::open(&config.store_dir(), iofd::store::StoreOptions::default())?;
+    let mode = if full_sync {
+        iofd::store::ApplyMode::FullSync
+    } else {
+        iofd::store::ApplyMode::Upsert
+    };
+    let count = records.len();
+    let report = store.apply(records, mode)?;
+    println!(
+        "{count} records: {} applied, {} unchanged, {} removed, {} rejected; generation {} ({} shard files, {:.1} MB written); parse {:.2} s, total {:.2} s",
+        report.applied,
+        report.unchanged,
+        report.removed,
+        rejected.len(),
+        report.generation,
+        report.shards_written,
+        report.bytes_written as f64 / 1e6,
+        parsed.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn validate(files: Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let kind = name.split('.').next().unwrap_or("");
+        let Some(schema) = iofd::xsd::Schema::for_kind(kind) else {
+            bail!("{}: cannot tell which schema applies (name the file full.xml, light.xml, gateway.xml, ...)", file.display());
+        };
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        match iofd::xsd::validate(schema, &bytes) {
+            Ok(()) => println!("{}: valid ({})", file.display(), schema.file_name()),
+            Err(e @ iofd::xsd::XsdError::Invalid { .. }) => {
+                failed += 1;
+                println!("{}: {e}", file.display());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} file(s) do not validate");
+    }
+    Ok(())
+}

@@ -1,0 +1,349 @@
+//! One rendered file on disk: written atomically, described by a small sidecar of metadata
+//! so a restart can serve it without rendering or hashing it again.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+/// A rendered file, ready to serve.
+#[derive(Debug)]
+pub struct Artifact {
+    /// The name in URLs: `full.xml`, `light.xml.gz`, `full.csv`.
+    pub name: String,
+    /// The gateway node it is listed under: `full`, `light`, `categories`, ...
+    pub kind: String,
+    pub path: PathBuf,
+    pub len: u64,
+    /// MD5 hex of the bytes served (the gateway's `hash`).
+    pub md5: String,
+    /// Strong entity tag, quoted.
+    pub etag: String,
+    pub modified: SystemTime,
+    /// The `changed` time written into the gateway.
+    pub changed: jiff::civil::DateTime,
+    pub content_type: &'static str,
+    /// `Some("gzip")` for a precompressed variant.
+    pub content_encoding: Option<&'static str>,
+    /// Small files are kept in memory.
+    pub memory: Option<Bytes>,
+}
+
+/// A file that could not be rendered, written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ArtifactError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        ArtifactError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What the sidecar `<file>.meta` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    len: u64,
+    md5: String,
+    blake3: String,
+    modified_unix: u64,
+    changed: String,
+}
+
+fn content_type(name: &str) -> &'static str {
+    if name.ends_with(".gz") {
+        "application/gzip"
+    } else if name.ends_with(".csv") {
+        "text/csv; charset=utf-8"
+    } else {
+        "application/xml; charset=utf-8"
+    }
+}
+
+/// The data file a path belongs to (a sidecar belongs to its data file).
+pub(crate) fn data_path_of(path: &Path) -> PathBuf {
+    match path.to_str().and_then(|s| s.strip_suffix(".meta")) {
+        Some(stem) => PathBuf::from(stem),
+        None => path.to_path_buf(),
+    }
+}
+
+/// Where renderers write: a buffered file that counts and hashes the bytes on their way.
+pub(crate) type Sink = Tee<BufWriter<File>>;
+
+/// Counts bytes and hashes them on their way to the file.
+pub(crate) struct Tee<W> {
+    inner: W,
+    md5: Md5,
+    blake3: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.md5.update(&buf[..n]);
+        self.blake3.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Write `tmp` durably and move it to `dest`.
+fn publish(tmp: &Path, dest: &Path, file: File) -> Result<(), ArtifactError> {
+    file.sync_all().map_err(|e| ArtifactError::io(tmp, e))?;
+    drop(file);
+    std::fs::rename(tmp, dest).map_err(|e| ArtifactError::io(dest, e))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), ArtifactError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ArtifactError::io(dir, e))
+}
+
+fn write_meta(path: &Path, meta: &Meta) -> Result<(), ArtifactError> {
+    let meta_path = PathBuf::from(format!("{}.meta", path.display()));
+    let tmp = PathBuf::from(format!("{}.meta.tmp", path.display()));
+    let mut f = File::create(&tmp).map_err(|e| ArtifactError::io(&tmp, e))?;
+    let text =
+        serde_json::to_vec(meta).map_err(|e| ArtifactError::io(&tmp, std::io::Error::other(e)))?;
+    f.write_all(&text).map_err(|e| ArtifactError::io(&tmp, e))?;
+    publish(&tmp, &meta_path, f)
+}
+
+/// An artifact from a data file and its sidecar, if both are present and agree.
+fn load(path: &Path, name: &str, kind: &str) -> Option<Artifact> {
+    let meta_path = PathBuf::from(format!("{}.meta", path.display()));
+    let meta: Meta = serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
+    let len = std::fs::metadata(path).ok()?.len();
+    if len != meta.len {
+        return None;
+    }
+    let changed: jiff::civil::DateTime = meta.changed.parse().ok()?;
+    artifact(
+        path,
+        name,
+        kind,
+        len,
+        meta.md5,
+        &meta.blake3,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(meta.modified_unix),
+        changed,
+    )
+    .ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn artifact(
+    path: &Path,
+    name: &str,
+    kind: &str,
+    len: u64,
+    md5: String,
+    blake3_hex: &str,
+    modified: SystemTime,
+    changed: jiff::civil::DateTime,
+) -> Result<Artifact, ArtifactError> {
+    let memory = if super::keep_in_memory(len) {
+        let mut buf = Vec::with_capacity(len as usize);
+        File::open(path)
+            .and_then(|mut f| f.read_to_end(&mut buf))
+            .map_err(|e| ArtifactError::io(path, e))?;
+        Some(Bytes::from(buf))
+    } else {
+        None
+    };
+    Ok(Artifact {
+        name: name.to_string(),
+        kind: kind.to_string(),
+        path: path.to_path_buf(),
+        len,
+        md5,
+        etag: format!("\"{}\"", &blake3_hex[..32.min(blake3_hex.len())]),
+        modified,
+        changed,
+        content_type: content_type(name),
+        // A `.xml.gz` file is served as a gzip file, not as a compressed XML representation.
+        content_encoding: None,
+        memory,
+    })
+}
+
+/// Render a file (or reuse the one an earlier run rendered from the same input).
+///
+/// `stem` names the input the bytes depend on (`g12` for generation 12, `d…` for a
+/// dictionaries content id), so equal inputs find the same file.
+pub(crate) fn build(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    stem: &str,
+    changed: jiff::civil::DateTime,
+    modified: SystemTime,
+    render: impl FnOnce(&mut Sink) -> std::io::Result<()>,
+) -> Result<Artifact, ArtifactError> {
+    let path = dir.join(format!("{stem}-{name}"));
+    if let Some(found) = load(&path, name, kind) {
+        return Ok(found);
+    }
+    let tmp = dir.join(format!(".{stem}-{name}.tmp"));
+    let file = File::create(&tmp).map_err(|e| ArtifactError::io(&tmp, e))?;
+    let mut tee = Tee {
+        inner: BufWriter::with_capacity(256 * 1024, file),
+        md5: Md5::new(),
+        blake3: blake3::Hasher::new(),
+        len: 0,
+    };
+    if let Err(e) = render(&mut tee).and_then(|()| tee.flush()) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ArtifactError::io(&tmp, e));
+    }
+    let Tee {
+        inner,
+        md5,
+        blake3,
+        len,
+    } = tee;
+    let file = inner
+        .into_inner()
+        .map_err(|e| ArtifactError::io(&tmp, e.into_error()))?;
+    publish(&tmp, &path, file)?;
+    let md5 = hex(&md5.finalize());
+    let b3 = blake3.finalize().to_hex().to_string();
+    write_meta(
+        &path,
+        &Meta {
+            len,
+            md5: md5.clone(),
+            blake3: b3.clone(),
+            modified_unix: unix(modified),
+            changed: changed.to_string(),
+        },
+    )?;
+    sync_dir(dir)?;
+    artifact(&path, name, kind, len, md5, &b3, modified, changed)
+}
+
+/// The gzip variant of an artifact, compressed once and stored beside it.
+pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
+    let dir = plain.path.parent().unwrap_or(Path::new("."));
+    let stem = plain
+        .path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(&format!("-{}", plain.name)))
+        .unwrap_or("x")
+        .to_string();
+    let name = format!("{}.gz", plain.name);
+    let mut source = File::open(&plain.path).map_err(|e| ArtifactError::io(&plain.path, e))?;
+    build(
+        dir,
+        &name,
+        &plain.kind,
+        &stem,
+        plain.changed,
+        plain.modified,
+        |w: &mut Sink| {
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(6));
+            std::io::copy(&mut source, &mut enc)?;
+            enc.finish()?;
+            Ok(())
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn when() -> jiff::civil::DateTime {
+        jiff::civil::date(2026, 11, 22).at(10, 30, 0, 0)
+    }
+
+    #[test]
+    fn builds_hashes_and_reuses() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let a = build(dir.path(), "full.xml", "full", "g1", when(), t, |w| {
+            w.write_all(b"<offer/>")
+        })
+        .unwrap();
+        assert_eq!(a.len, 8);
+        assert_eq!(a.md5, hex(&Md5::digest(b"<offer/>")));
+        assert_eq!(a.memory.as_deref(), Some(&b"<offer/>"[..]));
+        assert!(a.etag.starts_with('"') && a.etag.ends_with('"'));
+        // Same input: found on disk, the renderer is not called.
+        let b = build(dir.path(), "full.xml", "full", "g1", when(), t, |_| {
+            panic!("rendered twice")
+        })
+        .unwrap();
+        assert_eq!(
+            (b.md5.as_str(), b.etag.as_str(), b.modified, b.changed),
+            (a.md5.as_str(), a.etag.as_str(), a.modified, a.changed)
+        );
+        // A sidecar that disagrees with the file makes it render again.
+        std::fs::write(&a.path, b"<offer></offer>").unwrap();
+        let c = build(dir.path(), "full.xml", "full", "g1", when(), t, |w| {
+            w.write_all(b"<offer/>")
+        })
+        .unwrap();
+        assert_eq!(c.len, 8);
+        let gz = gzip(&c).unwrap();
+        assert_eq!(gz.name, "full.xml.gz");
+        assert_eq!(gz.content_type, "application/gzip");
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(File::open(&gz.path).unwrap())
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "<offer/>");
+        assert_ne!(gz.etag, c.etag, "each representation has its own ETag");
+    }
+
+    #[test]
+    fn a_failed_render_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = build(
+            dir.path(),
+            "full.xml",
+            "full",
+            "g1",
+            when(),
+            SystemTime::now(),
+            |w| {
+                w.write_all(b"<offer>")?;
+                Err(std::io::Error::other("boom"))
+            },
+        );
+        assert!(err.is_err());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file, no temp file"
+        );
+    }
+}

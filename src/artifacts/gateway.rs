@@ -1,0 +1,136 @@
+//! Gateways: the one file that differs per partner (its links carry the partner's token).
+//! Small, rendered on first request after each publish and kept until the next one.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+use super::{Artifact, ProfileArtifacts};
+use crate::render::{self, DictIndex, Gateway, GatewayFile};
+use crate::snapshot::Snapshot;
+
+/// Where a partner's links point.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayLinks<'a> {
+    /// Base URL without a trailing slash.
+    pub public_url: &'a str,
+    pub partner: &'a str,
+    pub token: &'a str,
+    pub shop: u32,
+}
+
+impl GatewayLinks<'_> {
+    /// The URL of one of the partner's files.
+    pub fn url(&self, name: &str) -> String {
+        format!(
+            "{}/feeds/{}/{}/{}/{}",
+            self.public_url, self.partner, self.token, self.shop, name
+        )
+    }
+}
+
+/// Rendered gateways of the current artifact set.
+#[derive(Default)]
+pub struct GatewayCache {
+    map: Mutex<HashMap<(String, u32, u64), Arc<Artifact>>>,
+}
+
+impl GatewayCache {
+    /// Forget every gateway (after a publish or a partners reload).
+    pub fn clear(&self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The partner's gateway for `files`, rendering it on first use. `None` when the shop has
+    /// no metadata in the catalog.
+    pub fn get(
+        &self,
+        links: &GatewayLinks,
+        files: &ProfileArtifacts,
+        snapshot: &Snapshot,
+        timezone: &jiff::tz::TimeZone,
+    ) -> Option<Arc<Artifact>> {
+        let key = (links.partner.to_string(), links.shop, snapshot.generation());
+        if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Some(found.clone());
+        }
+        let rendered = Arc::new(render_gateway(links, files, snapshot, timezone)?);
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // Bound the cache: one entry per partner and shop in steady state.
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(key, rendered.clone());
+        Some(rendered)
+    }
+}
+
+fn render_gateway(
+    links: &GatewayLinks,
+    files: &ProfileArtifacts,
+    snapshot: &Snapshot,
+    timezone: &jiff::tz::TimeZone,
+) -> Option<Artifact> {
+    let dicts = DictIndex::new(snapshot.dicts());
+    let shop = dicts.shop(links.shop)?;
+    let suffix = if files.profile.gzip { ".gz" } else { "" };
+    let entry = |kind: &str| -> Option<GatewayFile> {
+        let a = files.get(&format!("{kind}.xml{suffix}"))?;
+        Some(GatewayFile {
+            url: links.url(&a.name),
+            md5: Some(a.md5.clone()),
+            changed: Some(a.changed),
+        })
+    };
+    let published = snapshot.published();
+    let generated = published.to_zoned(timezone.clone()).datetime();
+    let expires = generated
+        .checked_add(jiff::Span::new().days(7))
+        .unwrap_or(generated);
+    let others = [
+        "producers",
+        "units",
+        "parameters",
+        "stocks",
+        "series",
+        "warranties",
+    ]
+    .into_iter()
+    .filter_map(|kind| entry(kind).map(|f| (kind, f)))
+    .collect();
+    let gateway = Gateway {
+        shop,
+        generated,
+        expires,
+        full: entry("full")?,
+        changes: Vec::new(),
+        light: entry("light")?,
+        categories: entry("categories")?,
+        sizes: entry("sizes")?,
+        others,
+    };
+    let mut bytes = Vec::with_capacity(8 * 1024);
+    render::write_gateway(&mut bytes, &gateway).ok()?;
+    let md5: String = Md5::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
+    Some(Artifact {
+        name: "gateway.xml".into(),
+        kind: "gateway".into(),
+        path: PathBuf::new(),
+        len: bytes.len() as u64,
+        md5,
+        etag,
+        modified: SystemTime::from(published),
+        changed: generated,
+        content_type: "application/xml; charset=utf-8",
+        content_encoding: None,
+        memory: Some(Bytes::from(bytes)),
+    })
+}

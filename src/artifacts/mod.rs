@@ -1,0 +1,288 @@
+//! Rendered bytes, ready to serve: one set of files per (snapshot generation, render profile).
+//!
+//! Each file is rendered once into the data directory (temp file, fsync, rename), with its
+//! MD5 (for the gateway `hash`), a strong ETag (blake3) and its length computed while writing.
+//! Partners with equal profiles share the same files. Reference files are keyed by the content
+//! of the dictionaries, so they keep their bytes, hash and `changed` time while the
+//! dictionaries do not change; full and light follow the catalog generation. Rendering is
+//! deterministic (timestamps come from the snapshot), and files found on disk from an earlier
+//! run are reused, so a restart serves the same bytes under the same ETags.
+
+mod file;
+mod gateway;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::render::{
+    self, DictIndex, Format, OfferMeta, ReferenceKind, ReferenceMeta, RenderProfile,
+};
+use crate::snapshot::Snapshot;
+
+pub use file::{Artifact, ArtifactError};
+pub use gateway::{GatewayCache, GatewayLinks};
+
+/// Files at most this large are kept in memory; larger ones stream from disk.
+const MEMORY_LIMIT: u64 = 1 << 20;
+
+/// Every file of one profile for one generation, by file name (`full.xml`, `categories.xml`).
+#[derive(Debug)]
+pub struct ProfileArtifacts {
+    pub profile: RenderProfile,
+    pub files: HashMap<String, Arc<Artifact>>,
+}
+
+impl ProfileArtifacts {
+    /// A file by its name in URLs (`full.xml`, `light.csv`, ...).
+    pub fn get(&self, name: &str) -> Option<&Arc<Artifact>> {
+        self.files.get(name)
+    }
+}
+
+/// The files of every profile in use, for one snapshot generation.
+#[derive(Debug, Default)]
+pub struct ArtifactSet {
+    pub generation: u64,
+    /// The snapshot the files were rendered from (gateways render from it too).
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub by_profile: HashMap<String, Arc<ProfileArtifacts>>,
+}
+
+impl ArtifactSet {
+    /// The files of a profile, if it has been rendered.
+    pub fn profile(&self, profile: &RenderProfile) -> Option<&Arc<ProfileArtifacts>> {
+        self.by_profile.get(&profile.key())
+    }
+
+    fn paths(&self) -> HashSet<PathBuf> {
+        self.by_profile
+            .values()
+            .flat_map(|p| p.files.values().map(|a| a.path.clone()))
+            .collect()
+    }
+
+    /// Number of distinct rendered files (partners with equal settings share them).
+    pub fn file_count(&self) -> usize {
+        self.by_profile.values().map(|p| p.files.len()).sum()
+    }
+}
+
+/// The artifact store: renders sets and publishes the current one.
+pub struct Artifacts {
+    dir: PathBuf,
+    timezone: jiff::tz::TimeZone,
+    current: ArcSwap<ArtifactSet>,
+    /// Serializes builds; serving never waits on it.
+    build_lock: std::sync::Mutex<()>,
+    pub gateways: GatewayCache,
+}
+
+impl Artifacts {
+    pub fn new(dir: &Path, timezone: jiff::tz::TimeZone) -> Result<Artifacts, ArtifactError> {
+        std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io(dir, e))?;
+        Ok(Artifacts {
+            dir: dir.to_path_buf(),
+            timezone,
+            current: ArcSwap::from_pointee(ArtifactSet::default()),
+            build_lock: std::sync::Mutex::new(()),
+            gateways: GatewayCache::default(),
+        })
+    }
+
+    /// The set being served.
+    pub fn current(&self) -> Arc<ArtifactSet> {
+        self.current.load_full()
+    }
+
+    /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and
+    /// delete files that neither the new nor the previous set uses. Blocking: call it from a
+    /// blocking thread.
+    pub fn publish(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        profiles: &[RenderProfile],
+    ) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let previous = self.current.load_full();
+        let mut set = ArtifactSet {
+            generation: snapshot.generation(),
+            snapshot: Some(snapshot.clone()),
+            by_profile: HashMap::new(),
+        };
+        for profile in profiles {
+            let key = profile.key();
+            if set.by_profile.contains_key(&key) {
+                continue;
+            }
+            let files = self.render_profile(snapshot, profile)?;
+            set.by_profile.insert(
+                key,
+                Arc::new(ProfileArtifacts {
+                    profile: profile.clone(),
+                    files,
+                }),
+            );
+        }
+        let set = Arc::new(set);
+        let keep: HashSet<PathBuf> = set.paths().into_iter().chain(previous.paths()).collect();
+        self.current.store(set.clone());
+        self.gateways.clear();
+        self.collect_garbage(&keep);
+        Ok(set)
+    }
+
+    fn render_profile(
+        &self,
+        snapshot: &Snapshot,
+        profile: &RenderProfile,
+    ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
+        let dir = self.dir.join(profile.key());
+        std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
+        let published = snapshot.published();
+        let generated = published.to_zoned(self.timezone.clone()).datetime();
+        let modified = SystemTime::from(published);
+        let expires = generated
+            .checked_add(jiff::Span::new().days(1))
+            .unwrap_or(generated);
+        let meta = OfferMeta { generated, expires };
+        let dicts = DictIndex::new(snapshot.dicts());
+        let generation = snapshot.generation();
+        let mut files = HashMap::new();
+        let mut add = |artifact: Artifact| {
+            files.insert(artifact.name.clone(), Arc::new(artifact));
+        };
+        match profile.format {
+            Format::Iof30 => {
+                let stem = format!("g{generation}");
+                add(file::build(
+                    &dir,
+                    "full.xml",
+                    "full",
+                    &stem,
+                    generated,
+                    modified,
+                    |w: &mut file::Sink| {
+                        render::full(w, profile, &dicts, &meta, snapshot.products())
+                    },
+                )?);
+                add(file::build(
+                    &dir,
+                    "light.xml",
+                    "light",
+                    &stem,
+                    generated,
+                    modified,
+                    |w: &mut file::Sink| {
+                        render::light(w, profile, &dicts, &meta, snapshot.products())
+                    },
+                )?);
+                // Reference files change only with the dictionaries: key them by content so
+                // their hash and `changed` stay put across catalog generations.
+                let dict_id: String = snapshot.dicts_content_id()[..8]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                for kind in ReferenceKind::ALL {
+                    let name = format!("{}.xml", kind.name());
+                    let reference_meta = ReferenceMeta { generated, expires };
+                    add(file::build(
+                        &dir,
+                        &name,
+                        kind.name(),
+                        &format!("d{dict_id}"),
+                        generated,
+                        modified,
+                        |w: &mut file::Sink| {
+                            render::write_reference(
+                                w,
+                                kind,
+                                snapshot.dicts(),
+                                &profile.languages,
+                                &reference_meta,
+                            )
+                            .map_err(std::io::Error::other)
+                        },
+                    )?);
+                }
+            }
+            Format::Csv => {
+                let stem = format!("g{generation}");
+                add(file::build(
+                    &dir,
+                    "full.csv",
+                    "full",
+                    &stem,
+                    generated,
+                    modified,
+                    |w: &mut file::Sink| {
+                        render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
+                            .map_err(std::io::Error::other)
+                    },
+                )?);
+                add(file::build(
+                    &dir,
+                    "light.csv",
+                    "light",
+                    &stem,
+                    generated,
+                    modified,
+                    |w: &mut file::Sink| {
+                        render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
+                            .map_err(std::io::Error::other)
+                    },
+                )?);
+            }
+        }
+        if profile.gzip {
+            let plain: Vec<Arc<Artifact>> = files.values().cloned().collect();
+            for artifact in plain {
+                let gz = file::gzip(&artifact)?;
+                files.insert(gz.name.clone(), Arc::new(gz));
+            }
+        }
+        Ok(files)
+    }
+
+    /// Delete rendered files that are not in `keep`. Unlinking a file a download still has
+    /// open is safe: the open descriptor keeps the data until the download ends.
+    fn collect_garbage(&self, keep: &HashSet<PathBuf>) {
+        let Ok(profiles) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for profile_dir in profiles.flatten() {
+            let path = profile_dir.path();
+            let Ok(entries) = std::fs::read_dir(&path) else {
+                continue;
+            };
+            let mut left = 0usize;
+            for entry in entries.flatten() {
+                let p = entry.path();
+                let data_file = file::data_path_of(&p);
+                if keep.contains(&data_file) {
+                    left += 1;
+                    continue;
+                }
+                if let Err(e) = std::fs::remove_file(&p) {
+                    tracing::warn!(path = %p.display(), error = %e, "cannot remove an old artifact");
+                }
+            }
+            if left == 0 {
+                let _ = std::fs::remove_dir(&path);
+            }
+        }
+    }
+}
+
+/// Bytes of a small artifact, when it is held in memory.
+pub fn memory_bytes(artifact: &Artifact) -> Option<&Bytes> {
+    artifact.memory.as_ref()
+}
+
+pub(crate) fn keep_in_memory(len: u64) -> bool {
+    len <= MEMORY_LIMIT
+}

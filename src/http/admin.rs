@@ -1,0 +1,25 @@
+//! The admin listener: health and readiness (ingest and metrics join it later).
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use super::{body, Body, HttpError};
+use crate::app::App;
+
+/// Answer one request on the admin listener.
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let text = |status: StatusCode, text: &'static str| {
+        Response::builder()
+            .status(status)
+            .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .header(hyper::header::CACHE_CONTROL, "no-store")
+            .body(body::full(text))
+            .unwrap_or_else(|_| Response::new(body::empty()))
+    };
+    match req.uri().path() {
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" if app.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n"),
+        _ => HttpError::NotFound.response(),
+    }
+}

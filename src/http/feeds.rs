@@ -1,0 +1,98 @@
+//! Partner feed requests: route, partner check, artifact lookup, file response.
+
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+
+use super::routes::{self, FeedRequest, FileRef};
+use super::{respond, Body, HttpError};
+use crate::app::App;
+use crate::artifacts::GatewayLinks;
+use crate::partners::{Access, FileType};
+use crate::render::Format;
+
+/// Answer one request on the public listener.
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let result = answer(app, &req).await;
+    let response = result.unwrap_or_else(|e| e.response());
+    // Log the path without the token: access logs must not leak credentials.
+    let route = routes::parse(req.uri().path(), req.uri().query());
+    tracing::info!(
+        target: "access",
+        method = %req.method(),
+        partner = route.as_ref().map(|r| r.partner.as_str()).unwrap_or("-"),
+        shop = route.as_ref().map(|r| r.shop).unwrap_or(0),
+        file = route.as_ref().map(|r| file_label(&r.file)).unwrap_or_else(|| "-".into()),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+fn file_label(file: &FileRef) -> String {
+    match file {
+        FileRef::Named(n) => n.clone(),
+        FileRef::Kind { kind, .. } => kind.clone(),
+    }
+}
+
+async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    let feed = routes::parse(req.uri().path(), req.uri().query()).ok_or(HttpError::NotFound)?;
+    let partners = app.partners();
+    let account = match partners.authenticate(&feed.partner, &feed.token) {
+        Access::Granted(account) => account,
+        Access::NotFound => return Err(HttpError::NotFound),
+        Access::Revoked => return Err(HttpError::Revoked),
+        Access::SharingOff => return Err(HttpError::SharingOff),
+    };
+    if !account.shops.contains(&feed.shop) {
+        return Err(HttpError::NotFound);
+    }
+    let profile = account.profile(feed.shop).ok_or(HttpError::NotFound)?;
+    let name = file_name(&feed, profile.format, account.file_type);
+    let set = app.artifacts.current();
+    let files = set.profile(profile).ok_or(HttpError::NotReady)?;
+    let surrogate_key = format!(
+        "partner:{} shop:{} file:{} profile:{}",
+        feed.partner,
+        feed.shop,
+        name.split('.').next().unwrap_or(""),
+        profile.key()
+    );
+    let artifact = if name == "gateway.xml" {
+        let snapshot = set.snapshot.as_ref().ok_or(HttpError::NotReady)?;
+        let links = GatewayLinks {
+            public_url: &app.config.public_url,
+            partner: &feed.partner,
+            token: &feed.token,
+            shop: feed.shop,
+        };
+        app.artifacts
+            .gateways
+            .get(&links, files, snapshot, &app.config.timezone)
+            .ok_or(HttpError::NotFound)?
+    } else {
+        files.get(&name).cloned().ok_or(HttpError::NotFound)?
+    };
+    respond::file(req.method(), req.headers(), &artifact, &surrogate_key).await
+}
+
+/// The file name a request resolves to for this partner.
+fn file_name(feed: &FeedRequest, format: Format, file_type: FileType) -> String {
+    match &feed.file {
+        FileRef::Named(name) => name.clone(),
+        FileRef::Kind { kind, csv } => {
+            if *csv || (format == Format::Csv && kind != "gateway") {
+                format!("{kind}.csv")
+            } else if file_type == FileType::Gzip && kind != "gateway" {
+                format!("{kind}.xml.gz")
+            } else {
+                format!("{kind}.xml")
+            }
+        }
+    }
+}

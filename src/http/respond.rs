@@ -1,0 +1,114 @@
+//! A file response: validators, preconditions, ranges and cache headers, decided by the pure
+//! rules and put on the wire here.
+
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+
+use super::body::{self, Body};
+use super::rules::{self, Conditions, Precondition, RangeDecision, Validators};
+use super::HttpError;
+use crate::artifacts::Artifact;
+
+/// How long caches may keep a file, by the gateway node it is listed under.
+pub fn cache_control(kind: &str) -> &'static str {
+    match kind {
+        // Change-file URLs name one immutable file.
+        k if k.starts_with("full_change") => "public, max-age=31536000, immutable",
+        // Freshness matters most here: prices and stock.
+        "gateway" | "light" => {
+            "public, max-age=30, stale-while-revalidate=30, stale-if-error=86400"
+        }
+        "full" => "public, max-age=300, stale-while-revalidate=300, stale-if-error=86400",
+        _ => "public, max-age=3600, stale-while-revalidate=600, stale-if-error=86400",
+    }
+}
+
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Answer a GET or HEAD for `artifact`.
+pub async fn file(
+    method: &Method,
+    headers: &HeaderMap,
+    artifact: &Artifact,
+    surrogate_key: &str,
+) -> Result<Response<Body>, HttpError> {
+    let validators = Validators {
+        etag: &artifact.etag,
+        last_modified: artifact.modified,
+    };
+    let conditions = Conditions {
+        if_match: header(headers, header::IF_MATCH),
+        if_none_match: header(headers, header::IF_NONE_MATCH),
+        if_modified_since: header(headers, header::IF_MODIFIED_SINCE),
+        if_unmodified_since: header(headers, header::IF_UNMODIFIED_SINCE),
+    };
+    let mut builder = Response::builder()
+        .header(header::ETAG, &artifact.etag)
+        .header(
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(artifact.modified),
+        )
+        .header(header::CACHE_CONTROL, cache_control(&artifact.kind))
+        .header(header::VARY, "Accept-Encoding")
+        .header("Surrogate-Key", surrogate_key);
+    match rules::evaluate(&conditions, &validators) {
+        Precondition::NotModified => {
+            return builder
+                .status(StatusCode::NOT_MODIFIED)
+                .body(body::empty())
+                .map_err(|e| HttpError::Internal(e.to_string()));
+        }
+        Precondition::Failed => {
+            return builder
+                .status(StatusCode::PRECONDITION_FAILED)
+                .header(header::CONTENT_LENGTH, 0)
+                .body(body::empty())
+                .map_err(|e| HttpError::Internal(e.to_string()));
+        }
+        Precondition::Proceed => {}
+    }
+    builder = builder
+        .header(header::CONTENT_TYPE, artifact.content_type)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if let Some(encoding) = artifact.content_encoding {
+        builder = builder.header(header::CONTENT_ENCODING, encoding);
+    }
+    let len = artifact.len;
+    let (status, start, count) = match rules::decide_range(
+        header(headers, header::RANGE),
+        header(headers, header::IF_RANGE),
+        len,
+        &validators,
+    ) {
+        RangeDecision::Full => (StatusCode::OK, 0, len),
+        RangeDecision::Partial { start, end } => {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+            (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
+        }
+        RangeDecision::Unsatisfiable => {
+            return builder
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .header(header::CONTENT_LENGTH, 0)
+                .body(body::empty())
+                .map_err(|e| HttpError::Internal(e.to_string()));
+        }
+    };
+    builder = builder
+        .status(status)
+        .header(header::CONTENT_LENGTH, HeaderValue::from(count));
+    let body = if *method == Method::HEAD || count == 0 {
+        body::empty()
+    } else if let Some(bytes) = &artifact.memory {
+        body::full(bytes.slice(start as usize..(start + count) as usize))
+    } else {
+        body::file_range(&artifact.path, start, count)
+            .await
+            .map_err(|e| HttpError::Internal(format!("{}: {e}", artifact.path.display())))?
+    };
+    builder
+        .body(body)
+        .map_err(|e| HttpError::Internal(e.to_string()))
+}

@@ -1,0 +1,196 @@
+//! A real iofd server on 127.0.0.1:0 for integration tests, stopped on drop.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use iofd::app::App;
+use iofd::config::Config;
+use iofd::http::{self, Surface};
+
+pub struct Server {
+    pub base: String,
+    pub admin: String,
+    pub app: Arc<App>,
+    stop: Option<tokio::sync::watch::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Demo mode rooted at `data`: demo catalog and partners.
+    pub fn demo(data: &Path) -> Server {
+        Server::start(Config::for_data_dir(data))
+    }
+
+    /// Start with `config`; gateway links point at the server's own random port unless the
+    /// config already names a public URL other than the default.
+    pub fn start(mut config: Config) -> Server {
+        let own_url = config.public_url == format!("http://{}", config.listen);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr, Arc<App>)>();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let public = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind");
+                let (pa, aa) = (
+                    public.local_addr().expect("addr"),
+                    admin.local_addr().expect("addr"),
+                );
+                if own_url {
+                    config.public_url = format!("http://{pa}");
+                }
+                let app = tokio::task::spawn_blocking(move || App::open(config))
+                    .await
+                    .expect("join")
+                    .expect("App::open");
+                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                };
+                let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
+                let p = tokio::spawn(http::serve(
+                    public,
+                    app.clone(),
+                    Surface::Public,
+                    stopped(stop_rx.clone()),
+                ));
+                let a = tokio::spawn(http::serve(
+                    admin,
+                    app.clone(),
+                    Surface::Admin,
+                    stopped(stop_rx.clone()),
+                ));
+                ready_tx.send((pa, aa, app)).expect("ready");
+                let _ = p.await;
+                let _ = a.await;
+                let _ = publisher.await;
+            });
+        });
+        let (pa, aa, app) = ready_rx.recv().expect("server failed to start");
+        Server {
+            base: format!("http://{pa}"),
+            admin: format!("http://{aa}"),
+            app,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn get(&self, path_or_url: &str) -> reqwest::blocking::Response {
+        self.request(reqwest::Method::GET, path_or_url, &[])
+    }
+
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path_or_url: &str,
+        headers: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        let url = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            format!("{}{}", self.base, path_or_url)
+        };
+        let mut req = client().request(method, &url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().unwrap_or_else(|e| panic!("{url}: {e}"))
+    }
+
+    /// Stop and wait until the listeners are closed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// `(url, hash)` of every file node of a gateway, in document order.
+pub fn gateway_files(gateway: &[u8]) -> Vec<(String, String, Option<String>)> {
+    let mut reader = quick_xml::Reader::from_reader(gateway);
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).expect("gateway parses") {
+            quick_xml::events::Event::Eof => break,
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                let mut url = None;
+                let mut hash = None;
+                for a in e.attributes().flatten() {
+                    let v = a.unescape_value().expect("attribute").into_owned();
+                    match a.key.as_ref() {
+                        b"url" => url = Some(v),
+                        b"hash" => hash = Some(v),
+                        _ => {}
+                    }
+                }
+                if let (Some(url), false) = (url, name == "showcase_image") {
+                    out.push((name, url, hash));
+                }
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+    out
+}
+
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn demo_partners() -> Vec<(String, String, u32)> {
+    // (id, token, first shop) of the bundled demo accounts.
+    vec![
+        (
+            "sklep-kowalski".into(),
+            "demo-kowalski-4f9c2a7e1b".into(),
+            1,
+        ),
+        ("eu-reseller".into(), "demo-eureseller-8d31b6c05a".into(), 1),
+    ]
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+pub fn data_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("data")
+}

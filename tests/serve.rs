@@ -1,0 +1,224 @@
+//! The foundation end to end: a real server on a real socket serving the demo catalog.
+
+mod common;
+
+use common::*;
+use iofd::xsd::{self, Schema};
+
+fn validate(kind: &str, bytes: &[u8]) {
+    let schema = Schema::for_kind(kind).unwrap_or_else(|| panic!("no schema for {kind}"));
+    if let Err(e) = xsd::validate(schema, bytes) {
+        panic!("{kind}: {e}");
+    }
+}
+
+#[test]
+fn every_file_of_every_demo_gateway_validates_and_matches_its_hash() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    for (partner, token, shop) in demo_partners() {
+        let gw = server.get(&format!("/feeds/{partner}/{token}/{shop}/gateway.xml"));
+        assert_eq!(gw.status(), 200);
+        assert_eq!(
+            gw.headers()["content-type"],
+            "application/xml; charset=utf-8"
+        );
+        let gw = gw.bytes().unwrap();
+        validate("gateway", &gw);
+        let files = gateway_files(&gw);
+        let kinds: Vec<&str> = files.iter().map(|(k, _, _)| k.as_str()).collect();
+        for required in ["full", "light", "categories", "sizes"] {
+            assert!(
+                kinds.contains(&required),
+                "{partner}: gateway lists {kinds:?}"
+            );
+        }
+        for (kind, url, hash) in files {
+            assert!(
+                url.starts_with(&server.base),
+                "{url} is not served by this origin"
+            );
+            let resp = server.get(&url);
+            assert_eq!(resp.status(), 200, "{url}");
+            let len: usize = resp.headers()["content-length"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let body = resp.bytes().unwrap();
+            assert_eq!(body.len(), len);
+            validate(&kind, &body);
+            if let Some(hash) = hash {
+                assert_eq!(
+                    md5_hex(&body),
+                    hash,
+                    "{partner} {kind}: gateway hash is the MD5 of the served bytes"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_tokens_and_unknown_partners_reveal_nothing() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    for path in [
+        "/feeds/sklep-kowalski/wrong-token-000000/1/full.xml",
+        "/feeds/nobody/demo-kowalski-4f9c2a7e1b/1/full.xml",
+        "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/2/full.xml", // shop not granted
+        "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/secret.xml",
+        "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/../../../etc/passwd",
+        "/",
+    ] {
+        let resp = server.get(path);
+        assert_eq!(resp.status(), 404, "{path}");
+        assert_eq!(resp.headers()["cache-control"], "no-store");
+    }
+    let resp = server.request(
+        reqwest::Method::POST,
+        "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/full.xml",
+        &[],
+    );
+    assert_eq!(resp.status(), 405);
+}
+
+#[test]
+fn idosell_urls_serve_the_same_bytes_as_path_urls() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let path = server
+        .get("/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/light.xml")
+        .bytes()
+        .unwrap();
+    let edi = server.get("/edi/export-offer.php?client=sklep-kowalski&language=pol&token=demo-kowalski-4f9c2a7e1b&shop=1&type=light&format=xml&iof_3_0");
+    assert_eq!(edi.status(), 200);
+    assert_eq!(edi.bytes().unwrap(), path);
+}
+
+#[test]
+fn file_responses_carry_validators_and_honour_them() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let url = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/full.xml";
+    let resp = server.get(url);
+    let h = resp.headers().clone();
+    let body = resp.bytes().unwrap();
+    let etag = h["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"),
+        "strong ETag: {etag}"
+    );
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert_eq!(h["vary"], "Accept-Encoding");
+    assert!(h.contains_key("last-modified"));
+    assert!(h["surrogate-key"]
+        .to_str()
+        .unwrap()
+        .contains("partner:sklep-kowalski"));
+    assert!(
+        h.get("transfer-encoding").is_none(),
+        "files are never chunked"
+    );
+
+    let resp = server.request(reqwest::Method::GET, url, &[("If-None-Match", &etag)]);
+    assert_eq!(resp.status(), 304);
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+    let lm = h["last-modified"].to_str().unwrap();
+    assert_eq!(
+        server
+            .request(reqwest::Method::GET, url, &[("If-Modified-Since", lm)])
+            .status(),
+        304
+    );
+
+    let resp = server.request(reqwest::Method::GET, url, &[("Range", "bytes=100-199")]);
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        resp.headers()["content-range"],
+        format!("bytes 100-199/{}", body.len()).as_str()
+    );
+    assert_eq!(resp.bytes().unwrap(), body.slice(100..200));
+    let resp = server.request(
+        reqwest::Method::GET,
+        url,
+        &[("Range", &format!("bytes={}-", body.len()))],
+    );
+    assert_eq!(resp.status(), 416);
+    let resp = server.request(
+        reqwest::Method::GET,
+        url,
+        &[("Range", "bytes=0-9"), ("If-Range", "\"stale\"")],
+    );
+    assert_eq!(resp.status(), 200);
+
+    let resp = server.request(reqwest::Method::HEAD, url, &[]);
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-length"],
+        body.len().to_string().as_str()
+    );
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+}
+
+#[test]
+fn a_restart_serves_the_same_bytes_under_the_same_etags_without_reimporting() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let urls = ["gateway.xml", "full.xml", "light.xml", "categories.xml"]
+        .map(|f| format!("/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1/{f}"));
+    let fetch = |server: &Server| -> Vec<(String, bytes::Bytes)> {
+        urls.iter()
+            .map(|u| {
+                let r = server.get(u);
+                assert_eq!(r.status(), 200, "{u}");
+                (
+                    r.headers()["etag"].to_str().unwrap().to_string(),
+                    r.bytes().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Links in a gateway carry the public URL; a real deployment has a fixed one.
+    let config = || {
+        let mut c = iofd::config::Config::for_data_dir(&data);
+        c.public_url = "https://feeds.example.com".into();
+        c
+    };
+    let server = Server::start(config());
+    let generation = server.app.store.snapshot().generation();
+    let first = fetch(&server);
+    server.stop();
+    let server = Server::start(config());
+    assert_eq!(
+        server.app.store.snapshot().generation(),
+        generation,
+        "no re-import on restart"
+    );
+    let second = fetch(&server);
+    for ((e1, b1), (e2, b2)) in first.iter().zip(&second) {
+        assert_eq!(e1, e2);
+        assert_eq!(b1, b2);
+    }
+}
+
+#[test]
+fn health_and_readiness_on_the_admin_listener() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    assert_eq!(
+        server.get(&format!("{}/healthz", server.admin)).status(),
+        200
+    );
+    assert_eq!(
+        server.get(&format!("{}/readyz", server.admin)).status(),
+        200
+    );
+    assert_eq!(
+        server
+            .get(&format!("{}/feeds/x/y/1/full.xml", server.admin))
+            .status(),
+        404,
+        "feeds are not on the admin listener"
+    );
+}
