@@ -87,6 +87,8 @@ impl App {
         let profiles = self.partners().profiles();
         let started = std::time::Instant::now();
         let set = self.artifacts.publish(&snapshot, &profiles)?;
+        // Rendering touched every mapped page; serving reads rendered files, not the snapshot.
+        snapshot.release_pages();
         tracing::info!(
             generation = set.generation,
             profiles = set.by_profile.len(),

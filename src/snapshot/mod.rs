@@ -336,6 +336,15 @@ impl Snapshot {
     }
 
     /// The mapped file of shard `index`, `None` when empty or out of range.
+    /// Let the kernel drop this process's resident pages of the snapshot's files (after a
+    /// full render pass, say); the data stays valid and faults back in on the next access.
+    pub fn release_pages(&self) {
+        for shard in self.shards.iter().flatten() {
+            shard.data.release_pages();
+        }
+        self.dicts.data.release_pages();
+    }
+
     pub(crate) fn shard_file(&self, index: u32) -> Option<&Arc<ShardFile>> {
         self.shards.get(index as usize)?.as_ref()
     }
