@@ -5,14 +5,16 @@
 //! failure to read the input at all (an I/O error) is fatal, as an [`IngestError`].
 
 mod jsonl;
+mod update;
 
 use std::fmt;
 use std::io;
 
 pub use jsonl::{
-    read_jsonl, read_jsonl_file, record_schema, record_schema_json, JsonlReader, ParsedBatch,
-    ParsedLine, MAX_LINE_BYTES,
+    read_jsonl, read_jsonl_file, record_schema, record_schema_json, BadLine, JsonlReader,
+    LineRecord, ParsedBatch, ParsedLine, MAX_LINE_BYTES,
 };
+pub use update::{PriceInput, PriceUpdate, StockUpdate, Update};
 
 /// One input line that was not accepted, and why.
 ///

@@ -16,6 +16,7 @@
 //! crate's minimum Rust version.)
 
 mod apply;
+mod commit;
 mod durable;
 mod manifest;
 mod parallel;
@@ -32,6 +33,8 @@ use crate::snapshot::format::{self, PayloadKind, Shard};
 use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
 use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST};
+
+pub use commit::{CommitError, Committer, Op, Outcome, Request};
 
 /// Errors of the store. Each names the file or record concerned.
 #[derive(Debug, thiserror::Error)]
