@@ -11,7 +11,7 @@ use crate::artifacts::{ArtifactError, Artifacts};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
-use crate::store::{ApplyMode, Store, StoreError, StoreOptions};
+use crate::store::{ApplyMode, Committer, Store, StoreError, StoreOptions};
 
 /// The demo catalog served by `iofd serve` with no arguments.
 pub const DEMO_CATALOG: &str = include_str!("../fixtures/demo/catalog.jsonl");
@@ -39,7 +39,9 @@ pub enum AppError {
 /// Shared state of a running server.
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Group commit of ingest requests (see [`Committer`]).
+    pub committer: Committer,
     partners: ArcSwap<Partners>,
     pub artifacts: Artifacts,
     ready: AtomicBool,
@@ -53,15 +55,20 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Store::open(&config.store_dir(), StoreOptions::default())?;
+        let store = Arc::new(Store::open(&config.store_dir(), StoreOptions::default())?);
         if config.demo {
             seed_demo(&config, &store)?;
         }
         let partners = Partners::load(&config.partners_path(), &config)?;
         let artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
+        let committer = Committer::start(store.clone()).map_err(|source| AppError::Io {
+            path: config.store_dir(),
+            source,
+        })?;
         let app = Arc::new(App {
             config,
             store,
+            committer,
             partners: ArcSwap::from_pointee(partners),
             artifacts,
             ready: AtomicBool::new(false),

@@ -150,6 +150,14 @@ fn print_gateways(app: &Arc<App>) {
         app.config.listen,
         app.config.admin_listen
     );
+    match (&app.config.admin_token, app.config.demo) {
+        (Some(token), true) => println!(
+            "  admin ingest API: {}/v1/... with Authorization: Bearer {token}",
+            app.config.admin_listen
+        ),
+        (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
+        (None, _) => println!("  admin ingest API disabled: set admin_token"),
+    }
     for account in partners.accounts() {
         for shop in &account.shops {
             let token = account.plain_token.as_deref().unwrap_or("<token>");

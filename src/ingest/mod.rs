@@ -4,12 +4,14 @@
 //! A bad line never stops a batch: it becomes a [`Rejection`] and reading goes on. Only a
 //! failure to read the input at all (an I/O error) is fatal, as an [`IngestError`].
 
+mod array;
 mod jsonl;
 mod update;
 
 use std::fmt;
 use std::io;
 
+pub use array::ArrayLines;
 pub use jsonl::{
     read_jsonl, read_jsonl_file, record_schema, record_schema_json, BadLine, JsonlReader,
     LineRecord, ParsedBatch, ParsedLine, MAX_LINE_BYTES,

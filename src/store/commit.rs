@@ -27,6 +27,9 @@ pub enum Op {
 pub struct Request {
     pub ops: Vec<Op>,
     pub partial: bool,
+    /// Check every op against the current state and report, but apply nothing (used when
+    /// the request already has rejected lines, so that all problems are reported at once).
+    pub check_only: bool,
 }
 
 /// What became of one request.
@@ -163,7 +166,7 @@ impl Store {
                     }
                 }
             }
-            if !outcome.rejected.is_empty() && !request.partial {
+            if request.check_only || (!outcome.rejected.is_empty() && !request.partial) {
                 // All or nothing: drop what the request did.
                 outcome.applied = 0;
                 outcome.unchanged = 0;
@@ -315,7 +318,7 @@ mod tests {
         let out = store
             .commit(vec![Request {
                 ops: records(CATALOG),
-                partial: false,
+                ..Request::default()
             }])
             .expect("commit");
         assert_eq!(out[0].applied, 3);
@@ -343,21 +346,21 @@ mod tests {
                     ops: updates(
                         r#"{"kind":"stock","product":1,"size":"S","warehouse":1,"quantity":5}"#,
                     ),
-                    partial: false,
+                    ..Request::default()
                 },
                 Request {
                     ops: updates(
                         r#"{"kind":"stock","product":1,"size":"S","warehouse":1,"quantity":7}
 {"kind":"stock","product":2,"warehouse":1,"quantity":3}"#,
                     ),
-                    partial: false,
+                    ..Request::default()
                 },
                 Request {
                     ops: records(
                         r#"{"kind":"delete_product","id":2}
 {"kind":"delete_product","id":99}"#,
                     ),
-                    partial: false,
+                    ..Request::default()
                 },
             ])
             .expect("commit");
@@ -379,7 +382,7 @@ mod tests {
         let out = store
             .commit(vec![Request {
                 ops: updates(bad),
-                partial: false,
+                ..Request::default()
             }])
             .expect("commit");
         assert!(out[0].refused());
@@ -397,6 +400,7 @@ mod tests {
             .commit(vec![Request {
                 ops: updates(bad),
                 partial: true,
+                ..Request::default()
             }])
             .expect("commit");
         assert_eq!(
@@ -412,7 +416,7 @@ mod tests {
         let out = store
             .commit(vec![Request {
                 ops: records(CATALOG),
-                partial: false,
+                ..Request::default()
             }])
             .expect("commit");
         assert_eq!((out[0].unchanged, out[0].generation), (3, 1));
@@ -436,7 +440,7 @@ mod tests {
                 tasks.push(tokio::spawn(async move {
                     c.submit(Request {
                         ops: updates(&text),
-                        partial: false,
+                        ..Request::default()
                     })
                     .await
                 }));
