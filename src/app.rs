@@ -107,23 +107,66 @@ impl App {
     }
 
     /// Republish whenever the store publishes a new generation, until `shutdown` resolves.
+    ///
+    /// Two loops: light.xml follows every generation on its own (a burst of updates within
+    /// `publish_coalesce` publishes once; only changed shards are rendered), so it is fresh
+    /// within a second whatever the rest costs; the other files are rendered by a second loop
+    /// that always takes the newest generation when it is free.
     pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let light = self.clone().light_loop();
+        let full = self.clone().full_loop();
+        tokio::select! {
+            _ = shutdown => {}
+            _ = async { tokio::join!(light, full) } => {}
+        }
+    }
+
+    async fn light_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
-        tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                changed = generations.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let app = self.clone();
-                    match tokio::task::spawn_blocking(move || app.republish()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving"),
-                        Err(e) => tracing::error!(error = %e, "the publisher task failed"),
-                    }
+            if generations.changed().await.is_err() {
+                return;
+            }
+            // Gather a burst: the updates acknowledged meanwhile publish together.
+            tokio::time::sleep(self.config.publish_coalesce).await;
+            generations.borrow_and_update();
+            let app = self.clone();
+            let published = tokio::task::spawn_blocking(move || {
+                let snapshot = app.store.snapshot();
+                let started = std::time::Instant::now();
+                app.artifacts
+                    .publish_light(&snapshot)
+                    .map(|set| (set, started.elapsed()))
+            })
+            .await;
+            match published {
+                Ok(Ok((set, elapsed))) => tracing::debug!(
+                    generation = set.generation,
+                    micros = elapsed.as_micros() as u64,
+                    "light.xml published"
+                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot publish light.xml; the previous one keeps serving")
                 }
+                Err(e) => tracing::error!(error = %e, "the light publisher task failed"),
+            }
+        }
+    }
+
+    async fn full_loop(self: Arc<Self>) {
+        let mut generations = self.store.subscribe();
+        loop {
+            if generations.changed().await.is_err() {
+                return;
+            }
+            generations.borrow_and_update();
+            let app = self.clone();
+            match tokio::task::spawn_blocking(move || app.republish()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving")
+                }
+                Err(e) => tracing::error!(error = %e, "the publisher task failed"),
             }
         }
     }

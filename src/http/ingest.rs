@@ -170,9 +170,11 @@ impl Query {
                 ("mode", "full_sync") => q.mode = ApplyMode::FullSync,
                 ("partial", "true" | "1" | "") => q.partial = true,
                 ("partial", "false" | "0") => q.partial = false,
-                ("mode" | "partial", _) => return Err(HttpError::BadRequest(format!(
+                ("mode" | "partial", _) => {
+                    return Err(HttpError::BadRequest(format!(
                     "query parameter {k}={v:?}: expected mode=upsert|full_sync, partial=true|false"
-                ))),
+                )))
+                }
                 _ => {
                     return Err(HttpError::BadRequest(format!(
                         "unknown query parameter {k:?}"
