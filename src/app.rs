@@ -27,6 +27,8 @@ pub enum AppError {
     Artifacts(#[from] ArtifactError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Inbox(#[from] crate::inbox::InboxError),
     #[error("the demo catalog is invalid: {0}")]
     Demo(String),
     #[error("{path}: {source}")]
@@ -45,6 +47,8 @@ pub struct App {
     partners: ArcSwap<Partners>,
     pub artifacts: Artifacts,
     ready: AtomicBool,
+    /// The drop folder watcher; stops with the app.
+    _inbox: crate::inbox::InboxHandle,
 }
 
 impl App {
@@ -59,6 +63,11 @@ impl App {
         if config.demo {
             seed_demo(&config, &store)?;
         }
+        // Files a crash left half-processed are finished before anything else is served.
+        let inbox =
+            crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?;
+        inbox.recover()?;
+        let inbox = inbox.watch()?;
         let partners = Partners::load(&config.partners_path(), &config)?;
         let artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
         let committer = Committer::start(store.clone()).map_err(|source| AppError::Io {
@@ -72,6 +81,7 @@ impl App {
             partners: ArcSwap::from_pointee(partners),
             artifacts,
             ready: AtomicBool::new(false),
+            _inbox: inbox,
         });
         app.republish()?;
         Ok(app)

@@ -5,6 +5,7 @@
 //! failure to read the input at all (an I/O error) is fatal, as an [`IngestError`].
 
 mod array;
+pub mod iof;
 mod jsonl;
 mod update;
 

@@ -191,6 +191,19 @@ impl Store {
     /// nothing. Returns only after the new generation is durable (files and manifest
     /// fsynced). A batch that changes nothing publishes nothing and writes nothing.
     pub fn apply(&self, records: Vec<Record>, mode: ApplyMode) -> Result<ApplyReport, StoreError> {
+        self.apply_and(records, mode, |_| Ok(()))
+    }
+
+    /// [`Store::apply`], then `then` with the report while still holding the writer lock:
+    /// nothing else commits between the two, so a crash between them leaves the state this
+    /// batch made (the drop folder journals its files this way). An error from `then` is
+    /// returned; the batch stays committed.
+    pub fn apply_and(
+        &self,
+        records: Vec<Record>,
+        mode: ApplyMode,
+        then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
+    ) -> Result<ApplyReport, StoreError> {
         let _writer = self
             .writer
             .lock()
@@ -205,7 +218,9 @@ impl Store {
                 let _ = std::fs::remove_file(self.dir.join(name));
             }
         }
-        result
+        let report = result?;
+        then(&report)?;
+        Ok(report)
     }
 
     fn apply_locked(
