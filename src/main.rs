@@ -37,7 +37,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Load JSON Lines files into the store. Nothing is applied unless every line is valid.
+    /// Load JSON Lines files or IOF 3.0 offers (a directory holding full.xml and its
+    /// companions, a full.xml, or a gateway file) into the store. Nothing is applied unless
+    /// every line is valid.
     Import {
         #[command(flatten)]
         args: ServeArgs,
@@ -223,6 +225,15 @@ fn import(
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     for file in &files {
+        let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
+        if is_iof {
+            let offer = iofd::ingest::iof::read_offer(file)?;
+            for note in &offer.notes {
+                eprintln!("{}: {note}", file.display());
+            }
+            records.extend(offer.records);
+            continue;
+        }
         let batch = iofd::ingest::read_jsonl_file(file)?;
         records.extend(batch.records.into_iter().map(|l| l.record));
         rejected.extend(batch.rejected);
