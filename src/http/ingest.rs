@@ -197,6 +197,8 @@ fn is_array(headers: &HeaderMap) -> Result<bool, HttpError> {
         "application/json" => Ok(true),
         "application/x-ndjson" | "application/jsonl" | "application/x-jsonlines"
         | "application/json-seq" | "text/plain" | "application/octet-stream" | "" => Ok(false),
+        // curl -d sends this by default; the body is still taken as JSON Lines.
+        "application/x-www-form-urlencoded" => Ok(false),
         other => Err(HttpError::UnsupportedMediaType(format!(
             "Content-Type {other:?}: send JSON Lines (application/x-ndjson) or a JSON array (application/json)"
         ))),
