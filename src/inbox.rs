@@ -30,7 +30,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
 use crate::ingest::{self, Rejection};
-use crate::store::{ApplyMode, ApplyReport, Store, StoreError};
+use crate::store::{ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
@@ -145,10 +145,10 @@ impl Inbox {
             return Ok(Processed::Applied(ApplyReport::default()));
         }
         let started = Instant::now();
-        let (records, rejected) = match read_batch(&path, name) {
+        let (batch, rejected) = match self.read_batch(&path, name) {
             Ok(batch) => batch,
             Err(reason) => (
-                Vec::new(),
+                Batch::default(),
                 vec![Rejection {
                     source: name.to_string(),
                     line: 0,
@@ -177,13 +177,20 @@ impl Inbox {
         } else {
             ApplyMode::Upsert
         };
-        let count = records.len();
-        let report = self.store.apply_and(records, mode, |_| {
+        let mark = |_: &ApplyReport| {
             write_durably(&marker, b"applied\n").map_err(|e| match e {
                 InboxError::Io { path, source } => StoreError::Io { path, source },
                 other => StoreError::Options(other.to_string()),
             })
-        })?;
+        };
+        let count = batch.count;
+        let report = match batch.spool {
+            Some(mut spool) => {
+                self.store
+                    .apply_spooled_and(batch.dicts, batch.changes, &mut spool, mode, mark)?
+            }
+            None => self.store.apply_and(batch.records, mode, mark)?,
+        };
         self.finish(name, DONE)?;
         tracing::info!(
             file = %name,
@@ -320,22 +327,75 @@ struct Seen {
     since: Instant,
 }
 
-/// Parse a dropped file into records, or the rejections that refuse it.
-fn read_batch(path: &Path, name: &str) -> Result<(Vec<Record>, Vec<Rejection>), String> {
-    if path.is_dir() || name.ends_with(".xml") {
-        let offer = ingest::iof::read_offer(path).map_err(|e| e.to_string())?;
-        for note in &offer.notes {
-            tracing::info!(file = %name, "{note}");
+/// A dropped file, parsed: JSON Lines spooled (any size), an IOF offer in memory.
+#[derive(Default)]
+struct Batch {
+    records: Vec<Record>,
+    dicts: Vec<Record>,
+    changes: Vec<Parked>,
+    spool: Option<Spool>,
+    count: usize,
+}
+
+impl Inbox {
+    /// Parse a dropped file, or say why it cannot be read.
+    fn read_batch(&self, path: &Path, name: &str) -> Result<(Batch, Vec<Rejection>), String> {
+        if path.is_dir() || name.ends_with(".xml") {
+            let offer = ingest::iof::read_offer(path).map_err(|e| e.to_string())?;
+            for note in &offer.notes {
+                tracing::info!(file = %name, "{note}");
+            }
+            let count = offer.records.len();
+            return Ok((
+                Batch {
+                    records: offer.records,
+                    count,
+                    ..Batch::default()
+                },
+                Vec::new(),
+            ));
         }
-        return Ok((offer.records, Vec::new()));
+        let file = fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+        let mut spool = self.store.spool().map_err(|e| e.to_string())?;
+        let mut batch = Batch::default();
+        let mut rejected = Vec::new();
+        let mut seen = HashMap::new();
+        let reader =
+            ingest::JsonlReader::new(name, std::io::BufReader::with_capacity(256 << 10, file));
+        for item in reader {
+            match item {
+                Ok(parsed) => {
+                    batch.count += 1;
+                    match parsed.record {
+                        Record::Product(p) => {
+                            if let Some(first) = seen.insert(p.id, parsed.line) {
+                                seen.insert(p.id, first);
+                                rejected.push(Rejection {
+                                    source: name.to_string(),
+                                    line: parsed.line,
+                                    field: Some("id".into()),
+                                    reason: format!(
+                                        "duplicate of product {} on line {first}",
+                                        p.id
+                                    ),
+                                });
+                                continue;
+                            }
+                            batch
+                                .changes
+                                .push(spool.park(&p).map_err(|e| e.to_string())?);
+                        }
+                        Record::DeleteProduct { id } => batch.changes.push(Parked::Delete(id)),
+                        dict => batch.dicts.push(dict),
+                    }
+                }
+                Err(ingest::LineError::Rejected(r)) => rejected.push(r),
+                Err(ingest::LineError::Fatal(e)) => return Err(e.to_string()),
+            }
+        }
+        batch.spool = Some(spool);
+        Ok((batch, rejected))
     }
-    let file = fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let batch = ingest::read_jsonl(name, std::io::BufReader::with_capacity(256 << 10, file))
-        .map_err(|e| e.to_string())?;
-    Ok((
-        batch.records.into_iter().map(|l| l.record).collect(),
-        batch.rejected,
-    ))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), InboxError> {

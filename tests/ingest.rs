@@ -300,3 +300,40 @@ fn oversized_and_truncated_bodies_are_refused() {
     // The server keeps serving.
     assert_eq!(server.get(LIGHT).status(), 200);
 }
+
+#[test]
+fn a_large_batch_is_spooled_and_applied_atomically() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let mut body = String::new();
+    for id in 10_001..=11_500u64 {
+        body.push_str(&format!(
+            r#"{{"kind":"product","id":{id},"vat":23,"description":{{"name":{{"pol":"P{id}"}}}},"stock":[{{"warehouse":1,"quantity":"{id}"}}]}}"#
+        ));
+        body.push('\n');
+    }
+    body.push_str("{\"kind\":\"delete_product\",\"id\":1}\n");
+    let (status, report) = post(&server, "/v1/records", &body);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["applied"].as_u64(), report["removed"].as_u64()),
+        (Some(1500), Some(1))
+    );
+    let snap = server.app.store.snapshot();
+    assert_eq!(snap.len(), 200 + 1500 - 1);
+    let p = snap.product(11_000).expect("spooled product stored");
+    assert_eq!(
+        iofd::catalog::decimal(&p.sizes[0].stock[0].quantity).to_string(),
+        "11000"
+    );
+    // No spool file is left behind.
+    let spool = data_path(&dir).join("store/spool");
+    assert_eq!(std::fs::read_dir(spool).map(|d| d.count()).unwrap_or(0), 0);
+
+    // One bad line among many: nothing applied.
+    let bad = body.replace("\"id\":10500,\"vat\":23", "\"id\":10500,\"vat\":230");
+    let (status, report) = post(&server, "/v1/records", &bad);
+    assert_eq!(status, 422);
+    assert_eq!(report["rejected"][0]["line"], 500);
+    assert_eq!(report["rejected"][0]["field"], "vat");
+}

@@ -278,22 +278,32 @@ async fn pump(
     }
 }
 
-/// Lines read from a body, in order, with the rejected ones.
-struct Parsed<T> {
-    lines: Vec<(u64, T)>,
-    rejected: Vec<Rejection>,
+/// Takes the accepted lines of a body, one at a time.
+trait Sink<T> {
+    /// Keep `record` (line `line`), reject it, or fail (`Err`: the request cannot go on).
+    fn take(&mut self, line: u64, record: T) -> Result<Option<Rejection>, String>;
 }
 
-/// Parse the body on a blocking thread as it arrives. `check` sees every accepted line and
-/// may reject it (duplicate ids).
-async fn parse_body<T, C>(
+/// Keeps every line in memory (partial updates: small records).
+struct Lines<T>(Vec<(u64, T)>);
+
+impl<T> Sink<T> for Lines<T> {
+    fn take(&mut self, line: u64, record: T) -> Result<Option<Rejection>, String> {
+        self.0.push((line, record));
+        Ok(None)
+    }
+}
+
+/// Parse the body on a blocking thread as it arrives, handing every accepted line to `sink`
+/// (which may reject it, or fail: a failure is a 503). Returns the sink and the rejections.
+async fn parse_body<T, S>(
     app: &Arc<App>,
     req: Request<Incoming>,
-    mut check: C,
-) -> Result<Parsed<T>, HttpError>
+    mut sink: S,
+) -> Result<(S, Vec<Rejection>), HttpError>
 where
     T: ingest::LineRecord + Send + 'static,
-    C: FnMut(u64, &T) -> Option<Rejection> + Send + 'static,
+    S: Sink<T> + Send + 'static,
 {
     let limit = app.config.ingest_body_limit;
     let array = is_array(req.headers())?;
@@ -317,6 +327,10 @@ where
         chunk: Bytes::new(),
         stop: stop.clone(),
     };
+    enum Failed {
+        Read(u64, io::Error),
+        Sink(String),
+    }
     let parsed = tokio::task::spawn_blocking(move || {
         let reader: Box<dyn Read> = if array {
             Box::new(ArrayLines::new(io::BufReader::with_capacity(
@@ -328,31 +342,30 @@ where
         };
         let mut lines =
             JsonlReader::<_, T>::of("http", io::BufReader::with_capacity(64 << 10, reader));
-        let mut out = Parsed {
-            lines: Vec::new(),
-            rejected: Vec::new(),
-        };
+        let mut rejected = Vec::new();
         for item in lines.by_ref() {
             match item {
-                Ok(parsed) => match check(parsed.line, &parsed.record) {
-                    Some(r) => out.rejected.push(r),
-                    None => out.lines.push((parsed.line, parsed.record)),
+                Ok(parsed) => match sink.take(parsed.line, parsed.record) {
+                    Ok(Some(r)) => rejected.push(r),
+                    Ok(None) => {}
+                    Err(e) => return Err(Failed::Sink(e)),
                 },
-                Err(LineError::Rejected(r)) => out.rejected.push(r),
+                Err(LineError::Rejected(r)) => rejected.push(r),
                 Err(LineError::Fatal(e)) => {
                     let ingest::IngestError::Io { source, .. } = e;
-                    return Err((lines.line(), source));
+                    return Err(Failed::Read(lines.line(), source));
                 }
             }
         }
-        Ok(out)
+        Ok((sink, rejected))
     })
     .await
     .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?;
     pump.abort();
     match parsed {
         Ok(p) => Ok(p),
-        Err((line, e)) => {
+        Err(Failed::Sink(e)) => Err(HttpError::Unavailable(format!("{e}; nothing was applied"))),
+        Err(Failed::Read(line, e)) => {
             let at = if line > 0 {
                 format!(" (after line {line})")
             } else {
@@ -369,25 +382,46 @@ where
     }
 }
 
-/// Rejects a product id seen earlier in the same body.
-fn duplicate_ids() -> impl FnMut(u64, &Record) -> Option<Rejection> + Send + 'static {
-    let mut seen = std::collections::HashMap::new();
-    move |line, record| {
-        let Record::Product(p) = record else {
-            return None;
-        };
-        match seen.insert(p.id, line) {
-            None => None,
-            Some(first) => {
-                seen.insert(p.id, first);
-                Some(Rejection {
-                    source: "http".into(),
-                    line,
-                    field: Some("id".into()),
-                    reason: format!("duplicate of product {} on line {first}", p.id),
-                })
+/// Where the records of a body go while it is parsed: products into a spool (so a batch
+/// of any size holds only its index in memory), dictionary entries and deletions in order,
+/// and the first few records in memory too, for small batches that go to the committer.
+struct RecordSink {
+    spool: store::Spool,
+    dicts: Vec<Record>,
+    changes: Vec<store::Parked>,
+    /// Every record with its line while the body is small; emptied once it is not.
+    small: Option<Vec<(u64, Record)>>,
+    /// First line of each product id, to reject duplicates.
+    seen: std::collections::HashMap<ProductId, u64>,
+}
+
+impl Sink<Record> for RecordSink {
+    fn take(&mut self, line: u64, record: Record) -> Result<Option<Rejection>, String> {
+        match &record {
+            Record::Product(p) => {
+                if let Some(first) = self.seen.get(&p.id) {
+                    return Ok(Some(Rejection {
+                        source: "http".into(),
+                        line,
+                        field: Some("id".into()),
+                        reason: format!("duplicate of product {} on line {first}", p.id),
+                    }));
+                }
+                self.seen.insert(p.id, line);
+                let parked = self.spool.park(p).map_err(|e| e.to_string())?;
+                self.changes.push(parked);
+            }
+            Record::DeleteProduct { id } => self.changes.push(store::Parked::Delete(*id)),
+            dict => self.dicts.push(dict.clone()),
+        }
+        if let Some(small) = &mut self.small {
+            if small.len() < GROUP_COMMIT_MAX_RECORDS {
+                small.push((line, record));
+            } else {
+                self.small = None;
             }
         }
+        Ok(None)
     }
 }
 
@@ -396,35 +430,54 @@ async fn records(
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let parsed = parse_body::<Record, _>(app, req, duplicate_ids()).await?;
+    let spool = app.store.spool().map_err(store_error)?;
+    let sink = RecordSink {
+        spool,
+        dicts: Vec::new(),
+        changes: Vec::new(),
+        small: Some(Vec::new()),
+        seen: std::collections::HashMap::new(),
+    };
+    let (sink, rejected) = parse_body::<Record, _>(app, req, sink).await?;
     let full_sync = query.mode == ApplyMode::FullSync;
-    let rejected: Vec<RejectedLine> = parsed.rejected.into_iter().map(Into::into).collect();
+    let rejected: Vec<RejectedLine> = rejected.into_iter().map(Into::into).collect();
     if !rejected.is_empty() && (full_sync || !query.partial) {
         return Ok(refused(app, rejected));
     }
-    if full_sync || parsed.lines.len() > GROUP_COMMIT_MAX_RECORDS {
-        let records: Vec<Record> = parsed.lines.into_iter().map(|(_, r)| r).collect();
-        let store = app.store.clone();
-        let mode = query.mode;
-        let applied = tokio::task::spawn_blocking(move || store.apply(records, mode))
+    match sink.small {
+        Some(small) if !full_sync => {
+            // Small: queued for a group commit with the other small requests.
+            let (lines, ops): (Vec<u64>, Vec<Op>) = small
+                .into_iter()
+                .map(|(line, r)| (line, Op::Record(r)))
+                .unzip();
+            let outcome = submit(app, ops, query.partial).await?;
+            Ok(report(outcome_report(outcome, &lines, rejected)))
+        }
+        _ => {
+            let RecordSink {
+                mut spool,
+                dicts,
+                changes,
+                ..
+            } = sink;
+            let store = app.store.clone();
+            let mode = query.mode;
+            let applied = tokio::task::spawn_blocking(move || {
+                store.apply_spooled(dicts, changes, &mut spool, mode)
+            })
             .await
             .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?
             .map_err(store_error)?;
-        return Ok(report(Report {
-            generation: applied.generation,
-            applied: applied.applied,
-            unchanged: applied.unchanged,
-            removed: applied.removed,
-            rejected,
-        }));
+            Ok(report(Report {
+                generation: applied.generation,
+                applied: applied.applied,
+                unchanged: applied.unchanged,
+                removed: applied.removed,
+                rejected,
+            }))
+        }
     }
-    let (lines, ops): (Vec<u64>, Vec<Op>) = parsed
-        .lines
-        .into_iter()
-        .map(|(line, r)| (line, Op::Record(r)))
-        .unzip();
-    let outcome = submit(app, ops, query.partial).await?;
-    Ok(report(outcome_report(outcome, &lines, rejected)))
 }
 
 async fn updates(
@@ -432,13 +485,13 @@ async fn updates(
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let parsed = parse_body::<Update, _>(app, req, |_, _| None).await?;
-    let rejected: Vec<RejectedLine> = parsed.rejected.into_iter().map(Into::into).collect();
+    let (parsed, rejected) = parse_body::<Update, _>(app, req, Lines(Vec::new())).await?;
+    let rejected: Vec<RejectedLine> = rejected.into_iter().map(Into::into).collect();
     // With rejected lines and no `partial`, the rest is still checked against the catalog
     // (unknown products and sizes) so the answer lists every problem, but nothing is applied.
     let check_only = !rejected.is_empty() && !query.partial;
     let (lines, ops): (Vec<u64>, Vec<Op>) = parsed
-        .lines
+        .0
         .into_iter()
         .map(|(line, u)| (line, Op::Update(u)))
         .unzip();
