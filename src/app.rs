@@ -11,7 +11,7 @@ use crate::artifacts::{ArtifactError, Artifacts};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
-use crate::store::{ApplyMode, Store, StoreError, StoreOptions};
+use crate::store::{ApplyMode, Committer, Store, StoreError, StoreOptions};
 
 /// The demo catalog served by `iofd serve` with no arguments.
 pub const DEMO_CATALOG: &str = include_str!("../fixtures/demo/catalog.jsonl");
@@ -27,6 +27,8 @@ pub enum AppError {
     Artifacts(#[from] ArtifactError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Inbox(#[from] crate::inbox::InboxError),
     #[error("the demo catalog is invalid: {0}")]
     Demo(String),
     #[error("{path}: {source}")]
@@ -39,10 +41,14 @@ pub enum AppError {
 /// Shared state of a running server.
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Group commit of ingest requests (see [`Committer`]).
+    pub committer: Committer,
     partners: ArcSwap<Partners>,
     pub artifacts: Artifacts,
     ready: AtomicBool,
+    /// The drop folder watcher; stops with the app.
+    _inbox: crate::inbox::InboxHandle,
 }
 
 impl App {
@@ -53,18 +59,29 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Store::open(&config.store_dir(), StoreOptions::default())?;
+        let store = Arc::new(Store::open(&config.store_dir(), StoreOptions::default())?);
         if config.demo {
             seed_demo(&config, &store)?;
         }
+        // Files a crash left half-processed are finished before anything else is served.
+        let inbox =
+            crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?;
+        inbox.recover()?;
+        let inbox = inbox.watch()?;
         let partners = Partners::load(&config.partners_path(), &config)?;
         let artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
+        let committer = Committer::start(store.clone()).map_err(|source| AppError::Io {
+            path: config.store_dir(),
+            source,
+        })?;
         let app = Arc::new(App {
             config,
             store,
+            committer,
             partners: ArcSwap::from_pointee(partners),
             artifacts,
             ready: AtomicBool::new(false),
+            _inbox: inbox,
         });
         app.republish()?;
         Ok(app)
@@ -102,23 +119,66 @@ impl App {
     }
 
     /// Republish whenever the store publishes a new generation, until `shutdown` resolves.
+    ///
+    /// Two loops: light.xml follows every generation on its own (a burst of updates within
+    /// `publish_coalesce` publishes once; only changed shards are rendered), so it is fresh
+    /// within a second whatever the rest costs; the other files are rendered by a second loop
+    /// that always takes the newest generation when it is free.
     pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        let light = self.clone().light_loop();
+        let full = self.clone().full_loop();
+        tokio::select! {
+            _ = shutdown => {}
+            _ = async { tokio::join!(light, full) } => {}
+        }
+    }
+
+    async fn light_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
-        tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                changed = generations.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    let app = self.clone();
-                    match tokio::task::spawn_blocking(move || app.republish()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving"),
-                        Err(e) => tracing::error!(error = %e, "the publisher task failed"),
-                    }
+            if generations.changed().await.is_err() {
+                return;
+            }
+            // Gather a burst: the updates acknowledged meanwhile publish together.
+            tokio::time::sleep(self.config.publish_coalesce).await;
+            generations.borrow_and_update();
+            let app = self.clone();
+            let published = tokio::task::spawn_blocking(move || {
+                let snapshot = app.store.snapshot();
+                let started = std::time::Instant::now();
+                app.artifacts
+                    .publish_light(&snapshot)
+                    .map(|set| (set, started.elapsed()))
+            })
+            .await;
+            match published {
+                Ok(Ok((set, elapsed))) => tracing::debug!(
+                    generation = set.generation,
+                    micros = elapsed.as_micros() as u64,
+                    "light.xml published"
+                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot publish light.xml; the previous one keeps serving")
                 }
+                Err(e) => tracing::error!(error = %e, "the light publisher task failed"),
+            }
+        }
+    }
+
+    async fn full_loop(self: Arc<Self>) {
+        let mut generations = self.store.subscribe();
+        loop {
+            if generations.changed().await.is_err() {
+                return;
+            }
+            generations.borrow_and_update();
+            let app = self.clone();
+            match tokio::task::spawn_blocking(move || app.republish()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving")
+                }
+                Err(e) => tracing::error!(error = %e, "the publisher task failed"),
             }
         }
     }

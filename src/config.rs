@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "IOFD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Bearer token of the admin ingest API (demo mode: `demo-admin-token`).
+    #[arg(long, env = "IOFD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Watched drop folder for ERP files (default `<data>/inbox`).
+    #[arg(long, env = "IOFD_INBOX")]
+    pub inbox: Option<PathBuf>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo cannot silently do nothing.
@@ -51,6 +57,14 @@ struct FileConfig {
     timezone: Option<String>,
     log_format: Option<String>,
     base_currency: Option<String>,
+    admin_token: Option<String>,
+    /// Largest ingest request body, bytes.
+    ingest_body_limit: Option<u64>,
+    inbox: Option<PathBuf>,
+    /// Seconds a dropped file must stay unchanged before it is taken.
+    inbox_stable_secs: Option<u64>,
+    /// Milliseconds to gather a burst of updates before light.xml is republished.
+    publish_coalesce_ms: Option<u64>,
     /// Amount of each currency per one unit of the base currency.
     #[serde(default)]
     currencies: BTreeMap<String, Decimal>,
@@ -82,7 +96,20 @@ pub struct Config {
     pub rates: BTreeMap<String, Decimal>,
     /// Demo mode: bundled demo catalog and partners.
     pub demo: bool,
+    /// Bearer token of the admin ingest API; `None`: ingest is refused.
+    pub admin_token: Option<String>,
+    /// Largest ingest request body in bytes (default 2 GiB).
+    pub ingest_body_limit: u64,
+    /// The watched drop folder.
+    pub inbox_dir: PathBuf,
+    /// How long a dropped file must stay unchanged before it is taken (default 5 s).
+    pub inbox_stable: std::time::Duration,
+    /// How long a burst of updates is gathered before light.xml is republished (default 5 ms).
+    pub publish_coalesce: std::time::Duration,
 }
+
+/// The admin token of demo mode, printed at start-up.
+pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
 /// A configuration that cannot be used, with the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -189,14 +216,31 @@ impl Config {
             }
         }
         rates.insert(base_currency.clone(), Decimal::ONE);
+        let admin_token = args
+            .admin_token
+            .clone()
+            .or(file.admin_token)
+            .or_else(|| demo.then(|| DEMO_ADMIN_TOKEN.to_string()));
+        if admin_token.as_deref().is_some_and(|t| t.len() < 8) {
+            return Err(ConfigError::Invalid {
+                setting: "admin_token",
+                reason: "must be at least 8 characters".into(),
+            });
+        }
+        let data_dir = args
+            .data
+            .clone()
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let inbox_dir = args
+            .inbox
+            .clone()
+            .or(file.inbox)
+            .unwrap_or_else(|| data_dir.join("inbox"));
         Ok(Config {
             listen,
             admin_listen,
-            data_dir: args
-                .data
-                .clone()
-                .or(file.data)
-                .unwrap_or_else(|| PathBuf::from("data")),
+            data_dir,
             partners_file: args.partners.clone().or(file.partners),
             public_url,
             timezone,
@@ -205,6 +249,13 @@ impl Config {
             base_currency,
             rates,
             demo,
+            admin_token,
+            ingest_body_limit: file.ingest_body_limit.unwrap_or(2 << 30),
+            inbox_dir,
+            inbox_stable: std::time::Duration::from_secs(file.inbox_stable_secs.unwrap_or(5)),
+            publish_coalesce: std::time::Duration::from_millis(
+                file.publish_coalesce_ms.unwrap_or(5),
+            ),
         })
     }
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod generate;
 pub mod http;
+pub mod inbox;
 pub mod ingest;
 pub mod partners;
 pub mod render;

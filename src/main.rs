@@ -37,7 +37,9 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Load JSON Lines files into the store. Nothing is applied unless every line is valid.
+    /// Load JSON Lines files or IOF 3.0 offers (a directory holding full.xml and its
+    /// companions, a full.xml, or a gateway file) into the store. Nothing is applied unless
+    /// every line is valid.
     Import {
         #[command(flatten)]
         args: ServeArgs,
@@ -150,6 +152,14 @@ fn print_gateways(app: &Arc<App>) {
         app.config.listen,
         app.config.admin_listen
     );
+    match (&app.config.admin_token, app.config.demo) {
+        (Some(token), true) => println!(
+            "  admin ingest API: {}/v1/... with Authorization: Bearer {token}",
+            app.config.admin_listen
+        ),
+        (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
+        (None, _) => println!("  admin ingest API disabled: set admin_token"),
+    }
     for account in partners.accounts() {
         for shop in &account.shops {
             let token = account.plain_token.as_deref().unwrap_or("<token>");
@@ -215,6 +225,15 @@ fn import(
     let mut records = Vec::new();
     let mut rejected = Vec::new();
     for file in &files {
+        let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
+        if is_iof {
+            let offer = iofd::ingest::iof::read_offer(file)?;
+            for note in &offer.notes {
+                eprintln!("{}: {note}", file.display());
+            }
+            records.extend(offer.records);
+            continue;
+        }
         let batch = iofd::ingest::read_jsonl_file(file)?;
         records.extend(batch.records.into_iter().map(|l| l.record));
         rejected.extend(batch.rejected);

@@ -30,6 +30,8 @@ pub struct Artifact {
     pub content_encoding: Option<&'static str>,
     /// Small files are kept in memory.
     pub memory: Option<Bytes>,
+    /// A file served as the concatenation of pieces (light.xml); `path` is then empty.
+    pub pieces: Option<std::sync::Arc<[super::Piece]>>,
 }
 
 /// A file that could not be rendered, written or read back.
@@ -191,6 +193,7 @@ fn artifact(
         // A `.xml.gz` file is served as a gzip file, not as a compressed XML representation.
         content_encoding: None,
         memory,
+        pieces: None,
     })
 }
 

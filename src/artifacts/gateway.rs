@@ -82,7 +82,8 @@ fn render_gateway(
         let a = files.get(&format!("{kind}.xml{suffix}"))?;
         Some(GatewayFile {
             url: links.url(&a.name),
-            md5: Some(a.md5.clone()),
+            // light.xml may be listed without a hash (see `light::MD5_LIMIT`).
+            md5: (!a.md5.is_empty()).then(|| a.md5.clone()),
             changed: Some(a.changed),
         })
     };
@@ -132,5 +133,6 @@ fn render_gateway(
         content_type: "application/xml; charset=utf-8",
         content_encoding: None,
         memory: Some(Bytes::from(bytes)),
+        pieces: None,
     })
 }

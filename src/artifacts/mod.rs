@@ -10,6 +10,7 @@
 
 mod file;
 mod gateway;
+mod light;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ use crate::snapshot::Snapshot;
 
 pub use file::{Artifact, ArtifactError};
 pub use gateway::{GatewayCache, GatewayLinks};
+pub use light::{FragmentFile, LightBuilder, Piece};
 
 /// Files at most this large are kept in memory; larger ones stream from disk.
 const MEMORY_LIMIT: u64 = 1 << 20;
@@ -79,7 +81,11 @@ pub struct Artifacts {
     current: ArcSwap<ArtifactSet>,
     /// Serializes builds; serving never waits on it.
     build_lock: std::sync::Mutex<()>,
+    /// Serializes swaps of `current` (held only while a set is assembled from the last one).
+    swap_lock: std::sync::Mutex<()>,
     pub gateways: GatewayCache,
+    /// light.xml of every profile, kept current shard by shard.
+    pub light: LightBuilder,
 }
 
 impl Artifacts {
@@ -87,10 +93,12 @@ impl Artifacts {
         std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io(dir, e))?;
         Ok(Artifacts {
             dir: dir.to_path_buf(),
-            timezone,
+            timezone: timezone.clone(),
             current: ArcSwap::from_pointee(ArtifactSet::default()),
             build_lock: std::sync::Mutex::new(()),
+            swap_lock: std::sync::Mutex::new(()),
             gateways: GatewayCache::default(),
+            light: LightBuilder::new(dir, timezone.clone()),
         })
     }
 
@@ -128,11 +136,86 @@ impl Artifacts {
                 }),
             );
         }
+        let swap = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // light.xml may have moved on (publish_light) while the rest was rendering: keep the
+        // newest light of every profile, and the newest snapshot for gateways.
+        let latest = self.current.load_full();
+        if latest.generation > set.generation {
+            for (key, files) in set.by_profile.iter_mut() {
+                let Some(now) = latest.by_profile.get(key) else {
+                    continue;
+                };
+                let mut merged = ProfileArtifacts {
+                    profile: files.profile.clone(),
+                    files: files.files.clone(),
+                };
+                for name in ["light.xml", "light.xml.gz"] {
+                    if let Some(a) = now.files.get(name) {
+                        merged.files.insert(name.to_string(), a.clone());
+                    }
+                }
+                *files = Arc::new(merged);
+            }
+        }
+        if latest.generation > set.generation {
+            set.generation = latest.generation;
+            set.snapshot = latest.snapshot.clone();
+        }
         let set = Arc::new(set);
         let keep: HashSet<PathBuf> = set.paths().into_iter().chain(previous.paths()).collect();
         self.current.store(set.clone());
         self.gateways.clear();
+        drop(swap);
+        let keys: Vec<String> = set.by_profile.keys().cloned().collect();
+        self.light.retain(&keys);
         self.collect_garbage(&keep);
+        Ok(set)
+    }
+
+    /// Publish only light.xml (and light.xml.gz) of `snapshot` for every profile already in
+    /// the current set, keeping its other files: cheap (only changed shards are rendered),
+    /// so light.xml follows every acknowledged update within a second whatever the rest
+    /// costs. Profiles not yet rendered wait for [`Artifacts::publish`]. Blocking.
+    pub fn publish_light(
+        &self,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        let current = self.current.load_full();
+        if current.generation >= snapshot.generation() {
+            return Ok(current);
+        }
+        let mut built = HashMap::new();
+        for (key, files) in &current.by_profile {
+            if files.profile.format == Format::Iof30 {
+                built.insert(key.clone(), self.light.build(snapshot, &files.profile)?);
+            }
+        }
+        let _swap = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = self.current.load_full();
+        if latest.generation >= snapshot.generation() {
+            return Ok(latest);
+        }
+        let mut by_profile = HashMap::new();
+        for (key, files) in &latest.by_profile {
+            let mut files = ProfileArtifacts {
+                profile: files.profile.clone(),
+                files: files.files.clone(),
+            };
+            if let Some((plain, gz)) = built.remove(key) {
+                files.files.insert(plain.name.clone(), plain);
+                if let Some(gz) = gz {
+                    files.files.insert(gz.name.clone(), gz);
+                }
+            }
+            by_profile.insert(key.clone(), Arc::new(files));
+        }
+        let set = Arc::new(ArtifactSet {
+            generation: snapshot.generation(),
+            snapshot: Some(snapshot.clone()),
+            by_profile,
+        });
+        self.current.store(set.clone());
+        self.gateways.clear();
         Ok(set)
     }
 
@@ -153,6 +236,7 @@ impl Artifacts {
         let dicts = DictIndex::new(snapshot.dicts());
         let generation = snapshot.generation();
         let mut files = HashMap::new();
+        let mut light_files: Vec<Arc<Artifact>> = Vec::new();
         let mut add = |artifact: Artifact| {
             files.insert(artifact.name.clone(), Arc::new(artifact));
         };
@@ -170,17 +254,10 @@ impl Artifacts {
                         render::full(w, profile, &dicts, &meta, snapshot.products())
                     },
                 )?);
-                add(file::build(
-                    &dir,
-                    "light.xml",
-                    "light",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::light(w, profile, &dicts, &meta, snapshot.products())
-                    },
-                )?);
+                // light.xml: incremental, shard by shard (see `light`).
+                let (plain, gz) = self.light.build(snapshot, profile)?;
+                light_files.push(plain);
+                light_files.extend(gz);
                 // Reference files change only with the dictionaries: key them by content so
                 // their hash and `changed` stay put across catalog generations.
                 let dict_id: String = snapshot.dicts_content_id()[..8]
@@ -245,6 +322,9 @@ impl Artifacts {
                 files.insert(gz.name.clone(), Arc::new(gz));
             }
         }
+        for a in light_files {
+            files.insert(a.name.clone(), a);
+        }
         Ok(files)
     }
 
@@ -255,6 +335,9 @@ impl Artifacts {
             return;
         };
         for profile_dir in profiles.flatten() {
+            if profile_dir.file_name() == light::LIGHT_DIR {
+                continue; // light fragments are collected by the light builder
+            }
             let path = profile_dir.path();
             let Ok(entries) = std::fs::read_dir(&path) else {
                 continue;

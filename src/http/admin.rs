@@ -1,4 +1,6 @@
-//! The admin listener: health and readiness (ingest and metrics join it later).
+//! The admin listener: health, readiness and the ingest API (`/v1/...`, see [`super::ingest`]).
+
+use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -7,7 +9,10 @@ use super::{body, Body, HttpError};
 use crate::app::App;
 
 /// Answer one request on the admin listener.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().starts_with("/v1/") {
+        return super::ingest::handle(app, req).await;
+    }
     let text = |status: StatusCode, text: &'static str| {
         Response::builder()
             .status(status)

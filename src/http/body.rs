@@ -88,3 +88,121 @@ pub async fn file_range(path: &Path, start: u64, len: u64) -> std::io::Result<Bo
     }
     .boxed_unsync())
 }
+
+/// The bytes of a multi-piece artifact from `start`, `len` of them, read piece by piece as the
+/// client takes them. The pieces (and so their files) are held until the body is dropped.
+pub fn pieces_range(
+    pieces: std::sync::Arc<[crate::artifacts::Piece]>,
+    start: u64,
+    len: u64,
+) -> Body {
+    use crate::artifacts::Piece;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::spawn(async move {
+        let end = start + len;
+        let mut at = 0u64;
+        for piece in pieces.iter() {
+            let (p_start, p_end) = (at, at + piece.len());
+            at = p_end;
+            if p_end <= start || p_start >= end {
+                continue;
+            }
+            let from = start.max(p_start) - p_start;
+            let to = end.min(p_end) - p_start;
+            match piece {
+                Piece::Bytes(b) => {
+                    if tx
+                        .send(Ok(b.slice(from as usize..to as usize)))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Piece::File(f) => {
+                    let opened = async {
+                        let mut file = tokio::fs::File::open(&f.path).await?;
+                        if from > 0 {
+                            file.seek(SeekFrom::Start(from)).await?;
+                        }
+                        Ok::<_, std::io::Error>(file)
+                    };
+                    let mut file = match opened.await {
+                        Ok(file) => file,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    };
+                    let mut left = to - from;
+                    while left > 0 {
+                        let mut chunk = vec![0u8; (left as usize).min(CHUNK)];
+                        match tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await {
+                            Ok(0) => {
+                                let _ = tx
+                                    .send(Err(std::io::Error::new(
+                                        std::io::ErrorKind::UnexpectedEof,
+                                        "fragment shorter than its length",
+                                    )))
+                                    .await;
+                                return;
+                            }
+                            Ok(n) => {
+                                chunk.truncate(n);
+                                left -= n as u64;
+                                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e)).await;
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    ChannelBody { rx, remaining: len }.boxed_unsync()
+}
+
+/// A body fed by a task through a channel, with an exact length.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    remaining: u64,
+}
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(b))) => {
+                self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "artifact shorter than its length",
+            )))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}

@@ -9,6 +9,7 @@
 mod admin;
 mod body;
 mod feeds;
+mod ingest;
 mod respond;
 pub mod routes;
 pub mod rules;
@@ -50,6 +51,23 @@ pub enum HttpError {
     NotReady,
     #[error("internal error")]
     Internal(String),
+    /// Admin API: no or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Admin API: a method the route does not take; `allow` lists those it does.
+    #[error("method not allowed")]
+    WrongMethod { allow: &'static str },
+    /// Admin API: a request that cannot be read at all (the reason says where).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Admin API: the body is over the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Admin API: the store could not make the update durable; nothing was applied.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl HttpError {
@@ -60,7 +78,12 @@ impl HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
-            HttpError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::NotReady | HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            HttpError::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -70,8 +93,20 @@ impl HttpError {
             .status(status)
             .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .header(hyper::header::CACHE_CONTROL, "no-store");
-        if matches!(self, HttpError::MethodNotAllowed) {
-            builder = builder.header(hyper::header::ALLOW, "GET, HEAD");
+        match self {
+            HttpError::MethodNotAllowed => {
+                builder = builder.header(hyper::header::ALLOW, "GET, HEAD");
+            }
+            HttpError::WrongMethod { allow } => {
+                builder = builder.header(hyper::header::ALLOW, *allow)
+            }
+            HttpError::Unauthorized(_) => {
+                builder = builder.header(
+                    hyper::header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"iofd-admin\"",
+                );
+            }
+            _ => {}
         }
         if matches!(self, HttpError::NotReady) {
             builder = builder.header(hyper::header::RETRY_AFTER, "5");
@@ -89,7 +124,7 @@ impl HttpError {
 pub enum Surface {
     /// Partner feeds.
     Public,
-    /// Health, readiness (and later ingest and metrics).
+    /// Health, readiness and the ingest API.
     Admin,
 }
 

@@ -103,6 +103,8 @@ pub async fn file(
         body::empty()
     } else if let Some(bytes) = &artifact.memory {
         body::full(bytes.slice(start as usize..(start + count) as usize))
+    } else if let Some(pieces) = &artifact.pieces {
+        body::pieces_range(pieces.clone(), start, count)
     } else {
         body::file_range(&artifact.path, start, count)
             .await

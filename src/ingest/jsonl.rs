@@ -36,10 +36,28 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// One accepted line: the record, already normalized ([`Record::normalize`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ParsedLine {
+pub struct ParsedLine<T = Record> {
     /// 1-based line number.
     pub line: u64,
-    pub record: Record,
+    pub record: T,
+}
+
+/// A type one JSON Lines line holds: how it is parsed and then checked.
+pub trait LineRecord: Sized {
+    /// Parse one line of text (not blank, without its newline).
+    fn parse_line(text: &str) -> Result<Self, BadLine>;
+    /// Bring the parsed value into store form and check it.
+    fn normalize_line(&mut self) -> Result<(), crate::catalog::FieldError>;
+}
+
+impl LineRecord for Record {
+    fn parse_line(text: &str) -> Result<Self, BadLine> {
+        parse_record(text)
+    }
+
+    fn normalize_line(&mut self) -> Result<(), crate::catalog::FieldError> {
+        self.normalize()
+    }
 }
 
 /// A whole input read: the accepted records in input order and the rejected lines.
@@ -54,13 +72,14 @@ pub struct ParsedBatch {
 ///
 /// It does not detect duplicate product ids (that needs memory proportional to the input);
 /// [`read_jsonl`] does.
-pub struct JsonlReader<R: BufRead> {
+pub struct JsonlReader<R: BufRead, T = Record> {
     source: String,
     reader: R,
     buf: Vec<u8>,
     line: u64,
     max_line_bytes: usize,
     done: bool,
+    _record: std::marker::PhantomData<fn() -> T>,
 }
 
 /// What one physical line turned out to be before parsing.
@@ -72,8 +91,16 @@ enum RawLine {
 }
 
 impl<R: BufRead> JsonlReader<R> {
-    /// A reader of `reader`; `source` names it in rejections (a file name, `http`, ...).
+    /// A reader of [`Record`]s from `reader`; `source` names it in rejections (a file name,
+    /// `http`, ...).
     pub fn new(source: impl Into<String>, reader: R) -> Self {
+        Self::of(source, reader)
+    }
+}
+
+impl<R: BufRead, T: LineRecord> JsonlReader<R, T> {
+    /// A reader of any [`LineRecord`] type (records, partial updates).
+    pub fn of(source: impl Into<String>, reader: R) -> Self {
         Self {
             source: source.into(),
             reader,
@@ -81,7 +108,13 @@ impl<R: BufRead> JsonlReader<R> {
             line: 0,
             max_line_bytes: MAX_LINE_BYTES,
             done: false,
+            _record: std::marker::PhantomData,
         }
+    }
+
+    /// The number of the last line read (1-based; 0 before the first).
+    pub fn line(&self) -> u64 {
+        self.line
     }
 
     /// Change the longest accepted line (default [`MAX_LINE_BYTES`]).
@@ -146,7 +179,7 @@ impl<R: BufRead> JsonlReader<R> {
     }
 
     /// Parse the line in the buffer; `None` for a blank line.
-    fn parse_buffered(&self) -> Option<Result<ParsedLine, Rejection>> {
+    fn parse_buffered(&self) -> Option<Result<ParsedLine<T>, Rejection>> {
         let mut bytes = self.buf.as_slice();
         let mut offset = 0;
         if self.line == 1 && bytes.starts_with(BOM) {
@@ -171,11 +204,11 @@ impl<R: BufRead> JsonlReader<R> {
                 )))
             }
         };
-        let mut record = match parse_record(text) {
+        let mut record = match T::parse_line(text) {
             Ok(r) => r,
             Err(BadLine { field, reason }) => return Some(Err(self.reject(field, reason))),
         };
-        Some(match record.normalize() {
+        Some(match record.normalize_line() {
             Ok(()) => Ok(ParsedLine {
                 line: self.line,
                 record,
@@ -185,8 +218,8 @@ impl<R: BufRead> JsonlReader<R> {
     }
 }
 
-impl<R: BufRead> Iterator for JsonlReader<R> {
-    type Item = Result<ParsedLine, LineError>;
+impl<R: BufRead, T: LineRecord> Iterator for JsonlReader<R, T> {
+    type Item = Result<ParsedLine<T>, LineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
@@ -224,7 +257,7 @@ impl<R: BufRead> Iterator for JsonlReader<R> {
     }
 }
 
-impl<R: BufRead> FusedIterator for JsonlReader<R> {}
+impl<R: BufRead, T: LineRecord> FusedIterator for JsonlReader<R, T> {}
 
 /// Read a whole JSON Lines input. Bad lines are collected in [`ParsedBatch::rejected`];
 /// a product id seen earlier in the same input rejects the later line. Fails only when the
@@ -283,11 +316,11 @@ pub fn record_schema_json() -> String {
 // ---------------------------------------------------------------------------------------
 // Parsing one line.
 
-/// Why a line's JSON was not accepted.
+/// Why a line's JSON was not accepted: the field (JSON-path style) when there is one.
 #[derive(Debug)]
-struct BadLine {
-    field: Option<String>,
-    reason: String,
+pub struct BadLine {
+    pub field: Option<String>,
+    pub reason: String,
 }
 
 /// The record kinds, as written in `"kind"`.
@@ -494,7 +527,7 @@ fn parse_record(text: &str) -> Result<Record, BadLine> {
 }
 
 /// Turn a deserialization error into a rejection's field and reason.
-fn bad_line(err: serde_path_to_error::Error<serde_json::Error>) -> BadLine {
+pub(super) fn bad_line(err: serde_path_to_error::Error<serde_json::Error>) -> BadLine {
     let path = err.path().to_string();
     let mut field = (path != ".").then_some(path);
     let inner = err.into_inner();
@@ -535,7 +568,7 @@ fn unknown_field_path(path: Option<String>, name: &str) -> String {
 
 /// A serde_json error as a reason: data errors without the position (the field says where),
 /// syntax errors with the column.
-fn json_reason(e: &serde_json::Error) -> String {
+pub(super) fn json_reason(e: &serde_json::Error) -> String {
     let full = e.to_string();
     let position = format!(" at line {} column {}", e.line(), e.column());
     let message = full.strip_suffix(&position).unwrap_or(&full);

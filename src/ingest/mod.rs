@@ -4,15 +4,20 @@
 //! A bad line never stops a batch: it becomes a [`Rejection`] and reading goes on. Only a
 //! failure to read the input at all (an I/O error) is fatal, as an [`IngestError`].
 
+mod array;
+pub mod iof;
 mod jsonl;
+mod update;
 
 use std::fmt;
 use std::io;
 
+pub use array::ArrayLines;
 pub use jsonl::{
-    read_jsonl, read_jsonl_file, record_schema, record_schema_json, JsonlReader, ParsedBatch,
-    ParsedLine, MAX_LINE_BYTES,
+    read_jsonl, read_jsonl_file, record_schema, record_schema_json, BadLine, JsonlReader,
+    LineRecord, ParsedBatch, ParsedLine, MAX_LINE_BYTES,
 };
+pub use update::{PriceInput, PriceUpdate, StockUpdate, Update};
 
 /// One input line that was not accepted, and why.
 ///

@@ -19,6 +19,11 @@ use super::StoreError;
 pub(crate) enum Change {
     Upsert(Box<Product>),
     Delete(ProductId),
+    /// An upsert whose product waits in a spool (read back when its shard is rebuilt).
+    Spooled {
+        id: ProductId,
+        at: u64,
+    },
 }
 
 impl Change {
@@ -26,7 +31,7 @@ impl Change {
     pub(crate) fn id(&self) -> ProductId {
         match self {
             Change::Upsert(p) => p.id,
-            Change::Delete(id) => *id,
+            Change::Delete(id) | Change::Spooled { id, .. } => *id,
         }
     }
 }
@@ -137,6 +142,7 @@ pub(crate) fn count_after(
     for change in changes {
         match change {
             Change::Upsert(p) => ids.insert(p.id),
+            Change::Spooled { id, .. } => ids.insert(*id),
             Change::Delete(id) => ids.remove(id),
         };
     }
@@ -169,6 +175,13 @@ pub(crate) fn apply_shard(
                         tally.applied += 1;
                     }
                 }
+            }
+            // Read back by the store before a shard is rebuilt; never reaches here.
+            Change::Spooled { id, .. } => {
+                if full_sync {
+                    carried.insert(id);
+                }
+                tally.unchanged += 1;
             }
             Change::Delete(id) => {
                 if full_sync {
@@ -341,6 +354,7 @@ mod tests {
                     .map(|c| match c {
                         Change::Upsert(p) => Change::Upsert(p.clone()),
                         Change::Delete(id) => Change::Delete(*id),
+                        Change::Spooled { id, at } => Change::Spooled { id: *id, at: *at },
                     })
                     .collect();
                 let predicted = count_after(old.iter().copied(), changes, full_sync);
@@ -394,10 +408,7 @@ mod tests {
         assert_eq!(batch.products.values().map(Vec::len).sum::<usize>(), 2);
         for (shard, changes) in &batch.products {
             for c in changes {
-                let id = match c {
-                    Change::Upsert(p) => p.id,
-                    Change::Delete(id) => *id,
-                };
+                let id = c.id();
                 assert_eq!(format::shard_of(id, 4), *shard);
             }
         }

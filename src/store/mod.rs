@@ -16,9 +16,11 @@
 //! crate's minimum Rust version.)
 
 mod apply;
+mod commit;
 mod durable;
 mod manifest;
 mod parallel;
+mod spool;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +34,9 @@ use crate::snapshot::format::{self, PayloadKind, Shard};
 use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
 use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST};
+
+pub use commit::{CommitError, Committer, Op, Outcome, Request};
+pub use spool::{Parked, Spool};
 
 /// Errors of the store. Each names the file or record concerned.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +154,7 @@ impl Store {
             source,
         })?;
         let snapshot = load_snapshot(dir)?;
+        Spool::clear(&dir.join(spool::SPOOL_DIR));
         // Only after the manifest and its files proved good: never collect on a bad read.
         let keep: HashSet<&str> = snapshot.file_names().collect();
         let removed = durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
@@ -188,6 +194,19 @@ impl Store {
     /// nothing. Returns only after the new generation is durable (files and manifest
     /// fsynced). A batch that changes nothing publishes nothing and writes nothing.
     pub fn apply(&self, records: Vec<Record>, mode: ApplyMode) -> Result<ApplyReport, StoreError> {
+        self.apply_and(records, mode, |_| Ok(()))
+    }
+
+    /// [`Store::apply`], then `then` with the report while still holding the writer lock:
+    /// nothing else commits between the two, so a crash between them leaves the state this
+    /// batch made (the drop folder journals its files this way). An error from `then` is
+    /// returned; the batch stays committed.
+    pub fn apply_and(
+        &self,
+        records: Vec<Record>,
+        mode: ApplyMode,
+        then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
+    ) -> Result<ApplyReport, StoreError> {
         let _writer = self
             .writer
             .lock()
@@ -202,7 +221,66 @@ impl Store {
                 let _ = std::fs::remove_file(self.dir.join(name));
             }
         }
-        result
+        let report = result?;
+        then(&report)?;
+        Ok(report)
+    }
+
+    /// A new spool for a batch too large to hold in memory (see [`Store::apply_spooled`]).
+    pub fn spool(&self) -> Result<Spool, StoreError> {
+        Spool::create(&self.dir.join(spool::SPOOL_DIR))
+    }
+
+    /// Apply a spooled batch: dictionary records in memory, product changes in batch order,
+    /// upserted products read back from `spool` one wave of shards at a time. Same
+    /// guarantees as [`Store::apply`]; the products were normalized when parked.
+    pub fn apply_spooled(
+        &self,
+        dicts: Vec<Record>,
+        changes: Vec<Parked>,
+        spool: &mut Spool,
+        mode: ApplyMode,
+    ) -> Result<ApplyReport, StoreError> {
+        self.apply_spooled_and(dicts, changes, spool, mode, |_| Ok(()))
+    }
+
+    /// [`Store::apply_spooled`] with a hook run under the writer lock, as [`Store::apply_and`].
+    pub fn apply_spooled_and(
+        &self,
+        dicts: Vec<Record>,
+        changes: Vec<Parked>,
+        spool: &mut Spool,
+        mode: ApplyMode,
+        then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
+    ) -> Result<ApplyReport, StoreError> {
+        spool.seal()?;
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let old = self.current.load_full();
+        let mut batch = Batch::split(dicts, old.shard_count())?;
+        for change in changes {
+            let change = match change {
+                Parked::Product { id, at } => apply::Change::Spooled { id, at },
+                Parked::Delete(id) => apply::Change::Delete(id),
+            };
+            batch
+                .products
+                .entry(format::shard_of(change.id(), old.shard_count()))
+                .or_default()
+                .push(change);
+        }
+        let mut written = Vec::new();
+        let result = self.apply_batch(&old, batch, mode, Some(spool), &mut written);
+        if result.is_err() {
+            for name in &written {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
+        let report = result?;
+        then(&report)?;
+        Ok(report)
     }
 
     fn apply_locked(
@@ -212,9 +290,20 @@ impl Store {
         mode: ApplyMode,
         written: &mut Vec<String>,
     ) -> Result<ApplyReport, StoreError> {
+        let batch = Batch::split(records, old.shard_count())?;
+        self.apply_batch(old, batch, mode, None, written)
+    }
+
+    fn apply_batch(
+        &self,
+        old: &Arc<Snapshot>,
+        mut batch: Batch,
+        mode: ApplyMode,
+        spool: Option<&Spool>,
+        written: &mut Vec<String>,
+    ) -> Result<ApplyReport, StoreError> {
         let full_sync = mode == ApplyMode::FullSync;
         let count = old.shard_count();
-        let mut batch = Batch::split(records, count)?;
         let mut tally = Tally::default();
 
         // Dictionaries: read back, apply, keep the old file when nothing changed.
@@ -250,7 +339,20 @@ impl Store {
         let mut next = Builder::new(&self.dir, old, target);
         let hint = bytes_per_product(old);
         // Read a shard back from the old generation and apply its changes.
-        let rebuild = |index: u32, changes| {
+        let rebuild = |index: u32, changes: Vec<apply::Change>| {
+            // Spooled products are read back here, a wave of shards at a time.
+            let changes = changes
+                .into_iter()
+                .map(|c| match (c, spool) {
+                    (apply::Change::Spooled { at, .. }, Some(s)) => {
+                        s.load(at).map(|p| apply::Change::Upsert(Box::new(p)))
+                    }
+                    (apply::Change::Spooled { id, .. }, None) => Err(StoreError::Options(format!(
+                        "product {id} is spooled but no spool was given"
+                    ))),
+                    (c, _) => Ok(c),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let mut products = match old.shard_file(index) {
                 Some(file) => apply::thaw(file.products())?,
                 None => BTreeMap::new(),

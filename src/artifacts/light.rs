@@ -1,0 +1,713 @@
+//! light.xml, incrementally: one rendered fragment per (profile, snapshot shard), re-rendered
+//! only when the shard's content (or the dictionaries) changed, and light.xml served as the
+//! concatenation header + fragments + footer without copying them into one file.
+//!
+//! A stock update in a catalog of 100k products changes one shard, so publishing the new
+//! light.xml costs one fragment per profile (a few hundred products), not the catalog.
+//!
+//! - **Bytes.** The pieces concatenated are exactly what `render::light` writes for the same
+//!   snapshot (a test checks it).
+//! - **ETag.** blake3 over the header, the fragments' blake3 and the footer: strong, and
+//!   computed without reading the fragments again.
+//! - **MD5** (the gateway `hash`, optional for light in IOF) is computed only while the file is
+//!   at most [`MD5_LIMIT`]; larger light files are listed without a hash, as IdoSell does.
+//! - **gzip** (`light.xml.gz`): each fragment is also deflated on its own and ended with a
+//!   sync flush (byte-aligned, no back-references out of it), so the pieces join into one
+//!   valid single-member gzip stream, as pigz does; the CRC-32 is combined from the
+//!   fragments'.
+//! - **Files.** Fragments live in `<artifacts>/_light/<profile>/`, written atomically and
+//!   fsynced. A replaced fragment's file is deleted when the last light.xml using it is
+//!   dropped, so downloads in flight keep their bytes. After a restart the files of the
+//!   current shards are adopted (and re-hashed); the rest are removed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+
+use super::file::{Artifact, ArtifactError};
+use crate::render::{self, DictIndex, OfferMeta, RenderProfile};
+use crate::snapshot::{ShardView, Snapshot};
+
+/// light.xml files up to this size get an MD5 (the gateway `hash`); above it, hashing the
+/// whole file on every update would cost more than the update.
+pub const MD5_LIMIT: u64 = 8 << 20;
+
+/// The directory under the artifacts directory that holds fragments.
+pub(crate) const LIGHT_DIR: &str = "_light";
+
+/// gzip level of the deflated fragments.
+const GZIP_LEVEL: u32 = 6;
+
+/// One piece of a multi-piece artifact.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// Bytes in memory (header, footer).
+    Bytes(Bytes),
+    /// A whole fragment file.
+    File(Arc<FragmentFile>),
+}
+
+impl Piece {
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::File(f) => f.len,
+        }
+    }
+
+    /// True for an empty piece.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A fragment file on disk. Deleted when dropped after being marked obsolete.
+#[derive(Debug)]
+pub struct FragmentFile {
+    pub path: PathBuf,
+    pub len: u64,
+    obsolete: AtomicBool,
+}
+
+impl Drop for FragmentFile {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The rendered light products of one shard.
+#[derive(Debug)]
+struct Fragment {
+    content_id: [u8; 32],
+    dicts_id: [u8; 32],
+    plain: Arc<FragmentFile>,
+    blake3: [u8; 32],
+    crc: crc32fast::Hasher,
+    deflated: Option<Arc<FragmentFile>>,
+}
+
+impl Fragment {
+    fn retire(&self) {
+        self.plain.obsolete.store(true, Ordering::Release);
+        if let Some(d) = &self.deflated {
+            d.obsolete.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// What was last built for one profile.
+struct ProfileLight {
+    generation: u64,
+    fragments: HashMap<u32, Arc<Fragment>>,
+    plain: Arc<Artifact>,
+    gz: Option<Arc<Artifact>>,
+}
+
+/// Builds and keeps the light.xml of every profile.
+pub struct LightBuilder {
+    dir: PathBuf,
+    timezone: jiff::tz::TimeZone,
+    /// Files at most this large are assembled in memory (served without touching disk).
+    memory_limit: u64,
+    state: Mutex<HashMap<String, ProfileLight>>,
+    /// Makes every fragment file name unique, so a file is never replaced under a reader.
+    seq: AtomicU64,
+}
+
+impl LightBuilder {
+    pub(crate) fn new(artifacts_dir: &Path, timezone: jiff::tz::TimeZone) -> Self {
+        LightBuilder {
+            dir: artifacts_dir.join(LIGHT_DIR),
+            timezone,
+            memory_limit: super::MEMORY_LIMIT,
+            state: Mutex::new(HashMap::new()),
+            seq: AtomicU64::new(
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(0),
+            ),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn with_memory_limit(mut self, limit: u64) -> Self {
+        self.memory_limit = limit;
+        self
+    }
+
+    /// light.xml (and light.xml.gz for gzip profiles) of `profile` for `snapshot`, or the
+    /// newer ones already built. Renders only the shards whose content changed.
+    pub fn build(
+        &self,
+        snapshot: &Snapshot,
+        profile: &RenderProfile,
+    ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
+        let key = profile.key();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(built) = state.get(&key) {
+            if built.generation >= snapshot.generation() {
+                return Ok((built.plain.clone(), built.gz.clone()));
+            }
+        }
+        let dir = self.dir.join(&key);
+        std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
+        let first_build = !state.contains_key(&key);
+        let mut previous = state.remove(&key).map(|p| p.fragments).unwrap_or_default();
+        if first_build {
+            previous = self.adopt(&dir, snapshot, profile.gzip);
+        }
+        let dicts_id = snapshot.dicts_content_id();
+        let dicts = DictIndex::new(snapshot.dicts());
+        let mut fragments = HashMap::new();
+        let mut to_render = Vec::new();
+        for shard in snapshot.shards() {
+            match previous.get(&shard.index) {
+                Some(f) if f.content_id == shard.content_id && f.dicts_id == dicts_id => {
+                    fragments.insert(shard.index, f.clone());
+                }
+                _ => to_render.push(shard),
+            }
+        }
+        let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
+        fragments.extend(rendered);
+        for (index, old) in &previous {
+            if fragments.get(index).is_none_or(|f| !Arc::ptr_eq(f, old)) {
+                old.retire();
+            }
+        }
+        let (plain, gz) = self.assemble(snapshot, profile, &fragments)?;
+        state.insert(
+            key,
+            ProfileLight {
+                generation: snapshot.generation(),
+                fragments,
+                plain: plain.clone(),
+                gz: gz.clone(),
+            },
+        );
+        Ok((plain, gz))
+    }
+
+    /// Forget profiles not in `keep` (their fragments are deleted once unused).
+    pub fn retain(&self, keep: &[String]) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.retain(|key, light| {
+            let kept = keep.contains(key);
+            if !kept {
+                light.fragments.values().for_each(|f| f.retire());
+            }
+            kept
+        });
+    }
+
+    fn render_shards(
+        &self,
+        dir: &Path,
+        shards: &[ShardView<'_>],
+        profile: &RenderProfile,
+        dicts: &DictIndex,
+        dicts_id: [u8; 32],
+    ) -> Result<Vec<(u32, Arc<Fragment>)>, ArtifactError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(shards.len().max(1));
+        let chunk = shards.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shards
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|s| {
+                                self.render_shard(dir, s, profile, dicts, dicts_id)
+                                    .map(|f| (s.index, Arc::new(f)))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::new();
+            for h in handles {
+                let part = h
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+    }
+
+    fn render_shard(
+        &self,
+        dir: &Path,
+        shard: &ShardView<'_>,
+        profile: &RenderProfile,
+        dicts: &DictIndex,
+        dicts_id: [u8; 32],
+    ) -> Result<Fragment, ArtifactError> {
+        let mut bytes = Vec::with_capacity(shard.products.len() * 512);
+        for p in shard.products {
+            render::write_light_product(&mut bytes, profile, dicts, p)
+                .map_err(|e| ArtifactError::io(dir, e))?;
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let stem = fragment_stem(shard.index, &shard.content_id, &dicts_id, seq);
+        let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&bytes);
+        let deflated = if profile.gzip {
+            let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
+            Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?))
+        } else {
+            None
+        };
+        Ok(Fragment {
+            content_id: shard.content_id,
+            dicts_id,
+            plain: Arc::new(plain),
+            blake3: *blake3::hash(&bytes).as_bytes(),
+            crc,
+            deflated,
+        })
+    }
+
+    /// After a restart: the fragment files of the current shards, re-hashed; the rest of the
+    /// profile's directory is removed.
+    fn adopt(&self, dir: &Path, snapshot: &Snapshot, gzip: bool) -> HashMap<u32, Arc<Fragment>> {
+        let dicts_id = snapshot.dicts_content_id();
+        let wanted: HashMap<String, ([u8; 32], u32)> = snapshot
+            .shards()
+            .map(|s| {
+                (
+                    shard_key(s.index, &s.content_id, &dicts_id),
+                    (s.content_id, s.index),
+                )
+            })
+            .collect();
+        let mut found = HashMap::new();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return found;
+        };
+        let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for path in &files {
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let Some(stem) = name.strip_suffix(".xml") else {
+                continue;
+            };
+            let Some((key, _seq)) = stem.rsplit_once('-') else {
+                continue;
+            };
+            let Some(&(content_id, index)) = wanted.get(key) else {
+                continue;
+            };
+            if found.contains_key(&index) {
+                continue;
+            }
+            let deflated_path = PathBuf::from(format!("{}.dz", path.display()));
+            if gzip && !deflated_path.exists() {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&bytes);
+            let deflated = if gzip {
+                match std::fs::metadata(&deflated_path) {
+                    Ok(m) => Some(Arc::new(FragmentFile {
+                        path: deflated_path,
+                        len: m.len(),
+                        obsolete: AtomicBool::new(false),
+                    })),
+                    Err(_) => continue,
+                }
+            } else {
+                None
+            };
+            found.insert(
+                index,
+                Arc::new(Fragment {
+                    content_id,
+                    dicts_id,
+                    plain: Arc::new(FragmentFile {
+                        path: path.clone(),
+                        len: bytes.len() as u64,
+                        obsolete: AtomicBool::new(false),
+                    }),
+                    blake3: *blake3::hash(&bytes).as_bytes(),
+                    crc,
+                    deflated,
+                }),
+            );
+        }
+        let keep: std::collections::HashSet<&Path> = found
+            .values()
+            .flat_map(|f| {
+                std::iter::once(f.plain.path.as_path())
+                    .chain(f.deflated.as_ref().map(|d| d.path.as_path()))
+            })
+            .collect();
+        for path in &files {
+            if !keep.contains(path.as_path()) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        found
+    }
+
+    /// The light.xml (and .gz) artifacts of `fragments` in shard order.
+    fn assemble(
+        &self,
+        snapshot: &Snapshot,
+        profile: &RenderProfile,
+        fragments: &HashMap<u32, Arc<Fragment>>,
+    ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
+        let published = snapshot.published();
+        let generated = published.to_zoned(self.timezone.clone()).datetime();
+        let expires = generated
+            .checked_add(jiff::Span::new().days(1))
+            .unwrap_or(generated);
+        let meta = OfferMeta { generated, expires };
+        let mut header = Vec::new();
+        render::write_light_header(&mut header, profile, &meta)
+            .map_err(|e| ArtifactError::io(&self.dir, e))?;
+        let mut footer = Vec::new();
+        render::write_light_footer(&mut footer).map_err(|e| ArtifactError::io(&self.dir, e))?;
+        let mut ordered: Vec<(&u32, &Arc<Fragment>)> = fragments.iter().collect();
+        ordered.sort_by_key(|(i, _)| **i);
+        let ordered: Vec<&Arc<Fragment>> = ordered
+            .into_iter()
+            .map(|(_, f)| f)
+            .filter(|f| f.plain.len > 0)
+            .collect();
+        let modified = SystemTime::from(published);
+
+        let mut etag = blake3::Hasher::new();
+        etag.update(&header);
+        let mut pieces = vec![Piece::Bytes(Bytes::from(header.clone()))];
+        for f in &ordered {
+            etag.update(&f.blake3);
+            pieces.push(Piece::File(f.plain.clone()));
+        }
+        etag.update(&footer);
+        pieces.push(Piece::Bytes(Bytes::from(footer.clone())));
+        let plain = self.artifact(
+            "light.xml",
+            pieces,
+            etag,
+            modified,
+            generated,
+            "application/xml; charset=utf-8",
+        )?;
+
+        let gz = if profile.gzip {
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&header);
+            let mut first = GZIP_HEADER.to_vec();
+            first.extend(deflate_sync(&header).map_err(|e| ArtifactError::io(&self.dir, e))?);
+            let mut etag = blake3::Hasher::new();
+            etag.update(b"gzip");
+            etag.update(&first);
+            let mut pieces = vec![Piece::Bytes(Bytes::from(first))];
+            let mut total = header.len() as u64;
+            for f in &ordered {
+                let Some(d) = &f.deflated else {
+                    return Err(ArtifactError::io(
+                        &f.plain.path,
+                        std::io::Error::other("fragment has no deflated form"),
+                    ));
+                };
+                crc.combine(&f.crc);
+                total += f.plain.len;
+                etag.update(&f.blake3);
+                pieces.push(Piece::File(d.clone()));
+            }
+            crc.update(&footer);
+            total += footer.len() as u64;
+            let mut last = deflate_sync(&footer).map_err(|e| ArtifactError::io(&self.dir, e))?;
+            // An empty final block (fixed Huffman, end of block), then the gzip trailer.
+            last.extend_from_slice(&[0x03, 0x00]);
+            last.extend_from_slice(&crc.finalize().to_le_bytes());
+            last.extend_from_slice(&(total as u32).to_le_bytes());
+            etag.update(&last);
+            pieces.push(Piece::Bytes(Bytes::from(last)));
+            Some(self.artifact(
+                "light.xml.gz",
+                pieces,
+                etag,
+                modified,
+                generated,
+                "application/gzip",
+            )?)
+        } else {
+            None
+        };
+        Ok((plain, gz))
+    }
+
+    fn artifact(
+        &self,
+        name: &str,
+        pieces: Vec<Piece>,
+        etag: blake3::Hasher,
+        modified: SystemTime,
+        changed: jiff::civil::DateTime,
+        content_type: &'static str,
+    ) -> Result<Arc<Artifact>, ArtifactError> {
+        let len: u64 = pieces.iter().map(Piece::len).sum();
+        let needs_bytes = len <= MD5_LIMIT || len <= self.memory_limit;
+        let whole = if needs_bytes {
+            Some(read_pieces(&pieces)?)
+        } else {
+            None
+        };
+        let md5 = match (&whole, len <= MD5_LIMIT) {
+            (Some(bytes), true) => Md5::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            _ => String::new(),
+        };
+        let memory = whole.filter(|_| len <= self.memory_limit).map(Bytes::from);
+        Ok(Arc::new(Artifact {
+            name: name.to_string(),
+            kind: "light".to_string(),
+            path: PathBuf::new(),
+            len,
+            md5,
+            etag: format!("\"{}\"", &etag.finalize().to_hex()[..32]),
+            modified,
+            changed,
+            content_type,
+            content_encoding: None,
+            memory,
+            pieces: Some(pieces.into()),
+        }))
+    }
+}
+
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+
+/// `s{index}-{content}-{dicts}`: what a fragment's bytes depend on (with the profile, which
+/// is the directory).
+fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    format!(
+        "s{index}-{}-{}",
+        hex(&content_id[..12]),
+        hex(&dicts_id[..6])
+    )
+}
+
+fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u64) -> String {
+    format!("{}-{seq}", shard_key(index, content_id, dicts_id))
+}
+
+/// Temp file, write, fsync, rename. The directory is synced by the caller's publish.
+fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, ArtifactError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ArtifactError::io(&path, e));
+    }
+    Ok(FragmentFile {
+        path,
+        len: bytes.len() as u64,
+        obsolete: AtomicBool::new(false),
+    })
+}
+
+/// Raw deflate of `data` ending with a sync flush: byte-aligned, no final block, and no
+/// reference to anything before it, so such blocks can be joined.
+fn deflate_sync(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut c = Compress::new(Compression::new(GZIP_LEVEL), false);
+    let mut out = Vec::with_capacity(data.len() / 3 + 1024);
+    let mut input = data;
+    loop {
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(64 << 10));
+        }
+        let before = c.total_in();
+        c.compress_vec(input, &mut out, FlushCompress::Sync)
+            .map_err(std::io::Error::other)?;
+        input = &input[(c.total_in() - before) as usize..];
+        // zlib: the flush is complete when it returns with output space left.
+        if input.is_empty() && out.len() < out.capacity() {
+            return Ok(out);
+        }
+    }
+}
+
+/// Every byte of `pieces`, concatenated.
+pub(crate) fn read_pieces(pieces: &[Piece]) -> Result<Vec<u8>, ArtifactError> {
+    let mut out = Vec::with_capacity(pieces.iter().map(Piece::len).sum::<u64>() as usize);
+    for p in pieces {
+        match p {
+            Piece::Bytes(b) => out.extend_from_slice(b),
+            Piece::File(f) => {
+                File::open(&f.path)
+                    .and_then(|mut file| file.read_to_end(&mut out))
+                    .map_err(|e| ArtifactError::io(&f.path, e))?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::Format;
+    use crate::store::{ApplyMode, Store, StoreOptions};
+    use rust_decimal::Decimal;
+
+    fn profile(gzip: bool) -> RenderProfile {
+        RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip,
+            languages: vec!["pol".into()],
+            currency: "PLN".into(),
+            rate: Decimal::ONE,
+            discount_percent: Decimal::from(5),
+            wholesale: false,
+            only_in_stock: false,
+        }
+    }
+
+    fn whole_render(snapshot: &Snapshot, profile: &RenderProfile) -> Vec<u8> {
+        let published = snapshot.published();
+        let generated = published.to_zoned(jiff::tz::TimeZone::UTC).datetime();
+        let meta = OfferMeta {
+            generated,
+            expires: generated.checked_add(jiff::Span::new().days(1)).unwrap(),
+        };
+        let mut out = Vec::new();
+        render::light(
+            &mut out,
+            profile,
+            &DictIndex::new(snapshot.dicts()),
+            &meta,
+            snapshot.products(),
+        )
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn fragments_join_into_the_whole_render_and_only_changed_shards_are_rendered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("store"),
+            StoreOptions {
+                products_per_shard: 20,
+            },
+        )
+        .unwrap();
+        let batch = crate::ingest::read_jsonl("demo", crate::app::DEMO_CATALOG.as_bytes()).unwrap();
+        store
+            .apply(
+                batch.records.into_iter().map(|l| l.record).collect(),
+                ApplyMode::Upsert,
+            )
+            .unwrap();
+        let builder = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        for gzip in [false, true] {
+            let p = profile(gzip);
+            let snap = store.snapshot();
+            let (plain, gz) = builder.build(&snap, &p).unwrap();
+            assert!(plain.memory.is_none(), "served from pieces");
+            let bytes = read_pieces(plain.pieces.as_deref().unwrap()).unwrap();
+            assert_eq!(bytes, whole_render(&snap, &p));
+            assert_eq!(bytes.len() as u64, plain.len);
+            assert_eq!(plain.md5, format!("{:x}", Md5::digest(&bytes)).as_str());
+            if gzip {
+                let gz = gz.expect("gzip variant");
+                let packed = read_pieces(gz.pieces.as_deref().unwrap()).unwrap();
+                let mut out = Vec::new();
+                // A single-member decoder: the pieces form one gzip member.
+                flate2::read::GzDecoder::new(&packed[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                assert_eq!(out, bytes);
+            }
+        }
+        // One product changes: one fragment is re-rendered, the others are the same files.
+        let p = profile(true);
+        let before = builder.build(&store.snapshot(), &p).unwrap().0;
+        let update = r#"{"kind":"stock","product":1,"warehouse":1,"quantity":"12345"}"#;
+        let u: crate::ingest::Update =
+            crate::ingest::JsonlReader::<_, crate::ingest::Update>::of("u", update.as_bytes())
+                .next()
+                .unwrap()
+                .unwrap()
+                .record;
+        store
+            .commit(vec![crate::store::Request {
+                ops: vec![crate::store::Op::Update(u)],
+                ..Default::default()
+            }])
+            .unwrap();
+        let snap = store.snapshot();
+        let (after, gz) = builder.build(&snap, &p).unwrap();
+        let files = |a: &Artifact| -> Vec<PathBuf> {
+            a.pieces
+                .as_deref()
+                .unwrap()
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::File(f) => Some(f.path.clone()),
+                    Piece::Bytes(_) => None,
+                })
+                .collect()
+        };
+        let (old, new) = (files(&before), files(&after));
+        assert_eq!(old.len(), new.len());
+        assert_eq!(old.iter().zip(&new).filter(|(a, b)| a != b).count(), 1);
+        assert_ne!(before.etag, after.etag);
+        let bytes = read_pieces(after.pieces.as_deref().unwrap()).unwrap();
+        assert_eq!(bytes, whole_render(&snap, &p));
+        assert!(String::from_utf8_lossy(&bytes).contains("quantity=\"12345\""));
+        let packed = read_pieces(gz.unwrap().pieces.as_deref().unwrap()).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, bytes);
+        // The replaced fragment's file goes when the last light.xml using it is dropped.
+        let gone: Vec<_> = old.iter().filter(|p| !new.contains(p)).cloned().collect();
+        assert!(gone[0].exists());
+        drop(before);
+        assert!(!gone[0].exists());
+
+        // A restart adopts the files: same bytes, same ETag, nothing rendered.
+        let again = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        let (restarted, _) = again.build(&snap, &p).unwrap();
+        assert_eq!(restarted.etag, after.etag);
+        assert_eq!(files(&restarted), new);
+    }
+}
