@@ -11,6 +11,7 @@ pub mod config;
 pub mod generate;
 pub mod http;
 pub mod ingest;
+pub mod load;
 pub mod partners;
 pub mod render;
 pub mod snapshot;
