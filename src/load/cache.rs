@@ -122,7 +122,10 @@ mod tests {
         assert!(cache.wait("k", Duration::from_millis(20)).await.is_none());
         let v = Arc::new(7);
         cache.fill("k", Some(&v));
-        assert_eq!(cache.wait("k", Duration::from_secs(1)).await.as_deref(), Some(&7));
+        assert_eq!(
+            cache.wait("k", Duration::from_secs(1)).await.as_deref(),
+            Some(&7)
+        );
         assert!(matches!(cache.lookup_or_claim("k"), Lookup::Ready(_)));
         drop(v);
         // Nobody holds it any more: the next asker parses again.

@@ -49,7 +49,10 @@ impl ClientError {
 pub fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || host
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// Keep-alive connections by `host:port`.
@@ -176,10 +179,16 @@ mod tests {
         let mut c = Client::new(false);
         let h = HeaderMap::new();
         let uri: Uri = "http://192.0.2.1/x".parse().unwrap();
-        let e = c.send(Method::GET, &uri, &h, Bytes::new()).await.unwrap_err();
+        let e = c
+            .send(Method::GET, &uri, &h, Bytes::new())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), "remote_refused");
         let uri: Uri = "https://127.0.0.1/x".parse().unwrap();
-        let e = c.send(Method::GET, &uri, &h, Bytes::new()).await.unwrap_err();
+        let e = c
+            .send(Method::GET, &uri, &h, Bytes::new())
+            .await
+            .unwrap_err();
         assert_eq!(e.kind(), "bad_url");
     }
 }

@@ -254,7 +254,11 @@ mod tests {
         assert_eq!(g.file("full").unwrap().hash.as_deref(), Some("abc"));
         assert_eq!(g.file("light").unwrap().url, "http://h/light.xml?a=1&b=2");
         assert_eq!(g.file("light").unwrap().hash, None);
-        let changes: Vec<_> = g.changes.iter().map(|c| c.hash.as_deref().unwrap()).collect();
+        let changes: Vec<_> = g
+            .changes
+            .iter()
+            .map(|c| c.hash.as_deref().unwrap())
+            .collect();
         assert_eq!(changes, ["c1", "c2"]);
         assert!(parse_gateway(b"<offer/>").is_err());
         assert!(parse_gateway(b"<provider_description><full url=\"x\">").is_err());

@@ -33,9 +33,7 @@ use rand_chacha::ChaCha8Rng;
 pub use client::is_loopback;
 pub use feed::{parse_gateway, parse_light, GatewayDoc, LightIndex, Listed};
 pub use offer::{parse_change, Applied, OfferDigest, OfferError, ProductDigest};
-pub use report::{
-    human_bytes, BaseReport, KindReport, MutatorReport, Percentiles, Report, Stats,
-};
+pub use report::{human_bytes, BaseReport, KindReport, MutatorReport, Percentiles, Report, Stats};
 
 use cache::ParseCache;
 use mutator::Pending;
@@ -262,7 +260,9 @@ impl LoadOptions {
             if v.is_finite() && v > 0.0 && v < 1e7 {
                 Ok(Duration::from_secs_f64(v))
             } else {
-                Err(LoadError::Invalid(format!("{name} must be a positive number of seconds")))
+                Err(LoadError::Invalid(format!(
+                    "{name} must be a positive number of seconds"
+                )))
             }
         };
         if let Some(n) = args.partners.or(scenario.partners) {
@@ -327,7 +327,9 @@ impl LoadOptions {
             if (0.0..=1.0).contains(&v) {
                 Ok(())
             } else {
-                Err(LoadError::Invalid(format!("{name} must be between 0 and 1")))
+                Err(LoadError::Invalid(format!(
+                    "{name} must be between 0 and 1"
+                )))
             }
         };
         share(self.range_share, "range_share")?;
@@ -348,7 +350,9 @@ impl LoadOptions {
                 ));
             }
             if m.products == 0 {
-                return Err(LoadError::Invalid("mutate_products must be positive".into()));
+                return Err(LoadError::Invalid(
+                    "mutate_products must be positive".into(),
+                ));
             }
         }
         for url in self
@@ -573,8 +577,8 @@ pub fn main(args: LoadArgs) -> Result<(), LoadError> {
     );
     let report = runtime.block_on(run(opts))?;
     if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| LoadError::Output(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(&report).map_err(|e| LoadError::Output(e.to_string()))?;
         println!("{json}");
         eprint!("{}", report.summary());
     } else {

@@ -141,7 +141,10 @@ async fn get(client: &mut Client, url: &str) -> Result<Bytes, LoadError> {
         .await
         .map_err(|e| LoadError::Mutator(format!("{url}: {e}")))?;
     if !resp.status().is_success() {
-        return Err(LoadError::Mutator(format!("{url}: status {}", resp.status())));
+        return Err(LoadError::Mutator(format!(
+            "{url}: status {}",
+            resp.status()
+        )));
     }
     let body = resp
         .into_body()
@@ -161,14 +164,16 @@ pub async fn discover(
     let mut client = Client::new(opts.allow_remote);
     let gateway_url = &opts.gateways[0];
     let gateway = get(&mut client, gateway_url).await?;
-    let doc = parse_gateway(&gateway).map_err(|e| LoadError::Mutator(format!("{gateway_url}: {e}")))?;
+    let doc =
+        parse_gateway(&gateway).map_err(|e| LoadError::Mutator(format!("{gateway_url}: {e}")))?;
     let light = doc
         .file("light")
         .ok_or_else(|| LoadError::Mutator(format!("{gateway_url}: no light file listed")))?;
     let bytes = get(&mut client, &light.url).await?;
     let bytes = super::partner::gunzip_if_gz(&light.url, bytes.to_vec())
         .map_err(|e| LoadError::Mutator(format!("{}: {e}", light.url)))?;
-    let index = parse_light(&bytes, None).map_err(|e| LoadError::Mutator(format!("{}: {e}", light.url)))?;
+    let index =
+        parse_light(&bytes, None).map_err(|e| LoadError::Mutator(format!("{}: {e}", light.url)))?;
     // One size per product, so updates to different targets never touch the same node twice.
     let mut by_product: HashMap<u64, Target> = HashMap::new();
     for (product, size, warehouses) in &index.sizes {
@@ -206,7 +211,12 @@ fn start_value() -> i64 {
 }
 
 /// The JSON line of an update and what partners should then see.
-pub fn update_line(target: &Target, price: bool, n: i64, rng: &mut ChaCha8Rng) -> (String, Watch, Value) {
+pub fn update_line(
+    target: &Target,
+    price: bool,
+    n: i64,
+    rng: &mut ChaCha8Rng,
+) -> (String, Watch, Value) {
     if price && target.has_price {
         let net = Decimal::new(n, 2);
         let gross = (net * Decimal::new(123, 2)).round_dp(2);
@@ -215,7 +225,11 @@ pub fn update_line(target: &Target, price: bool, n: i64, rng: &mut ChaCha8Rng) -
             "product": target.product,
             "retail": {"net": net.to_string(), "gross": gross.to_string()},
         });
-        (line.to_string(), Watch::Price(target.product), Value::Price { net, gross })
+        (
+            line.to_string(),
+            Watch::Price(target.product),
+            Value::Price { net, gross },
+        )
     } else {
         let warehouse = target
             .warehouses
@@ -239,7 +253,12 @@ pub fn update_line(target: &Target, price: bool, n: i64, rng: &mut ChaCha8Rng) -
 }
 
 /// Send updates until the run ends.
-pub async fn run(shared: Arc<Shared>, m: MutatorOptions, targets: Vec<Target>, mut rng: ChaCha8Rng) {
+pub async fn run(
+    shared: Arc<Shared>,
+    m: MutatorOptions,
+    targets: Vec<Target>,
+    mut rng: ChaCha8Rng,
+) {
     let mut client = Client::new(shared.opts.allow_remote);
     let uri: Uri = match format!("{}/v1/updates", m.admin_url).parse() {
         Ok(u) => u,
@@ -249,7 +268,10 @@ pub async fn run(shared: Arc<Shared>, m: MutatorOptions, targets: Vec<Target>, m
         }
     };
     let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
     match HeaderValue::from_str(&format!("Bearer {}", m.token)) {
         Ok(v) => {
             headers.insert(AUTHORIZATION, v);
@@ -269,7 +291,9 @@ pub async fn run(shared: Arc<Shared>, m: MutatorOptions, targets: Vec<Target>, m
             break;
         }
         n += 1;
-        let Some(target) = targets.choose(&mut rng) else { return };
+        let Some(target) = targets.choose(&mut rng) else {
+            return;
+        };
         let price = rng.gen_bool(m.price_share);
         let (line, watch, value) = update_line(target, price, n, &mut rng);
         shared
@@ -304,7 +328,11 @@ pub async fn run(shared: Arc<Shared>, m: MutatorOptions, targets: Vec<Target>, m
                 stats.request("admin", status.as_u16(), body.len() as u64, elapsed);
                 let rejected = serde_json::from_slice::<serde_json::Value>(&body)
                     .ok()
-                    .map(|v| v.get("rejected").and_then(|r| r.as_array()).is_some_and(|r| !r.is_empty()));
+                    .map(|v| {
+                        v.get("rejected")
+                            .and_then(|r| r.as_array())
+                            .is_some_and(|r| !r.is_empty())
+                    });
                 if !status.is_success() {
                     stats.error(format!("admin_status_{}", status.as_u16()));
                     lock(&shared).forget(&watch);
@@ -339,7 +367,8 @@ mod tests {
     fn index(q: i64, net: &str, gross: &str) -> LightIndex {
         let mut i = LightIndex::default();
         i.stock.insert((5, "M".into(), 1), Decimal::from(q));
-        i.price.insert(5, (net.parse().unwrap(), gross.parse().unwrap()));
+        i.price
+            .insert(5, (net.parse().unwrap(), gross.parse().unwrap()));
         i
     }
 
@@ -351,7 +380,9 @@ mod tests {
         assert!(!p.sent(stock.clone(), Value::Quantity(Decimal::from(12))));
         assert_eq!(p.acked(&stock, t0), None);
         // An old light.xml does not count.
-        assert!(p.check(&index(11, "1", "1"), t0 + Duration::from_millis(100)).is_empty());
+        assert!(p
+            .check(&index(11, "1", "1"), t0 + Duration::from_millis(100))
+            .is_empty());
         assert_eq!(p.unseen_before(t0 + Duration::from_millis(1)), 1);
         let seen = p.check(&index(12, "1", "1"), t0 + Duration::from_millis(700));
         assert_eq!(seen, vec![Duration::from_millis(700)]);
@@ -367,7 +398,9 @@ mod tests {
             gross: "12.30".parse().unwrap(),
         };
         p.sent(price.clone(), value.clone());
-        assert!(p.check(&index(1, "10.00", "12.30"), Instant::now()).is_empty());
+        assert!(p
+            .check(&index(1, "10.00", "12.30"), Instant::now())
+            .is_empty());
         assert_eq!(p.acked(&price, Instant::now()), Some(Duration::ZERO));
         assert!(!p.sent(price.clone(), value.clone()));
         assert!(p.sent(price.clone(), value), "an unseen update overwritten");
@@ -387,7 +420,14 @@ mod tests {
         let (line, watch, value) = update_line(&t, false, 123, &mut rng);
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["kind"], "stock");
-        assert_eq!((v["product"].as_u64(), v["size"].as_str(), v["warehouse"].as_u64()), (Some(17), Some("M"), Some(1)));
+        assert_eq!(
+            (
+                v["product"].as_u64(),
+                v["size"].as_str(),
+                v["warehouse"].as_u64()
+            ),
+            (Some(17), Some("M"), Some(1))
+        );
         assert_eq!(v["quantity"], "123");
         assert_eq!(watch, Watch::Stock(17, "M".into(), 1));
         assert_eq!(value, Value::Quantity(Decimal::from(123)));

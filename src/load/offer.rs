@@ -356,7 +356,10 @@ mod tests {
     fn equivalent_forms_hash_alike() {
         // Attribute order, whitespace, empty-element form and CDATA versus escaped text.
         let other = FULL
-            .replace(r#"<price gross="12.30" net="10.00"/>"#, r#"<price net="10.00" gross="12.30"></price>"#)
+            .replace(
+                r#"<price gross="12.30" net="10.00"/>"#,
+                r#"<price net="10.00" gross="12.30"></price>"#,
+            )
             .replace("<![CDATA[Kabel <nowy>]]>", "Kabel &lt;nowy&gt;")
             .replace("\n\t\t", "\n  ");
         let b = OfferDigest::parse_full(other.as_bytes()).unwrap();
@@ -411,7 +414,8 @@ mod tests {
         let expected = OfferDigest::parse_full(target.as_bytes()).unwrap();
         assert_eq!(local.differing(&expected), Vec::<u64>::new());
         // Attributes are replaced as a whole.
-        let attrs = r#"<offer><products><product id="3" vat="8.0" type="regular"/></products></offer>"#;
+        let attrs =
+            r#"<offer><products><product id="3" vat="8.0" type="regular"/></products></offer>"#;
         local.apply(&parse_change(attrs.as_bytes()).unwrap());
         assert_eq!(local.differing(&expected), vec![3]);
     }

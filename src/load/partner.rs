@@ -250,7 +250,10 @@ impl Partner {
     async fn fetch_gateway(&mut self) -> Option<Arc<GatewayDoc>> {
         let url = self.gateway_url.clone();
         let etag = self.gateway.as_ref().and(self.gateway_etag.clone());
-        match self.fetch("gateway", &url, etag.as_deref(), true, false).await {
+        match self
+            .fetch("gateway", &url, etag.as_deref(), true, false)
+            .await
+        {
             Ok(Fetched::NotModified) => self.gateway.clone(),
             Ok(Fetched::Body(body)) => {
                 let bytes = body.bytes.unwrap_or_default();
@@ -521,7 +524,8 @@ impl Partner {
                 return;
             };
             let step = c.hash.clone().unwrap_or_else(|| c.url.clone());
-            let key = hex(&blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16]);
+            let key =
+                hex(&blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16]);
             base.offer = match (base.offer.take(), products) {
                 (Some(offer), Some(products)) => {
                     derive(&shared.offers, &key, offer, products).await
@@ -673,7 +677,8 @@ impl Partner {
             .map_err(|e| e.kind().to_string())?;
         let status = resp.status();
         let etag = header(resp.headers(), ETAG);
-        let gzip = header(resp.headers(), CONTENT_ENCODING).is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        let gzip = header(resp.headers(), CONTENT_ENCODING)
+            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
         let mut writer = Writer::new(gzip, keep);
         let wire = self.read_body(resp.into_body(), &mut writer, uri).await?;
         self.shared
@@ -683,7 +688,10 @@ impl Partner {
             StatusCode::NOT_MODIFIED => Ok(Fetched::NotModified),
             StatusCode::OK => {
                 if gzip {
-                    self.shared.stats.gzip_decoded.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .stats
+                        .gzip_decoded
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 self.lengths.insert(uri.to_string(), wire);
                 let sink = writer.finish().map_err(|_| "gzip_decode".to_string())?;
@@ -698,8 +706,17 @@ impl Partner {
     }
 
     /// A download resumed: the first part, then the rest with `If-Range`, joined.
-    async fn fetch_ranged(&mut self, label: &'static str, uri: &Uri, keep: bool) -> Result<Fetched, String> {
-        let known_len = self.lengths.get(&uri.to_string()).copied().unwrap_or(128 * 1024);
+    async fn fetch_ranged(
+        &mut self,
+        label: &'static str,
+        uri: &Uri,
+        keep: bool,
+    ) -> Result<Fetched, String> {
+        let known_len = self
+            .lengths
+            .get(&uri.to_string())
+            .copied()
+            .unwrap_or(128 * 1024);
         let split = self.rng.gen_range(1..=known_len.max(2));
         let shared = self.shared.clone();
         let mut writer = Writer::new(false, keep);
@@ -717,7 +734,9 @@ impl Partner {
             let etag = header(resp.headers(), ETAG);
             let cr = header(resp.headers(), CONTENT_RANGE);
             let wire = self.read_body(resp.into_body(), &mut writer, uri).await?;
-            shared.stats.request(label, status.as_u16(), wire, started.elapsed());
+            shared
+                .stats
+                .request(label, status.as_u16(), wire, started.elapsed());
             (status, etag, cr, wire)
         };
         let mut total = wire;
@@ -753,12 +772,16 @@ impl Partner {
                         writer = Writer::new(false, keep);
                     }
                     let wire = self.read_body(resp.into_body(), &mut writer, uri).await?;
-                    shared.stats.request(label, status.as_u16(), wire, started.elapsed());
+                    shared
+                        .stats
+                        .request(label, status.as_u16(), wire, started.elapsed());
                     match status {
                         StatusCode::OK => total = wire,
                         StatusCode::PARTIAL_CONTENT => {
                             let ok = cr.as_deref().and_then(parse_content_range).is_some_and(
-                                |(s, e, l)| s == end + 1 && e + 1 == l && l == len && e + 1 - s == wire,
+                                |(s, e, l)| {
+                                    s == end + 1 && e + 1 == l && l == len && e + 1 - s == wire
+                                },
                             );
                             if !ok || etag2 != etag {
                                 return Err("bad_content_range".into());
@@ -815,7 +838,9 @@ impl Partner {
 }
 
 fn header(h: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn range_value(start: u64, end: Option<u64>) -> Result<HeaderValue, String> {
@@ -882,7 +907,13 @@ mod tests {
     fn content_ranges() {
         assert_eq!(parse_content_range("bytes 0-99/1234"), Some((0, 99, 1234)));
         assert_eq!(parse_content_range("bytes 5-5/6"), Some((5, 5, 6)));
-        for bad in ["bytes */1234", "bytes 9-3/100", "bytes 0-100/100", "0-1/2", "bytes a-b/c"] {
+        for bad in [
+            "bytes */1234",
+            "bytes 9-3/100",
+            "bytes 0-100/100",
+            "0-1/2",
+            "bytes a-b/c",
+        ] {
             assert_eq!(parse_content_range(bad), None, "{bad}");
         }
     }
@@ -892,7 +923,10 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         enc.write_all(b"<offer/>").unwrap();
         let gz = enc.finish().unwrap();
-        assert_eq!(gunzip_if_gz("http://h/light.xml.gz", gz.clone()).unwrap(), b"<offer/>");
+        assert_eq!(
+            gunzip_if_gz("http://h/light.xml.gz", gz.clone()).unwrap(),
+            b"<offer/>"
+        );
         assert_eq!(gunzip_if_gz("http://h/light.xml", gz.clone()).unwrap(), gz);
         assert!(gunzip_if_gz("http://h/light.xml.gz", b"nope".to_vec()).is_err());
     }

@@ -316,7 +316,11 @@ impl Report {
             );
         }
         let errors: u64 = self.errors.values().sum();
-        let list: Vec<String> = self.errors.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+        let list: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
         let _ = writeln!(
             s,
             "errors: {errors}{}",
@@ -393,7 +397,11 @@ mod tests {
         let light = &r.kinds["light"];
         assert_eq!(light.latency_ms.count, 100);
         // HdrHistogram keeps 3 significant figures.
-        assert!((light.latency_ms.p50 - 50.0).abs() < 0.1, "{:?}", light.latency_ms);
+        assert!(
+            (light.latency_ms.p50 - 50.0).abs() < 0.1,
+            "{:?}",
+            light.latency_ms
+        );
         assert!((light.latency_ms.p90 - 90.0).abs() < 0.1);
         assert!((light.latency_ms.p99 - 99.0).abs() < 0.1);
         assert!((light.latency_ms.max - 100.0).abs() < 0.1);
