@@ -174,25 +174,63 @@ fn apply_updates(app: &iofd::app::App, body: &[u8]) -> (u16, String) {
     )
 }
 
-#[test]
-fn mutator_updates_are_seen_in_light_and_explain_the_new_full() {
+/// Run the demo server, the admin stand-in and the harness with the mutator on.
+fn with_mutator(
+    partners: usize,
+    duration: Duration,
+    poll: Duration,
+    rate: f64,
+    products: usize,
+) -> load::Report {
     let dir = common::tempdir();
     let server = common::Server::demo(&common::data_path(&dir));
     let rt = runtime();
     let admin = rt.block_on(admin_stub(server.app.clone(), "stub-token"));
     let mut opts = LoadOptions::new(gateways(&server));
-    opts.partners = 20;
-    opts.duration = Duration::from_secs(4);
-    opts.poll_interval = Duration::from_millis(300);
+    opts.partners = partners;
+    opts.duration = duration;
+    opts.poll_interval = poll;
     opts.mutator = Some(load::MutatorOptions {
         admin_url: format!("http://{admin}"),
         token: "stub-token".into(),
-        rate: 4.0,
-        products: 5,
+        rate,
+        products,
         price_share: 0.5,
     });
     let report = rt.block_on(load::run(opts)).expect("runs");
     eprintln!("{}", report.summary());
+    report
+}
+
+/// The acceptance run (200 partners, 30 s, mutator on); run it with
+/// `cargo test --release --test load -- --ignored --nocapture`.
+#[test]
+#[ignore = "30 s; an acceptance run, not a unit of the suite"]
+fn acceptance_200_partners_30_s_with_the_mutator() {
+    let report = with_mutator(
+        200,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        5.0,
+        20,
+    );
+    let json = serde_json::to_string_pretty(&report).expect("json");
+    eprintln!("{json}");
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.hash_mismatches, 0);
+    let m = report.mutator.as_ref().expect("mutator figures");
+    assert!(m.seen > 0);
+}
+
+#[test]
+fn mutator_updates_are_seen_in_light_and_explain_the_new_full() {
+    let report = with_mutator(
+        20,
+        Duration::from_secs(4),
+        Duration::from_millis(300),
+        4.0,
+        5,
+    );
     assert!(report.passed(), "{}", report.summary());
     let m = report.mutator.as_ref().expect("mutator figures");
     assert!(m.sent >= 8 && m.acked == m.sent, "{}", report.summary());
