@@ -147,16 +147,10 @@ pub fn parse_change(xml: &[u8]) -> Result<Vec<ProductDigest>, OfferError> {
     parse_products(xml)
 }
 
-fn key_hash(bytes: &[u8]) -> u64 {
+fn hash64(bytes: &[u8]) -> u64 {
     let h = blake3::hash(bytes);
     let mut b = [0u8; 8];
     b.copy_from_slice(&h.as_bytes()[..8]);
-    u64::from_le_bytes(b)
-}
-
-fn finish(h: &blake3::Hasher) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&h.finalize().as_bytes()[..8]);
     u64::from_le_bytes(b)
 }
 
@@ -167,44 +161,81 @@ fn xml_err(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> OfferError {
     }
 }
 
-/// Feed an element's name and attributes, sorted by key, into `h`.
-fn hash_start(h: &mut blake3::Hasher, e: &BytesStart, skip: &[&[u8]]) -> Result<(), String> {
-    let mut attrs = Vec::new();
-    for a in e.attributes() {
-        let a = a.map_err(|e| e.to_string())?;
-        if skip.contains(&a.key.as_ref()) {
-            continue;
+/// Append an element's canonical start (name, then attributes sorted by key, values
+/// unescaped) to `out`. Bytes go to a buffer hashed once per node: many small hasher
+/// updates cost more than the parse.
+fn canonical_start(out: &mut Vec<u8>, e: &BytesStart, skip: &[u8]) -> Result<(), String> {
+    let mut attrs = e
+        .attributes()
+        .filter(|a| a.as_ref().map_or(true, |a| a.key.as_ref() != skip))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if !attrs.is_sorted_by(|a, b| a.key.as_ref() <= b.key.as_ref()) {
+        attrs.sort_by(|a, b| a.key.as_ref().cmp(b.key.as_ref()));
+    }
+    out.push(b'<');
+    out.extend_from_slice(e.name().as_ref());
+    for a in &attrs {
+        out.push(0);
+        out.extend_from_slice(a.key.as_ref());
+        out.push(b'=');
+        if a.value.contains(&b'&') {
+            let v = a.unescape_value().map_err(|e| e.to_string())?;
+            out.extend_from_slice(v.as_bytes());
+        } else {
+            out.extend_from_slice(&a.value);
         }
-        let v = a.unescape_value().map_err(|e| e.to_string())?;
-        attrs.push((a.key.as_ref().to_vec(), v.into_owned()));
     }
-    attrs.sort();
-    h.update(b"<");
-    h.update(e.name().as_ref());
-    for (k, v) in &attrs {
-        h.update(b"\0");
-        h.update(k);
-        h.update(b"=");
-        h.update(v.as_bytes());
-    }
-    h.update(b">");
+    out.push(b'>');
     Ok(())
+}
+
+/// The product being read.
+struct Open {
+    digest: ProductDigest,
+    /// Canonical bytes of the main node being read, and its name's hash.
+    node: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl Open {
+    /// A main node ended: hash it (folding repeated names into one node).
+    fn close_node(&mut self) {
+        let Some(key) = self.node.take() else {
+            return;
+        };
+        let h = hash64(&self.buf);
+        self.buf.clear();
+        match self.digest.nodes.iter_mut().find(|n| n.0 == key) {
+            Some(n) => {
+                let mut both = [0u8; 16];
+                both[..8].copy_from_slice(&n.1.to_le_bytes());
+                both[8..].copy_from_slice(&h.to_le_bytes());
+                n.1 = hash64(&both);
+            }
+            None => self.digest.nodes.push((key, h)),
+        }
+    }
 }
 
 /// Parse `<offer><products><product>…` into digests.
 fn parse_products(xml: &[u8]) -> Result<Vec<ProductDigest>, OfferError> {
     let mut reader = Reader::from_reader(xml);
-    // Element names from the root down to the current element.
     let mut depth = 0usize;
     let mut in_products = false;
     let mut out = Vec::new();
-    // The product being read, and the main node being hashed inside it.
-    let mut product: Option<(ProductDigest, BTreeMap<u64, blake3::Hasher>)> = None;
-    let mut node: Option<(u64, usize)> = None;
+    let mut open: Option<Open> = None;
     let mut seen_root = false;
+    let mut scratch = Vec::with_capacity(256);
+    // Name hashes of main nodes, computed once per name.
+    let mut names: Vec<(Vec<u8>, u64)> = Vec::new();
     loop {
         let event = reader.read_event().map_err(|e| xml_err(&reader, e))?;
         let position = reader.buffer_position();
+        let canon = |m: String| OfferError::Xml {
+            position,
+            message: m,
+        };
         match event {
             Event::Eof => break,
             Event::Start(ref e) | Event::Empty(ref e) => {
@@ -235,39 +266,44 @@ fn parse_products(xml: &[u8]) -> Result<Vec<ProductDigest>, OfferError> {
                         }
                     }
                     let id = id.ok_or(OfferError::ProductId(position))?;
-                    let mut h = blake3::Hasher::new();
-                    hash_start(&mut h, e, &[b"removed"]).map_err(|m| OfferError::Xml {
-                        position,
-                        message: m,
-                    })?;
+                    scratch.clear();
+                    canonical_start(&mut scratch, e, b"removed").map_err(canon)?;
                     let digest = ProductDigest {
                         id,
                         removed,
-                        attrs: finish(&h),
+                        attrs: hash64(&scratch),
                         nodes: Vec::new(),
                     };
                     if empty {
                         out.push(digest);
                     } else {
-                        product = Some((digest, BTreeMap::new()));
+                        open = Some(Open {
+                            digest,
+                            node: None,
+                            buf: std::mem::take(&mut scratch),
+                        });
                     }
-                } else if let Some((_, hashers)) = product.as_mut() {
+                } else if let Some(p) = open.as_mut() {
                     if depth == 3 {
-                        let key = key_hash(name.as_ref());
-                        node = Some((key, depth));
+                        let key = match names.iter().find(|(n, _)| n.as_slice() == name.as_ref()) {
+                            Some((_, k)) => *k,
+                            None => {
+                                let k = hash64(name.as_ref());
+                                names.push((name.as_ref().to_vec(), k));
+                                k
+                            }
+                        };
+                        p.buf.clear();
+                        p.node = Some(key);
                     }
-                    if let Some((key, _)) = node {
-                        let h = hashers.entry(key).or_default();
-                        hash_start(h, e, &[]).map_err(|m| OfferError::Xml {
-                            position,
-                            message: m,
-                        })?;
+                    if p.node.is_some() {
+                        canonical_start(&mut p.buf, e, b"").map_err(canon)?;
                         if empty {
-                            h.update(b"/");
+                            p.buf.push(b'/');
                         }
                     }
                     if empty && depth == 3 {
-                        node = None;
+                        p.close_node();
                     }
                 }
                 if !empty {
@@ -279,39 +315,41 @@ fn parse_products(xml: &[u8]) -> Result<Vec<ProductDigest>, OfferError> {
                     return Err(xml_err(&reader, "unbalanced end tag"));
                 }
                 depth -= 1;
-                if let (Some((key, _)), Some((_, hashers))) = (node, product.as_mut()) {
-                    if let Some(h) = hashers.get_mut(&key) {
-                        h.update(b"/");
+                if let Some(p) = open.as_mut() {
+                    if p.node.is_some() {
+                        p.buf.push(b'/');
+                    }
+                    if depth == 3 {
+                        p.close_node();
                     }
                 }
-                if depth == 3 {
-                    node = None;
-                } else if depth == 2 {
-                    if let Some((mut digest, hashers)) = product.take() {
-                        digest.nodes = hashers.iter().map(|(k, h)| (*k, finish(h))).collect();
-                        out.push(digest);
+                if depth == 2 {
+                    if let Some(mut p) = open.take() {
+                        p.close_node();
+                        p.digest.nodes.sort_unstable();
+                        scratch = p.buf;
+                        out.push(p.digest);
                     }
                 } else if depth == 1 {
                     in_products = false;
                 }
             }
             Event::Text(t) => {
-                if let (Some((key, _)), Some((_, hashers))) = (node, product.as_mut()) {
-                    let text = t.unescape().map_err(|e| xml_err(&reader, e))?;
-                    if !text.trim().is_empty() {
-                        if let Some(h) = hashers.get_mut(&key) {
-                            h.update(b"T");
-                            h.update(text.as_bytes());
-                        }
+                if let Some(p) = open.as_mut().filter(|p| p.node.is_some()) {
+                    if t.iter().any(|b| !b.is_ascii_whitespace()) {
+                        let text = t.unescape().map_err(|e| xml_err(&reader, e))?;
+                        p.buf.push(b'T');
+                        p.buf.extend_from_slice(text.as_bytes().trim_ascii());
+                        p.buf.push(0);
                     }
                 }
             }
             Event::CData(t) => {
-                if let (Some((key, _)), Some((_, hashers))) = (node, product.as_mut()) {
-                    if let Some(h) = hashers.get_mut(&key) {
-                        h.update(b"T");
-                        h.update(&t);
-                    }
+                if let Some(p) = open.as_mut().filter(|p| p.node.is_some()) {
+                    p.buf.push(b'T');
+                    let bytes: &[u8] = &t;
+                    p.buf.extend_from_slice(bytes.trim_ascii());
+                    p.buf.push(0);
                 }
             }
             _ => {}
