@@ -87,7 +87,7 @@ start_iofd() { # name catalog-size port
     local name=$1 products=$2 port=$3
     log "generating $name catalog: $products products"
     ./target/release/iofd generate --products "$products" --seed 1 --out "$WORK/$name-src" >/dev/null
-    ./target/release/iofd import --data "$WORK/$name-data" "$WORK/$name-src/catalog.jsonl" >/dev/null
+    IOFD_LOG=warn ./target/release/iofd import --data "$WORK/$name-data" "$WORK/$name-src/catalog.jsonl" >/dev/null
     IOFD_LOG=warn ./target/release/iofd serve --data "$WORK/$name-data" --partners "$WORK/partners.toml" \
         --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
@@ -288,7 +288,7 @@ for ((i = 0; i < ${#RESULTS[@]}; i += 2)); do
     IFS='|' read -r _ nrate ntransfer nreq ncpu _ <<<"${RESULTS[i + 1]}"
     awk -v l="${label% iofd }" -v ir="$irate" -v nr="$nrate" -v it="$itransfer" -v nt="$ntransfer" \
         -v iq="$ireq" -v nq="$nreq" -v ic="$icpu" -v nc="$ncpu" 'BEGIN {
-        ipc = ic > 0 ? iq / ic : 0; npc = nc > 0 ? nq / nc : 0
-        printf "%-10s %12.0f %12.0f %10s %10s %14.0f %14.0f %8.2f %8.2f\n", l, ir, nr, it, nt, ipc, npc,
-            nr > 0 ? ir / nr : 0, npc > 0 ? ipc / npc : 0 }'
+        ipc = (ic > 0) ? iq / ic : 0; npc = (nc > 0) ? nq / nc : 0
+        raw = (nr > 0) ? ir / nr : 0; per = (npc > 0) ? ipc / npc : 0
+        printf "%-10s %12.0f %12.0f %10s %10s %14.0f %14.0f %8.2f %8.2f\n", l, ir, nr, it, nt, ipc, npc, raw, per }'
 done
