@@ -12,6 +12,7 @@ pub mod generate;
 pub mod http;
 pub mod inbox;
 pub mod ingest;
+pub mod load;
 pub mod partners;
 pub mod render;
 pub mod snapshot;

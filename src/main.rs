@@ -59,6 +59,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Play many partners against a server (or a CDN in front) and report speed and
+    /// correctness: rates, latencies, hash mismatches, freshness.
+    Load(iofd::load::LoadArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -89,6 +92,10 @@ fn main() -> ExitCode {
             skip_invalid,
         } => import(args, files, full_sync, skip_invalid),
         Command::Validate { files } => validate(files),
+        Command::Load(args) => {
+            init_tracing(LogFormat::Text);
+            iofd::load::main(args).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
