@@ -243,8 +243,7 @@ impl Artifacts {
         // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
         // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
         let plain: Vec<Arc<Artifact>> = files.values().cloned().collect();
-        for artifact in plain {
-            let gz = file::gzip(&artifact)?;
+        for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
             files.insert(artifact.name.clone(), Arc::new(artifact.with_gzip(&gz)));
             if profile.gzip {
                 files.insert(gz.name.clone(), Arc::new(gz));
