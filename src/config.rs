@@ -528,4 +528,64 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("timezone"), "{err}");
     }
+
+    #[test]
+    fn limits_and_the_purge_hook_come_from_file_flags_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        std::fs::write(
+            &path,
+            "idle_timeout = 90\nrate_limit = 2.5\npurge_url = \"http://cache:6081/ban\"\n\
+             purge_method = \"BAN\"\n[purge_headers]\nX-Purge-Token = \"s3cret\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            limits: LimitArgs {
+                max_connections: Some(10),
+                purge_headers: vec!["X-Other: 1".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.rate_limit, 2.5);
+        assert_eq!(c.limits.max_connections, 10);
+        assert_eq!(c.limits.header_timeout, Limits::default().header_timeout);
+        let purge = c.purge.unwrap();
+        assert_eq!(purge.url.to_string(), "http://cache:6081/ban");
+        assert_eq!(purge.method.as_str(), "BAN");
+        let headers: Vec<String> = purge
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(headers, ["x-purge-token: s3cret", "x-other: 1"]);
+        assert!(Config::for_data_dir(dir.path()).purge.is_none());
+
+        for (toml, setting) in [
+            ("purge_url = \"https://api.example.com/purge\"", "purge_url"),
+            ("purge_url = \"not a url\"", "purge_url"),
+            (
+                "purge_url = \"http://c/\"\npurge_method = \"B A N\"",
+                "purge_method",
+            ),
+            (
+                "purge_url = \"http://c/\"\n[purge_headers]\n\"bad name\" = \"1\"",
+                "purge_headers",
+            ),
+            ("rate_limit = -1", "rate_limit"),
+            ("max_connections = 0", "max_connections"),
+            ("idle_timeout = 0", "idle_timeout"),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with(setting), "{toml}: {err}");
+        }
+    }
 }
