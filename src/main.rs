@@ -51,6 +51,8 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Manage partner accounts in partners.toml (a running server reloads it within a second).
+    Partners(iofd::partners::cli::PartnersArgs),
     /// Check IOF files against the official IOF 3.0 schemas (needs xmllint).
     Validate {
         /// Files to check; the schema is chosen from the file name (full.xml, light.xml, ...).
@@ -87,6 +89,9 @@ fn main() -> ExitCode {
             skip_invalid,
         } => import(args, files, full_sync, skip_invalid),
         Command::Validate { files } => validate(files),
+        Command::Partners(args) => {
+            iofd::partners::cli::run(args, &mut std::io::stdout().lock()).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +125,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
+        let watcher = tokio::spawn(app.clone().run_partners_watcher(stopped(stop_rx.clone())));
         let public_task = tokio::spawn(http::serve(
             public,
             app.clone(),
@@ -138,6 +144,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_task.await.context("public listener task")??;
         admin_task.await.context("admin listener task")??;
         publisher.await.context("publisher task")?;
+        watcher.await.context("partners watcher task")?;
         Ok(())
     })
 }

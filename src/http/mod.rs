@@ -8,6 +8,7 @@
 
 mod admin;
 mod body;
+mod conn;
 mod feeds;
 mod respond;
 pub mod routes;
@@ -118,8 +119,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let service = service_fn(move |req| {
+                // Lets a revoked partner's download cut this connection (see `conn`).
+                let cut = Arc::new(conn::ConnCut::default());
+                let stream = conn::CutIo::new(stream, cut.clone());
+                let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     let app = app.clone();
+                    req.extensions_mut().insert(cut.clone());
                     async move {
                         let response = match surface {
                             Surface::Public => feeds::handle(&app, req).await,

@@ -4,7 +4,7 @@
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::body::{self, Body};
+use super::body::{self, Body, Revocable};
 use super::rules::{self, Conditions, Precondition, RangeDecision, Validators};
 use super::HttpError;
 use crate::artifacts::Artifact;
@@ -27,12 +27,14 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Answer a GET or HEAD for `artifact`.
+/// Answer a GET or HEAD for `artifact`. A body streamed from disk stops when `revocable`'s
+/// grant is revoked; bodies held in memory are small and finish.
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
     artifact: &Artifact,
     surrogate_key: &str,
+    revocable: Option<Revocable>,
 ) -> Result<Response<Body>, HttpError> {
     let validators = Validators {
         etag: &artifact.etag,
@@ -104,7 +106,7 @@ pub async fn file(
     } else if let Some(bytes) = &artifact.memory {
         body::full(bytes.slice(start as usize..(start + count) as usize))
     } else {
-        body::file_range(&artifact.path, start, count)
+        body::file_range(&artifact.path, start, count, revocable)
             .await
             .map_err(|e| HttpError::Internal(format!("{}: {e}", artifact.path.display())))?
     };
