@@ -517,11 +517,6 @@ fn revocation_cuts_the_download_in_flight_and_only_that_one() {
     assert!(edit::set_access(&o.partners, &o.config, "victim", false).unwrap());
     let (result, ended) = cut.thread.join().unwrap();
     let took = ended.duration_since(revoked_at);
-    eprintln!(
-        "revoked download ended {took:?} after the revocation ({:?}) with {} of {full_len} bytes",
-        result.as_ref().err(),
-        cut.received.load(Ordering::Relaxed)
-    );
     // Reset by the server (an error), or at least ended short of its Content-Length.
     if let Ok(raw) = &result {
         assert!(

@@ -136,8 +136,11 @@ pub async fn file_range(
         // client, which nothing else would poll.
         tokio::spawn(async move {
             tokio::select! {
-                _ = grant.revoked() => cut.fire(),
+                // A body that has finished must never cut: the connection may be serving
+                // its next request by now.
+                biased;
                 _ = done_tx.closed() => {}
+                _ = grant.revoked() => cut.fire(),
             }
         });
         BodyGuard {
@@ -151,4 +154,51 @@ pub async fn file_range(
         guard,
     }
     .boxed_unsync())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_revoked_grant_stops_the_body_between_chunks_and_cuts_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.xml");
+        std::fs::write(&path, vec![b'x'; CHUNK * 3]).unwrap();
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let revocable = Revocable {
+            grant: grant.clone(),
+            cut: cut.clone(),
+        };
+        let mut body = file_range(&path, 0, (CHUNK * 3) as u64, Some(revocable))
+            .await
+            .unwrap();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap().len(), CHUNK);
+        grant.revoke();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(cut.is_fired());
+
+        // Without revocation the whole range streams, and the watch ends with the body.
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let body = file_range(
+            &path,
+            10,
+            (CHUNK * 2) as u64,
+            Some(Revocable {
+                grant: grant.clone(),
+                cut: cut.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), CHUNK * 2);
+        grant.revoke();
+        tokio::task::yield_now().await;
+        assert!(!cut.is_fired(), "a finished download is not cut afterwards");
+    }
 }

@@ -1,11 +1,12 @@
 //! Noticing edits to `partners.toml`.
 //!
 //! The directory is watched, not the file: editors and `iofd partners` replace the file by
-//! renaming a new one over it, which a watch on the old file's inode would never report.
-//! Events come in bursts (create temp, write, rename), so they are debounced into one
-//! "changed" signal that fires once the burst has been quiet for a moment.
+//! renaming a new one over it, which a watch on the old file's inode would never report, and
+//! a mounted configuration (a Kubernetes ConfigMap) changes by swapping a symlink that is not
+//! the file at all. So any change in the directory counts, events are debounced (a burst of
+//! create temp, write, rename is one change), and a change is reported only when the file's
+//! content differs from the last content reported.
 
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,23 +34,25 @@ pub enum WatchError {
 }
 
 /// Watches one file through its directory; [`PartnersWatcher::changed`] resolves after each
-/// debounced burst of changes to it.
+/// debounced burst of changes that changed the file's content.
 pub struct PartnersWatcher {
     // Kept alive for the watch to last; dropping it stops the watch.
     _watcher: RecommendedWatcher,
     events: mpsc::Receiver<()>,
     path: PathBuf,
+    /// Hash of the content last reported (`None`: the file could not be read).
+    last: Option<blake3::Hash>,
 }
 
 impl PartnersWatcher {
-    /// Start watching `path` (which need not exist yet; its directory must).
+    /// Start watching `path` (which need not exist yet; its directory must). Its current
+    /// content is the baseline: only later changes are reported.
     pub fn new(path: &Path) -> Result<PartnersWatcher, WatchError> {
-        let name: OsString = path
-            .file_name()
-            .ok_or_else(|| WatchError::NoParent {
+        if path.file_name().is_none() {
+            return Err(WatchError::NoParent {
                 path: path.to_path_buf(),
-            })?
-            .to_os_string();
+            });
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -59,10 +62,7 @@ impl PartnersWatcher {
         let mut watcher =
             notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
                 let relevant = match result {
-                    Ok(event) => {
-                        is_change(&event.kind)
-                            && event.paths.iter().any(|p| p.file_name() == Some(&name))
-                    }
+                    Ok(event) => is_change(&event.kind),
                     // Lost events (queue overflow and the like): reload to be safe.
                     Err(e) => {
                         tracing::warn!(error = %e, "partners file watch reported an error");
@@ -87,6 +87,7 @@ impl PartnersWatcher {
             _watcher: watcher,
             events: rx,
             path: path.to_path_buf(),
+            last: fingerprint(path),
         })
     }
 
@@ -95,8 +96,24 @@ impl PartnersWatcher {
         &self.path
     }
 
-    /// Wait for the next change, debounced. `None` when the watch has ended.
+    /// Wait for the next change of the file's content, debounced. `None` when the watch has
+    /// ended.
     pub async fn changed(&mut self) -> Option<()> {
+        loop {
+            self.burst().await?;
+            let path = self.path.clone();
+            let now = tokio::task::spawn_blocking(move || fingerprint(&path))
+                .await
+                .ok()?;
+            if now != self.last {
+                self.last = now;
+                return Some(());
+            }
+        }
+    }
+
+    /// Wait for a burst of directory events to end.
+    async fn burst(&mut self) -> Option<()> {
         self.events.recv().await?;
         let deadline = Instant::now() + MAX_DELAY;
         loop {
@@ -108,6 +125,12 @@ impl PartnersWatcher {
             }
         }
     }
+}
+
+/// The content's hash, following symlinks; `None` when it cannot be read (a reload then
+/// reports why).
+fn fingerprint(path: &Path) -> Option<blake3::Hash> {
+    std::fs::read(path).ok().map(|bytes| blake3::hash(&bytes))
 }
 
 /// Events that may change the file's content. Opening and reading it (our own reload does)
@@ -145,12 +168,37 @@ mod tests {
             !changed_within(&mut w, Duration::from_millis(200)).await,
             "one burst, one signal"
         );
-        // Reading the file is not a change; other files in the directory are not either.
+        // Reading the file is not a change; other files in the directory are not either, and
+        // neither is rewriting the same content.
         let _ = std::fs::read(&path).unwrap();
         std::fs::write(dir.path().join("other.toml"), "x").unwrap();
-        assert!(!changed_within(&mut w, Duration::from_millis(200)).await);
-        // Writing in place is.
+        std::fs::write(&path, "c").unwrap();
+        assert!(!changed_within(&mut w, Duration::from_millis(300)).await);
+        // Writing new content in place is.
         std::fs::write(&path, "d").unwrap();
         assert!(changed_within(&mut w, Duration::from_secs(1)).await);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_configmap_style_symlink_swap_is_noticed() {
+        use std::os::unix::fs::symlink;
+        // partners.toml -> ..data/partners.toml, ..data -> v1; an update points ..data at v2.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (v, text) in [("v1", "one"), ("v2", "two")] {
+            std::fs::create_dir(d.join(v)).unwrap();
+            std::fs::write(d.join(v).join("partners.toml"), text).unwrap();
+        }
+        symlink("v1", d.join("..data")).unwrap();
+        symlink("..data/partners.toml", d.join("partners.toml")).unwrap();
+        let mut w = PartnersWatcher::new(&d.join("partners.toml")).unwrap();
+        symlink("v2", d.join("..data_tmp")).unwrap();
+        std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+        assert!(changed_within(&mut w, Duration::from_secs(1)).await);
+        assert_eq!(
+            std::fs::read_to_string(d.join("partners.toml")).unwrap(),
+            "two"
+        );
     }
 }
