@@ -181,6 +181,10 @@ impl App {
             }
         };
         tracing::info!(path = %path.display(), "watching the partners file");
+        // Edits made between start-up's load and the watch's start raised no event: read
+        // the file once more now that the watch is on.
+        let app = self.clone();
+        let _ = tokio::task::spawn_blocking(move || app.reload_partners()).await;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

@@ -575,6 +575,10 @@ fn reloads_apply_good_files_within_a_second_and_reject_broken_ones() {
     });
     let first = &tokens[0];
     let app = &o.server.app;
+    // The watcher reads the file once when its watch is on.
+    eventually(Duration::from_secs(2), "the watcher is up", || {
+        app.partners_status().attempts >= 1
+    });
     let ok = |t: &IssuedToken| o.server.get(&gateway_path(t, 1)).status();
     assert_eq!(ok(first), 200);
 

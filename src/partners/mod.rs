@@ -207,7 +207,7 @@ impl Partners {
     pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Partners, PartnersError> {
         let file: PartnersFile = toml::from_str(text).map_err(|e| PartnersError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: one_line(text, &e),
         })?;
         let mut accounts = HashMap::new();
         let mut order = Vec::new();
@@ -383,6 +383,21 @@ impl Partners {
     }
 }
 
+/// A TOML error as one log line: `line 3, column 7: unknown field ...`.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 fn decode_hash(hex: &str) -> Option<[u8; 32]> {
     if hex.len() != 64 {
         return None;
@@ -528,7 +543,7 @@ offer_access = false
     #[test]
     fn broken_files_are_rejected_with_the_reason() {
         for (text, needle) in [
-            ("[[partner]\n", "partners.toml"),
+            ("[[partner]\n", "partners.toml: line 1, column"),
             ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\ncolour = \"red\"\n", "colour"),
             ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n", "duplicate"),
             ("[[partner]]\nid = \"a\"\ntoken = \"short\"\nshops = [1]\n", "16"),
@@ -537,6 +552,7 @@ offer_access = false
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");
+            assert!(!err.contains('\n'), "one log line: {err}");
         }
     }
 
