@@ -30,24 +30,11 @@ pub struct Entry {
 
 /// The route label of a file name or kind: its kind from a fixed list.
 pub fn route_label(file: &str) -> &'static str {
-    const KINDS: &[&str] = &[
-        "gateway",
-        "full",
-        "light",
-        "categories",
-        "sizes",
-        "producers",
-        "units",
-        "parameters",
-        "stocks",
-        "series",
-        "warranties",
-    ];
     let kind = crate::purge::kind_of(file);
     if kind.starts_with("full_change") {
         return "full_change";
     }
-    KINDS
+    super::routes::KINDS
         .iter()
         .find(|k| **k == kind)
         .copied()

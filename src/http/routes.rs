@@ -26,7 +26,8 @@ pub enum FileRef {
     Kind { kind: String, csv: bool },
 }
 
-const KINDS: &[&str] = &[
+/// Every file kind a partner can fetch, as named in the gateway and in `type=`.
+pub(crate) const KINDS: &[&str] = &[
     "gateway",
     "full",
     "light",
