@@ -33,8 +33,8 @@ impl GatewayLinks<'_> {
     }
 }
 
-/// (partner, token, shop, generation) of a rendered gateway.
-type GatewayKey = (String, String, u32, u64);
+/// (partner, token, shop, generation, file set) of a rendered gateway.
+type GatewayKey = (String, String, u32, u64, usize);
 
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
@@ -59,11 +59,16 @@ impl GatewayCache {
     ) -> Option<Arc<Artifact>> {
         // The token is part of the key: a gateway embeds it in every link, so one rendered
         // for a token that a reload just rotated must never be served under the new one.
+        // So is the identity of the file set it lists: light-only and full publishes can share
+        // a generation, and a gateway rendered from the older set (inserted after the newer
+        // publish cleared the cache) must not be found for the newer one. The caller holds
+        // `files`, so its address cannot be reused while this entry is written.
         let key = (
             links.partner.to_string(),
             links.token.to_string(),
             links.shop,
             snapshot.generation(),
+            files as *const ProfileArtifacts as usize,
         );
         if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Some(found.clone());
