@@ -59,7 +59,10 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Arc::new(Store::open(&config.store_dir(), StoreOptions::default())?);
+        let options = StoreOptions {
+            products_per_shard: config.products_per_shard,
+        };
+        let store = Arc::new(Store::open(&config.store_dir(), options)?);
         if config.demo {
             seed_demo(&config, &store)?;
         }
@@ -171,6 +174,7 @@ impl App {
             }
             generations.borrow_and_update();
             let app = self.clone();
+            let started = tokio::time::Instant::now();
             match tokio::task::spawn_blocking(move || app.republish()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -178,6 +182,7 @@ impl App {
                 }
                 Err(e) => tracing::error!(error = %e, "the publisher task failed"),
             }
+            tokio::time::sleep_until(started + self.config.full_publish_interval).await;
         }
     }
 }

@@ -1613,8 +1613,11 @@ mod tests {
             .collect()
     }
 
+    /// (size id, code, prices, stock) of each size.
+    type SizeView = (String, String, Prices, Vec<(u32, Decimal)>);
+
     /// A size's prices as a partner sees them: its own, else the product's.
-    fn effective(p: &Product) -> Vec<(String, String, Prices, Vec<(u32, Decimal)>)> {
+    fn effective(p: &Product) -> Vec<SizeView> {
         p.sizes
             .iter()
             .map(|s| {
