@@ -77,6 +77,18 @@ pub struct FragmentFile {
     obsolete: AtomicBool,
 }
 
+impl FragmentFile {
+    /// An existing file, kept (not deleted on drop).
+    pub fn existing(path: PathBuf) -> std::io::Result<FragmentFile> {
+        let len = std::fs::metadata(&path)?.len();
+        Ok(FragmentFile {
+            path,
+            len,
+            obsolete: AtomicBool::new(false),
+        })
+    }
+}
+
 impl Drop for FragmentFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
