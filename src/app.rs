@@ -9,8 +9,11 @@ use arc_swap::ArcSwap;
 
 use crate::artifacts::{ArtifactError, Artifacts};
 use crate::config::Config;
+use crate::http::RateLimiter;
 use crate::ingest::{self, IngestError};
+use crate::metrics::Metrics;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
+use crate::purge::{self, PurgeHook};
 use crate::store::{ApplyMode, Committer, Store, StoreError, StoreOptions};
 
 /// The demo catalog served by `iofd serve` with no arguments.
@@ -49,6 +52,12 @@ pub struct App {
     ready: AtomicBool,
     /// The drop folder watcher; stops with the app.
     _inbox: crate::inbox::InboxHandle,
+    /// Counters and histograms served at `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Tells the cache in front which files are stale.
+    pub purge: PurgeHook,
+    /// Per-partner request rate limit of the public listener.
+    pub rate_limiter: RateLimiter,
 }
 
 impl App {
@@ -77,6 +86,9 @@ impl App {
             path: config.store_dir(),
             source,
         })?;
+        let metrics = Arc::new(Metrics::new());
+        let purge = PurgeHook::start(config.purge.clone(), metrics.clone());
+        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst);
         let app = Arc::new(App {
             config,
             store,
@@ -85,6 +97,9 @@ impl App {
             artifacts,
             ready: AtomicBool::new(false),
             _inbox: inbox,
+            metrics,
+            purge,
+            rate_limiter,
         });
         app.republish()?;
         Ok(app)
@@ -106,7 +121,20 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.partners().profiles();
         let started = std::time::Instant::now();
-        let set = self.artifacts.publish(&snapshot, &profiles)?;
+        let previous = self.artifacts.current();
+        let set = match self.artifacts.publish(&snapshot, &profiles) {
+            Ok(set) => set,
+            Err(e) => {
+                self.metrics.artifacts_published(started.elapsed(), None, 0);
+                return Err(e.into());
+            }
+        };
+        self.metrics
+            .artifacts_published(started.elapsed(), Some(set.generation), set.file_count());
+        // Purge only after the new set is served, so the cache refetches new bytes.
+        self.purge.purge(purge::superseded(&previous, &set));
+        // Rendering touched every mapped page; serving reads rendered files, not the snapshot.
+        snapshot.release_pages();
         tracing::info!(
             generation = set.generation,
             profiles = set.by_profile.len(),
@@ -117,6 +145,27 @@ impl App {
         );
         self.ready.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Read the partners file again and put it in force: gateways are rendered anew, files
+    /// of new render profiles are published, and the cached responses of every partner
+    /// whose access, token or settings changed are purged. On error the accounts in force
+    /// stay. Blocking. Returns the number of partners purged.
+    pub fn reload_partners(&self) -> Result<usize, AppError> {
+        let new = Partners::load(&self.config.partners_path(), &self.config)?;
+        let old = self.partners();
+        let keys = purge::partner_changes(&old, &new);
+        let profiles = |p: &Partners| p.profiles().iter().map(|p| p.key()).collect::<Vec<_>>();
+        let new_profiles = profiles(&new) != profiles(&old);
+        self.partners.store(Arc::new(new));
+        self.artifacts.gateways.clear();
+        if new_profiles {
+            self.republish()?;
+        }
+        let count = keys.len();
+        self.purge.purge(keys);
+        tracing::info!(partners_purged = count, "partners reloaded");
+        Ok(count)
     }
 
     /// Republish whenever the store publishes a new generation, until `shutdown` resolves.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rust_decimal::Decimal;
 
@@ -43,6 +44,49 @@ pub struct ServeArgs {
     /// Watched drop folder for ERP files (default `<data>/inbox`).
     #[arg(long, env = "IOFD_INBOX")]
     pub inbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits, timeouts and the purge hook (flags of `iofd serve`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, env = "IOFD_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, env = "IOFD_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Most connections served at once per listener; more wait briefly, then get 503.
+    #[arg(long, env = "IOFD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Requests per second each partner may make (0: no limit); excess gets 429.
+    #[arg(long, env = "IOFD_RATE_LIMIT")]
+    pub rate_limit: Option<f64>,
+    /// Requests a partner may make in a burst above the rate.
+    #[arg(long, env = "IOFD_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Window in seconds over which a download held back by its client must move
+    /// `min_send_rate` bytes per second.
+    #[arg(long, env = "IOFD_SEND_TIMEOUT")]
+    pub send_timeout: Option<u64>,
+    /// Slowest accepted download, bytes per second (0: only require progress).
+    #[arg(long, env = "IOFD_MIN_SEND_RATE")]
+    pub min_send_rate: Option<u64>,
+    /// URL that receives purge requests naming surrogate keys (http:// only).
+    #[arg(long, env = "IOFD_PURGE_URL")]
+    pub purge_url: Option<String>,
+    /// Method of purge requests (`POST`, `PURGE`, `BAN`, ...).
+    #[arg(long, env = "IOFD_PURGE_METHOD")]
+    pub purge_method: Option<String>,
+    /// A header sent with purge requests, `Name: value`; repeatable (environment:
+    /// one per line).
+    #[arg(
+        long = "purge-header",
+        env = "IOFD_PURGE_HEADERS",
+        value_delimiter = '\n'
+    )]
+    pub purge_headers: Vec<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo cannot silently do nothing.
@@ -72,6 +116,17 @@ struct FileConfig {
     /// Amount of each currency per one unit of the base currency.
     #[serde(default)]
     currencies: BTreeMap<String, Decimal>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    rate_limit: Option<f64>,
+    rate_burst: Option<u32>,
+    send_timeout: Option<u64>,
+    min_send_rate: Option<u64>,
+    purge_url: Option<String>,
+    purge_method: Option<String>,
+    #[serde(default)]
+    purge_headers: BTreeMap<String, String>,
 }
 
 /// How log lines are written.
@@ -115,6 +170,56 @@ pub struct Config {
     /// Least time between two renders of the files other than light.xml (default 0: after
     /// every generation); light.xml follows every generation regardless.
     pub full_publish_interval: std::time::Duration,
+    /// Connection limits and timeouts of the listeners.
+    pub limits: Limits,
+    /// Where superseded files are purged from the cache in front, if anywhere.
+    pub purge: Option<PurgeTarget>,
+}
+
+/// Limits that keep one client from taking the server's connections, memory or time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Time to receive a request's headers, from its first byte (or from the connection's
+    /// start, for the first request).
+    pub header_timeout: Duration,
+    /// Time an idle keep-alive connection stays open.
+    pub idle_timeout: Duration,
+    /// Connections served at once per listener.
+    pub max_connections: usize,
+    /// Requests per second per partner; 0 disables the limit.
+    pub rate_limit: f64,
+    /// Requests a partner may make at once above the rate.
+    pub rate_burst: u32,
+    /// Window over which a download held back by its client must move
+    /// `min_send_rate × send_timeout` bytes (at least one byte).
+    pub send_timeout: Duration,
+    /// Slowest accepted download, bytes per second.
+    pub min_send_rate: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_timeout: Duration::from_secs(10),
+            // Longer than a CDN's idle timeout for origin connections (Varnish: 60 s), so
+            // the CDN, not the origin, closes them and never reuses a closed one.
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 2048,
+            rate_limit: 20.0,
+            rate_burst: 100,
+            send_timeout: Duration::from_secs(30),
+            min_send_rate: 4096,
+        }
+    }
+}
+
+/// The purge hook: an HTTP request naming surrogate keys, sent when files are superseded or
+/// a partner's access changes.
+#[derive(Debug, Clone)]
+pub struct PurgeTarget {
+    pub url: http::Uri,
+    pub method: http::Method,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// The admin token of demo mode, printed at start-up.
@@ -154,6 +259,8 @@ impl Config {
             })?,
             None => FileConfig::default(),
         };
+        let limits = limits(&args.limits, &file)?;
+        let purge = purge_target(&args.limits, &file)?;
         let timezone_name = args
             .timezone
             .clone()
@@ -278,6 +385,8 @@ impl Config {
             full_publish_interval: std::time::Duration::from_secs(
                 file.full_publish_interval_secs.unwrap_or(0),
             ),
+            limits,
+            purge,
         })
     }
 
@@ -312,6 +421,126 @@ impl Config {
         // The defaults are valid by construction.
         Config::load(&args).unwrap_or_else(|e| unreachable!("default config is invalid: {e}"))
     }
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        reason: reason.into(),
+    }
+}
+
+fn seconds(
+    setting: &'static str,
+    value: Option<u64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(setting, "must be at least 1 second")),
+        Some(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+fn limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(d.max_connections);
+    if max_connections == 0 {
+        return Err(invalid("max_connections", "must be at least 1"));
+    }
+    let rate_limit = args.rate_limit.or(file.rate_limit).unwrap_or(d.rate_limit);
+    if !rate_limit.is_finite() || rate_limit < 0.0 {
+        return Err(invalid(
+            "rate_limit",
+            format!("{rate_limit} is not a rate ≥ 0"),
+        ));
+    }
+    let rate_burst = args.rate_burst.or(file.rate_burst).unwrap_or(d.rate_burst);
+    if rate_burst == 0 {
+        return Err(invalid("rate_burst", "must be at least 1"));
+    }
+    Ok(Limits {
+        header_timeout: seconds(
+            "header_timeout",
+            args.header_timeout.or(file.header_timeout),
+            d.header_timeout,
+        )?,
+        idle_timeout: seconds(
+            "idle_timeout",
+            args.idle_timeout.or(file.idle_timeout),
+            d.idle_timeout,
+        )?,
+        max_connections,
+        rate_limit,
+        rate_burst,
+        send_timeout: seconds(
+            "send_timeout",
+            args.send_timeout.or(file.send_timeout),
+            d.send_timeout,
+        )?,
+        min_send_rate: args
+            .min_send_rate
+            .or(file.min_send_rate)
+            .unwrap_or(d.min_send_rate),
+    })
+}
+
+fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarget>, ConfigError> {
+    let Some(url) = args.purge_url.clone().or(file.purge_url.clone()) else {
+        return Ok(None);
+    };
+    let url: http::Uri = url
+        .parse()
+        .map_err(|e| invalid("purge_url", format!("{url:?}: {e}")))?;
+    // Plain HTTP only: the hook talks to a cache on the origin's network (Varnish, or a
+    // relay to a CDN's HTTPS API).
+    if url.scheme_str() != Some("http") || url.host().is_none() {
+        return Err(invalid(
+            "purge_url",
+            format!("{url} must be an http:// URL with a host"),
+        ));
+    }
+    let method = args
+        .purge_method
+        .clone()
+        .or(file.purge_method.clone())
+        .unwrap_or_else(|| "POST".to_string());
+    let method = http::Method::from_bytes(method.as_bytes())
+        .map_err(|_| invalid("purge_method", format!("{method:?} is not an HTTP method")))?;
+    let mut headers = Vec::new();
+    let from_args = args
+        .purge_headers
+        .iter()
+        .filter(|h| !h.trim().is_empty())
+        .map(|h| {
+            h.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| invalid("purge_headers", format!("{h:?} is not `Name: value`")))
+        });
+    let from_file = file
+        .purge_headers
+        .iter()
+        .map(|(n, v)| Ok((n.clone(), v.clone())));
+    for pair in from_file.chain(from_args) {
+        let (name, value) = pair?;
+        let name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| invalid("purge_headers", format!("{name:?} is not a header name")))?;
+        let value = http::HeaderValue::from_str(&value).map_err(|_| {
+            invalid(
+                "purge_headers",
+                format!("the value of {name} is not a header value"),
+            )
+        })?;
+        headers.push((name, value));
+    }
+    Ok(Some(PurgeTarget {
+        url,
+        method,
+        headers,
+    }))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -371,5 +600,65 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("timezone"), "{err}");
+    }
+
+    #[test]
+    fn limits_and_the_purge_hook_come_from_file_flags_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        std::fs::write(
+            &path,
+            "idle_timeout = 90\nrate_limit = 2.5\npurge_url = \"http://cache:6081/ban\"\n\
+             purge_method = \"BAN\"\n[purge_headers]\nX-Purge-Token = \"s3cret\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            limits: LimitArgs {
+                max_connections: Some(10),
+                purge_headers: vec!["X-Other: 1".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
+        assert_eq!(c.limits.rate_limit, 2.5);
+        assert_eq!(c.limits.max_connections, 10);
+        assert_eq!(c.limits.header_timeout, Limits::default().header_timeout);
+        let purge = c.purge.unwrap();
+        assert_eq!(purge.url.to_string(), "http://cache:6081/ban");
+        assert_eq!(purge.method.as_str(), "BAN");
+        let headers: Vec<String> = purge
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", v.to_str().unwrap()))
+            .collect();
+        assert_eq!(headers, ["x-purge-token: s3cret", "x-other: 1"]);
+        assert!(Config::for_data_dir(dir.path()).purge.is_none());
+
+        for (toml, setting) in [
+            ("purge_url = \"https://api.example.com/purge\"", "purge_url"),
+            ("purge_url = \"not a url\"", "purge_url"),
+            (
+                "purge_url = \"http://c/\"\npurge_method = \"B A N\"",
+                "purge_method",
+            ),
+            (
+                "purge_url = \"http://c/\"\n[purge_headers]\n\"bad name\" = \"1\"",
+                "purge_headers",
+            ),
+            ("rate_limit = -1", "rate_limit"),
+            ("max_connections = 0", "max_connections"),
+            ("idle_timeout = 0", "idle_timeout"),
+        ] {
+            std::fs::write(&path, toml).unwrap();
+            let err = Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with(setting), "{toml}: {err}");
+        }
     }
 }

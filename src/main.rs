@@ -59,6 +59,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Play many partners against a server (or a CDN in front) and report speed and
+    /// correctness: rates, latencies, hash mismatches, freshness.
+    Load(iofd::load::LoadArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -89,6 +92,10 @@ fn main() -> ExitCode {
             skip_invalid,
         } => import(args, files, full_sync, skip_invalid),
         Command::Validate { files } => validate(files),
+        Command::Load(args) => {
+            init_tracing(LogFormat::Text);
+            iofd::load::main(args).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -134,6 +141,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Surface::Admin,
             stopped(stop_rx.clone()),
         ));
+        #[cfg(unix)]
+        tokio::spawn(reload_on_hangup(app.clone()));
         shutdown_signal().await;
         tracing::info!("shutting down: finishing requests in flight");
         let _ = stop_tx.send(true);
@@ -172,6 +181,25 @@ fn print_gateways(app: &Arc<App>) {
                 "  {:<16} {}/feeds/{}/{}/{}/gateway.xml{}",
                 account.id, app.config.public_url, account.id, token, shop, state
             );
+        }
+    }
+}
+
+/// `kill -HUP`: read the partners file again (and purge what changed).
+#[cfg(unix)]
+async fn reload_on_hangup(app: Arc<App>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || app.reload_partners()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot reload partners; the accounts in force stay")
+            }
+            Err(e) => tracing::error!(error = %e, "the reload task failed"),
         }
     }
 }

@@ -4,13 +4,18 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
+/// Compression level of gzip variants: measured on an 83 MB full.xml, level 6 gives 8.1x at
+/// 66 MB/s; level 9 gains 2% for a third of the speed, level 4 loses 7% for 40% more speed.
+pub(crate) const GZIP_LEVEL: u32 = 6;
+
 /// A rendered file, ready to serve.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Artifact {
     /// The name in URLs: `full.xml`, `light.xml.gz`, `full.csv`.
     pub name: String,
@@ -32,6 +37,42 @@ pub struct Artifact {
     pub memory: Option<Bytes>,
     /// A file served as the concatenation of pieces (light.xml); `path` is then empty.
     pub pieces: Option<std::sync::Arc<[super::Piece]>>,
+    /// The same content gzip-compressed, served with `Content-Encoding: gzip` to clients
+    /// that prefer it; its own bytes, length and ETag.
+    pub gzip: Option<Arc<Artifact>>,
+}
+
+impl Artifact {
+    /// This `.gz` file as the `Content-Encoding: gzip` representation of `plain`: the same
+    /// bytes (shared, not copied), named and typed as `plain`.
+    pub fn encoding_of(&self, plain: &Artifact) -> Artifact {
+        Artifact {
+            name: plain.name.clone(),
+            kind: plain.kind.clone(),
+            content_type: plain.content_type,
+            content_encoding: Some("gzip"),
+            gzip: None,
+            ..self.clone()
+        }
+    }
+
+    /// `plain` with `gz` attached as its gzip representation.
+    pub fn with_gzip(&self, gz: &Artifact) -> Artifact {
+        Artifact {
+            gzip: Some(Arc::new(gz.encoding_of(self))),
+            ..self.clone()
+        }
+    }
+}
+
+/// `bytes` gzip-compressed in memory (gateways: a few kilobytes).
+pub(crate) fn gzip_bytes(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    enc.write_all(bytes)?;
+    enc.finish()
 }
 
 /// A file that could not be rendered, written or read back.
@@ -194,6 +235,7 @@ fn artifact(
         content_encoding: None,
         memory,
         pieces: None,
+        gzip: None,
     })
 }
 
@@ -252,7 +294,9 @@ pub(crate) fn build(
     artifact(&path, name, kind, len, md5, &b3, modified, changed)
 }
 
-/// The gzip variant of an artifact, compressed once and stored beside it.
+/// The gzip variant of an artifact, compressed once and stored beside it, as the `.gz` file
+/// partners with the `xml.gz` file type fetch; [`Artifact::with_gzip`] makes it the
+/// `Content-Encoding: gzip` representation of the plain file too.
 pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
     let dir = plain.path.parent().unwrap_or(Path::new("."));
     let stem = plain
@@ -272,12 +316,56 @@ pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
         plain.changed,
         plain.modified,
         |w: &mut Sink| {
-            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(6));
+            let mut enc = flate2::write::GzEncoder::new(w, flate2::Compression::new(GZIP_LEVEL));
             std::io::copy(&mut source, &mut enc)?;
             enc.finish()?;
             Ok(())
         },
     )
+}
+
+/// [`gzip`] for each of `plain`, on all cores (largest first, so one big full.xml does not
+/// start last); results in the order of `plain`.
+pub(crate) fn gzip_all(plain: &[Arc<Artifact>]) -> Result<Vec<Artifact>, ArtifactError> {
+    let mut order: Vec<usize> = (0..plain.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(plain[i].len));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(plain.len().max(1));
+    let mut done: Vec<(usize, Result<Artifact, ArtifactError>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else {
+                            return out;
+                        };
+                        out.push((i, gzip(&plain[i])));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![(
+                        usize::MAX,
+                        Err(ArtifactError::io(
+                            Path::new("gzip"),
+                            std::io::Error::other("a compression thread panicked"),
+                        )),
+                    )]
+                })
+            })
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -325,6 +413,23 @@ mod tests {
             .unwrap();
         assert_eq!(out, "<offer/>");
         assert_ne!(gz.etag, c.etag, "each representation has its own ETag");
+        // As the gzip representation of the plain file: plain's name and type, gzip's bytes.
+        let both = c.with_gzip(&gz);
+        let enc = both.gzip.as_deref().unwrap();
+        assert_eq!(
+            (enc.name.as_str(), enc.content_type, enc.content_encoding),
+            ("full.xml", c.content_type, Some("gzip"))
+        );
+        assert_eq!(
+            (enc.etag.as_str(), enc.len, &enc.path),
+            (gz.etag.as_str(), gz.len, &gz.path)
+        );
+        assert!(enc.gzip.is_none() && gz.gzip.is_none());
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&gzip_bytes(b"<offer/>").unwrap()[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "<offer/>");
     }
 
     #[test]

@@ -121,7 +121,8 @@ fn render_gateway(
         .map(|b| format!("{b:02x}"))
         .collect();
     let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
-    Some(Artifact {
+    let gz = super::file::gzip_bytes(&bytes).ok()?;
+    let plain = Artifact {
         name: "gateway.xml".into(),
         kind: "gateway".into(),
         path: PathBuf::new(),
@@ -134,5 +135,21 @@ fn render_gateway(
         content_encoding: None,
         memory: Some(Bytes::from(bytes)),
         pieces: None,
+        gzip: None,
+    };
+    let encoded = Artifact {
+        len: gz.len() as u64,
+        md5: Md5::digest(&gz)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        etag: format!("\"{}\"", &blake3::hash(&gz).to_hex()[..32]),
+        content_encoding: Some("gzip"),
+        memory: Some(Bytes::from(gz)),
+        ..plain.clone()
+    };
+    Some(Artifact {
+        gzip: Some(Arc::new(encoded)),
+        ..plain
     })
 }

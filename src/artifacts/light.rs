@@ -177,7 +177,7 @@ impl LightBuilder {
         let first_build = !state.contains_key(&key);
         let mut previous = state.remove(&key).map(|p| p.fragments).unwrap_or_default();
         if first_build {
-            previous = self.adopt(&dir, snapshot, profile.gzip);
+            previous = self.adopt(&dir, snapshot, true);
         }
         let dicts_id = snapshot.dicts_content_id();
         let dicts = DictIndex::new(snapshot.dicts());
@@ -285,12 +285,10 @@ impl LightBuilder {
         let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes);
-        let deflated = if profile.gzip {
-            let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
-            Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?))
-        } else {
-            None
-        };
+        // Every profile gets the deflated form: it is light.xml's gzip representation
+        // (`Accept-Encoding: gzip`), and light.xml.gz for partners with that file type.
+        let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
+        let deflated = Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?));
         Ok(Fragment {
             content_id: shard.content_id,
             dicts_id,
@@ -433,7 +431,7 @@ impl LightBuilder {
             "application/xml; charset=utf-8",
         )?;
 
-        let gz = if profile.gzip {
+        let gz = {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header);
             let mut first = GZIP_HEADER.to_vec();
@@ -464,18 +462,17 @@ impl LightBuilder {
             last.extend_from_slice(&(total as u32).to_le_bytes());
             etag.update(&last);
             pieces.push(Piece::Bytes(Bytes::from(last)));
-            Some(self.artifact(
+            self.artifact(
                 "light.xml.gz",
                 pieces,
                 etag,
                 modified,
                 generated,
                 "application/gzip",
-            )?)
-        } else {
-            None
+            )?
         };
-        Ok((plain, gz))
+        let plain = Arc::new(plain.with_gzip(&gz));
+        Ok((plain, profile.gzip.then_some(gz)))
     }
 
     fn artifact(
@@ -515,6 +512,7 @@ impl LightBuilder {
             content_encoding: None,
             memory,
             pieces: Some(pieces.into()),
+            gzip: None,
         }))
     }
 }

@@ -64,7 +64,9 @@ impl ArtifactSet {
     fn paths(&self) -> HashSet<PathBuf> {
         self.by_profile
             .values()
-            .flat_map(|p| p.files.values().map(|a| a.path.clone()))
+            .flat_map(|p| p.files.values())
+            .flat_map(|a| std::iter::once(&a.path).chain(a.gzip.iter().map(|g| &g.path)))
+            .cloned()
             .collect()
     }
 
@@ -315,10 +317,12 @@ impl Artifacts {
                 )?);
             }
         }
-        if profile.gzip {
-            let plain: Vec<Arc<Artifact>> = files.values().cloned().collect();
-            for artifact in plain {
-                let gz = file::gzip(&artifact)?;
+        // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
+        // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
+        let plain: Vec<Arc<Artifact>> = files.values().cloned().collect();
+        for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
+            files.insert(artifact.name.clone(), Arc::new(artifact.with_gzip(&gz)));
+            if profile.gzip {
                 files.insert(gz.name.clone(), Arc::new(gz));
             }
         }

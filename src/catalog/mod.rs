@@ -624,7 +624,73 @@ impl Dictionaries {
     }
 }
 
+impl ArchivedProductType {
+    /// The IOF `product@type` value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ArchivedProductType::Regular => "regular",
+            ArchivedProductType::Bundle => "bundle",
+            ArchivedProductType::Collection => "collection",
+            ArchivedProductType::Packaging => "packaging",
+            ArchivedProductType::Virtual => "virtual",
+            ArchivedProductType::Service => "service",
+        }
+    }
+}
+
+impl ArchivedCodeStandard {
+    /// The IOF `product@producer_code_standard` value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ArchivedCodeStandard::Auto => "AUTO",
+            ArchivedCodeStandard::Gtin14 => "GTIN14",
+            ArchivedCodeStandard::Gtin13 => "GTIN13",
+            ArchivedCodeStandard::Gtin12 => "GTIN12",
+            ArchivedCodeStandard::Gtin8 => "GTIN8",
+            ArchivedCodeStandard::Isbn13 => "ISBN13",
+            ArchivedCodeStandard::Isbn10 => "ISBN10",
+            ArchivedCodeStandard::Upce => "UPCE",
+            ArchivedCodeStandard::Mpn => "MPN",
+            ArchivedCodeStandard::Other => "OTHER",
+        }
+    }
+}
+
 impl Product {
+    /// A product with an id and a name in one language and nothing else (tests and tools);
+    /// `normalize()` gives it its single one-size size.
+    pub fn named(id: ProductId, lang: &str, name: &str) -> Product {
+        Product {
+            id,
+            kind: ProductType::default(),
+            vat: Decimal::from(23),
+            code: None,
+            producer_code_standard: CodeStandard::default(),
+            shops: Vec::new(),
+            producer: None,
+            category: None,
+            unit: None,
+            series: None,
+            warranty: None,
+            size_group: None,
+            card_url: None,
+            description: Description {
+                name: Texts::from([(lang.to_owned(), name.to_owned())]),
+                ..Default::default()
+            },
+            prices: Prices::default(),
+            promotion: None,
+            sizes: Vec::new(),
+            images: Vec::new(),
+            icons: Icons::default(),
+            parameters: Vec::new(),
+            attachments: Vec::new(),
+            group: None,
+            bundled: None,
+            stock: Vec::new(),
+        }
+    }
+
     /// True when any size can be ordered: a quantity above zero or -1 (unlimited).
     pub fn in_stock(&self) -> bool {
         self.sizes

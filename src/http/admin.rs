@@ -25,6 +25,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" if app.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n"),
+        "/metrics" => super::observe::metrics(app),
         _ => HttpError::NotFound.response(),
     }
 }

@@ -4,7 +4,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
 use super::routes::{self, FeedRequest, FileRef};
-use super::{respond, Body, HttpError};
+use super::{access, respond, Body, HttpError};
 use crate::app::App;
 use crate::artifacts::GatewayLinks;
 use crate::partners::{Access, FileType};
@@ -14,19 +14,20 @@ use crate::render::Format;
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let result = answer(app, &req).await;
-    let response = result.unwrap_or_else(|e| e.response());
-    // Log the path without the token: access logs must not leak credentials.
+    let mut response = result.unwrap_or_else(|e| e.response());
+    // The access log line is written by `access::track` when the body ends, with the bytes
+    // sent; it names the path without the token: logs must not leak credentials.
     let route = routes::parse(req.uri().path(), req.uri().query());
-    tracing::info!(
-        target: "access",
-        method = %req.method(),
-        partner = route.as_ref().map(|r| r.partner.as_str()).unwrap_or("-"),
-        shop = route.as_ref().map(|r| r.shop).unwrap_or(0),
-        file = route.as_ref().map(|r| file_label(&r.file)).unwrap_or_else(|| "-".into()),
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    response.extensions_mut().insert(access::Entry {
+        method: req.method().clone(),
+        partner: route.as_ref().map(|r| r.partner.clone()),
+        shop: route.as_ref().map(|r| r.shop).unwrap_or(0),
+        file: route
+            .as_ref()
+            .map(|r| file_label(&r.file))
+            .unwrap_or_else(|| "-".into()),
+        started,
+    });
     response
 }
 
@@ -44,7 +45,12 @@ async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, Ht
     let feed = routes::parse(req.uri().path(), req.uri().query()).ok_or(HttpError::NotFound)?;
     let partners = app.partners();
     let account = match partners.authenticate(&feed.partner, &feed.token) {
-        Access::Granted(account) => account,
+        Access::Granted(account) => {
+            app.rate_limiter
+                .check(&account.id)
+                .map_err(HttpError::RateLimited)?;
+            account
+        }
         Access::NotFound => return Err(HttpError::NotFound),
         Access::Revoked => return Err(HttpError::Revoked),
         Access::SharingOff => return Err(HttpError::SharingOff),
@@ -56,12 +62,11 @@ async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, Ht
     let name = file_name(&feed, profile.format, account.file_type);
     let set = app.artifacts.current();
     let files = set.profile(profile).ok_or(HttpError::NotReady)?;
-    let surrogate_key = format!(
-        "partner:{} shop:{} file:{} profile:{}",
-        feed.partner,
+    let surrogate_key = crate::purge::surrogate_key(
+        &feed.partner,
         feed.shop,
-        name.split('.').next().unwrap_or(""),
-        profile.key()
+        crate::purge::kind_of(&name),
+        &profile.key(),
     );
     let artifact = if name == "gateway.xml" {
         let snapshot = set.snapshot.as_ref().ok_or(HttpError::NotReady)?;

@@ -6,10 +6,13 @@
 //! [`rules`] decide 200, 206, 304, 412 or 416. Errors become statuses in one place,
 //! [`HttpError::response`].
 
+mod access;
 mod admin;
 mod body;
 mod feeds;
 mod ingest;
+pub mod limits;
+mod observe;
 mod respond;
 pub mod routes;
 pub mod rules;
@@ -23,18 +26,23 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::App;
 pub use body::Body;
+pub use limits::RateLimiter;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest request head accepted (request line + headers).
+/// Largest request head accepted (request line + headers); larger heads get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How long shutdown waits for requests in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection over the limit waits for a slot before it is answered 503.
+const CONNECTION_WAIT: Duration = Duration::from_millis(250);
+/// Connections over the limit that may wait at once; beyond that they are closed at accept,
+/// so a flood costs a file descriptor for an instant, never a task or a buffer.
+const MAX_WAITING: usize = 256;
 
 /// A request that cannot be answered with a file.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +57,12 @@ pub enum HttpError {
     SharingOff,
     #[error("the offer is being prepared; retry shortly")]
     NotReady,
+    /// The partner's request rate is over its limit; retry after the duration.
+    #[error("too many requests; retry later")]
+    RateLimited(Duration),
+    /// Every connection slot is taken.
+    #[error("the server is busy; retry shortly")]
+    Overloaded,
     #[error("internal error")]
     Internal(String),
     /// Admin API: no or wrong bearer token.
@@ -78,12 +92,15 @@ impl HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
-            HttpError::NotReady | HttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::NotReady | HttpError::Unavailable(_) | HttpError::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             HttpError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -108,8 +125,19 @@ impl HttpError {
             }
             _ => {}
         }
-        if matches!(self, HttpError::NotReady) {
-            builder = builder.header(hyper::header::RETRY_AFTER, "5");
+        match self {
+            HttpError::NotReady => builder = builder.header(hyper::header::RETRY_AFTER, "5"),
+            HttpError::Overloaded => {
+                builder = builder
+                    .header(hyper::header::RETRY_AFTER, "1")
+                    .header(hyper::header::CONNECTION, "close");
+            }
+            HttpError::RateLimited(wait) => {
+                // Whole seconds, rounded up: a client retrying after it gets a token.
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                builder = builder.header(hyper::header::RETRY_AFTER, secs.max(1));
+            }
+            _ => {}
         }
         let text = format!("{self}\n");
         builder
@@ -130,6 +158,11 @@ pub enum Surface {
 
 /// Serve `surface` on `listener` until `shutdown` resolves, then let requests in flight
 /// finish (up to a drain timeout).
+///
+/// At most `max_connections` connections are served at once; a connection over the limit
+/// waits up to [`CONNECTION_WAIT`] for a slot and is then answered 503, and when
+/// [`MAX_WAITING`] are already waiting it is closed at once. Public connections run under
+/// the timeouts of [`limits::GuardedIo`].
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -137,6 +170,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(app.config.limits.max_connections));
+    let waiting = Arc::new(Semaphore::new(MAX_WAITING));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -152,26 +187,25 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move {
-                        let response = match surface {
-                            Surface::Public => feeds::handle(&app, req).await,
-                            Surface::Admin => admin::handle(&app, req).await,
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .max_buf_size(MAX_HEAD_BYTES.max(8192))
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                if let Ok(slot) = slots.clone().try_acquire_owned() {
+                    connection(stream, peer, app.clone(), surface, slot, graceful.watcher());
+                    continue;
+                }
+                let Ok(wait_slot) = waiting.clone().try_acquire_owned() else {
+                    app.metrics.connection_rejected();
+                    drop(stream);
+                    continue;
+                };
+                let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    let slot = tokio::time::timeout(CONNECTION_WAIT, slots.acquire_owned()).await;
+                    drop(wait_slot);
+                    match slot {
+                        Ok(Ok(slot)) => connection(stream, peer, app, surface, slot, watcher),
+                        _ => {
+                            app.metrics.connection_rejected();
+                            overloaded(stream).await;
+                        }
                     }
                 });
             }
@@ -183,4 +217,96 @@ pub async fn serve(
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timeout: closing connections still open"),
     }
     Ok(())
+}
+
+/// Answer a connection over the limit with 503 (through [`HttpError::response`]) and close
+/// it; bounded in time so a silent client cannot keep even this.
+async fn overloaded(stream: TcpStream) {
+    let service =
+        service_fn(|_req| async { Ok::<_, Infallible>(HttpError::Overloaded.response()) });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(false)
+        .header_read_timeout(Duration::from_secs(1))
+        .max_buf_size(MAX_HEAD_BYTES.max(8192));
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+}
+
+/// Serve one connection while holding `slot`.
+fn connection(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    app: Arc<App>,
+    surface: Surface,
+    slot: OwnedSemaphorePermit,
+    watcher: Watcher,
+) {
+    app.metrics.connection_opened();
+    let limits = app.config.limits.clone();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .max_buf_size(MAX_HEAD_BYTES.max(8192));
+    match surface {
+        Surface::Public => {
+            let state = Arc::new(limits::ConnState::new());
+            let io = limits::GuardedIo::new(stream, state.clone(), limits);
+            // The guard keeps the header, idle and send clocks; hyper's header timer would
+            // also count idle keep-alive time as header time, so it is off here.
+            builder.header_read_timeout(None);
+            let service_app = app.clone();
+            let service_state = state.clone();
+            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = service_app.clone();
+                let state = service_state.clone();
+                async move {
+                    state.begin();
+                    if accepts_zstd(&req) {
+                        app.metrics.accepts_zstd();
+                    }
+                    let response = feeds::handle(&app, req).await;
+                    Ok::<_, Infallible>(access::track(&app.metrics, response, Some(state)))
+                }
+            });
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                if let Some(why) = state.expired() {
+                    tracing::debug!(%peer, ?why, "connection closed by a limit");
+                    app.metrics.connection_limited(why);
+                }
+                app.metrics.connection_closed();
+                drop(slot);
+            });
+        }
+        Surface::Admin => {
+            builder.header_read_timeout(limits.header_timeout);
+            let service_app = app.clone();
+            let service = service_fn(move |req| {
+                let app = service_app.clone();
+                async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
+            });
+            let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                app.metrics.connection_closed();
+                drop(slot);
+            });
+        }
+    }
+}
+
+/// Whether a request's `Accept-Encoding` lists zstd (counted to decide on a zstd variant).
+fn accepts_zstd<B>(req: &hyper::Request<B>) -> bool {
+    req.headers()
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("zstd"))
 }

@@ -27,13 +27,23 @@ fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Answer a GET or HEAD for `artifact`.
+/// The representation to send: the gzip one when the artifact has it and the client prefers
+/// it. Validators, preconditions and ranges all apply to the chosen representation.
+pub fn representation<'a>(artifact: &'a Artifact, headers: &HeaderMap) -> &'a Artifact {
+    match &artifact.gzip {
+        Some(gz) if rules::prefers_gzip(header(headers, header::ACCEPT_ENCODING)) => gz,
+        _ => artifact,
+    }
+}
+
+/// Answer a GET or HEAD for `artifact` (in the representation the client prefers).
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
     artifact: &Artifact,
     surrogate_key: &str,
 ) -> Result<Response<Body>, HttpError> {
+    let artifact = representation(artifact, headers);
     let validators = Validators {
         etag: &artifact.etag,
         last_modified: artifact.modified,

@@ -1613,11 +1613,11 @@ mod tests {
             .collect()
     }
 
-    /// (size id, code, prices, stock) of each size.
-    type SizeView = (String, String, Prices, Vec<(u32, Decimal)>);
+    /// (size id, size code, prices, stock per warehouse) of one size.
+    type EffectiveSize = (String, String, Prices, Vec<(u32, Decimal)>);
 
     /// A size's prices as a partner sees them: its own, else the product's.
-    fn effective(p: &Product) -> Vec<SizeView> {
+    fn effective(p: &Product) -> Vec<EffectiveSize> {
         p.sizes
             .iter()
             .map(|s| {

@@ -119,6 +119,11 @@ impl Account {
     pub fn profile(&self, shop: u32) -> Option<&RenderProfile> {
         self.profiles.get(&shop)
     }
+
+    /// Whether `other` has the same token (compared in constant time); false after a rotation.
+    pub fn same_token(&self, other: &Account) -> bool {
+        bool::from(self.token_hash.ct_eq(&other.token_hash))
+    }
 }
 
 /// The answer to "may this request see the offer?".

@@ -15,8 +15,7 @@ use rust_decimal::Decimal;
 use super::reference::{localized, ArchivedTexts};
 use super::{RenderError, RenderProfile};
 use crate::catalog::{
-    self, ArchivedCodeStandard, ArchivedDictionaries, ArchivedPrice, ArchivedPrices,
-    ArchivedProduct, ArchivedProductType, ArchivedSize, Price,
+    self, ArchivedDictionaries, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize, Price,
 };
 
 /// The columns of `full.csv`, in order.
@@ -111,9 +110,9 @@ pub fn write_full_csv<'p>(
             let price = size_price(p, size, profile.wholesale).map(|x| profile.convert(x));
             let srp = size_srp(p, size).map(|x| profile.convert(x));
             out.display(id)?;
-            out.text(product_type(&p.kind))?;
+            out.text(p.kind.as_str())?;
             out.text(p.code.as_ref().map_or("", |c| c.as_str()))?;
-            out.text(code_standard(&p.producer_code_standard))?;
+            out.text(p.producer_code_standard.as_str())?;
             out.text(&size.id)?;
             out.text(names.size(p, size))?;
             out.text(&size.code)?;
@@ -288,32 +287,6 @@ fn join_ids(ids: impl Iterator<Item = u32>) -> String {
 
 fn opt_str(s: &rkyv::option::ArchivedOption<rkyv::string::ArchivedString>) -> &str {
     s.as_ref().map_or("", |s| s.as_str())
-}
-
-fn product_type(t: &ArchivedProductType) -> &'static str {
-    match t {
-        ArchivedProductType::Regular => "regular",
-        ArchivedProductType::Bundle => "bundle",
-        ArchivedProductType::Collection => "collection",
-        ArchivedProductType::Packaging => "packaging",
-        ArchivedProductType::Virtual => "virtual",
-        ArchivedProductType::Service => "service",
-    }
-}
-
-fn code_standard(c: &ArchivedCodeStandard) -> &'static str {
-    match c {
-        ArchivedCodeStandard::Auto => "AUTO",
-        ArchivedCodeStandard::Gtin14 => "GTIN14",
-        ArchivedCodeStandard::Gtin13 => "GTIN13",
-        ArchivedCodeStandard::Gtin12 => "GTIN12",
-        ArchivedCodeStandard::Gtin8 => "GTIN8",
-        ArchivedCodeStandard::Isbn13 => "ISBN13",
-        ArchivedCodeStandard::Isbn10 => "ISBN10",
-        ArchivedCodeStandard::Upce => "UPCE",
-        ArchivedCodeStandard::Mpn => "MPN",
-        ArchivedCodeStandard::Other => "OTHER",
-    }
 }
 
 /// An entry of an id-sorted dictionary list, by binary search.

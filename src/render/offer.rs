@@ -38,9 +38,8 @@ use super::xml::{ncname, nmtoken, with_scratch, XmlBuf};
 use super::RenderProfile;
 use crate::catalog::{
     self, round_money, ArchivedAttachmentEnable, ArchivedAttachmentType, ArchivedAttachmentVersion,
-    ArchivedBundleType, ArchivedCodeStandard, ArchivedComponentChoice, ArchivedImage,
-    ArchivedParameterKind, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedProductType,
-    ArchivedSize, ArchivedWarrantyType,
+    ArchivedBundleType, ArchivedComponentChoice, ArchivedImage, ArchivedParameterKind,
+    ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize, ArchivedWarrantyType,
 };
 
 /// Times written on an offer's root element.
@@ -599,32 +598,6 @@ pub fn light<'p>(
 // ---------------------------------------------------------------------------------------
 // full.xml product
 
-fn product_type(t: &ArchivedProductType) -> &'static str {
-    match t {
-        ArchivedProductType::Regular => "regular",
-        ArchivedProductType::Bundle => "bundle",
-        ArchivedProductType::Collection => "collection",
-        ArchivedProductType::Packaging => "packaging",
-        ArchivedProductType::Virtual => "virtual",
-        ArchivedProductType::Service => "service",
-    }
-}
-
-fn code_standard(c: &ArchivedCodeStandard) -> &'static str {
-    match c {
-        ArchivedCodeStandard::Auto => "AUTO",
-        ArchivedCodeStandard::Gtin14 => "GTIN14",
-        ArchivedCodeStandard::Gtin13 => "GTIN13",
-        ArchivedCodeStandard::Gtin12 => "GTIN12",
-        ArchivedCodeStandard::Gtin8 => "GTIN8",
-        ArchivedCodeStandard::Isbn13 => "ISBN13",
-        ArchivedCodeStandard::Isbn10 => "ISBN10",
-        ArchivedCodeStandard::Upce => "UPCE",
-        ArchivedCodeStandard::Mpn => "MPN",
-        ArchivedCodeStandard::Other => "OTHER",
-    }
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b {
         "y"
@@ -641,11 +614,8 @@ fn product_attributes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
     if let Some(code) = p.code.as_ref() {
         o.attr(b"code_on_card", code.as_str());
     }
-    o.attr(
-        b"producer_code_standard",
-        code_standard(&p.producer_code_standard),
-    );
-    o.attr(b"type", product_type(&p.kind));
+    o.attr(b"producer_code_standard", p.producer_code_standard.as_str());
+    o.attr(b"type", p.kind.as_str());
     o.attr_decimal(b"vat", catalog::decimal(&p.vat), 1);
     // product@site is an xs:int.
     if let Ok(site) = i32::try_from(cx.profile.shop) {

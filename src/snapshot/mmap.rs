@@ -152,4 +152,19 @@ impl<T> Validated<T> {
     pub(crate) fn content_id(&self) -> [u8; 32] {
         self.content_id
     }
+
+    /// Drop this process's resident pages of a mapped file. Rendering walks every product,
+    /// which would otherwise leave the whole snapshot counted in the server's resident set
+    /// although serving never reads it. The next access faults the same bytes back in from
+    /// the page cache or the file. Errors are ignored: this is only advice.
+    pub(crate) fn release_pages(&self) {
+        if let Backing::Map(map) = &self.backing {
+            // SAFETY: `MADV_DONTNEED` on a read-only, shared mapping of an immutable file
+            // discards only this process's page-table entries; later reads fault in the file's
+            // unchanged bytes (module contract above), so every `&T` handed out stays valid and
+            // sees identical data. It would lose data only on private written pages, and this
+            // mapping is never written.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
 }

@@ -336,6 +336,15 @@ impl Snapshot {
     }
 
     /// The mapped file of shard `index`, `None` when empty or out of range.
+    /// Let the kernel drop this process's resident pages of the snapshot's files (after a
+    /// full render pass, say); the data stays valid and faults back in on the next access.
+    pub fn release_pages(&self) {
+        for shard in self.shards.iter().flatten() {
+            shard.data.release_pages();
+        }
+        self.dicts.data.release_pages();
+    }
+
     pub(crate) fn shard_file(&self, index: u32) -> Option<&Arc<ShardFile>> {
         self.shards.get(index as usize)?.as_ref()
     }
@@ -368,39 +377,11 @@ impl std::fmt::Debug for Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Description, Product, Texts};
+    use crate::catalog::Product;
     use format::Shard;
 
     fn product(id: ProductId) -> Product {
-        let mut p = Product {
-            id,
-            kind: Default::default(),
-            vat: 23.into(),
-            code: None,
-            producer_code_standard: Default::default(),
-            shops: vec![],
-            producer: None,
-            category: None,
-            unit: None,
-            series: None,
-            warranty: None,
-            size_group: None,
-            card_url: None,
-            description: Description {
-                name: Texts::from([("pol".to_owned(), format!("p{id}"))]),
-                ..Default::default()
-            },
-            prices: Default::default(),
-            promotion: None,
-            sizes: vec![],
-            images: vec![],
-            icons: Default::default(),
-            parameters: vec![],
-            attachments: vec![],
-            group: None,
-            bundled: None,
-            stock: vec![],
-        };
+        let mut p = Product::named(id, "pol", &format!("p{id}"));
         p.normalize().unwrap();
         p
     }

@@ -250,38 +250,10 @@ pub(crate) fn target_shard_count(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Description, Producer, Texts};
+    use crate::catalog::Producer;
 
     fn product(id: ProductId, name: &str) -> Product {
-        let mut p = Product {
-            id,
-            kind: Default::default(),
-            vat: 23.into(),
-            code: None,
-            producer_code_standard: Default::default(),
-            shops: vec![],
-            producer: None,
-            category: None,
-            unit: None,
-            series: None,
-            warranty: None,
-            size_group: None,
-            card_url: None,
-            description: Description {
-                name: Texts::from([("pol".to_owned(), name.to_owned())]),
-                ..Default::default()
-            },
-            prices: Default::default(),
-            promotion: None,
-            sizes: vec![],
-            images: vec![],
-            icons: Default::default(),
-            parameters: vec![],
-            attachments: vec![],
-            group: None,
-            bundled: None,
-            stock: vec![],
-        };
+        let mut p = Product::named(id, "pol", name);
         p.normalize().unwrap();
         p
     }

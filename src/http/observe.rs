@@ -1,0 +1,28 @@
+//! `GET /metrics` on the admin listener: the Prometheus exposition of [`crate::metrics`].
+
+use std::time::SystemTime;
+
+use hyper::{Response, StatusCode};
+
+use super::{body, Body};
+use crate::app::App;
+use crate::metrics::{StateSample, CONTENT_TYPE};
+
+/// The metrics text, with the snapshot and artifact gauges sampled now.
+pub fn metrics(app: &App) -> Response<Body> {
+    let snapshot = app.store.snapshot();
+    let artifacts = app.artifacts.current();
+    let text = app.metrics.encode(StateSample {
+        snapshot_generation: snapshot.generation(),
+        snapshot_published: SystemTime::from(snapshot.published()),
+        artifacts_generation: artifacts.generation,
+        artifact_files: artifacts.file_count() as u64,
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+        .header(hyper::header::CACHE_CONTROL, "no-store")
+        .header(hyper::header::CONTENT_LENGTH, text.len())
+        .body(body::full(text))
+        .unwrap_or_else(|_| Response::new(body::empty()))
+}

@@ -1,0 +1,297 @@
+//! `iofd load` against a real server: the demo catalog served by iofd, a stand-in for the
+//! admin update endpoint that writes to the same store, and a broken origin the harness
+//! must catch.
+
+mod common;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use iofd::catalog::{Price, Product, Record, StockLevel};
+use iofd::load::{self, LoadOptions};
+use iofd::store::ApplyMode;
+
+fn gateways(server: &common::Server) -> Vec<String> {
+    common::demo_partners()
+        .into_iter()
+        .map(|(id, token, shop)| format!("{}/feeds/{id}/{token}/{shop}/gateway.xml", server.base))
+        .chain(std::iter::once(format!(
+            "{}/feeds/eu-reseller/demo-eureseller-8d31b6c05a/2/gateway.xml",
+            server.base
+        )))
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn demo_catalog_twenty_partners_no_errors_no_mismatches() {
+    let dir = common::tempdir();
+    let server = common::Server::demo(&common::data_path(&dir));
+    let mut opts = LoadOptions::new(gateways(&server));
+    opts.partners = 20;
+    opts.duration = Duration::from_secs(2);
+    opts.poll_interval = Duration::from_millis(500);
+    opts.range_share = 0.3;
+    opts.gzip_share = 0.5;
+    let report = runtime().block_on(load::run(opts)).expect("runs");
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.hash_mismatches, 0);
+    for kind in ["gateway", "full", "light", "reference"] {
+        assert!(
+            report.kinds.contains_key(kind),
+            "{kind}: {}",
+            report.summary()
+        );
+    }
+    // Every partner polls several times; after the first poll the gateway answers 304.
+    let gw = &report.kinds["gateway"];
+    assert!(gw.requests >= 40, "{}", report.summary());
+    assert!(gw.status.get("304").copied().unwrap_or(0) > 0);
+    assert!(report.range_downloads > 0, "{}", report.summary());
+    assert!(report.kinds["full"].latency_ms.p50 > 0.0);
+    let json = serde_json::to_value(&report).expect("serializes");
+    assert_eq!(json["hash_mismatches"], 0);
+}
+
+/// A stand-in for the admin API's `POST /v1/updates` (the contract the mutator codes
+/// against): stock and product-level price updates applied to the server's own store.
+async fn admin_stub(server: Arc<iofd::app::App>, token: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let app = server.clone();
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let authorized = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        == Some(&format!("Bearer {token}"));
+                    let path_ok = req.uri().path() == "/v1/updates";
+                    let body = req.into_body().collect().await.map(|b| b.to_bytes());
+                    let (status, text) = match (authorized, path_ok, body) {
+                        (false, _, _) => (401, String::new()),
+                        (_, false, _) => (404, String::new()),
+                        (_, _, Err(_)) => (400, String::new()),
+                        (true, true, Ok(body)) => {
+                            let app = app.clone();
+                            tokio::task::spawn_blocking(move || apply_updates(&app, &body))
+                                .await
+                                .expect("join")
+                        }
+                    };
+                    let resp = Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(text)))
+                        .expect("response");
+                    Ok::<_, Infallible>(resp)
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+fn apply_updates(app: &iofd::app::App, body: &[u8]) -> (u16, String) {
+    let snapshot = app.store.snapshot();
+    let mut records = Vec::new();
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let u: serde_json::Value = serde_json::from_slice(line).expect("json line");
+        let id = u["product"].as_u64().expect("product");
+        let archived = snapshot.product(id).expect("known product");
+        let mut p: Product =
+            rkyv::deserialize::<Product, rkyv::rancor::Error>(archived).expect("deserialize");
+        let dec = |v: &serde_json::Value| {
+            v.as_str()
+                .expect("decimal string")
+                .parse()
+                .expect("decimal")
+        };
+        match u["kind"].as_str() {
+            Some("stock") => {
+                let size = p
+                    .sizes
+                    .iter_mut()
+                    .find(|s| Some(s.id.as_str()) == u["size"].as_str())
+                    .expect("known size");
+                let warehouse = u["warehouse"].as_u64().expect("warehouse") as u32;
+                let quantity = dec(&u["quantity"]);
+                match size.stock.iter_mut().find(|s| s.warehouse == warehouse) {
+                    Some(s) => s.quantity = quantity,
+                    None => size.stock.push(StockLevel {
+                        warehouse,
+                        quantity,
+                        physical: None,
+                        location: None,
+                    }),
+                }
+            }
+            Some("price") => {
+                p.prices.retail = Some(Price {
+                    net: dec(&u["retail"]["net"]),
+                    gross: dec(&u["retail"]["gross"]),
+                });
+            }
+            other => panic!("unexpected update kind {other:?}"),
+        }
+        records.push(Record::Product(Box::new(p)));
+    }
+    let report = app.store.apply(records, ApplyMode::Upsert).expect("apply");
+    (
+        200,
+        serde_json::json!({
+            "generation": report.generation,
+            "applied": report.applied,
+            "unchanged": report.unchanged,
+            "removed": report.removed,
+            "rejected": [],
+        })
+        .to_string(),
+    )
+}
+
+/// Run the demo server, the admin stand-in and the harness with the mutator on.
+fn with_mutator(
+    partners: usize,
+    duration: Duration,
+    poll: Duration,
+    rate: f64,
+    products: usize,
+) -> load::Report {
+    let dir = common::tempdir();
+    let server = common::Server::demo(&common::data_path(&dir));
+    let rt = runtime();
+    let admin = rt.block_on(admin_stub(server.app.clone(), "stub-token"));
+    let mut opts = LoadOptions::new(gateways(&server));
+    opts.partners = partners;
+    opts.duration = duration;
+    opts.poll_interval = poll;
+    opts.mutator = Some(load::MutatorOptions {
+        admin_url: format!("http://{admin}"),
+        token: "stub-token".into(),
+        rate,
+        products,
+        price_share: 0.5,
+    });
+    let report = rt.block_on(load::run(opts)).expect("runs");
+    eprintln!("{}", report.summary());
+    report
+}
+
+/// The issue's acceptance run (200 partners, 30 s, mutator on); run it with
+/// `cargo test --release --test load -- --ignored --nocapture`.
+#[test]
+#[ignore = "30 s; an acceptance run, not a unit of the suite"]
+fn acceptance_200_partners_30_s_with_the_mutator() {
+    let report = with_mutator(
+        200,
+        Duration::from_secs(30),
+        Duration::from_secs(1),
+        5.0,
+        20,
+    );
+    let json = serde_json::to_string_pretty(&report).expect("json");
+    eprintln!("{json}");
+    assert!(report.passed(), "{}", report.summary());
+    assert_eq!(report.hash_mismatches, 0);
+    let m = report.mutator.as_ref().expect("mutator figures");
+    assert!(m.seen > 0);
+}
+
+#[test]
+fn mutator_updates_are_seen_in_light_and_explain_the_new_full() {
+    let report = with_mutator(
+        20,
+        Duration::from_secs(4),
+        Duration::from_millis(300),
+        4.0,
+        5,
+    );
+    assert!(report.passed(), "{}", report.summary());
+    let m = report.mutator.as_ref().expect("mutator figures");
+    // How many updates fit in the run depends on the machine; that every one sent is
+    // acknowledged and some are seen by partners does not.
+    assert!(m.sent >= 2 && m.acked == m.sent, "{}", report.summary());
+    assert!(m.seen > 0, "{}", report.summary());
+    assert!(m.freshness_ms.p50 > 0.0, "{}", report.summary());
+    // Each new generation changes full.xml: partners compare their copy with it, and every
+    // difference is a product the mutator updated.
+    assert!(report.base.checks > 0, "{}", report.summary());
+    assert!(report.base.drift_explained > 0);
+    assert_eq!(report.base.drift_unexplained, 0);
+}
+
+/// An origin whose light.xml is not the file its gateway describes.
+async fn broken_origin() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let full = "<offer><products><product id=\"1\"/></products></offer>";
+    let md5 = common::md5_hex(full.as_bytes());
+    let gateway = format!(
+        "<provider_description><full url=\"http://{addr}/full.xml\" hash=\"{md5}\"/>\
+         <light url=\"http://{addr}/light.xml\" hash=\"{md5}\"/></provider_description>"
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let gateway = gateway.clone();
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let body = match req.uri().path() {
+                    "/gateway.xml" => gateway.clone(),
+                    "/full.xml" => full.to_string(),
+                    _ => "<offer><products/></offer>".to_string(),
+                };
+                async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_body_that_does_not_match_its_hash_fails_the_run() {
+    let rt = runtime();
+    let addr = rt.block_on(broken_origin());
+    let mut opts = LoadOptions::new(vec![format!("http://{addr}/gateway.xml")]);
+    opts.partners = 2;
+    opts.duration = Duration::from_millis(600);
+    opts.poll_interval = Duration::from_millis(200);
+    opts.range_share = 0.0;
+    let report = rt.block_on(load::run(opts)).expect("runs");
+    assert!(report.hash_mismatches > 0, "{}", report.summary());
+    assert!(!report.passed());
+    // full.xml matched: only light is wrong.
+    assert!(report.kinds["full"].requests >= 2);
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# A real cache in front of iofd: starts iofd (demo catalog) and Varnish on loopback ports with
+# fixtures/varnish/iofd.vcl, and shows that
+#   1. a second fetch is a cache hit (Age, X-Varnish with two ids);
+#   2. gzip and identity variants are cached separately (Vary: Accept-Encoding);
+#   3. a Range request through the cache returns the right bytes;
+#   4. revoking a partner (partners.toml edited, then `kill -HUP`, iofd's reload) makes iofd's
+#      purge hook ban the partner's surrogate key in Varnish, and the cached copy stops being
+#      served, while another partner's cached files stay cached.
+# Installs Varnish (Debian package `varnish`) when missing. Cleans up its processes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=$SECONDS
+VARNISHD=$(command -v varnishd || true)
+[ -z "$VARNISHD" ] && [ -x /usr/sbin/varnishd ] && VARNISHD=/usr/sbin/varnishd
+if [ -z "$VARNISHD" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""
+  if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq varnish >/dev/null
+  VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
+fi
+VARNISHADM=$(command -v varnishadm || echo /usr/bin/varnishadm)
+
+cargo build --locked --quiet
+IOFD=target/debug/iofd
+
+WORK=$(mktemp -d)
+# varnishd's worker process runs as an unprivileged user when started as root.
+chmod 755 "$WORK"
+IOFD_PID=""
+VARNISH_PID=""
+cleanup() {
+  [ -n "$VARNISH_PID" ] && kill "$VARNISH_PID" 2>/dev/null && wait "$VARNISH_PID" 2>/dev/null || true
+  [ -n "$IOFD_PID" ] && kill "$IOFD_PID" 2>/dev/null && wait "$IOFD_PID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  echo "--- iofd log (tail)" >&2
+  tail -n 30 "$WORK/iofd.log" >&2 || true
+  exit 1
+}
+pass() { echo "ok: $*"; }
+
+# A free loopback port: nothing answers a connection to it.
+free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+  fail "no free port"
+}
+PUBLIC=$(free_port)
+ADMIN=$(free_port)
+CACHE=$(free_port)
+TOKEN="purge-$RANDOM$RANDOM"
+
+sed -e "s/@IOFD_HOST@/127.0.0.1/" -e "s/@IOFD_PORT@/$PUBLIC/" -e "s/@PURGE_TOKEN@/$TOKEN/" \
+  fixtures/varnish/iofd.vcl >"$WORK/iofd.vcl"
+
+"$IOFD" serve --data "$WORK/data" \
+  --listen "127.0.0.1:$PUBLIC" --admin-listen "127.0.0.1:$ADMIN" \
+  --public-url "http://127.0.0.1:$CACHE" \
+  --purge-url "http://127.0.0.1:$CACHE/" --purge-method BAN --purge-header "X-Purge-Token: $TOKEN" \
+  >"$WORK/iofd.log" 2>&1 &
+IOFD_PID=$!
+
+"$VARNISHD" -F -n "$WORK/varnish" -a "127.0.0.1:$CACHE" -f "$WORK/iofd.vcl" \
+  -s malloc,64m -p http_gzip_support=off >"$WORK/varnish.log" 2>&1 &
+VARNISH_PID=$!
+
+for _ in $(seq 1 100); do
+  if curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 \
+    && curl -s -o /dev/null "http://127.0.0.1:$CACHE/" 2>/dev/null; then
+    break
+  fi
+  kill -0 "$IOFD_PID" 2>/dev/null || fail "iofd exited"
+  kill -0 "$VARNISH_PID" 2>/dev/null || { cat "$WORK/varnish.log" >&2; fail "varnishd exited"; }
+  sleep 0.2
+done
+curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null || fail "iofd is not ready"
+
+V="http://127.0.0.1:$CACHE"
+KOWALSKI="/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1"
+EU="/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1"
+
+# fetch NAME URL [curl args...]: headers to $WORK/NAME.h, body to $WORK/NAME.b
+fetch() {
+  local name=$1 url=$2
+  shift 2
+  curl -s -D "$WORK/$name.h" -o "$WORK/$name.b" "$@" "$url" || fail "curl $url"
+}
+header() { grep -i "^$2:" "$WORK/$1.h" | head -n1 | cut -d: -f2- | tr -d '\r' | sed 's/^ *//'; }
+status() { head -n1 "$WORK/$1.h" | cut -d' ' -f2; }
+
+# 1. A second fetch is a hit.
+fetch a1 "$V$KOWALSKI/full.xml"
+fetch a2 "$V$KOWALSKI/full.xml"
+[ "$(status a1)" = 200 ] || fail "first fetch: $(status a1)"
+[ "$(header a1 X-Cache)" = MISS ] || fail "first fetch should be a miss"
+[ "$(header a2 X-Cache)" = HIT ] || fail "second fetch should be a hit"
+[ "$(header a2 X-Varnish | wc -w)" = 2 ] || fail "X-Varnish of a hit names two transactions: $(header a2 X-Varnish)"
+[ -n "$(header a2 Age)" ] || fail "no Age on a hit"
+cmp -s "$WORK/a1.b" "$WORK/a2.b" || fail "hit and miss bodies differ"
+pass "second fetch is a hit (X-Varnish: $(header a2 X-Varnish), Age: $(header a2 Age))"
+
+# 2. gzip and identity are separate variants.
+fetch g1 "$V$KOWALSKI/full.xml" -H 'Accept-Encoding: gzip'
+fetch g2 "$V$KOWALSKI/full.xml" -H 'Accept-Encoding: gzip, deflate, br'
+fetch i3 "$V$KOWALSKI/full.xml"
+[ "$(header g1 Content-Encoding)" = gzip ] || fail "gzip variant without Content-Encoding"
+[ "$(header g1 X-Cache)" = MISS ] || fail "the gzip variant was served from the identity object"
+[ "$(header g2 X-Cache)" = HIT ] || fail "second gzip fetch should be a hit"
+[ "$(header i3 X-Cache)" = HIT ] && [ -z "$(header i3 Content-Encoding)" ] || fail "identity variant lost"
+[ "$(header g1 ETag)" != "$(header a1 ETag)" ] || fail "variants share an ETag"
+cmp -s <(gunzip -c "$WORK/g2.b") "$WORK/a1.b" || fail "gzip variant does not decompress to the identity bytes"
+pass "gzip ($(stat -c %s "$WORK/g1.b") bytes) and identity ($(stat -c %s "$WORK/a1.b") bytes) cached separately"
+
+# 3. A range through the cache.
+fetch r1 "$V$KOWALSKI/full.xml" -r 1000-1999
+[ "$(status r1)" = 206 ] || fail "range: $(status r1)"
+[ "$(header r1 Content-Range)" = "bytes 1000-1999/$(stat -c %s "$WORK/a1.b")" ] || fail "Content-Range: $(header r1 Content-Range)"
+# (Process substitutions: in a pipeline, head closing early would fail tail under pipefail.)
+cmp -s <(tail -c +1001 "$WORK/a1.b" | head -c 1000) "$WORK/r1.b" || fail "range bytes differ"
+fetch r2 "$V$EU/light.xml" -r 10-19
+fetch r2full "$V$EU/light.xml"
+cmp -s <(tail -c +11 "$WORK/r2full.b" | head -c 10) "$WORK/r2.b" || fail "range on a miss: bytes differ"
+pass "Range through the cache returns the right bytes (hit and miss)"
+
+# 4. Revoke a partner: edit partners.toml and reload (SIGHUP); the purge hook bans its key.
+fetch e1 "$V$EU/full.xml"
+fetch e2 "$V$EU/full.xml"
+[ "$(header e2 X-Cache)" = HIT ] || fail "eu-reseller full.xml should be cached"
+sed -i '0,/offer_access = true/s//offer_access = false/' "$WORK/data/partners.toml"
+grep -q "offer_access = false" "$WORK/data/partners.toml" || fail "could not edit partners.toml"
+kill -HUP "$IOFD_PID"
+purged=""
+for _ in $(seq 1 50); do
+  if curl -s "http://127.0.0.1:$ADMIN/metrics" | grep -q '^iofd_purge_requests_total{result="ok"} [1-9]'; then
+    purged=yes
+    break
+  fi
+  sleep 0.2
+done
+[ -n "$purged" ] || fail "the purge hook did not reach Varnish"
+fetch a4 "$V$KOWALSKI/full.xml"
+fetch g4 "$V$KOWALSKI/full.xml" -H 'Accept-Encoding: gzip'
+[ "$(status a4)" = 403 ] || fail "revoked partner still served from cache: $(status a4) $(header a4 X-Cache)"
+[ "$(status g4)" = 403 ] || fail "revoked partner's gzip variant still served: $(status g4)"
+fetch a5 "$V$KOWALSKI/full.xml"
+[ "$(status a5)" = 403 ] || fail "the 403 was not passed on again"
+fetch e3 "$V$EU/full.xml"
+[ "$(status e3)" = 200 ] && [ "$(header e3 X-Cache)" = HIT ] || fail "another partner's cache was purged too"
+bans=$("$VARNISHADM" -n "$WORK/varnish" ban.list 2>/dev/null | grep -c 'partner:sklep-kowalski' || true)
+pass "revoked: purge hook banned partner:sklep-kowalski (${bans} ban(s) listed), cached copy no longer served (403), eu-reseller still a hit"
+
+echo "varnish: all checks passed in $((SECONDS - started)) s"
