@@ -3,7 +3,8 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::http::RateLimiter;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
+use crate::partners::watch::PartnersWatcher;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
 use crate::purge::{self, PurgeHook};
 use crate::store::{ApplyMode, Committer, Store, StoreError, StoreOptions};
@@ -58,6 +60,35 @@ pub struct App {
     pub purge: PurgeHook,
     /// Per-partner request rate limit of the public listener.
     pub rate_limiter: RateLimiter,
+    /// Serializes partner reloads, so each new file inherits grants from its predecessor.
+    reload_lock: Mutex<PartnersStatus>,
+    /// Wakes the publisher when a reload brings render profiles that have no files yet.
+    republish_wanted: tokio::sync::Notify,
+}
+
+/// Outcome of the latest partner reloads, for operators and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartnersStatus {
+    /// Reloads tried since start-up.
+    pub attempts: u64,
+    /// Of those, reloads rejected (the previous accounts kept serving).
+    pub failures: u64,
+    /// Why the latest reload was rejected; `None` once a reload succeeds.
+    pub last_error: Option<String>,
+}
+
+/// What a successful partner reload changed.
+#[derive(Debug, Clone)]
+pub struct PartnersReload {
+    /// Accounts in the new file.
+    pub accounts: usize,
+    /// Accounts that lost access (their downloads in flight are being cut).
+    pub revoked: Vec<String>,
+    /// Render profiles that need files rendered (a republish was requested).
+    pub new_profiles: usize,
+    /// Partners whose cached responses were sent to the purge hook.
+    pub purged: usize,
+    pub elapsed: Duration,
 }
 
 impl App {
@@ -100,6 +131,8 @@ impl App {
             metrics,
             purge,
             rate_limiter,
+            reload_lock: Mutex::new(PartnersStatus::default()),
+            republish_wanted: tokio::sync::Notify::new(),
         });
         app.republish()?;
         Ok(app)
@@ -108,6 +141,107 @@ impl App {
     /// The partner accounts in force.
     pub fn partners(&self) -> Arc<Partners> {
         self.partners.load_full()
+    }
+
+    /// Read the partners file again and put it in force. A file that does not load is
+    /// logged with the reason and leaves the accounts in force untouched. Accounts that lost
+    /// access have their downloads in flight cut; cached gateways are dropped; render profiles
+    /// without files are handed to the publisher (off the request path). Blocking.
+    pub fn reload_partners(&self) -> Result<PartnersReload, AppError> {
+        let mut status = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let started = std::time::Instant::now();
+        status.attempts += 1;
+        let path = self.config.partners_path();
+        let mut partners = match Partners::load(&path, &self.config) {
+            Ok(p) => p,
+            Err(e) => {
+                status.failures += 1;
+                status.last_error = Some(e.to_string());
+                tracing::error!(error = %e, "partners file rejected; the previous accounts keep serving");
+                return Err(e.into());
+            }
+        };
+        let previous = self.partners.load_full();
+        let revoked = partners.inherit(&previous);
+        // Cached copies of every partner whose access, token or settings changed are stale.
+        let purge_keys = purge::partner_changes(&previous, &partners);
+        let set = self.artifacts.current();
+        let new_profiles = partners
+            .profiles()
+            .iter()
+            .filter(|p| set.profile(p).is_none())
+            .count();
+        let accounts = partners.len();
+        self.partners.store(Arc::new(partners));
+        // Gateways carry per-partner links; drop them so none outlives a token or account.
+        self.artifacts.gateways.clear();
+        if new_profiles > 0 {
+            self.republish_wanted.notify_one();
+        }
+        let purged = purge_keys.len();
+        self.purge.purge(purge_keys);
+        status.last_error = None;
+        let elapsed = started.elapsed();
+        tracing::info!(
+            path = %path.display(),
+            accounts,
+            revoked = ?revoked,
+            new_profiles,
+            purged,
+            elapsed_us = elapsed.as_micros() as u64,
+            "partners reloaded"
+        );
+        Ok(PartnersReload {
+            accounts,
+            revoked,
+            new_profiles,
+            purged,
+            elapsed,
+        })
+    }
+
+    /// Outcome of the partner reloads so far.
+    pub fn partners_status(&self) -> PartnersStatus {
+        self.reload_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reload the partners file whenever it changes, until `shutdown` resolves. Without a
+    /// working watch (the system refused one) the file is only read at start-up; that is
+    /// logged.
+    pub async fn run_partners_watcher(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let path = self.config.partners_path();
+        let mut watcher = match PartnersWatcher::new(&path) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot watch the partners file; edits take effect after a restart");
+                return;
+            }
+        };
+        tracing::info!(path = %path.display(), "watching the partners file");
+        // Edits made between start-up's load and the watch's start raised no event: read
+        // the file once more now that the watch is on.
+        let app = self.clone();
+        let _ = tokio::task::spawn_blocking(move || app.reload_partners()).await;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                changed = watcher.changed() => {
+                    if changed.is_none() {
+                        return;
+                    }
+                    let app = self.clone();
+                    // Errors are logged and counted inside.
+                    let _ = tokio::task::spawn_blocking(move || app.reload_partners()).await;
+                }
+            }
+        }
     }
 
     /// True once artifacts of the latest snapshot are published.
@@ -147,28 +281,8 @@ impl App {
         Ok(())
     }
 
-    /// Read the partners file again and put it in force: gateways are rendered anew, files
-    /// of new render profiles are published, and the cached responses of every partner
-    /// whose access, token or settings changed are purged. On error the accounts in force
-    /// stay. Blocking. Returns the number of partners purged.
-    pub fn reload_partners(&self) -> Result<usize, AppError> {
-        let new = Partners::load(&self.config.partners_path(), &self.config)?;
-        let old = self.partners();
-        let keys = purge::partner_changes(&old, &new);
-        let profiles = |p: &Partners| p.profiles().iter().map(|p| p.key()).collect::<Vec<_>>();
-        let new_profiles = profiles(&new) != profiles(&old);
-        self.partners.store(Arc::new(new));
-        self.artifacts.gateways.clear();
-        if new_profiles {
-            self.republish()?;
-        }
-        let count = keys.len();
-        self.purge.purge(keys);
-        tracing::info!(partners_purged = count, "partners reloaded");
-        Ok(count)
-    }
-
-    /// Republish whenever the store publishes a new generation, until `shutdown` resolves.
+    /// Republish whenever the store publishes a new generation or a partners reload needs new
+    /// profiles rendered, until `shutdown` resolves.
     ///
     /// Two loops: light.xml follows every generation on its own (a burst of updates within
     /// `publish_coalesce` publishes once; only changed shards are rendered), so it is fresh
@@ -218,8 +332,13 @@ impl App {
     async fn full_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
         loop {
-            if generations.changed().await.is_err() {
-                return;
+            tokio::select! {
+                _ = self.republish_wanted.notified() => {}
+                changed = generations.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
             generations.borrow_and_update();
             let app = self.clone();

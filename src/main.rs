@@ -53,6 +53,8 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Manage partner accounts in partners.toml (a running server reloads it within a second).
+    Partners(iofd::partners::cli::PartnersArgs),
     /// Check IOF files against the official IOF 3.0 schemas (needs xmllint).
     Validate {
         /// Files to check; the schema is chosen from the file name (full.xml, light.xml, ...).
@@ -96,6 +98,9 @@ fn main() -> ExitCode {
             init_tracing(LogFormat::Text);
             iofd::load::main(args).map_err(Into::into)
         }
+        Command::Partners(args) => {
+            iofd::partners::cli::run(args, &mut std::io::stdout().lock()).map_err(Into::into)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +134,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         };
         let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
+        let watcher = tokio::spawn(app.clone().run_partners_watcher(stopped(stop_rx.clone())));
         let public_task = tokio::spawn(http::serve(
             public,
             app.clone(),
@@ -149,6 +155,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_task.await.context("public listener task")??;
         admin_task.await.context("admin listener task")??;
         publisher.await.context("publisher task")?;
+        watcher.await.context("partners watcher task")?;
         Ok(())
     })
 }

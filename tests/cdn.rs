@@ -524,7 +524,7 @@ fn revoking_a_partner_and_superseding_files_call_the_purge_hook() {
     let revoked = text.replacen("offer_access = true", "offer_access = false", 1);
     assert_ne!(text, revoked);
     std::fs::write(&path, revoked).unwrap();
-    assert_eq!(server.app.reload_partners().unwrap(), 1);
+    assert_eq!(server.app.reload_partners().unwrap().purged, 1);
     let keys = keys_until(&purges, |k| {
         k.contains("partner:sklep-kowalski") && k.contains(&kowalski)
     });

@@ -33,10 +33,13 @@ impl GatewayLinks<'_> {
     }
 }
 
+/// (partner, token, shop, generation) of a rendered gateway.
+type GatewayKey = (String, String, u32, u64);
+
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
 pub struct GatewayCache {
-    map: Mutex<HashMap<(String, u32, u64), Arc<Artifact>>>,
+    map: Mutex<HashMap<GatewayKey, Arc<Artifact>>>,
 }
 
 impl GatewayCache {
@@ -54,7 +57,14 @@ impl GatewayCache {
         snapshot: &Snapshot,
         timezone: &jiff::tz::TimeZone,
     ) -> Option<Arc<Artifact>> {
-        let key = (links.partner.to_string(), links.shop, snapshot.generation());
+        // The token is part of the key: a gateway embeds it in every link, so one rendered
+        // for a token that a reload just rotated must never be served under the new one.
+        let key = (
+            links.partner.to_string(),
+            links.token.to_string(),
+            links.shop,
+            snapshot.generation(),
+        );
         if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Some(found.clone());
         }

@@ -1,15 +1,20 @@
 //! Response bodies: bytes already in memory, or a byte range of a file streamed in chunks so a
-//! 300 MB full.xml never sits in memory.
+//! 300 MB full.xml never sits in memory. A streamed body can be bound to a partner's
+//! [`Grant`]: it stops when the grant is revoked, and cuts the connection.
 
 use std::io::SeekFrom;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+
+use super::conn::ConnCut;
+use crate::partners::Grant;
 
 /// The body type of every response.
 pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
@@ -26,10 +31,32 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// What a download streams under: the partner's grant and the connection to cut when the
+/// grant is revoked.
+pub struct Revocable {
+    pub grant: Arc<Grant>,
+    pub cut: Arc<ConnCut>,
+}
+
 /// `len` bytes of a file from `start`, read in chunks as the client takes them.
 struct FileBody {
     file: tokio::fs::File,
     remaining: u64,
+    guard: Option<BodyGuard>,
+}
+
+/// A streaming body's hold on its grant. Dropping it (the body ends or is dropped) ends the
+/// task that watches the grant.
+struct BodyGuard {
+    revocable: Revocable,
+    _watch: tokio::sync::oneshot::Receiver<()>,
+}
+
+fn revoked_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        "the partner's offer access ended during the download",
+    )
 }
 
 impl HttpBody for FileBody {
@@ -43,6 +70,14 @@ impl HttpBody for FileBody {
         let this = &mut *self;
         if this.remaining == 0 {
             return Poll::Ready(None);
+        }
+        // The cheap check between chunks; the watcher task covers a body that is not polled
+        // because the client stopped reading.
+        if let Some(guard) = &this.guard {
+            if guard.revocable.grant.is_revoked() {
+                guard.revocable.cut.fire();
+                return Poll::Ready(Some(Err(revoked_error())));
+            }
         }
         let want = (this.remaining as usize).min(CHUNK);
         let mut chunk = vec![0u8; want];
@@ -62,6 +97,11 @@ impl HttpBody for FileBody {
                 }
                 chunk.truncate(n);
                 this.remaining -= n as u64;
+                if this.remaining == 0 {
+                    // Done: stop watching, so a later revocation cannot cut this connection
+                    // while it serves its next request.
+                    this.guard = None;
+                }
                 Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
             }
         }
@@ -76,15 +116,42 @@ impl HttpBody for FileBody {
     }
 }
 
-/// Stream `len` bytes of the file at `path` from `start`.
-pub async fn file_range(path: &Path, start: u64, len: u64) -> std::io::Result<Body> {
+/// Stream `len` bytes of the file at `path` from `start`; with `revocable`, stop and cut the
+/// connection when the grant is revoked.
+pub async fn file_range(
+    path: &Path,
+    start: u64,
+    len: u64,
+    revocable: Option<Revocable>,
+) -> std::io::Result<Body> {
     let mut file = tokio::fs::File::open(path).await?;
     if start > 0 {
         file.seek(SeekFrom::Start(start)).await?;
     }
+    let guard = revocable.map(|revocable| {
+        let (mut done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let grant = revocable.grant.clone();
+        let cut = revocable.cut.clone();
+        // One small task per streamed download: it wakes a connection stalled on a slow
+        // client, which nothing else would poll.
+        tokio::spawn(async move {
+            tokio::select! {
+                // A body that has finished must never cut: the connection may be serving
+                // its next request by now.
+                biased;
+                _ = done_tx.closed() => {}
+                _ = grant.revoked() => cut.fire(),
+            }
+        });
+        BodyGuard {
+            revocable,
+            _watch: done_rx,
+        }
+    });
     Ok(FileBody {
         file,
         remaining: len,
+        guard,
     }
     .boxed_unsync())
 }
@@ -211,7 +278,6 @@ impl HttpBody for ChannelBody {
 mod tests {
     use super::*;
     use crate::artifacts::{FragmentFile, Piece};
-    use std::sync::Arc;
 
     #[test]
     fn ranges_map_across_pieces() {
@@ -260,5 +326,47 @@ mod tests {
         assert!(rt
             .block_on(async move { pieces_range(pieces, 0, total).collect().await })
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_grant_stops_the_body_between_chunks_and_cuts_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.xml");
+        std::fs::write(&path, vec![b'x'; CHUNK * 3]).unwrap();
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let revocable = Revocable {
+            grant: grant.clone(),
+            cut: cut.clone(),
+        };
+        let mut body = file_range(&path, 0, (CHUNK * 3) as u64, Some(revocable))
+            .await
+            .unwrap();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap().len(), CHUNK);
+        grant.revoke();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(cut.is_fired());
+
+        // Without revocation the whole range streams, and the watch ends with the body.
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let body = file_range(
+            &path,
+            10,
+            (CHUNK * 2) as u64,
+            Some(Revocable {
+                grant: grant.clone(),
+                cut: cut.clone(),
+            }),
+        )
+        .await
+        .unwrap();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        assert_eq!(bytes.len(), CHUNK * 2);
+        grant.revoke();
+        tokio::task::yield_now().await;
+        assert!(!cut.is_fired(), "a finished download is not cut afterwards");
     }
 }

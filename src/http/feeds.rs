@@ -1,8 +1,12 @@
 //! Partner feed requests: route, partner check, artifact lookup, file response.
 
+use std::sync::Arc;
+
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 
+use super::body::Revocable;
+use super::conn::ConnCut;
 use super::routes::{self, FeedRequest, FileRef};
 use super::{access, respond, Body, HttpError};
 use crate::app::App;
@@ -83,7 +87,20 @@ async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, Ht
     } else {
         files.get(&name).cloned().ok_or(HttpError::NotFound)?
     };
-    respond::file(req.method(), req.headers(), &artifact, &surrogate_key).await
+    // The connection's cut comes from `serve`; a request without one (tests calling the
+    // handler directly) streams without a watch on the grant.
+    let revocable = req.extensions().get::<Arc<ConnCut>>().map(|cut| Revocable {
+        grant: account.grant().clone(),
+        cut: cut.clone(),
+    });
+    respond::file(
+        req.method(),
+        req.headers(),
+        &artifact,
+        &surrogate_key,
+        revocable,
+    )
+    .await
 }
 
 /// The file name a request resolves to for this partner.

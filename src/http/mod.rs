@@ -9,6 +9,7 @@
 mod access;
 mod admin;
 mod body;
+mod conn;
 mod feeds;
 mod ingest;
 pub mod limits;
@@ -197,6 +198,7 @@ pub async fn serve(
                     continue;
                 };
                 let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
+
                 tokio::spawn(async move {
                     let slot = tokio::time::timeout(CONNECTION_WAIT, slots.acquire_owned()).await;
                     drop(wait_slot);
@@ -252,15 +254,19 @@ fn connection(
     match surface {
         Surface::Public => {
             let state = Arc::new(limits::ConnState::new());
+            // Lets a revoked partner's download cut this connection (see `conn`).
+            let cut = Arc::new(conn::ConnCut::default());
+            let stream = conn::CutIo::new(stream, cut.clone());
             let io = limits::GuardedIo::new(stream, state.clone(), limits);
             // The guard keeps the header, idle and send clocks; hyper's header timer would
             // also count idle keep-alive time as header time, so it is off here.
             builder.header_read_timeout(None);
             let service_app = app.clone();
             let service_state = state.clone();
-            let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let app = service_app.clone();
                 let state = service_state.clone();
+                req.extensions_mut().insert(cut.clone());
                 async move {
                     state.begin();
                     if accepts_zstd(&req) {

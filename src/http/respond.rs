@@ -4,7 +4,7 @@
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 
-use super::body::{self, Body};
+use super::body::{self, Body, Revocable};
 use super::rules::{self, Conditions, Precondition, RangeDecision, Validators};
 use super::HttpError;
 use crate::artifacts::Artifact;
@@ -36,12 +36,15 @@ pub fn representation<'a>(artifact: &'a Artifact, headers: &HeaderMap) -> &'a Ar
     }
 }
 
-/// Answer a GET or HEAD for `artifact` (in the representation the client prefers).
+/// Answer a GET or HEAD for `artifact`, in the representation the client prefers. A body
+/// streamed from disk stops when `revocable`'s grant is revoked; bodies held in memory are
+/// small and finish.
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
     artifact: &Artifact,
     surrogate_key: &str,
+    revocable: Option<Revocable>,
 ) -> Result<Response<Body>, HttpError> {
     let artifact = representation(artifact, headers);
     let validators = Validators {
@@ -116,7 +119,7 @@ pub async fn file(
     } else if let Some(pieces) = &artifact.pieces {
         body::pieces_range(pieces.clone(), start, count)
     } else {
-        body::file_range(&artifact.path, start, count)
+        body::file_range(&artifact.path, start, count, revocable)
             .await
             .map_err(|e| HttpError::Internal(format!("{}: {e}", artifact.path.display())))?
     };

@@ -2,9 +2,21 @@
 //!
 //! The source of truth is a TOML file (`partners.toml`). Tokens are stored as SHA-256 hashes
 //! and compared in constant time; a plain `token` is accepted for demo and development files.
+//!
+//! - [`Partners`] is one validated file; the server swaps it whole on reload.
+//! - [`grant`]: what lets a partner's downloads in flight go on, and cuts them on revocation.
+//! - [`watch`]: notices edits to the file (the server reloads it within a second).
+//! - [`edit`]: the operator's changes (`iofd partners ...`), written atomically; [`cli`] is
+//!   their command line.
+
+pub mod cli;
+pub mod edit;
+pub mod grant;
+pub mod watch;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
@@ -12,6 +24,8 @@ use subtle::ConstantTimeEq;
 
 use crate::config::Config;
 use crate::render::{Format, RenderProfile};
+
+pub use grant::Grant;
 
 /// The demo accounts served by `iofd serve` with no partners file.
 pub const DEMO_PARTNERS: &str = include_str!("../../fixtures/demo/partners.toml");
@@ -112,6 +126,8 @@ pub struct Account {
     pub file_type: FileType,
     /// The render profile for each shop the account may fetch.
     profiles: HashMap<u32, RenderProfile>,
+    /// Revoked when this account's access ends; downloads in flight hold a clone.
+    grant: Arc<Grant>,
 }
 
 impl Account {
@@ -123,6 +139,11 @@ impl Account {
     /// Whether `other` has the same token (compared in constant time); false after a rotation.
     pub fn same_token(&self, other: &Account) -> bool {
         bool::from(self.token_hash.ct_eq(&other.token_hash))
+    }
+
+    /// The grant a download by this account holds while it streams.
+    pub fn grant(&self) -> &Arc<Grant> {
+        &self.grant
     }
 }
 
@@ -191,7 +212,7 @@ impl Partners {
     pub fn parse(text: &str, path: &Path, config: &Config) -> Result<Partners, PartnersError> {
         let file: PartnersFile = toml::from_str(text).map_err(|e| PartnersError::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: one_line(text, &e),
         })?;
         let mut accounts = HashMap::new();
         let mut order = Vec::new();
@@ -277,6 +298,7 @@ impl Partners {
                     shops: entry.shops.iter().copied().collect(),
                     file_type: entry.file_type,
                     profiles,
+                    grant: Arc::new(Grant::default()),
                 },
             );
         }
@@ -306,6 +328,47 @@ impl Partners {
         Access::Granted(account)
     }
 
+    /// Take over `previous`'s grants for the accounts whose access goes on unchanged, and
+    /// revoke the others, which cuts their downloads in flight. Returns the ids of the accounts
+    /// that lost access. Call it on a freshly loaded file before it replaces `previous`.
+    pub fn inherit(&mut self, previous: &Partners) -> Vec<String> {
+        let mut lost = Vec::new();
+        for old in previous.accounts() {
+            let kept = self.accounts.get_mut(&old.id).filter(|new| {
+                self.sharing_enabled
+                    && new.offer_access
+                    // Constant time is not needed here: both hashes come from the files.
+                    && new.token_hash == old.token_hash
+                    && new.shops.is_superset(&old.shops)
+            });
+            match kept {
+                Some(new) => new.grant = old.grant.clone(),
+                None => {
+                    old.grant.revoke();
+                    if previous.sharing_enabled && old.offer_access {
+                        lost.push(old.id.clone());
+                    }
+                }
+            }
+        }
+        lost
+    }
+
+    /// An account by id (no token check: for operators and tools, not for requests).
+    pub fn get(&self, id: &str) -> Option<&Account> {
+        self.accounts.get(id)
+    }
+
+    /// Number of accounts.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// True when the file has no accounts.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
     /// Accounts in file order.
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.order.iter().filter_map(|id| self.accounts.get(id))
@@ -322,6 +385,21 @@ impl Partners {
         let mut list: Vec<_> = seen.into_values().collect();
         list.sort_by_key(|p| p.key());
         list
+    }
+}
+
+/// A TOML error as one log line: `line 3, column 7: unknown field ...`.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 
@@ -419,9 +497,58 @@ offer_access = false
     }
 
     #[test]
+    fn a_reload_keeps_grants_of_unchanged_access_and_revokes_the_rest() {
+        let base = "[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef-a\"\nshops = [1, 2]\n[[partner]]\nid = \"c\"\ntoken = \"0123456789abcdef-c\"\nshops = [1]\n";
+        let reload = |old: &Partners, text: &str| {
+            let mut new = parse(text).unwrap();
+            let lost = new.inherit(old);
+            (new, lost)
+        };
+        // (changed text, does a keep its grant)
+        let cases = [
+            (base.to_string(), true),
+            (
+                base.replace("shops = [1, 2]", "shops = [1, 2, 3]\nlanguages = [\"eng\"]"),
+                true,
+            ),
+            (
+                base.replace("shops = [1, 2]", "shops = [1, 2]\noffer_access = false"),
+                false,
+            ),
+            (base.replace("abcdef-a", "abcdef-A"), false),
+            (base.replace("shops = [1, 2]", "shops = [2]"), false),
+            (format!("[sharing]\nenabled = false\n{base}"), false),
+            (base.replace("id = \"a\"", "id = \"z\""), false),
+        ];
+        for (text, keeps) in cases {
+            let old = parse(base).unwrap();
+            let grant_a = old.get("a").unwrap().grant().clone();
+            let grant_c = old.get("c").unwrap().grant().clone();
+            let (new, lost) = reload(&old, &text);
+            assert_eq!(!grant_a.is_revoked(), keeps, "{text}");
+            assert_eq!(lost.contains(&"a".to_string()), !keeps, "{text}");
+            if let (true, Some(a)) = (keeps, new.get("a")) {
+                assert!(Arc::ptr_eq(a.grant(), &grant_a), "carried over: {text}");
+            }
+            if new.sharing_enabled {
+                assert!(!grant_c.is_revoked(), "c is untouched: {text}");
+            }
+        }
+        // Restored after a revocation: a fresh grant, not the revoked one.
+        let old = parse(base).unwrap();
+        let (off, _) = reload(
+            &old,
+            &base.replace("shops = [1, 2]", "shops = [1, 2]\noffer_access = false"),
+        );
+        let (on, lost) = reload(&off, base);
+        assert!(lost.is_empty(), "a had no access to lose");
+        assert!(!on.get("a").unwrap().grant().is_revoked());
+    }
+
+    #[test]
     fn broken_files_are_rejected_with_the_reason() {
         for (text, needle) in [
-            ("[[partner]\n", "partners.toml"),
+            ("[[partner]\n", "partners.toml: line 1, column"),
             ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\ncolour = \"red\"\n", "colour"),
             ("[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n[[partner]]\nid = \"a\"\ntoken = \"0123456789abcdef\"\nshops = [1]\n", "duplicate"),
             ("[[partner]]\nid = \"a\"\ntoken = \"short\"\nshops = [1]\n", "16"),
@@ -430,6 +557,7 @@ offer_access = false
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?} gave {err}");
+            assert!(!err.contains('\n'), "one log line: {err}");
         }
     }
 

@@ -58,6 +58,8 @@ impl Server {
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
+                let watcher =
+                    tokio::spawn(app.clone().run_partners_watcher(stopped(stop_rx.clone())));
                 let p = tokio::spawn(http::serve(
                     public,
                     app.clone(),
@@ -74,6 +76,7 @@ impl Server {
                 let _ = p.await;
                 let _ = a.await;
                 let _ = publisher.await;
+                let _ = watcher.await;
             });
         });
         let (pa, aa, app) = ready_rx.recv().expect("server failed to start");

@@ -1,0 +1,368 @@
+//! `iofd partners ...`: the operator's command line over [`super::edit`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+
+use super::edit::{self, EditError, IssuedToken, Settings};
+use super::FileType;
+use crate::config::{Config, ConfigError, ServeArgs};
+use crate::render::Format;
+
+/// `iofd partners` and its options (accepted before or after the action).
+#[derive(Debug, clap::Args)]
+pub struct PartnersArgs {
+    /// Partner accounts file [default: `<data>/partners.toml`, demo mode].
+    #[arg(long, env = "IOFD_PARTNERS", global = true)]
+    pub partners: Option<PathBuf>,
+    /// TOML configuration file (its exchange rates validate currencies; its public URL is
+    /// printed in gateway URLs).
+    #[arg(long, env = "IOFD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "IOFD_DATA", global = true)]
+    pub data: Option<PathBuf>,
+    /// Base URL partners reach iofd at, for the printed gateway URLs.
+    #[arg(long, env = "IOFD_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    #[command(subcommand)]
+    pub action: Action,
+}
+
+/// What to do with the partners file.
+#[derive(Debug, clap::Subcommand)]
+pub enum Action {
+    /// Add a partner with a new token (printed once, with its gateway URLs).
+    Add {
+        /// Id used in URLs: letters, digits, '-', '_'.
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Print the accounts as a table.
+    List,
+    /// Switch a partner's offer access off: its URLs answer 403 and its downloads in flight
+    /// are cut; the account, token and settings stay.
+    Revoke { id: String },
+    /// Switch a partner's offer access back on: the same URLs work again.
+    Restore { id: String },
+    /// Give a partner a new token (printed once); the old one stops working.
+    Rotate { id: String },
+    /// Change a partner's settings; only the options given change.
+    Set {
+        id: String,
+        #[command(flatten)]
+        settings: SettingsArgs,
+    },
+    /// Switch offer sharing on or off for every partner.
+    Sharing {
+        /// `on` or `off`.
+        #[arg(value_parser = parse_switch, action = clap::ArgAction::Set)]
+        state: bool,
+    },
+}
+
+/// Per-partner settings on the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SettingsArgs {
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Shop ids, comma-separated (required by `add`).
+    #[arg(long, value_delimiter = ',')]
+    pub shops: Option<Vec<u32>>,
+    /// `iof-3.0` or `csv`.
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// `xml` or `xml.gz`.
+    #[arg(long, value_parser = parse_file_type)]
+    pub file_type: Option<FileType>,
+    /// Languages, comma-separated; the first is the offer's language (`eng,pol`).
+    #[arg(long, value_delimiter = ',')]
+    pub languages: Option<Vec<String>>,
+    /// Currency of prices (ISO 4217, needs a rate in the configuration).
+    #[arg(long)]
+    pub currency: Option<String>,
+    /// Percent taken off light prices (`7.5`).
+    #[arg(long, value_parser = parse_decimal)]
+    pub discount: Option<Decimal>,
+    /// Wholesale prices instead of retail ones.
+    #[arg(long, value_parser = parse_switch)]
+    pub wholesale: Option<bool>,
+    /// Leave out products with no stock.
+    #[arg(long, value_parser = parse_switch)]
+    pub only_in_stock: Option<bool>,
+}
+
+impl From<SettingsArgs> for Settings {
+    fn from(a: SettingsArgs) -> Settings {
+        Settings {
+            name: a.name,
+            shops: a.shops,
+            format: a.format,
+            file_type: a.file_type,
+            languages: a.languages,
+            currency: a.currency,
+            discount_percent: a.discount,
+            wholesale: a.wholesale,
+            only_in_stock: a.only_in_stock,
+        }
+    }
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    match s {
+        "iof-3.0" | "iof" | "xml" => Ok(Format::Iof30),
+        "csv" => Ok(Format::Csv),
+        _ => Err("expected iof-3.0 or csv".into()),
+    }
+}
+
+fn parse_file_type(s: &str) -> Result<FileType, String> {
+    match s {
+        "xml" | "plain" => Ok(FileType::Plain),
+        "xml.gz" | "gzip" => Ok(FileType::Gzip),
+        _ => Err("expected xml or xml.gz".into()),
+    }
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err("expected on or off".into()),
+    }
+}
+
+fn parse_decimal(s: &str) -> Result<Decimal, String> {
+    Decimal::from_str(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Why a partners command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Edit(#[from] EditError),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Run one `iofd partners` command, writing what it reports to `out`.
+pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let config = Config::load(&ServeArgs {
+        config: args.config,
+        data: args.data,
+        partners: args.partners,
+        public_url: args.public_url,
+        ..Default::default()
+    })?;
+    let path = config.partners_path();
+    match args.action {
+        Action::Add { id, settings } => {
+            let issued = edit::add(&path, &config, &id, &settings.into())?;
+            print_token(out, &config, &issued, "added")?;
+        }
+        Action::List => {
+            let file = edit::list(&path, &config)?;
+            writeln!(
+                out,
+                "{}: sharing {}, {} partner(s)",
+                path.display(),
+                if file.sharing.enabled { "on" } else { "off" },
+                file.partners.len()
+            )?;
+            writeln!(
+                out,
+                "{:<20} {:<6} {:<8} {:<7} {:<6} {:<9} {:<8} {:>8} {:<9} {:<8} name",
+                "id",
+                "access",
+                "shops",
+                "format",
+                "file",
+                "languages",
+                "currency",
+                "discount",
+                "wholesale",
+                "in-stock"
+            )?;
+            for p in &file.partners {
+                let shops: Vec<String> = p.shops.iter().map(u32::to_string).collect();
+                writeln!(
+                    out,
+                    "{:<20} {:<6} {:<8} {:<7} {:<6} {:<9} {:<8} {:>8} {:<9} {:<8} {}",
+                    p.id,
+                    if p.offer_access { "on" } else { "off" },
+                    shops.join(","),
+                    edit::format_name(p.format),
+                    edit::file_type_name(p.file_type),
+                    p.languages.join(","),
+                    p.currency.as_deref().unwrap_or(&config.base_currency),
+                    format!("{}%", p.discount_percent.normalize()),
+                    if p.wholesale { "yes" } else { "no" },
+                    if p.only_in_stock { "yes" } else { "no" },
+                    p.name
+                )?;
+            }
+        }
+        Action::Revoke { id } => {
+            let changed = edit::set_access(&path, &config, &id, false)?;
+            writeln!(
+                out,
+                "{id}: offer access {}",
+                if changed {
+                    "off (a running server cuts its downloads within a second)"
+                } else {
+                    "was already off"
+                }
+            )?;
+        }
+        Action::Restore { id } => {
+            let changed = edit::set_access(&path, &config, &id, true)?;
+            writeln!(
+                out,
+                "{id}: offer access {}",
+                if changed {
+                    "on (its URLs and token work again)"
+                } else {
+                    "was already on"
+                }
+            )?;
+        }
+        Action::Rotate { id } => {
+            let issued = edit::rotate(&path, &config, &id)?;
+            print_token(out, &config, &issued, "new token")?;
+        }
+        Action::Set { id, settings } => {
+            edit::set(&path, &config, &id, &settings.into())?;
+            writeln!(out, "{id}: settings saved")?;
+        }
+        Action::Sharing { state } => {
+            edit::set_sharing(&path, &config, state)?;
+            writeln!(
+                out,
+                "offer sharing {}",
+                if state {
+                    "on"
+                } else {
+                    "off: every feed URL answers 403"
+                }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_token(
+    out: &mut dyn Write,
+    config: &Config,
+    issued: &IssuedToken,
+    what: &str,
+) -> std::io::Result<()> {
+    writeln!(out, "{}: {what}", issued.partner)?;
+    writeln!(
+        out,
+        "token (shown only now; only its SHA-256 is stored): {}",
+        issued.token
+    )?;
+    writeln!(out, "gateway URLs:")?;
+    for url in issued
+        .gateway_urls(&config.public_url)
+        .into_iter()
+        .chain(issued.idosell_urls(&config.public_url))
+    {
+        writeln!(out, "  {url}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: PartnersArgs,
+    }
+
+    fn run_line(line: &[&str]) -> Result<String, CliError> {
+        let args = Wrapper::try_parse_from(std::iter::once("partners").chain(line.iter().copied()))
+            .map_err(|e| CliError::Output(std::io::Error::other(e.to_string())))?
+            .args;
+        let mut out = Vec::new();
+        run(args, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn add_list_set_revoke_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        let f = file.to_str().unwrap();
+        let config = dir.path().join("iofd.toml");
+        std::fs::write(&config, "[currencies]\nEUR = \"0.23\"\n").unwrap();
+        let c = config.to_str().unwrap();
+        let out = run_line(&[
+            "add",
+            "shop-a",
+            "--shops",
+            "1,2",
+            "--currency",
+            "EUR",
+            "--discount",
+            "5",
+            "--partners",
+            f,
+            "--config",
+            c,
+            "--public-url",
+            "https://feeds.example",
+        ])
+        .unwrap();
+        assert!(out.contains("https://feeds.example/feeds/shop-a/"), "{out}");
+        assert!(out.contains("/2/gateway.xml"), "{out}");
+        run_line(&[
+            "set",
+            "shop-a",
+            "--only-in-stock",
+            "on",
+            "--file-type",
+            "xml.gz",
+            "--partners",
+            f,
+            "--config",
+            c,
+        ])
+        .unwrap();
+        run_line(&["revoke", "shop-a", "--partners", f, "--config", c]).unwrap();
+        let table = run_line(&["list", "--partners", f, "--config", c]).unwrap();
+        let row = table.lines().find(|l| l.starts_with("shop-a")).unwrap();
+        for cell in ["off", "1,2", "xml.gz", "EUR", "5%"] {
+            assert!(row.contains(cell), "{cell} in {row}");
+        }
+        assert!(
+            row.split_whitespace().filter(|c| *c == "yes").count() == 1,
+            "{row}"
+        );
+        assert!(run_line(&[
+            "set",
+            "nobody",
+            "--name",
+            "x",
+            "--partners",
+            f,
+            "--config",
+            c
+        ])
+        .is_err());
+        run_line(&["sharing", "off", "--partners", f, "--config", c]).unwrap();
+        assert!(run_line(&["list", "--partners", f, "--config", c])
+            .unwrap()
+            .contains("sharing off"));
+    }
+}
