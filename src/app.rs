@@ -310,9 +310,12 @@ impl App {
             let published = tokio::task::spawn_blocking(move || {
                 let snapshot = app.store.snapshot();
                 let started = std::time::Instant::now();
-                app.artifacts
-                    .publish_light(&snapshot)
-                    .map(|set| (set, started.elapsed()))
+                let previous = app.artifacts.current();
+                let set = app.artifacts.publish_light(&snapshot)?;
+                // The superseded light.xml (and gateways) leave the cache in front now; the
+                // full publisher purges what it supersedes later.
+                app.purge.purge(purge::superseded(&previous, &set));
+                Ok::<_, crate::artifacts::ArtifactError>((set, started.elapsed()))
             })
             .await;
             match published {
