@@ -171,11 +171,15 @@ impl App {
             .iter()
             .filter(|p| set.profile(p).is_none())
             .count();
+        let profile_keys = |p: &Partners| p.profiles().iter().map(|p| p.key()).collect::<Vec<_>>();
+        let profiles_changed = profile_keys(&previous) != profile_keys(&partners);
         let accounts = partners.len();
         self.partners.store(Arc::new(partners));
         // Gateways carry per-partner links; drop them so none outlives a token or account.
         self.artifacts.gateways.clear();
-        if new_profiles > 0 {
+        // New profiles need files; profiles no partner uses any more are superseded, and the
+        // republish sends their files to the purge hook.
+        if new_profiles > 0 || profiles_changed {
             self.republish_wanted.notify_one();
         }
         let purged = purge_keys.len();

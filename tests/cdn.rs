@@ -524,7 +524,9 @@ fn revoking_a_partner_and_superseding_files_call_the_purge_hook() {
     let revoked = text.replacen("offer_access = true", "offer_access = false", 1);
     assert_ne!(text, revoked);
     std::fs::write(&path, revoked).unwrap();
-    assert_eq!(server.app.reload_partners().unwrap().purged, 1);
+    // The file watcher may put the change in force before this call does; either way the
+    // partner's responses and its unused profile are purged.
+    server.app.reload_partners().unwrap();
     let keys = keys_until(&purges, |k| {
         k.contains("partner:sklep-kowalski") && k.contains(&kowalski)
     });

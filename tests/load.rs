@@ -38,7 +38,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn demo_catalog_twenty_partners_no_errors_no_mismatches() {
     let dir = common::tempdir();
-    let server = common::Server::demo(&common::data_path(&dir));
+    let server = load_server(&dir);
     let mut opts = LoadOptions::new(gateways(&server));
     opts.partners = 20;
     opts.duration = Duration::from_secs(2);
@@ -183,7 +183,7 @@ fn with_mutator(
     products: usize,
 ) -> load::Report {
     let dir = common::tempdir();
-    let server = common::Server::demo(&common::data_path(&dir));
+    let server = load_server(&dir);
     let rt = runtime();
     let admin = rt.block_on(admin_stub(server.app.clone(), "stub-token"));
     let mut opts = LoadOptions::new(gateways(&server));
@@ -294,4 +294,12 @@ fn a_body_that_does_not_match_its_hash_fails_the_run() {
     assert!(!report.passed());
     // full.xml matched: only light is wrong.
     assert!(report.kinds["full"].requests >= 2);
+}
+
+/// The demo origin with the per-partner rate limit off: the harness plays many simulated
+/// partners on the three demo accounts, which the limit would (rightly) throttle.
+fn load_server(dir: &tempfile::TempDir) -> common::Server {
+    let mut config = iofd::config::Config::for_data_dir(&common::data_path(dir));
+    config.limits.rate_limit = 0.0;
+    common::Server::start(config)
 }
