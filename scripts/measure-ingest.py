@@ -125,10 +125,11 @@ def fresh(admin, light, product):
         pc.request("HEAD", lu.path)
         r = pc.getresponse()
         r.read()
+        assert r.status == 200, r.status
         return r.getheader("ETag")
 
     before = etag()
-    quantity = str(int(time.time()) % 100000 + 100000)
+    quantity = str(int(time.time() * 1000) % 10**9)  # never the stored value: a real change
     c = conn(admin)
     t0 = time.perf_counter()
     status, answer = post(c, "/v1/updates", json.dumps(
