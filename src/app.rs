@@ -99,7 +99,10 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store = Arc::new(Store::open(&config.store_dir(), StoreOptions::default())?);
+        let options = StoreOptions {
+            products_per_shard: config.products_per_shard,
+        };
+        let store = Arc::new(Store::open(&config.store_dir(), options)?);
         if config.demo {
             seed_demo(&config, &store)?;
         }
@@ -311,9 +314,12 @@ impl App {
             let published = tokio::task::spawn_blocking(move || {
                 let snapshot = app.store.snapshot();
                 let started = std::time::Instant::now();
-                app.artifacts
-                    .publish_light(&snapshot)
-                    .map(|set| (set, started.elapsed()))
+                let previous = app.artifacts.current();
+                let set = app.artifacts.publish_light(&snapshot)?;
+                // The superseded light.xml (and gateways) leave the cache in front now; the
+                // full publisher purges what it supersedes later.
+                app.purge.purge(purge::superseded(&previous, &set));
+                Ok::<_, crate::artifacts::ArtifactError>((set, started.elapsed()))
             })
             .await;
             match published {
@@ -343,6 +349,7 @@ impl App {
             }
             generations.borrow_and_update();
             let app = self.clone();
+            let started = tokio::time::Instant::now();
             match tokio::task::spawn_blocking(move || app.republish()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -350,6 +357,7 @@ impl App {
                 }
                 Err(e) => tracing::error!(error = %e, "the publisher task failed"),
             }
+            tokio::time::sleep_until(started + self.config.full_publish_interval).await;
         }
     }
 }

@@ -109,6 +109,10 @@ struct FileConfig {
     inbox_stable_secs: Option<u64>,
     /// Milliseconds to gather a burst of updates before light.xml is republished.
     publish_coalesce_ms: Option<u64>,
+    /// Target products per store shard (chosen at the first import).
+    products_per_shard: Option<usize>,
+    /// Least seconds between two renders of the non-light files (full.xml, CSV, ...).
+    full_publish_interval_secs: Option<u64>,
     /// Amount of each currency per one unit of the base currency.
     #[serde(default)]
     currencies: BTreeMap<String, Decimal>,
@@ -161,6 +165,11 @@ pub struct Config {
     pub inbox_stable: std::time::Duration,
     /// How long a burst of updates is gathered before light.xml is republished (default 5 ms).
     pub publish_coalesce: std::time::Duration,
+    /// Target products per store shard: smaller shards make single updates cheaper.
+    pub products_per_shard: usize,
+    /// Least time between two renders of the files other than light.xml (default 0: after
+    /// every generation); light.xml follows every generation regardless.
+    pub full_publish_interval: std::time::Duration,
     /// Connection limits and timeouts of the listeners.
     pub limits: Limits,
     /// Where superseded files are purged from the cache in front, if anywhere.
@@ -362,6 +371,19 @@ impl Config {
             inbox_stable: std::time::Duration::from_secs(file.inbox_stable_secs.unwrap_or(5)),
             publish_coalesce: std::time::Duration::from_millis(
                 file.publish_coalesce_ms.unwrap_or(5),
+            ),
+            products_per_shard: match file.products_per_shard {
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        setting: "products_per_shard",
+                        reason: "must be at least 1".into(),
+                    })
+                }
+                Some(n) => n,
+                None => crate::store::StoreOptions::default().products_per_shard,
+            },
+            full_publish_interval: std::time::Duration::from_secs(
+                file.full_publish_interval_secs.unwrap_or(0),
             ),
             limits,
             purge,

@@ -257,7 +257,18 @@ fn import(
     let config = Config::load(&args)?;
     init_tracing(config.log_format);
     let started = std::time::Instant::now();
-    let mut records = Vec::new();
+    let options = iofd::store::StoreOptions {
+        products_per_shard: config.products_per_shard,
+    };
+    let store = iofd::store::Store::open(&config.store_dir(), options)?;
+    // Products are parked in a spool as they are read: memory stays small whatever the size.
+    let mut batch = iofd::inbox::SpooledJsonl {
+        dicts: Vec::new(),
+        changes: Vec::new(),
+        spool: store.spool()?,
+        count: 0,
+    };
+    let mut seen = std::collections::HashMap::new();
     let mut rejected = Vec::new();
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
@@ -266,12 +277,28 @@ fn import(
             for note in &offer.notes {
                 eprintln!("{}: {note}", file.display());
             }
-            records.extend(offer.records);
+            for record in offer.records {
+                batch.count += 1;
+                match record {
+                    iofd::catalog::Record::Product(p) => {
+                        batch.changes.push(batch.spool.park(&p)?);
+                    }
+                    iofd::catalog::Record::DeleteProduct { id } => {
+                        batch.changes.push(iofd::store::Parked::Delete(id));
+                    }
+                    dict => batch.dicts.push(dict),
+                }
+            }
             continue;
         }
-        let batch = iofd::ingest::read_jsonl_file(file)?;
-        records.extend(batch.records.into_iter().map(|l| l.record));
-        rejected.extend(batch.rejected);
+        let name = file.display().to_string();
+        let reader = std::fs::File::open(file)
+            .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
+            .with_context(|| format!("cannot read {name}"))?;
+        rejected.extend(
+            iofd::inbox::spool_more(&mut batch, &mut seen, &name, reader)
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     for r in rejected.iter().take(50) {
         eprintln!("{r}");
@@ -283,15 +310,19 @@ fn import(
         bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.len());
     }
     let parsed = started.elapsed();
-    let store =
-        iofd::store::Store::open(&config.store_dir(), iofd::store::StoreOptions::default())?;
     let mode = if full_sync {
         iofd::store::ApplyMode::FullSync
     } else {
         iofd::store::ApplyMode::Upsert
     };
-    let count = records.len();
-    let report = store.apply(records, mode)?;
+    let count = batch.count;
+    let iofd::inbox::SpooledJsonl {
+        dicts,
+        changes,
+        mut spool,
+        ..
+    } = batch;
+    let report = store.apply_spooled(dicts, changes, &mut spool, mode)?;
     println!(
         "{count} records: {} applied, {} unchanged, {} removed, {} rejected; generation {} ({} shard files, {:.1} MB written); parse {:.2} s, total {:.2} s",
         report.applied,

@@ -77,6 +77,18 @@ pub struct FragmentFile {
     obsolete: AtomicBool,
 }
 
+impl FragmentFile {
+    /// An existing file, kept (not deleted on drop).
+    pub fn existing(path: PathBuf) -> std::io::Result<FragmentFile> {
+        let len = std::fs::metadata(&path)?.len();
+        Ok(FragmentFile {
+            path,
+            len,
+            obsolete: AtomicBool::new(false),
+        })
+    }
+}
+
 impl Drop for FragmentFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire) {
@@ -180,6 +192,12 @@ impl LightBuilder {
             }
         }
         let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
+        if !rendered.is_empty() {
+            // One directory sync for every fragment renamed into place.
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| ArtifactError::io(&dir, e))?;
+        }
         fragments.extend(rendered);
         for (index, old) in &previous {
             if fragments.get(index).is_none_or(|f| !Arc::ptr_eq(f, old)) {
@@ -516,7 +534,7 @@ fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u6
     format!("{}-{seq}", shard_key(index, content_id, dicts_id))
 }
 
-/// Temp file, write, fsync, rename. The directory is synced by the caller's publish.
+/// Temp file, write, fsync, rename. The caller syncs the directory once for all fragments.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, ArtifactError> {
     let path = dir.join(name);
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -524,8 +542,7 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, A
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()
+        std::fs::rename(&tmp, &path)
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);

@@ -277,6 +277,56 @@ impl HttpBody for ChannelBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::artifacts::{FragmentFile, Piece};
+
+    #[test]
+    fn ranges_map_across_pieces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut expected = b"<head>".to_vec();
+        let mut pieces = vec![Piece::Bytes(Bytes::from_static(b"<head>"))];
+        for i in 0..3u8 {
+            let data: Vec<u8> = (0..(CHUNK + 100))
+                .map(|j| b'a' + ((j as u8).wrapping_add(i) % 26))
+                .collect();
+            let path = dir.path().join(format!("f{i}"));
+            std::fs::write(&path, &data).unwrap();
+            expected.extend_from_slice(&data);
+            pieces.push(Piece::File(Arc::new(FragmentFile::existing(path).unwrap())));
+        }
+        expected.extend_from_slice(b"</tail>");
+        pieces.push(Piece::Bytes(Bytes::from_static(b"</tail>")));
+        let pieces: Arc<[Piece]> = pieces.into();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let total = expected.len() as u64;
+        let piece1 = 6 + CHUNK as u64 + 100;
+        for (start, len) in [
+            (0, total),
+            (3, 10),
+            (piece1 - 5, 20),
+            (5, total - 10),
+            (total - 3, 3),
+            (piece1, piece1),
+        ] {
+            let pieces = pieces.clone();
+            let got = rt.block_on(async move {
+                let body = pieces_range(pieces, start, len);
+                body.collect().await.unwrap().to_bytes()
+            });
+            assert_eq!(
+                &got[..],
+                &expected[start as usize..(start + len) as usize],
+                "range {start}+{len}"
+            );
+        }
+        // A piece shorter than promised ends the body with an error, not silently.
+        std::fs::write(dir.path().join("f1"), b"short").unwrap();
+        assert!(rt
+            .block_on(async move { pieces_range(pieces, 0, total).collect().await })
+            .is_err());
+    }
 
     #[tokio::test]
     async fn a_revoked_grant_stops_the_body_between_chunks_and_cuts_the_connection() {

@@ -1731,6 +1731,43 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_on_local_disk_names_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ex = examples();
+        std::fs::copy(ex.join("full.xml"), dir.path().join("offer-full.xml")).unwrap();
+        std::fs::copy(ex.join("light.xml"), dir.path().join("offer-light.xml")).unwrap();
+        std::fs::copy(ex.join("producers.xml"), dir.path().join("producers.xml")).unwrap();
+        let light_url = format!("file://{}", dir.path().join("offer-light.xml").display());
+        let gateway = format!(
+            r#"<provider_description file_format="IOF" version="3.0"><meta><long_name>Shop</long_name><short_name>shop</short_name></meta>
+<full url="offer-full.xml" hash="x"/><light url="{light_url}"/>
+<producers url="https://example.com/edi/export-offer.php?client=a&amp;type=producers&amp;iof_3_0"/></provider_description>"#
+        );
+        let gw = dir.path().join("gw.xml");
+        std::fs::write(&gw, gateway).unwrap();
+        let offer = read_offer(&gw).expect("import through the gateway");
+        let products = products(&offer);
+        assert_eq!(products.len(), 8);
+        assert_eq!(
+            products[&33].sizes[0].stock[0].quantity,
+            Decimal::from(9),
+            "light.xml was read"
+        );
+        assert!(offer
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Shop(s) if s.short_name == "shop")));
+        let producers = offer
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::Producer(_)))
+            .count();
+        assert!(producers > 8, "producers.xml was read: {producers}");
+        let e = read_offer(dir.path().join("nothing-here").as_path()).unwrap_err();
+        assert!(matches!(e, IofError::Io { .. }), "{e}");
+    }
+
+    #[test]
     fn dialects_and_odd_ids_are_accepted_and_reported() {
         let xml = r#"<?xml version="1.0"?>
 <offer xmlns="http://www.iai-shop.com/developers/iof.phtml" xmlns:iaiext="http://www.iai-shop.com/developers/iof/extensions.phtml" file_format="IOF" version="3.0">

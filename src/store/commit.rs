@@ -251,7 +251,13 @@ impl Committer {
                         .map(|j| std::mem::take(&mut j.request))
                         .collect();
                     let started = std::time::Instant::now();
-                    let result = store.commit(requests);
+                    // A panic must not take the writer thread (and so all ingest) down.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        store.commit(requests)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Options("the commit panicked; nothing was applied".into()))
+                    });
                     tracing::debug!(
                         requests = group.len(),
                         micros = started.elapsed().as_micros() as u64,
