@@ -14,7 +14,8 @@
 # SMALL_PRODUCTS (default 1400: light.xml about 1 MB), DURATION seconds per row (default 10),
 # CONNS connections (default 16; FULL_CONNS for the full.xml row, default 4), THREADS wrk
 # threads (default 1, leaving the other core to the server), WORK directory (default: a
-# temporary one, removed at the end unless KEEP=1).
+# temporary one, removed at the end unless KEEP=1), IOFD (an iofd binary to compare instead
+# of building this checkout).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ CONNS=${CONNS:-16}
 FULL_CONNS=${FULL_CONNS:-4}
 THREADS=${THREADS:-1}
 KEEP=${KEEP:-0}
+IOFD=${IOFD:-}
 WORK=${WORK:-$(mktemp -d -t iofd-nginx-XXXXXX)}
 SMALL_PORT=18580
 BIG_PORT=18582
@@ -86,9 +88,9 @@ nginx_pids() {
 start_iofd() { # name catalog-size port
     local name=$1 products=$2 port=$3
     log "generating $name catalog: $products products"
-    ./target/release/iofd generate --products "$products" --seed 1 --out "$WORK/$name-src" >/dev/null
-    IOFD_LOG=warn ./target/release/iofd import --data "$WORK/$name-data" "$WORK/$name-src/catalog.jsonl" >/dev/null
-    IOFD_LOG=warn ./target/release/iofd serve --data "$WORK/$name-data" --partners "$WORK/partners.toml" \
+    "$IOFD" generate --products "$products" --seed 1 --out "$WORK/$name-src" >/dev/null
+    IOFD_LOG=warn "$IOFD" import --data "$WORK/$name-data" "$WORK/$name-src/catalog.jsonl" >/dev/null
+    IOFD_LOG=warn "$IOFD" serve --data "$WORK/$name-data" --partners "$WORK/partners.toml" \
         --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     eval "${name}_PID=$!"
@@ -199,8 +201,11 @@ iofd_small_pids() { echo "$small_PID"; }
 iofd_big_pids() { echo "$big_PID"; }
 
 install_missing
-log "building iofd (release)"
-cargo build --release --quiet
+if [ -z "$IOFD" ]; then
+    log "building iofd (release)"
+    cargo build --release --quiet
+    IOFD=./target/release/iofd
+fi
 mkdir -p "$WORK"
 # nginx's workers drop root privileges: they must be able to read the files.
 chmod 755 "$WORK"

@@ -513,9 +513,11 @@ pub async fn run(opts: LoadOptions) -> Result<Report, LoadError> {
         tasks.abort_all();
         shared.stats.error("unfinished_at_deadline");
     }
-    if let Some(m) = mutator_task {
-        m.abort();
-        let _ = m.await;
+    if let Some(mut m) = mutator_task {
+        // It stops sending at the deadline and waits for the updates in flight.
+        if tokio::time::timeout(grace, &mut m).await.is_err() {
+            m.abort();
+        }
     }
     if let Some(p) = progress {
         p.abort();

@@ -46,6 +46,8 @@ pub enum Value {
 #[derive(Debug)]
 struct Expected {
     value: Value,
+    /// Which update (a later update to the same value replaces it).
+    seq: i64,
     /// When the update was acknowledged (`None` while in flight).
     acked: Option<Instant>,
     /// Seen by a partner before the acknowledgement arrived.
@@ -59,13 +61,14 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// An update is about to be sent. Returns true when it overwrites one nobody saw.
-    pub fn sent(&mut self, watch: Watch, value: Value) -> bool {
+    /// Update `seq` is about to be sent. Returns true when it overwrites one nobody saw.
+    pub fn sent(&mut self, watch: Watch, value: Value, seq: i64) -> bool {
         self.map
             .insert(
                 watch,
                 Expected {
                     value,
+                    seq,
                     acked: None,
                     seen_early: false,
                 },
@@ -73,10 +76,10 @@ impl Pending {
             .is_some()
     }
 
-    /// The update was acknowledged at `at`. Returns `Some(ZERO)` when a partner had already
+    /// Update `seq` was acknowledged at `at`. Returns `Some(ZERO)` when a partner had already
     /// seen it (it counts as fresh at once), `None` otherwise.
-    pub fn acked(&mut self, watch: &Watch, at: Instant) -> Option<Duration> {
-        let e = self.map.get_mut(watch)?;
+    pub fn acked(&mut self, watch: &Watch, seq: i64, at: Instant) -> Option<Duration> {
+        let e = self.map.get_mut(watch).filter(|e| e.seq == seq)?;
         if e.seen_early {
             self.map.remove(watch);
             return Some(Duration::ZERO);
@@ -85,9 +88,11 @@ impl Pending {
         None
     }
 
-    /// The update failed: stop waiting for it.
-    pub fn forget(&mut self, watch: &Watch) {
-        self.map.remove(watch);
+    /// Update `seq` failed: stop waiting for it (unless a later update replaced it).
+    pub fn forget(&mut self, watch: &Watch, seq: i64) {
+        if self.map.get(watch).is_some_and(|e| e.seq == seq) {
+            self.map.remove(watch);
+        }
     }
 
     /// A partner received `index` at `at`: the freshness of every update it shows.
@@ -252,14 +257,18 @@ pub fn update_line(
     }
 }
 
-/// Send updates until the run ends.
+/// Most updates in flight at once: the rate holds while acknowledgements take up to this
+/// many intervals.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Send updates at the set rate until the run ends (several in flight when acknowledgements
+/// take longer than the interval), then wait for those in flight.
 pub async fn run(
     shared: Arc<Shared>,
     m: MutatorOptions,
     targets: Vec<Target>,
     mut rng: ChaCha8Rng,
 ) {
-    let mut client = Client::new(shared.opts.allow_remote);
     let uri: Uri = match format!("{}/v1/updates", m.admin_url).parse() {
         Ok(u) => u,
         Err(_) => {
@@ -281,15 +290,23 @@ pub async fn run(
             return;
         }
     }
+    let request = Arc::new((uri, headers));
+    // Idle keep-alive connections, one per update in flight at most.
+    let idle: Arc<std::sync::Mutex<Vec<Client>>> = Arc::default();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let mut in_flight = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / m.rate));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n = start_value();
-    let stats = &shared.stats;
     while shared.running() {
         tick.tick().await;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         if !shared.running() {
             break;
         }
+        while in_flight.try_join_next().is_some() {}
         n += 1;
         let Some(target) = targets.choose(&mut rng) else {
             return;
@@ -301,58 +318,91 @@ pub async fn run(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(target.product);
-        if lock(&shared).sent(watch.clone(), value) {
-            stats.mutations_superseded.fetch_add(1, Ordering::Relaxed);
+        if lock(&shared).sent(watch.clone(), value, n) {
+            shared
+                .stats
+                .mutations_superseded
+                .fetch_add(1, Ordering::Relaxed);
         }
-        stats.mutations_sent.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = tokio::time::timeout(shared.opts.timeout, async {
-            let resp = client
-                .send(Method::POST, &uri, &headers, Bytes::from(line + "\n"))
-                .await
-                .map_err(|e| e.kind().to_string())?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|_| "admin_body".to_string())?
-                .to_bytes();
-            Ok::<_, String>((status, body))
-        })
-        .await
-        .unwrap_or_else(|_| Err("admin_timeout".to_string()));
-        let elapsed = started.elapsed();
-        match result {
-            Ok((status, body)) => {
-                stats.request("admin", status.as_u16(), body.len() as u64, elapsed);
-                let rejected = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .map(|v| {
-                        v.get("rejected")
-                            .and_then(|r| r.as_array())
-                            .is_some_and(|r| !r.is_empty())
-                    });
-                if !status.is_success() {
-                    stats.error(format!("admin_status_{}", status.as_u16()));
-                    lock(&shared).forget(&watch);
-                } else if rejected != Some(false) {
-                    // Rejected, or an answer that is not the documented JSON.
-                    stats.error("mutation_rejected");
-                    lock(&shared).forget(&watch);
-                } else {
-                    stats.ack(elapsed);
-                    if let Some(d) = lock(&shared).acked(&watch, Instant::now()) {
-                        stats.freshness(d);
-                    }
+        shared.stats.mutations_sent.fetch_add(1, Ordering::Relaxed);
+        let client = idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| Client::new(shared.opts.allow_remote));
+        let (shared, idle, request) = (shared.clone(), idle.clone(), request.clone());
+        in_flight.spawn(async move {
+            let client = send_update(&shared, client, &request.0, &request.1, line, watch, n).await;
+            idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            drop(slot);
+        });
+    }
+    let limit = shared.opts.timeout;
+    let _ = tokio::time::timeout(limit, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// POST one update and account for the answer. Gives the connection back for reuse.
+async fn send_update(
+    shared: &Shared,
+    mut client: Client,
+    uri: &Uri,
+    headers: &HeaderMap,
+    line: String,
+    watch: Watch,
+    seq: i64,
+) -> Client {
+    let stats = &shared.stats;
+    let started = Instant::now();
+    let result = tokio::time::timeout(shared.opts.timeout, async {
+        let resp = client
+            .send(Method::POST, uri, headers, Bytes::from(line + "\n"))
+            .await
+            .map_err(|e| e.kind().to_string())?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| "admin_body".to_string())?
+            .to_bytes();
+        Ok::<_, String>((status, body))
+    })
+    .await
+    .unwrap_or_else(|_| Err("admin_timeout".to_string()));
+    let elapsed = started.elapsed();
+    match result {
+        Ok((status, body)) => {
+            stats.request("admin", status.as_u16(), body.len() as u64, elapsed);
+            let rejected = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .map(|v| {
+                    v.get("rejected")
+                        .and_then(|r| r.as_array())
+                        .is_some_and(|r| !r.is_empty())
+                });
+            if !status.is_success() {
+                stats.error(format!("admin_status_{}", status.as_u16()));
+                lock(shared).forget(&watch, seq);
+            } else if rejected != Some(false) {
+                // Rejected, or an answer that is not the documented JSON.
+                stats.error("mutation_rejected");
+                lock(shared).forget(&watch, seq);
+            } else {
+                stats.ack(elapsed);
+                if let Some(d) = lock(shared).acked(&watch, seq, Instant::now()) {
+                    stats.freshness(d);
                 }
             }
-            Err(kind) => {
-                stats.error(format!("admin_{kind}"));
-                lock(&shared).forget(&watch);
-            }
+        }
+        Err(kind) => {
+            stats.error(format!("admin_{kind}"));
+            lock(shared).forget(&watch, seq);
         }
     }
+    client
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Pending> {
@@ -377,8 +427,8 @@ mod tests {
         let mut p = Pending::default();
         let t0 = Instant::now();
         let stock = Watch::Stock(5, "M".into(), 1);
-        assert!(!p.sent(stock.clone(), Value::Quantity(Decimal::from(12))));
-        assert_eq!(p.acked(&stock, t0), None);
+        assert!(!p.sent(stock.clone(), Value::Quantity(Decimal::from(12)), 1));
+        assert_eq!(p.acked(&stock, 1, t0), None);
         // An old light.xml does not count.
         assert!(p
             .check(&index(11, "1", "1"), t0 + Duration::from_millis(100))
@@ -397,15 +447,29 @@ mod tests {
             net: "10.00".parse().unwrap(),
             gross: "12.30".parse().unwrap(),
         };
-        p.sent(price.clone(), value.clone());
+        p.sent(price.clone(), value.clone(), 1);
         assert!(p
             .check(&index(1, "10.00", "12.30"), Instant::now())
             .is_empty());
-        assert_eq!(p.acked(&price, Instant::now()), Some(Duration::ZERO));
-        assert!(!p.sent(price.clone(), value.clone()));
-        assert!(p.sent(price.clone(), value), "an unseen update overwritten");
-        p.forget(&price);
-        assert_eq!(p.unseen_before(Instant::now() + Duration::from_secs(1)), 0);
+        assert_eq!(p.acked(&price, 1, Instant::now()), Some(Duration::ZERO));
+        assert!(!p.sent(price.clone(), value.clone(), 2));
+        assert!(
+            p.sent(price.clone(), value, 3),
+            "an unseen update overwritten"
+        );
+        // The overwritten update's answer does not touch the newer one.
+        p.forget(&price, 2);
+        assert_eq!(p.acked(&price, 2, Instant::now()), None);
+        let later = Instant::now() + Duration::from_secs(1);
+        assert_eq!(
+            p.unseen_before(later),
+            0,
+            "update 3 is not acknowledged yet"
+        );
+        assert_eq!(p.acked(&price, 3, Instant::now()), None);
+        assert_eq!(p.unseen_before(later), 1);
+        p.forget(&price, 3);
+        assert_eq!(p.unseen_before(later), 0);
     }
 
     #[test]
