@@ -8,6 +8,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::artifacts::{ArtifactError, Artifacts};
+use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
@@ -27,6 +28,8 @@ pub enum AppError {
     Artifacts(#[from] ArtifactError),
     #[error(transparent)]
     Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
     #[error("the demo catalog is invalid: {0}")]
     Demo(String),
     #[error("{path}: {source}")]
@@ -42,6 +45,8 @@ pub struct App {
     pub store: Store,
     partners: ArcSwap<Partners>,
     pub artifacts: Artifacts,
+    /// Change log, change windows and the base full.xml of every IOF profile.
+    pub changes: Changes,
     ready: AtomicBool,
 }
 
@@ -59,11 +64,22 @@ impl App {
         }
         let partners = Partners::load(&config.partners_path(), &config)?;
         let artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
+        let changes = Changes::open(
+            &config.changes_dir(),
+            &store.snapshot(),
+            ChangesOptions {
+                window: config.change_window,
+                retention: config.change_retention,
+                rebuild_at: config.base_rebuild,
+                timezone: config.timezone.clone(),
+            },
+        )?;
         let app = Arc::new(App {
             config,
             store,
             partners: ArcSwap::from_pointee(partners),
             artifacts,
+            changes,
             ready: AtomicBool::new(false),
         });
         app.republish()?;
@@ -86,7 +102,17 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.partners().profiles();
         let started = std::time::Instant::now();
-        let set = self.artifacts.publish(&snapshot, &profiles)?;
+        // Change tracking failing must not stop light.xml: full.xml then stays the last base.
+        if let Err(e) = self
+            .changes
+            .observe(&snapshot)
+            .and_then(|_| self.changes.maintain(&profiles, jiff::Timestamp::now()))
+        {
+            tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
+        }
+        let set = self
+            .artifacts
+            .publish_with(&snapshot, &profiles, &|p| self.changes.full_files(p))?;
         tracing::info!(
             generation = set.generation,
             profiles = set.by_profile.len(),
@@ -99,24 +125,50 @@ impl App {
         Ok(())
     }
 
-    /// Republish whenever the store publishes a new generation, until `shutdown` resolves.
+    /// Timer work of the changes stage (cut a window, rebuild bases); republish when it
+    /// changed the files to serve. Blocking.
+    pub fn tick(&self) -> Result<(), AppError> {
+        let profiles = self.partners().profiles();
+        if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
+            self.republish()?;
+        }
+        Ok(())
+    }
+
+    /// Republish whenever the store publishes a new generation, and cut change windows on
+    /// time, until `shutdown` resolves. One loop, so publishes never race each other.
     pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let mut generations = self.store.subscribe();
         tokio::pin!(shutdown);
+        // After a failure, do not retry a past deadline in a tight loop.
+        let mut backoff = std::time::Duration::ZERO;
         loop {
-            tokio::select! {
+            let now = jiff::Timestamp::now();
+            let wait = self
+                .changes
+                .next_deadline(now)
+                .duration_since(now)
+                .try_into()
+                .unwrap_or(std::time::Duration::ZERO)
+                .max(backoff);
+            let app = self.clone();
+            let work: Box<dyn FnOnce() -> Result<(), AppError> + Send> = tokio::select! {
                 _ = &mut shutdown => return,
                 changed = generations.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let app = self.clone();
-                    match tokio::task::spawn_blocking(move || app.republish()).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving"),
-                        Err(e) => tracing::error!(error = %e, "the publisher task failed"),
-                    }
+                    Box::new(move || app.republish())
                 }
+                _ = tokio::time::sleep(wait) => Box::new(move || app.tick()),
+            };
+            backoff = std::time::Duration::from_secs(5);
+            match tokio::task::spawn_blocking(work).await {
+                Ok(Ok(())) => backoff = std::time::Duration::ZERO,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving")
+                }
+                Err(e) => tracing::error!(error = %e, "the publisher task failed"),
             }
         }
     }

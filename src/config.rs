@@ -37,6 +37,15 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "IOFD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Length of a change window (`30m`, `5s`, `PT1H`): how often full_change files are cut.
+    #[arg(long, env = "IOFD_CHANGE_WINDOW")]
+    pub change_window: Option<String>,
+    /// How long change files stay listed in the gateway (`24h`).
+    #[arg(long, env = "IOFD_CHANGE_RETENTION")]
+    pub change_retention: Option<String>,
+    /// Local time of the daily full.xml base rebuild (`03:00`).
+    #[arg(long, env = "IOFD_BASE_REBUILD")]
+    pub base_rebuild: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so a typo cannot silently do nothing.
@@ -50,6 +59,9 @@ struct FileConfig {
     public_url: Option<String>,
     timezone: Option<String>,
     log_format: Option<String>,
+    change_window: Option<String>,
+    change_retention: Option<String>,
+    base_rebuild: Option<String>,
     base_currency: Option<String>,
     /// Amount of each currency per one unit of the base currency.
     #[serde(default)]
@@ -82,6 +94,12 @@ pub struct Config {
     pub rates: BTreeMap<String, Decimal>,
     /// Demo mode: bundled demo catalog and partners.
     pub demo: bool,
+    /// Length of a change window (full_change files).
+    pub change_window: std::time::Duration,
+    /// How long change files stay listed.
+    pub change_retention: std::time::Duration,
+    /// Local time of the daily full.xml base rebuild.
+    pub base_rebuild: jiff::civil::Time,
 }
 
 /// A configuration that cannot be used, with the setting at fault.
@@ -189,6 +207,26 @@ impl Config {
             }
         }
         rates.insert(base_currency.clone(), Decimal::ONE);
+        let change_window = duration(
+            "change_window",
+            args.change_window.clone().or(file.change_window),
+            "30m",
+        )?;
+        let change_retention = duration(
+            "change_retention",
+            args.change_retention.clone().or(file.change_retention),
+            "24h",
+        )?;
+        let base_rebuild = args
+            .base_rebuild
+            .clone()
+            .or(file.base_rebuild)
+            .unwrap_or_else(|| "03:00".into());
+        let base_rebuild: jiff::civil::Time =
+            base_rebuild.parse().map_err(|e| ConfigError::Invalid {
+                setting: "base_rebuild",
+                reason: format!("{base_rebuild:?} is not a time of day like 03:00: {e}"),
+            })?;
         Ok(Config {
             listen,
             admin_listen,
@@ -205,6 +243,9 @@ impl Config {
             base_currency,
             rates,
             demo,
+            change_window,
+            change_retention,
+            base_rebuild,
         })
     }
 
@@ -216,6 +257,11 @@ impl Config {
     /// Where the catalog of record lives.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
+    }
+
+    /// Where the change log, main-node hashes, bases and change files live.
+    pub fn changes_dir(&self) -> PathBuf {
+        self.data_dir.join("changes")
     }
 
     /// Where rendered files live.
@@ -239,6 +285,23 @@ impl Config {
         // The defaults are valid by construction.
         Config::load(&args).unwrap_or_else(|e| unreachable!("default config is invalid: {e}"))
     }
+}
+
+/// A positive duration setting (`30m`, `5s`, `1h 30m`, `PT30M`).
+fn duration(
+    setting: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    let invalid = |reason: String| ConfigError::Invalid { setting, reason };
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| invalid(format!("{text:?} is not a duration like 30m: {e}")))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid(format!("{text:?} must be positive")))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -272,6 +335,54 @@ mod tests {
         assert_eq!(c.rate("EUR").unwrap().to_string(), "0.23");
         assert_eq!(c.rate("PLN"), Some(Decimal::ONE));
         assert_eq!(c.timezone_name, "Europe/Warsaw");
+        assert_eq!(c.change_window, std::time::Duration::from_secs(1800));
+        assert_eq!(c.change_retention, std::time::Duration::from_secs(86400));
+        assert_eq!(c.base_rebuild, jiff::civil::Time::constant(3, 0, 0, 0));
+    }
+
+    #[test]
+    fn change_settings_parse_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        std::fs::write(
+            &path,
+            "change_window = \"5s\"\nchange_retention = \"1h 30m\"\nbase_rebuild = \"04:15\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.change_window, std::time::Duration::from_secs(5));
+        assert_eq!(c.change_retention, std::time::Duration::from_secs(5400));
+        assert_eq!(c.base_rebuild, jiff::civil::Time::constant(4, 15, 0, 0));
+        for (args, setting) in [
+            (
+                ServeArgs {
+                    change_window: Some("0s".into()),
+                    ..Default::default()
+                },
+                "change_window",
+            ),
+            (
+                ServeArgs {
+                    change_retention: Some("soon".into()),
+                    ..Default::default()
+                },
+                "change_retention",
+            ),
+            (
+                ServeArgs {
+                    base_rebuild: Some("25:00".into()),
+                    ..Default::default()
+                },
+                "base_rebuild",
+            ),
+        ] {
+            let err = Config::load(&args).unwrap_err();
+            assert!(err.to_string().contains(setting), "{err}");
+        }
     }
 
     #[test]
