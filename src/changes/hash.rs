@@ -38,6 +38,9 @@ use crate::render::{MainNode, RenderProfile};
 /// Number of main nodes ([`MainNode::ALL`]).
 pub const NODES: usize = MainNode::ALL.len();
 
+// Presence masks (hash store, log) are u32.
+const _: () = assert!(NODES <= 32);
+
 /// A 128-bit node hash.
 pub type NodeHash = [u8; 16];
 
@@ -1028,14 +1031,14 @@ mod tests {
         for (i, n) in MainNode::ALL.into_iter().enumerate() {
             assert_eq!(index(n), i);
         }
-        assert!(NODES <= 32, "presence masks are u32");
     }
 
     #[test]
     fn each_edit_changes_exactly_its_node() {
         let base = sample_products().into_iter().next().unwrap();
         let h0 = hashes(&base).own;
-        let cases: Vec<(MainNode, Box<dyn Fn(&mut Product)>)> = vec![
+        type Edit = Box<dyn Fn(&mut Product)>;
+        let cases: Vec<(MainNode, Edit)> = vec![
             (MainNode::Attributes, Box::new(|p| p.vat += Decimal::ONE)),
             (MainNode::Producer, Box::new(|p| p.producer = Some(999))),
             (MainNode::Category, Box::new(|p| p.category = Some(999))),
