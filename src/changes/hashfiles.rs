@@ -6,6 +6,10 @@
 //! ```text
 //! magic "IOFDNH01" | kind (1 = shard, 2 = dictionaries) | payload | blake3(payload)[..16]
 //! ```
+//!
+//! Files are written (temp file, rename) without waiting for the disk: they only restate
+//! snapshot content. [`HashFiles::sync`] makes them durable before a checkpoint names them;
+//! those named only by later log frames are verified on open and recomputed from the store.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -93,8 +97,8 @@ impl HashFiles {
         }
     }
 
-    /// Write a file unless it exists (same name, same content). Fsynced; the caller syncs the
-    /// directory once for a batch ([`HashFiles::sync`]). Returns the bytes written.
+    /// Write a file unless it exists (same name, same content); not yet durable (see
+    /// [`HashFiles::sync`]). Returns the bytes written.
     fn put(&self, name: &str, kind: u8, payload: &[u8]) -> Result<u64, HashFileError> {
         let path = self.dir.join(name);
         if path.exists() {
@@ -108,7 +112,6 @@ impl HashFiles {
             f.write_all(&[kind])?;
             f.write_all(payload)?;
             f.write_all(&checksum.as_bytes()[..16])?;
-            f.sync_all()?;
             drop(f);
             fs::rename(&tmp, &path)
         })();
@@ -182,8 +185,38 @@ impl HashFiles {
         })
     }
 
-    /// Make the renames of files written so far durable.
-    pub fn sync(&self) -> Result<(), HashFileError> {
+    /// Make the files of these shards and dictionaries durable (several at once: the device
+    /// sees one deep queue), then their names.
+    pub fn sync(&self, shards: &[Cid], dicts: &[Cid]) -> Result<(), HashFileError> {
+        let names: Vec<String> = shards
+            .iter()
+            .map(Self::shard_name)
+            .chain(dicts.iter().map(Self::dicts_name))
+            .collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failure = std::sync::Mutex::new(None);
+        std::thread::scope(|s| {
+            for _ in 0..8.min(names.len()) {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(i) else { return };
+                    let path = self.dir.join(name);
+                    if let Err(e) = File::open(&path).and_then(|f| f.sync_all()) {
+                        // A file removed since (its shard left) needs no sync.
+                        if e.kind() != io::ErrorKind::NotFound {
+                            let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
+                            slot.get_or_insert(HashFileError::Io { path, source: e });
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|source| HashFileError::Io {

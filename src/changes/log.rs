@@ -8,7 +8,7 @@
 //! ```text
 //! frame   := payload length (u32 LE) | blake3(payload)[..8] | payload
 //! payload := version 1 | generation u64 | seconds i64 | nanos u32 | dictionaries cid [16]
-//!            | removed shards: u32 n, n × [16] | added shards: u32 n, n × [16]
+//!            | shard count u32 | shard slots: u32 n, n × (index u32, 0 | 1 cid [16])
 //!            | records: u64 n, n × record
 //! record  := product u64 | kind u8 (0 changed, 1 added, 2 removed) | node mask u32
 //!            | per node in the mask, in node order: old hash [16] unless added, new hash [16]
@@ -71,10 +71,11 @@ pub struct Frame {
     pub time: jiff::Timestamp,
     /// Dictionaries of the generation.
     pub dicts: Cid,
-    /// Shard contents of the previous generation that are not in this one.
-    pub removed: Vec<Cid>,
-    /// Shard contents of this generation that were not in the previous one.
-    pub added: Vec<Cid>,
+    /// Number of shards of the generation.
+    pub shard_count: u32,
+    /// Shard slots whose content differs from the previous generation's (every slot when
+    /// the shard count changed): the content now there, `None` for an empty shard.
+    pub shards: Vec<(u32, Option<Cid>)>,
     pub records: Vec<Record>,
 }
 
@@ -410,10 +411,16 @@ fn encode(f: &Frame, out: &mut Vec<u8>) {
     out.extend_from_slice(&f.time.as_second().to_le_bytes());
     put_u32(out, f.time.subsec_nanosecond().max(0) as u32);
     out.extend_from_slice(&f.dicts);
-    for list in [&f.removed, &f.added] {
-        put_u32(out, list.len() as u32);
-        for cid in list {
-            out.extend_from_slice(cid);
+    put_u32(out, f.shard_count);
+    put_u32(out, f.shards.len() as u32);
+    for (index, cid) in &f.shards {
+        put_u32(out, *index);
+        match cid {
+            Some(cid) => {
+                out.push(1);
+                out.extend_from_slice(cid);
+            }
+            None => out.push(0),
         }
     }
     put_u64(out, f.records.len() as u64);
@@ -457,14 +464,18 @@ fn decode(mut b: &[u8]) -> Option<Frame> {
     let nanos = take_u32(&mut b)?;
     let time = jiff::Timestamp::new(secs, i32::try_from(nanos).ok()?).ok()?;
     let dicts: Cid = take(&mut b, 16)?.try_into().ok()?;
-    let mut lists = [Vec::new(), Vec::new()];
-    for list in lists.iter_mut() {
-        let n = take_u32(&mut b)?;
-        for _ in 0..n {
-            list.push(take(&mut b, 16)?.try_into().ok()?);
-        }
+    let shard_count = take_u32(&mut b)?;
+    let n = take_u32(&mut b)?;
+    let mut shards = Vec::with_capacity((n as usize).min(b.len() / 5));
+    for _ in 0..n {
+        let index = take_u32(&mut b)?;
+        let cid = match take_u8(&mut b)? {
+            0 => None,
+            1 => Some(take(&mut b, 16)?.try_into().ok()?),
+            _ => return None,
+        };
+        shards.push((index, cid));
     }
-    let [removed, added] = lists;
     let n = take_u64(&mut b)?;
     let mut records = Vec::with_capacity((n as usize).min(b.len() / 13));
     for _ in 0..n {
@@ -516,8 +527,8 @@ fn decode(mut b: &[u8]) -> Option<Frame> {
         generation,
         time,
         dicts,
-        removed,
-        added,
+        shard_count,
+        shards,
         records,
     })
 }
@@ -531,8 +542,8 @@ mod tests {
             generation,
             time: jiff::Timestamp::from_second(1_800_000_000 + generation as i64).unwrap(),
             dicts: [generation as u8; 16],
-            removed: vec![[1; 16]],
-            added: vec![[2; 16], [3; 16]],
+            shard_count: 4,
+            shards: vec![(0, Some([2; 16])), (3, None)],
             records: (0..n)
                 .map(|i| Record {
                     product: i + 1,

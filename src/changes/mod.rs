@@ -171,9 +171,14 @@ struct Inner {
     /// The snapshot the log is up to date with.
     last: Option<Arc<Snapshot>>,
     generation: u64,
-    shards: HashSet<Cid>,
+    /// Content of each non-empty shard, by index.
+    shards: BTreeMap<u32, Cid>,
+    shard_count: u32,
     /// Shards the last frame removed; their hash files go at the next frame.
     unreferenced: Vec<Cid>,
+    /// Hash files written since the last checkpoint, made durable before the next one.
+    unsynced: Vec<Cid>,
+    unsynced_dicts: Vec<Cid>,
     dicts: Cid,
     dict_hashes: Arc<DictHashes>,
     clock: Option<DateTime>,
@@ -390,7 +395,7 @@ impl Changes {
         }
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let hashes = HashFiles::open(&dir.join("hashes"))?;
-        let inner = match Self::recover(dir, hashes) {
+        let inner = match Self::recover(dir, hashes, current) {
             Ok(inner) => inner,
             Err((reason, clock)) => {
                 match &reason {
@@ -431,7 +436,11 @@ impl Changes {
     /// Rebuild the in-memory state from the checkpoint and the log. `Err((None, _))`: no
     /// history yet; `Err((Some(reason), clock))`: unusable, with the clock if it was readable.
     #[allow(clippy::type_complexity)]
-    fn recover(dir: &Path, hashes: HashFiles) -> Result<Inner, (Option<String>, Option<DateTime>)> {
+    fn recover(
+        dir: &Path,
+        hashes: HashFiles,
+        current: &Snapshot,
+    ) -> Result<Inner, (Option<String>, Option<DateTime>)> {
         let state = match State::read(dir) {
             Ok(Some(s)) => s,
             Ok(None) => return Err((None, None)),
@@ -447,31 +456,62 @@ impl Changes {
                 state.log_offset
             )));
         }
-        let mut shards: HashSet<Cid> = state
+        let mut shards: BTreeMap<u32, Cid> = state
             .shards
             .iter()
-            .map(|s| hashfiles::unhex(s).ok_or_else(|| fail(format!("bad shard id {s:?}"))))
+            .map(|(i, s)| {
+                hashfiles::unhex(s)
+                    .map(|c| (*i, c))
+                    .ok_or_else(|| fail(format!("bad shard id {s:?}")))
+            })
             .collect::<Result<_, _>>()?;
+        let mut shard_count = state.shard_count;
         let mut dicts = hashfiles::unhex(&state.dicts)
             .ok_or_else(|| fail(format!("bad dictionaries id {:?}", state.dicts)))?;
         let mut generation = state.generation;
+        // Hash files named only by frames after the checkpoint may not have reached the disk.
+        let mut unverified = HashSet::new();
         for located in log
             .read_from(state.log_offset)
             .map_err(|e| fail(e.to_string()))?
         {
             let f = located.frame;
-            for cid in &f.removed {
-                shards.remove(cid);
-            }
-            shards.extend(f.added.iter().copied());
+            apply_slots(&mut shards, &mut shard_count, &f);
+            unverified.extend(f.shards.iter().filter_map(|(_, c)| *c));
             dicts = f.dicts;
             generation = f.generation;
+        }
+        let live: HashSet<Cid> = shards.values().copied().collect();
+        unverified.retain(|c| live.contains(c));
+        for cid in &unverified {
+            if hashes.shard(cid).is_ok() {
+                continue;
+            }
+            // Lost in a crash: the store still has the shard if nothing newer replaced it.
+            let view = current
+                .shards()
+                .find(|v| hashfiles::cid(&v.content_id) == *cid)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "the hash file of shard {} was lost and the store no longer has it",
+                        hashfiles::hex(cid)
+                    ))
+                })?;
+            hashes
+                .put_shard(cid, &hash_products(view.products))
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        if hashes.dicts(&dicts).is_err() && hashfiles::cid(&current.dicts_content_id()) == dicts {
+            let d = DictHashes::new(current.dicts()).map_err(|e| fail(e.to_string()))?;
+            hashes
+                .put_dicts(&dicts, &d)
+                .map_err(|e| fail(e.to_string()))?;
         }
         // The window must still be readable (it is replayed at the next cut).
         log.read_from(state.window_offset)
             .map_err(|e| fail(e.to_string()))?;
         let dict_hashes = Arc::new(hashes.dicts(&dicts).map_err(|e| fail(e.to_string()))?);
-        for cid in &shards {
+        for cid in shards.values() {
             if !hashes.has_shard(cid) {
                 return Err(fail(format!(
                     "the hash file of shard {} is missing",
@@ -479,7 +519,7 @@ impl Changes {
                 )));
             }
         }
-        hashes.retain(&shards, &dicts);
+        hashes.retain(&shards.values().copied().collect(), &dicts);
 
         let files_dir = dir.join("files");
         let mut profiles = BTreeMap::new();
@@ -501,7 +541,10 @@ impl Changes {
             last: None,
             generation,
             shards,
+            shard_count,
             unreferenced: Vec::new(),
+            unsynced: unverified.into_iter().collect(),
+            unsynced_dicts: vec![dicts],
             dicts,
             dict_hashes,
             clock,
@@ -530,8 +573,11 @@ impl Changes {
             hashes,
             last: None,
             generation: 0,
-            shards: HashSet::new(),
+            shards: BTreeMap::new(),
+            shard_count: 0,
             unreferenced: Vec::new(),
+            unsynced: Vec::new(),
+            unsynced_dicts: Vec::new(),
             dicts: [0; 16],
             dict_hashes: Arc::new(DictHashes::default()),
             clock,
@@ -542,7 +588,7 @@ impl Changes {
             retired: Vec::new(),
         };
         start_at(&mut inner, current)?;
-        checkpoint(dir, &inner)?;
+        checkpoint(dir, &mut inner)?;
         Ok(inner)
     }
 
@@ -1101,20 +1147,24 @@ fn start_at(inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesEr
     let hashed = hash_shards(views);
     for (cid, products) in &hashed {
         inner.hashes.put_shard(cid, products)?;
+        inner.unsynced.push(*cid);
     }
     let dicts = hashfiles::cid(&snapshot.dicts_content_id());
     let dict_hashes = DictHashes::new(snapshot.dicts())?;
     inner.hashes.put_dicts(&dicts, &dict_hashes)?;
-    inner.hashes.sync()?;
+    inner.unsynced_dicts.push(dicts);
     inner.shards = snapshot
         .shards()
-        .map(|s| hashfiles::cid(&s.content_id))
+        .map(|s| (s.index, hashfiles::cid(&s.content_id)))
         .collect();
+    inner.shard_count = snapshot.shard_count();
     inner.dicts = dicts;
     inner.dict_hashes = Arc::new(dict_hashes);
     inner.generation = snapshot.generation();
     inner.last = Some(snapshot.clone());
-    inner.hashes.retain(&inner.shards, &inner.dicts);
+    inner
+        .hashes
+        .retain(&inner.shards.values().copied().collect(), &inner.dicts);
     tracing::info!(
         products = snapshot.len(),
         shards = hashed.len(),
@@ -1122,6 +1172,114 @@ fn start_at(inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesEr
         "main-node hashes computed"
     );
     Ok(())
+}
+
+/// Apply a frame's shard slots to a shard map.
+fn apply_slots(shards: &mut BTreeMap<u32, Cid>, count: &mut u32, f: &Frame) {
+    if f.shard_count != *count {
+        shards.clear();
+        *count = f.shard_count;
+    }
+    for (index, cid) in &f.shards {
+        match cid {
+            Some(cid) => shards.insert(*index, *cid),
+            None => shards.remove(index),
+        };
+    }
+}
+
+/// One unit of diff work: old shard contents against new ones covering the same products.
+struct Pair<'s> {
+    old: Vec<Cid>,
+    new: Vec<(Cid, &'s [crate::catalog::ArchivedProduct])>,
+}
+
+/// What one [`Pair`] produced.
+struct PairDone {
+    records: Vec<Record>,
+    hashed: usize,
+    bytes: u64,
+}
+
+fn diff_pair(
+    hashes: &HashFiles,
+    pair: &Pair,
+    old_dicts: &DictHashes,
+    new_dicts: &DictHashes,
+    same_dicts: bool,
+) -> Result<PairDone, ChangesError> {
+    let mut old_side = Vec::new();
+    for cid in &pair.old {
+        old_side.extend(hashes.shard(cid)?);
+    }
+    let mut new_side = Vec::new();
+    let mut bytes = 0;
+    for (cid, products) in &pair.new {
+        let hashed = hash_products(products);
+        bytes += hashes.put_shard(cid, &hashed)?;
+        new_side.extend(hashed);
+    }
+    Ok(PairDone {
+        records: diff(old_side, new_side, old_dicts, new_dicts, same_dicts),
+        hashed: pair.new.len(),
+        bytes,
+    })
+}
+
+/// Diff pairs on every core, a few at a time so memory stays bounded by a few shards.
+fn diff_pairs(
+    hashes: &HashFiles,
+    pairs: Vec<Pair>,
+    old_dicts: &DictHashes,
+    new_dicts: &DictHashes,
+    same_dicts: bool,
+) -> Result<PairDone, ChangesError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut total = PairDone {
+        records: Vec::new(),
+        hashed: 0,
+        bytes: 0,
+    };
+    let mut add = |done: PairDone| {
+        total.records.extend(done.records);
+        total.hashed += done.hashed;
+        total.bytes += done.bytes;
+    };
+    for wave in pairs.chunks(2 * threads) {
+        if wave.len() == 1 || threads == 1 {
+            for pair in wave {
+                add(diff_pair(hashes, pair, old_dicts, new_dicts, same_dicts)?);
+            }
+            continue;
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let next = &next;
+        let results: Vec<Result<PairDone, ChangesError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads.min(wave.len()))
+                .map(|_| {
+                    s.spawn(move || {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(pair) = wave.get(i) else {
+                                return done;
+                            };
+                            done.push(diff_pair(hashes, pair, old_dicts, new_dicts, same_dicts));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                // A worker only panics on a bug: surface it.
+                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for r in results {
+            add(r?);
+        }
+    }
+    Ok(total)
 }
 
 fn observe_locked(
@@ -1132,63 +1290,87 @@ fn observe_locked(
         generation: snapshot.generation(),
         ..Default::default()
     };
-    let views: Vec<(Cid, &[crate::catalog::ArchivedProduct])> = snapshot
+    let views: BTreeMap<u32, (Cid, &[crate::catalog::ArchivedProduct])> = snapshot
         .shards()
-        .map(|s| (hashfiles::cid(&s.content_id), s.products))
+        .map(|s| (s.index, (hashfiles::cid(&s.content_id), s.products)))
         .collect();
-    let new_set: HashSet<Cid> = views.iter().map(|(c, _)| *c).collect();
+    let count = snapshot.shard_count();
     let dicts = hashfiles::cid(&snapshot.dicts_content_id());
-    if new_set == inner.shards && dicts == inner.dicts {
+    let same_layout = count == inner.shard_count;
+    let slots: Vec<(u32, Option<Cid>)> = if same_layout {
+        let indices: std::collections::BTreeSet<u32> =
+            views.keys().chain(inner.shards.keys()).copied().collect();
+        indices
+            .into_iter()
+            .map(|i| (i, views.get(&i).map(|(c, _)| *c)))
+            .filter(|(i, c)| inner.shards.get(i) != c.as_ref())
+            .collect()
+    } else {
+        views.iter().map(|(i, (c, _))| (*i, Some(*c))).collect()
+    };
+    if same_layout && slots.is_empty() && dicts == inner.dicts {
         inner.generation = snapshot.generation();
         inner.last = Some(snapshot.clone());
         return Ok(report);
     }
-    let mut removed: Vec<Cid> = inner.shards.difference(&new_set).copied().collect();
+    let old_cids: HashSet<Cid> = inner.shards.values().copied().collect();
+    let new_cids: HashSet<Cid> = views.values().map(|(c, _)| *c).collect();
+    let mut removed: Vec<Cid> = old_cids.difference(&new_cids).copied().collect();
     removed.sort_unstable();
-    let added_views: Vec<(Cid, &[crate::catalog::ArchivedProduct])> = views
-        .iter()
-        .filter(|(c, _)| !inner.shards.contains(c))
-        .copied()
-        .collect();
-    let mut added: Vec<Cid> = added_views.iter().map(|(c, _)| *c).collect();
-    added.sort_unstable();
-
-    let mut old_side = Vec::new();
-    for cid in &removed {
-        old_side.extend(inner.hashes.shard(cid)?);
-    }
-    report.shards_hashed = added_views.len();
-    let hashed = hash_shards(added_views);
-    for (cid, products) in &hashed {
-        report.bytes_written += inner.hashes.put_shard(cid, products)?;
-    }
+    let pairs: Vec<Pair> = if same_layout {
+        // A product's shard depends only on its id and the count: diff slot by slot.
+        slots
+            .iter()
+            .map(|(i, _)| Pair {
+                old: inner.shards.get(i).copied().into_iter().collect(),
+                new: views.get(i).copied().into_iter().collect(),
+            })
+            .collect()
+    } else {
+        // Resharded: contents that exist on both sides hold the same products; the rest is
+        // compared as a whole.
+        vec![Pair {
+            old: removed.clone(),
+            new: views
+                .values()
+                .filter(|(c, _)| !old_cids.contains(c))
+                .copied()
+                .collect(),
+        }]
+    };
     let same_dicts = dicts == inner.dicts;
     let new_dicts = if same_dicts {
         inner.dict_hashes.clone()
     } else {
         let d = DictHashes::new(snapshot.dicts())?;
         report.bytes_written += inner.hashes.put_dicts(&dicts, &d)?;
+        inner.unsynced_dicts.push(dicts);
         Arc::new(d)
     };
-    if report.bytes_written > 0 {
-        inner.hashes.sync()?;
-    }
-    let new_side: Vec<ProductHashes> = hashed.into_iter().flat_map(|(_, h)| h).collect();
-    let mut records = diff(
-        old_side,
-        new_side,
+    let done = diff_pairs(
+        &inner.hashes,
+        pairs,
         &inner.dict_hashes,
         &new_dicts,
         same_dicts,
+    )?;
+    inner.unsynced.extend(
+        views
+            .values()
+            .map(|(c, _)| *c)
+            .filter(|c| !old_cids.contains(c)),
     );
+    report.shards_hashed = done.hashed;
+    report.bytes_written += done.bytes;
+    let mut records = done.records;
     if !same_dicts {
         let entries = new_dicts.changed_since(&inner.dict_hashes);
         if !entries.is_empty() {
             // Unchanged shards hold the same products: only dictionary entries they show can
             // have changed their nodes.
             let mut scratch = Vec::new();
-            for (cid, products) in &views {
-                if !inner.shards.contains(cid) {
+            for (cid, products) in views.values() {
+                if !old_cids.contains(cid) {
                     continue;
                 }
                 for p in products.iter().filter(|p| entries.touches_product(p)) {
@@ -1206,13 +1388,13 @@ fn observe_locked(
         generation: snapshot.generation(),
         time: snapshot.published(),
         dicts,
-        removed: removed.clone(),
-        added,
+        shard_count: count,
+        shards: slots,
         records,
     };
     report.bytes_written += inner.log.append(&frame)?;
     report.logged = true;
-    inner.shards = new_set;
+    apply_slots(&mut inner.shards, &mut inner.shard_count, &frame);
     inner.dicts = dicts;
     inner.dict_hashes = new_dicts;
     inner.generation = snapshot.generation();
@@ -1220,22 +1402,40 @@ fn observe_locked(
     // The files of shards this frame removed are deleted one frame later: should this frame
     // turn out torn after a crash, the generation before it is diffed again from them.
     for cid in std::mem::replace(&mut inner.unreferenced, removed) {
-        if !inner.shards.contains(&cid) {
+        if !inner.shards.values().any(|c| *c == cid) {
             inner.hashes.remove_shard(&cid);
         }
     }
     Ok(report)
 }
 
-fn checkpoint(dir: &Path, inner: &Inner) -> Result<(), ChangesError> {
-    let mut shards: Vec<String> = inner.shards.iter().map(|c| hashfiles::hex(c)).collect();
-    shards.sort_unstable();
+fn checkpoint(dir: &Path, inner: &mut Inner) -> Result<(), ChangesError> {
+    // The checkpoint names the current shards: their hash files must be durable first.
+    let shards: Vec<Cid> = std::mem::take(&mut inner.unsynced)
+        .into_iter()
+        .filter(|c| inner.shards.values().any(|x| x == c))
+        .collect();
+    let dicts: Vec<Cid> = std::mem::take(&mut inner.unsynced_dicts)
+        .into_iter()
+        .filter(|c| *c == inner.dicts)
+        .collect();
+    if let Err(e) = inner.hashes.sync(&shards, &dicts) {
+        inner.unsynced.extend(shards);
+        inner.unsynced_dicts.extend(dicts);
+        return Err(e.into());
+    }
+    let shards: Vec<(u32, String)> = inner
+        .shards
+        .iter()
+        .map(|(i, c)| (*i, hashfiles::hex(c)))
+        .collect();
     let state = State {
         version: state::VERSION,
         clock: inner.clock.map(|c| c.to_string()),
         log_offset: inner.log.end(),
         generation: inner.generation,
         dicts: hashfiles::hex(&inner.dicts),
+        shard_count: inner.shard_count,
         shards,
         window_offset: inner.window_offset,
         window_started_ms: ms(inner.window_started),

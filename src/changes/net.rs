@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::hash::{index, Membership, NodeHash, ABSENT, NODES};
+use super::hash::{index, Membership, NodeHash};
 use super::log::{Frame, Kind};
 use crate::catalog::ProductId;
 use crate::render::{MainNode, RenderProfile};
@@ -16,10 +16,10 @@ pub struct Net {
     present_end: bool,
     start_member: Option<Membership>,
     end_member: Option<Membership>,
-    /// Hash at the window's start of each node a record mentions (its first old value).
-    start: [Option<NodeHash>; NODES],
-    /// Hash at the window's end of each mentioned node (its last new value).
-    end: [NodeHash; NODES],
+    /// Each node a record mentions: its index, its hash at the window's start (the first
+    /// old value) and at its end (the last new value). Sparse: a window may touch the
+    /// whole catalog.
+    nodes: Vec<(u8, NodeHash, NodeHash)>,
 }
 
 /// What a change file says about one product, for one profile.
@@ -43,13 +43,14 @@ pub fn net_changes<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<
                 present_end: true,
                 start_member: r.old.clone(),
                 end_member: None,
-                start: [None; NODES],
-                end: [ABSENT; NODES],
+                nodes: Vec::with_capacity(r.nodes.len()),
             });
             for d in &r.nodes {
-                let i = index(d.node);
-                net.start[i].get_or_insert(d.old);
-                net.end[i] = d.new;
+                let i = index(d.node) as u8;
+                match net.nodes.iter_mut().find(|(n, _, _)| *n == i) {
+                    Some(slot) => slot.2 = d.new,
+                    None => net.nodes.push((i, d.old, d.new)),
+                }
             }
             net.present_end = r.kind != Kind::Removed;
             net.end_member = r.new.clone();
@@ -71,12 +72,16 @@ impl Net {
             (true, false) => Some(Entry::Removed),
             (false, true) => Some(Entry::Whole),
             (true, true) => {
-                let nodes: Vec<MainNode> = MainNode::ALL
+                let mut changed: Vec<u8> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, start, end)| start != end)
+                    .map(|(i, _, _)| *i)
+                    .collect();
+                changed.sort_unstable();
+                let nodes: Vec<MainNode> = changed
                     .into_iter()
-                    .filter(|n| {
-                        let i = index(*n);
-                        self.start[i].is_some_and(|s| s != self.end[i])
-                    })
+                    .filter_map(|i| MainNode::ALL.get(usize::from(i)).copied())
                     .collect();
                 (!nodes.is_empty()).then_some(Entry::Nodes(nodes))
             }
@@ -87,6 +92,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::changes::hash::ABSENT;
     use crate::changes::log::{NodeDelta, Record};
     use crate::render::Format;
     use rust_decimal::Decimal;
@@ -117,8 +123,8 @@ mod tests {
             generation: 1,
             time: jiff::Timestamp::UNIX_EPOCH,
             dicts: [0; 16],
-            removed: vec![],
-            added: vec![],
+            shard_count: 1,
+            shards: vec![],
             records,
         }
     }

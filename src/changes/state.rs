@@ -55,10 +55,12 @@ pub struct State {
     pub clock: Option<String>,
     /// Log end when this was written; frames after it are replayed.
     pub log_offset: u64,
-    /// Generation, dictionaries and shard contents (hex) the log had reached at `log_offset`.
+    /// Generation, dictionaries and shards (index, content in hex) the log had reached at
+    /// `log_offset`.
     pub generation: u64,
     pub dicts: String,
-    pub shards: Vec<String>,
+    pub shard_count: u32,
+    pub shards: Vec<(u32, String)>,
     /// The open window: its first frame and when it started (Unix milliseconds).
     pub window_offset: u64,
     pub window_started_ms: i64,
