@@ -134,16 +134,21 @@ impl Enc<'_> {
     }
     #[inline]
     fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+        self.u64(u64::from(v));
     }
+    /// LEB128: ids, counts and lengths are mostly small, and fewer bytes are fewer blake3
+    /// compressions. Prefix-free, so the encoding stays unambiguous.
     #[inline]
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
+    fn u64(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
     }
     #[inline]
     fn len(&mut self, n: usize) {
-        // Archived lengths are u32.
-        self.u32(n as u32);
+        self.u64(n as u64);
     }
     #[inline]
     fn str(&mut self, s: &str) {
@@ -357,6 +362,8 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
         stock: _, // input convenience only: always empty in the store
     } = p;
     let mut own = [ABSENT; NODES];
+    // Computed while the stock levels are encoded: `ArchivedProduct::in_stock`'s rule.
+    let mut in_stock = false;
     let mut node = |n: MainNode, present: bool, encode: &mut dyn FnMut(&mut Enc)| {
         if present {
             scratch.clear();
@@ -434,10 +441,10 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
             e.price(&promo.price);
         }
     });
+    // Sizes also show the product's prices they do not set: `DictHashes::effective` mixes the
+    // price nodes' hashes in, so they are not encoded twice here.
     node(MainNode::Sizes, !sizes.is_empty(), &mut |e| {
         e.opt_u64(opt(size_group));
-        // Sizes inherit the product's prices they do not set.
-        e.prices(prices);
         e.len(sizes.len());
         for s in sizes.iter() {
             let catalog::ArchivedSize {
@@ -466,7 +473,9 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
                     location,
                 } = level;
                 e.u32(warehouse.to_native());
-                e.dec(catalog::decimal(quantity));
+                let q = catalog::decimal(quantity);
+                in_stock |= q > Decimal::ZERO || q == Decimal::NEGATIVE_ONE;
+                e.dec(q);
                 match physical.as_ref() {
                     Some(q) => {
                         e.u8(1);
@@ -573,7 +582,10 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
 
     ProductHashes {
         id: id.to_native(),
-        membership: Membership::of(p),
+        membership: Membership {
+            in_stock,
+            shops: p.shops.iter().map(|s| s.to_native()).collect(),
+        },
         refs: Refs {
             producer: opt(producer),
             category: opt(category),
@@ -787,13 +799,27 @@ impl DictHashes {
             (MainNode::Unit, &self.units, h.refs.unit),
             (MainNode::Series, &self.series, h.refs.series),
             (MainNode::Warranty, &self.warranties, h.refs.warranty),
-            (MainNode::Sizes, &self.size_groups, h.refs.size_group),
         ];
         for (node, table, id) in singles {
             let own = &h.own[index(node)];
             if *own != ABSENT {
                 out[index(node)] = mix(own, &mut std::iter::once(get(table, id)));
             }
+        }
+        // Sizes show their size group's names and the product prices they inherit.
+        let own = &h.own[index(MainNode::Sizes)];
+        if *own != ABSENT {
+            let inherited = [
+                MainNode::Price,
+                MainNode::Srp,
+                MainNode::StrikethroughRetail,
+                MainNode::StrikethroughWholesale,
+            ]
+            .map(|n| h.own[index(n)]);
+            out[index(MainNode::Sizes)] = mix(
+                own,
+                &mut std::iter::once(get(&self.size_groups, h.refs.size_group)).chain(inherited),
+            );
         }
         let own = &h.own[index(MainNode::Parameters)];
         if *own != ABSENT {
@@ -1093,15 +1119,16 @@ mod tests {
             let h = hashes(&p).own;
             assert_eq!(changed(&h0, &h), vec![node], "edit of {node:?}");
         }
-        // A product price is inherited by sizes: both nodes change.
+        // A product price is inherited by sizes: both nodes change as rendered.
         let mut p = base.clone();
-        p.prices.retail = Some(catalog::Price {
+        p.prices.strikethrough_wholesale = Some(catalog::Price {
             net: Decimal::ONE,
             gross: Decimal::TWO,
         });
+        let d = DictHashes::default();
         assert_eq!(
-            changed(&h0, &hashes(&p).own),
-            vec![MainNode::Price, MainNode::Sizes]
+            changed(&d.effective(&hashes(&base)), &d.effective(&hashes(&p))),
+            vec![MainNode::StrikethroughWholesale, MainNode::Sizes]
         );
         // Shops are membership, not a node.
         let mut p = base.clone();
@@ -1273,6 +1300,7 @@ mod tests {
             let bytes = archive(p);
             let a = rkyv::access::<ArchivedProduct, rkyv::rancor::Error>(&bytes).unwrap();
             let m = Membership::of(a);
+            assert_eq!(hash_product(a, &mut Vec::new()).membership, m);
             for shop in [1, 2] {
                 for only in [false, true] {
                     let pr = profile(shop, only);

@@ -3,7 +3,9 @@
 //! hashes, added, removed), plus the shard contents that entered and left the generation.
 //!
 //! Offsets are global and only grow; the log is split into segment files named by the
-//! offset of their first frame (`{offset:020}.log`) so old history can be dropped whole.
+//! offset of their first frame (`{offset:020}.log`) so old history can be dropped whole: a
+//! new segment starts at a window cut once the current one passes 16 MiB, and segments
+//! wholly before the open window are deleted (the change files carry that history).
 //!
 //! ```text
 //! frame   := payload length (u32 LE) | blake3(payload)[..8] | payload

@@ -28,9 +28,11 @@
 //!    base with the listed files whose `changed` is later than `full@changed` applied oldest
 //!    first (replace attributes, replace each present main node, delete on `removed`, in
 //!    document order) equals the full.xml of now, product by product.
-//! 5. **Durability**: hash files and log frames are written (fsynced) before a generation
-//!    counts as logged; the checkpoint (`STATE`) is rewritten when a window is cut or a base
-//!    changes, and the frames after it are replayed on open. A restart mid-window loses and
+//! 5. **Durability**: a generation counts as logged once its frame is fsynced (one fsync per
+//!    generation). Hash files only restate snapshot content: they are made durable before the
+//!    checkpoint that names them, and those named only by later frames are verified on open
+//!    and recomputed from the store. The checkpoint (`STATE`) is rewritten when a window is
+//!    cut or a base changes; the frames after it are replayed on open. A restart mid-window loses and
 //!    repeats nothing: the open window is the log from its start offset, whatever happened
 //!    in between. A damaged hash store or log starts the history afresh (new bases) rather
 //!    than publishing a wrong change.
@@ -232,44 +234,41 @@ fn change_name(time: DateTime) -> String {
     format!("full_change{}.xml", schedule::name_stamp(time))
 }
 
-/// Hash the products of shards on every core.
-fn hash_shards(
-    views: Vec<(Cid, &[crate::catalog::ArchivedProduct])>,
-) -> Vec<(Cid, Vec<ProductHashes>)> {
+/// `f` over `items` on every core (each worker takes the next item), results in order.
+/// Workers hold one item's intermediate data at a time, so memory stays bounded by the
+/// number of cores, not of items.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(views.len());
+        .min(items.len());
     if threads <= 1 {
-        return views
-            .into_iter()
-            .map(|(cid, products)| (cid, hash_products(products)))
-            .collect();
+        return items.iter().map(f).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let views = &views;
-    let mut out: Vec<(usize, Cid, Vec<ProductHashes>)> = std::thread::scope(|s| {
+    let (next, f) = (&next, &f);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                s.spawn(|| {
+                s.spawn(move || {
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((cid, products)) = views.get(i) else {
+                        let Some(item) = items.get(i) else {
                             return done;
                         };
-                        done.push((i, *cid, hash_products(products)));
+                        done.push((i, f(item)));
                     }
                 })
             })
             .collect();
         workers
             .into_iter()
-            // A worker only panics if hashing panics, which is a bug: surface it.
+            // A worker only panics on a bug: surface it.
             .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    out.sort_unstable_by_key(|(i, _, _)| *i);
-    out.into_iter().map(|(_, c, h)| (c, h)).collect()
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Records for products whose hashes differ between `old` and `new` (both any order).
@@ -1144,11 +1143,13 @@ fn start_at(inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesEr
         .filter(|(cid, _)| !inner.hashes.has_shard(cid))
         .collect();
     let started = std::time::Instant::now();
-    let hashed = hash_shards(views);
-    for (cid, products) in &hashed {
-        inner.hashes.put_shard(cid, products)?;
-        inner.unsynced.push(*cid);
+    let hashes = &inner.hashes;
+    for written in parallel(&views, |(cid, products)| {
+        hashes.put_shard(cid, &hash_products(products))
+    }) {
+        written?;
     }
+    inner.unsynced.extend(views.iter().map(|(c, _)| *c));
     let dicts = hashfiles::cid(&snapshot.dicts_content_id());
     let dict_hashes = DictHashes::new(snapshot.dicts())?;
     inner.hashes.put_dicts(&dicts, &dict_hashes)?;
@@ -1167,7 +1168,7 @@ fn start_at(inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesEr
         .retain(&inner.shards.values().copied().collect(), &inner.dicts);
     tracing::info!(
         products = snapshot.len(),
-        shards = hashed.len(),
+        shards = views.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "main-node hashes computed"
     );
@@ -1226,7 +1227,7 @@ fn diff_pair(
     })
 }
 
-/// Diff pairs on every core, a few at a time so memory stays bounded by a few shards.
+/// Diff pairs on every core.
 fn diff_pairs(
     hashes: &HashFiles,
     pairs: Vec<Pair>,
@@ -1234,50 +1235,18 @@ fn diff_pairs(
     new_dicts: &DictHashes,
     same_dicts: bool,
 ) -> Result<PairDone, ChangesError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut total = PairDone {
         records: Vec::new(),
         hashed: 0,
         bytes: 0,
     };
-    let mut add = |done: PairDone| {
+    for done in parallel(&pairs, |pair| {
+        diff_pair(hashes, pair, old_dicts, new_dicts, same_dicts)
+    }) {
+        let done = done?;
         total.records.extend(done.records);
         total.hashed += done.hashed;
         total.bytes += done.bytes;
-    };
-    for wave in pairs.chunks(2 * threads) {
-        if wave.len() == 1 || threads == 1 {
-            for pair in wave {
-                add(diff_pair(hashes, pair, old_dicts, new_dicts, same_dicts)?);
-            }
-            continue;
-        }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let next = &next;
-        let results: Vec<Result<PairDone, ChangesError>> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads.min(wave.len()))
-                .map(|_| {
-                    s.spawn(move || {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(pair) = wave.get(i) else {
-                                return done;
-                            };
-                            done.push(diff_pair(hashes, pair, old_dicts, new_dicts, same_dicts));
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                // A worker only panics on a bug: surface it.
-                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        for r in results {
-            add(r?);
-        }
     }
     Ok(total)
 }
