@@ -9,6 +9,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::artifacts::{ArtifactError, Artifacts};
+use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
 use crate::http::RateLimiter;
 use crate::ingest::{self, IngestError};
@@ -34,6 +35,8 @@ pub enum AppError {
     Ingest(#[from] IngestError),
     #[error(transparent)]
     Inbox(#[from] crate::inbox::InboxError),
+    #[error(transparent)]
+    Changes(#[from] ChangesError),
     #[error("the demo catalog is invalid: {0}")]
     Demo(String),
     #[error("{path}: {source}")]
@@ -51,6 +54,8 @@ pub struct App {
     pub committer: Committer,
     partners: ArcSwap<Partners>,
     pub artifacts: Artifacts,
+    /// Change log, change windows and the base full.xml of every IOF profile.
+    pub changes: Changes,
     ready: AtomicBool,
     /// The drop folder watcher; stops with the app.
     _inbox: crate::inbox::InboxHandle,
@@ -120,12 +125,23 @@ impl App {
         let metrics = Arc::new(Metrics::new());
         let purge = PurgeHook::start(config.purge.clone(), metrics.clone());
         let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst);
+        let changes = Changes::open(
+            &config.changes_dir(),
+            &store.snapshot(),
+            ChangesOptions {
+                window: config.change_window,
+                retention: config.change_retention,
+                rebuild_at: config.base_rebuild,
+                timezone: config.timezone.clone(),
+            },
+        )?;
         let app = Arc::new(App {
             config,
             store,
             committer,
             partners: ArcSwap::from_pointee(partners),
             artifacts,
+            changes,
             ready: AtomicBool::new(false),
             _inbox: inbox,
             metrics,
@@ -259,8 +275,19 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.partners().profiles();
         let started = std::time::Instant::now();
+        // Change tracking failing must not stop light.xml: full.xml then stays the last base.
+        if let Err(e) = self
+            .changes
+            .observe(&snapshot)
+            .and_then(|_| self.changes.maintain(&profiles, jiff::Timestamp::now()))
+        {
+            tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
+        }
         let previous = self.artifacts.current();
-        let set = match self.artifacts.publish(&snapshot, &profiles) {
+        let set = match self
+            .artifacts
+            .publish_with(&snapshot, &profiles, &|p| self.changes.full_files(p))
+        {
             Ok(set) => set,
             Err(e) => {
                 self.metrics.artifacts_published(started.elapsed(), None, 0);
@@ -285,13 +312,24 @@ impl App {
         Ok(())
     }
 
+    /// Timer work of the changes stage (cut a window, rebuild bases); republish when it
+    /// changed the files to serve. Blocking.
+    pub fn tick(&self) -> Result<(), AppError> {
+        let profiles = self.partners().profiles();
+        if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
+            self.republish()?;
+        }
+        Ok(())
+    }
+
     /// Republish whenever the store publishes a new generation or a partners reload needs new
-    /// profiles rendered, until `shutdown` resolves.
+    /// profiles rendered, and cut change windows on time, until `shutdown` resolves.
     ///
     /// Two loops: light.xml follows every generation on its own (a burst of updates within
     /// `publish_coalesce` publishes once; only changed shards are rendered), so it is fresh
-    /// within a second whatever the rest costs; the other files are rendered by a second loop
-    /// that always takes the newest generation when it is free.
+    /// within a second whatever the rest costs; the other files, the change log and the change
+    /// windows are the work of a second loop that always takes the newest generation when it
+    /// is free (one loop, so those publishes never race each other).
     pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         let light = self.clone().light_loop();
         let full = self.clone().full_loop();
@@ -338,20 +376,34 @@ impl App {
 
     async fn full_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
+        // After a failure, do not retry a past deadline in a tight loop.
+        let mut backoff = Duration::ZERO;
         loop {
-            tokio::select! {
-                _ = self.republish_wanted.notified() => {}
+            let now = jiff::Timestamp::now();
+            let wait = self
+                .changes
+                .next_deadline(now)
+                .duration_since(now)
+                .try_into()
+                .unwrap_or(Duration::ZERO)
+                .max(backoff);
+            let app = self.clone();
+            let work: Box<dyn FnOnce() -> Result<(), AppError> + Send> = tokio::select! {
+                _ = self.republish_wanted.notified() => Box::new(move || app.republish()),
                 changed = generations.changed() => {
                     if changed.is_err() {
                         return;
                     }
+                    Box::new(move || app.republish())
                 }
-            }
+                _ = tokio::time::sleep(wait) => Box::new(move || app.tick()),
+            };
+            // Generations published meanwhile are included in this republish.
             generations.borrow_and_update();
-            let app = self.clone();
             let started = tokio::time::Instant::now();
-            match tokio::task::spawn_blocking(move || app.republish()).await {
-                Ok(Ok(())) => {}
+            backoff = Duration::from_secs(5);
+            match tokio::task::spawn_blocking(work).await {
+                Ok(Ok(())) => backoff = Duration::ZERO,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving")
                 }

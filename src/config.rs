@@ -44,6 +44,15 @@ pub struct ServeArgs {
     /// Watched drop folder for ERP files (default `<data>/inbox`).
     #[arg(long, env = "IOFD_INBOX")]
     pub inbox: Option<PathBuf>,
+    /// Length of a change window (`30m`, `5s`, `PT1H`): how often full_change files are cut.
+    #[arg(long, env = "IOFD_CHANGE_WINDOW")]
+    pub change_window: Option<String>,
+    /// How long change files stay listed in the gateway (`24h`).
+    #[arg(long, env = "IOFD_CHANGE_RETENTION")]
+    pub change_retention: Option<String>,
+    /// Local time of the daily full.xml base rebuild (`03:00`).
+    #[arg(long, env = "IOFD_BASE_REBUILD")]
+    pub base_rebuild: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -100,6 +109,9 @@ struct FileConfig {
     public_url: Option<String>,
     timezone: Option<String>,
     log_format: Option<String>,
+    change_window: Option<String>,
+    change_retention: Option<String>,
+    base_rebuild: Option<String>,
     base_currency: Option<String>,
     admin_token: Option<String>,
     /// Largest ingest request body, bytes.
@@ -174,6 +186,12 @@ pub struct Config {
     pub limits: Limits,
     /// Where superseded files are purged from the cache in front, if anywhere.
     pub purge: Option<PurgeTarget>,
+    /// Length of a change window (full_change files).
+    pub change_window: std::time::Duration,
+    /// How long change files stay listed.
+    pub change_retention: std::time::Duration,
+    /// Local time of the daily full.xml base rebuild.
+    pub base_rebuild: jiff::civil::Time,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -353,6 +371,26 @@ impl Config {
             .clone()
             .or(file.inbox)
             .unwrap_or_else(|| data_dir.join("inbox"));
+        let change_window = duration(
+            "change_window",
+            args.change_window.clone().or(file.change_window),
+            "30m",
+        )?;
+        let change_retention = duration(
+            "change_retention",
+            args.change_retention.clone().or(file.change_retention),
+            "24h",
+        )?;
+        let base_rebuild = args
+            .base_rebuild
+            .clone()
+            .or(file.base_rebuild)
+            .unwrap_or_else(|| "03:00".into());
+        let base_rebuild: jiff::civil::Time =
+            base_rebuild.parse().map_err(|e| ConfigError::Invalid {
+                setting: "base_rebuild",
+                reason: format!("{base_rebuild:?} is not a time of day like 03:00: {e}"),
+            })?;
         Ok(Config {
             listen,
             admin_listen,
@@ -387,6 +425,9 @@ impl Config {
             ),
             limits,
             purge,
+            change_window,
+            change_retention,
+            base_rebuild,
         })
     }
 
@@ -398,6 +439,11 @@ impl Config {
     /// Where the catalog of record lives.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
+    }
+
+    /// Where the change log, main-node hashes, bases and change files live.
+    pub fn changes_dir(&self) -> PathBuf {
+        self.data_dir.join("changes")
     }
 
     /// Where rendered files live.
@@ -543,6 +589,23 @@ fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarge
     }))
 }
 
+/// A positive duration setting (`30m`, `5s`, `1h 30m`, `PT30M`).
+fn duration(
+    setting: &'static str,
+    value: Option<String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    let invalid = |reason: String| ConfigError::Invalid { setting, reason };
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|e| invalid(format!("{text:?} is not a duration like 30m: {e}")))?;
+    std::time::Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| invalid(format!("{text:?} must be positive")))
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
@@ -574,6 +637,54 @@ mod tests {
         assert_eq!(c.rate("EUR").unwrap().to_string(), "0.23");
         assert_eq!(c.rate("PLN"), Some(Decimal::ONE));
         assert_eq!(c.timezone_name, "Europe/Warsaw");
+        assert_eq!(c.change_window, std::time::Duration::from_secs(1800));
+        assert_eq!(c.change_retention, std::time::Duration::from_secs(86400));
+        assert_eq!(c.base_rebuild, jiff::civil::Time::constant(3, 0, 0, 0));
+    }
+
+    #[test]
+    fn change_settings_parse_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        std::fs::write(
+            &path,
+            "change_window = \"5s\"\nchange_retention = \"1h 30m\"\nbase_rebuild = \"04:15\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.change_window, std::time::Duration::from_secs(5));
+        assert_eq!(c.change_retention, std::time::Duration::from_secs(5400));
+        assert_eq!(c.base_rebuild, jiff::civil::Time::constant(4, 15, 0, 0));
+        for (args, setting) in [
+            (
+                ServeArgs {
+                    change_window: Some("0s".into()),
+                    ..Default::default()
+                },
+                "change_window",
+            ),
+            (
+                ServeArgs {
+                    change_retention: Some("soon".into()),
+                    ..Default::default()
+                },
+                "change_retention",
+            ),
+            (
+                ServeArgs {
+                    base_rebuild: Some("25:00".into()),
+                    ..Default::default()
+                },
+                "base_rebuild",
+            ),
+        ] {
+            let err = Config::load(&args).unwrap_err();
+            assert!(err.to_string().contains(setting), "{err}");
+        }
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! IOF 3.0 offers (IdoSell's Internet Offer Format) and CSV.
 //!
 //! Data flows one way through the stages, each a module with a small public surface:
-//! `ingest → store → snapshot → render → artifacts → http`.
+//! `ingest → store → snapshot → changes → render → artifacts → http`.
 
 pub mod app;
 pub mod artifacts;
 pub mod catalog;
+pub mod changes;
 pub mod config;
 pub mod generate;
 pub mod http;

@@ -1,20 +1,16 @@
-//! `iofd load` against a real server: the demo catalog served by iofd, a stand-in for the
-//! admin update endpoint that writes to the same store, and a broken origin the harness
-//! must catch.
+//! `iofd load` against a real server: the demo catalog served by iofd, updates pushed through
+//! its admin API by the mutator, and a broken origin the harness must catch.
 
 mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::{Request, Response};
-use iofd::catalog::{Price, Product, Record, StockLevel};
 use iofd::load::{self, LoadOptions};
-use iofd::store::ApplyMode;
 
 fn gateways(server: &common::Server) -> Vec<String> {
     common::demo_partners()
@@ -65,134 +61,35 @@ fn demo_catalog_twenty_partners_no_errors_no_mismatches() {
     assert_eq!(json["hash_mismatches"], 0);
 }
 
-/// A stand-in for the admin API's `POST /v1/updates` (the contract the mutator codes
-/// against): stock and product-level price updates applied to the server's own store.
-async fn admin_stub(server: Arc<iofd::app::App>, token: &'static str) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let app = server.clone();
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let app = app.clone();
-                async move {
-                    let authorized = req
-                        .headers()
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        == Some(&format!("Bearer {token}"));
-                    let path_ok = req.uri().path() == "/v1/updates";
-                    let body = req.into_body().collect().await.map(|b| b.to_bytes());
-                    let (status, text) = match (authorized, path_ok, body) {
-                        (false, _, _) => (401, String::new()),
-                        (_, false, _) => (404, String::new()),
-                        (_, _, Err(_)) => (400, String::new()),
-                        (true, true, Ok(body)) => {
-                            let app = app.clone();
-                            tokio::task::spawn_blocking(move || apply_updates(&app, &body))
-                                .await
-                                .expect("join")
-                        }
-                    };
-                    let resp = Response::builder()
-                        .status(status)
-                        .header("content-type", "application/json")
-                        .body(Full::new(Bytes::from(text)))
-                        .expect("response");
-                    Ok::<_, Infallible>(resp)
-                }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
-            );
-        }
-    });
-    addr
-}
-
-fn apply_updates(app: &iofd::app::App, body: &[u8]) -> (u16, String) {
-    let snapshot = app.store.snapshot();
-    let mut records = Vec::new();
-    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let u: serde_json::Value = serde_json::from_slice(line).expect("json line");
-        let id = u["product"].as_u64().expect("product");
-        let archived = snapshot.product(id).expect("known product");
-        let mut p: Product =
-            rkyv::deserialize::<Product, rkyv::rancor::Error>(archived).expect("deserialize");
-        let dec = |v: &serde_json::Value| {
-            v.as_str()
-                .expect("decimal string")
-                .parse()
-                .expect("decimal")
-        };
-        match u["kind"].as_str() {
-            Some("stock") => {
-                let size = p
-                    .sizes
-                    .iter_mut()
-                    .find(|s| Some(s.id.as_str()) == u["size"].as_str())
-                    .expect("known size");
-                let warehouse = u["warehouse"].as_u64().expect("warehouse") as u32;
-                let quantity = dec(&u["quantity"]);
-                match size.stock.iter_mut().find(|s| s.warehouse == warehouse) {
-                    Some(s) => s.quantity = quantity,
-                    None => size.stock.push(StockLevel {
-                        warehouse,
-                        quantity,
-                        physical: None,
-                        location: None,
-                    }),
-                }
-            }
-            Some("price") => {
-                p.prices.retail = Some(Price {
-                    net: dec(&u["retail"]["net"]),
-                    gross: dec(&u["retail"]["gross"]),
-                });
-            }
-            other => panic!("unexpected update kind {other:?}"),
-        }
-        records.push(Record::Product(Box::new(p)));
-    }
-    let report = app.store.apply(records, ApplyMode::Upsert).expect("apply");
-    (
-        200,
-        serde_json::json!({
-            "generation": report.generation,
-            "applied": report.applied,
-            "unchanged": report.unchanged,
-            "removed": report.removed,
-            "rejected": [],
-        })
-        .to_string(),
-    )
-}
-
-/// Run the demo server, the admin stand-in and the harness with the mutator on.
+/// Run the demo server (1-second change windows, a base rebuild due `rebuild_in` after
+/// start-up) and the harness with the mutator on, writing through the real admin API.
 fn with_mutator(
     partners: usize,
     duration: Duration,
     poll: Duration,
     rate: f64,
     products: usize,
+    rebuild_in: Duration,
 ) -> load::Report {
     let dir = common::tempdir();
-    let server = load_server(&dir);
+    let mut config = load_config(&dir);
+    config.admin_token = Some(ADMIN_TOKEN.into());
+    config.change_window = Duration::from_secs(1);
+    let rebuild_at = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::try_from(rebuild_in).expect("duration"))
+        .expect("time")
+        .to_zoned(config.timezone.clone())
+        .time();
+    config.base_rebuild = rebuild_at;
+    let server = common::Server::start(config);
     let rt = runtime();
-    let admin = rt.block_on(admin_stub(server.app.clone(), "stub-token"));
     let mut opts = LoadOptions::new(gateways(&server));
     opts.partners = partners;
     opts.duration = duration;
     opts.poll_interval = poll;
     opts.mutator = Some(load::MutatorOptions {
-        admin_url: format!("http://{admin}"),
-        token: "stub-token".into(),
+        admin_url: server.admin.clone(),
+        token: ADMIN_TOKEN.into(),
         rate,
         products,
         price_share: 0.5,
@@ -213,6 +110,7 @@ fn acceptance_200_partners_30_s_with_the_mutator() {
         Duration::from_secs(1),
         5.0,
         20,
+        Duration::from_secs(15),
     );
     let json = serde_json::to_string_pretty(&report).expect("json");
     eprintln!("{json}");
@@ -223,13 +121,14 @@ fn acceptance_200_partners_30_s_with_the_mutator() {
 }
 
 #[test]
-fn mutator_updates_are_seen_in_light_and_explain_the_new_full() {
+fn mutator_updates_reach_light_and_change_files_and_the_rebuilt_base_agrees() {
     let report = with_mutator(
         20,
-        Duration::from_secs(4),
+        Duration::from_secs(6),
         Duration::from_millis(300),
         4.0,
         5,
+        Duration::from_secs(4),
     );
     assert!(report.passed(), "{}", report.summary());
     let m = report.mutator.as_ref().expect("mutator figures");
@@ -238,11 +137,12 @@ fn mutator_updates_are_seen_in_light_and_explain_the_new_full() {
     assert!(m.sent >= 2 && m.acked == m.sent, "{}", report.summary());
     assert!(m.seen > 0, "{}", report.summary());
     assert!(m.freshness_ms.p50 > 0.0, "{}", report.summary());
-    // Each new generation changes full.xml: partners compare their copy with it, and every
-    // difference is a product the mutator updated.
+    // Windows of one second cut change files, which partners apply to their copy of the
+    // base; when the base is rebuilt, they compare their copy with it, and every difference
+    // is a product the mutator updated after the last window closed.
+    assert!(report.changes_applied > 0, "{}", report.summary());
     assert!(report.base.checks > 0, "{}", report.summary());
-    assert!(report.base.drift_explained > 0);
-    assert_eq!(report.base.drift_unexplained, 0);
+    assert_eq!(report.base.drift_unexplained, 0, "{}", report.summary());
 }
 
 /// An origin whose light.xml is not the file its gateway describes.
@@ -296,10 +196,16 @@ fn a_body_that_does_not_match_its_hash_fails_the_run() {
     assert!(report.kinds["full"].requests >= 2);
 }
 
+const ADMIN_TOKEN: &str = "load-test-admin-token";
+
 /// The demo origin with the per-partner rate limit off: the harness plays many simulated
 /// partners on the three demo accounts, which the limit would (rightly) throttle.
-fn load_server(dir: &tempfile::TempDir) -> common::Server {
+fn load_config(dir: &tempfile::TempDir) -> iofd::config::Config {
     let mut config = iofd::config::Config::for_data_dir(&common::data_path(dir));
     config.limits.rate_limit = 0.0;
-    common::Server::start(config)
+    config
+}
+
+fn load_server(dir: &tempfile::TempDir) -> common::Server {
+    common::Server::start(load_config(dir))
 }

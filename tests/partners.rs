@@ -404,9 +404,11 @@ fn csv_and_gzip_partners_carry_the_same_offer_as_xml() {
             .read_to_end(&mut plain)
             .unwrap();
         validate(kind, &plain);
-        assert_eq!(
-            plain, xml_files[kind],
-            "{kind}: the same bytes as the plain file"
+        assert!(
+            plain == xml_files[kind],
+            "{kind}: the same bytes as the plain file ({} and {} bytes)",
+            plain.len(),
+            xml_files[kind].len()
         );
     }
 }

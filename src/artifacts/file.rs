@@ -180,7 +180,7 @@ fn write_meta(path: &Path, meta: &Meta) -> Result<(), ArtifactError> {
 }
 
 /// An artifact from a data file and its sidecar, if both are present and agree.
-fn load(path: &Path, name: &str, kind: &str) -> Option<Artifact> {
+pub(crate) fn load(path: &Path, name: &str, kind: &str) -> Option<Artifact> {
     let meta_path = PathBuf::from(format!("{}.meta", path.display()));
     let meta: Meta = serde_json::from_slice(&std::fs::read(meta_path).ok()?).ok()?;
     let len = std::fs::metadata(path).ok()?.len();

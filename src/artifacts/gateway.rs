@@ -118,12 +118,27 @@ fn render_gateway(
     .into_iter()
     .filter_map(|kind| entry(kind).map(|f| (kind, f)))
     .collect();
+    // Change files of this representation (plain or gzip), newest first.
+    let mut changes: Vec<&Arc<Artifact>> = files
+        .files
+        .values()
+        .filter(|a| a.kind == "full_change" && a.name.ends_with(&format!(".xml{suffix}")))
+        .collect();
+    changes.sort_by(|a, b| b.changed.cmp(&a.changed).then_with(|| b.name.cmp(&a.name)));
+    let changes = changes
+        .into_iter()
+        .map(|a| GatewayFile {
+            url: links.url(&a.name),
+            md5: Some(a.md5.clone()),
+            changed: Some(a.changed),
+        })
+        .collect();
     let gateway = Gateway {
         shop,
         generated,
         expires,
         full: entry("full")?,
-        changes: Vec::new(),
+        changes,
         light: entry("light")?,
         categories: entry("categories")?,
         sizes: entry("sizes")?,

@@ -25,9 +25,20 @@ use crate::render::{
 };
 use crate::snapshot::Snapshot;
 
+pub(crate) use file::{build as build_file, load as load_file, Sink};
 pub use file::{Artifact, ArtifactError};
 pub use gateway::{GatewayCache, GatewayLinks};
 pub use light::{FragmentFile, LightBuilder, Piece};
+
+/// full.xml as the changes stage keeps it for an IOF profile: a base rebuilt on a schedule,
+/// and the change files the gateway lists under it (`<full><changes>`).
+#[derive(Debug, Clone)]
+pub struct FullFiles {
+    /// Served as `full.xml`.
+    pub base: Arc<Artifact>,
+    /// `full_change….xml` files, newest first.
+    pub changes: Vec<Arc<Artifact>>,
+}
 
 /// Files at most this large are kept in memory; larger ones stream from disk.
 const MEMORY_LIMIT: u64 = 1 << 20;
@@ -111,11 +122,23 @@ impl Artifacts {
 
     /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and
     /// delete files that neither the new nor the previous set uses. Blocking: call it from a
-    /// blocking thread.
+    /// blocking thread. full.xml is rendered from `snapshot` (see [`Artifacts::publish_with`]).
     pub fn publish(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
+    ) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        self.publish_with(snapshot, profiles, &|_| None)
+    }
+
+    /// [`Artifacts::publish`], taking each IOF profile's full.xml and change files from
+    /// `full` (the changes stage's base, not re-rendered per generation) where it has them.
+    /// `full` is consulted under the build lock, so the last publish lists the latest files.
+    pub fn publish_with(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        profiles: &[RenderProfile],
+        full: &dyn Fn(&RenderProfile) -> Option<FullFiles>,
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
         let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
         let previous = self.current.load_full();
@@ -129,7 +152,7 @@ impl Artifacts {
             if set.by_profile.contains_key(&key) {
                 continue;
             }
-            let files = self.render_profile(snapshot, profile)?;
+            let files = self.render_profile(snapshot, profile, full(profile))?;
             set.by_profile.insert(
                 key,
                 Arc::new(ProfileArtifacts {
@@ -225,6 +248,7 @@ impl Artifacts {
         &self,
         snapshot: &Snapshot,
         profile: &RenderProfile,
+        full: Option<FullFiles>,
     ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
         let dir = self.dir.join(profile.key());
         std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
@@ -239,23 +263,29 @@ impl Artifacts {
         let generation = snapshot.generation();
         let mut files = HashMap::new();
         let mut light_files: Vec<Arc<Artifact>> = Vec::new();
+        // The base full.xml and change files are kept by the changes stage (IOF only).
+        let given_full: Option<Vec<Arc<Artifact>>> = full
+            .filter(|_| profile.format == Format::Iof30)
+            .map(|f| std::iter::once(f.base).chain(f.changes).collect());
         let mut add = |artifact: Artifact| {
             files.insert(artifact.name.clone(), Arc::new(artifact));
         };
         match profile.format {
             Format::Iof30 => {
                 let stem = format!("g{generation}");
-                add(file::build(
-                    &dir,
-                    "full.xml",
-                    "full",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::full(w, profile, &dicts, &meta, snapshot.products())
-                    },
-                )?);
+                if given_full.is_none() {
+                    add(file::build(
+                        &dir,
+                        "full.xml",
+                        "full",
+                        &stem,
+                        generated,
+                        modified,
+                        |w: &mut file::Sink| {
+                            render::full(w, profile, &dicts, &meta, snapshot.products())
+                        },
+                    )?);
+                }
                 // light.xml: incremental, shard by shard (see `light`).
                 let (plain, gz) = self.light.build(snapshot, profile)?;
                 light_files.push(plain);
@@ -316,6 +346,11 @@ impl Artifacts {
                     },
                 )?);
             }
+        }
+        // The changes stage's files are compressed too (once: the `.gz` beside each is found
+        // on disk by later publishes).
+        for a in given_full.into_iter().flatten() {
+            files.insert(a.name.clone(), a);
         }
         // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
         // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.

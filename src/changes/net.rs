@@ -1,0 +1,253 @@
+//! The net change of a window: each product's state at the window's start against its
+//! state at the window's end, from the log records in between. A change undone within the
+//! window compares equal and disappears.
+
+use std::collections::BTreeMap;
+
+use super::hash::{index, Membership, NodeHash};
+use super::log::{Frame, Kind};
+use crate::catalog::ProductId;
+use crate::render::{MainNode, RenderProfile};
+
+/// One product's start and end state over a window (only what its records mention).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Net {
+    present_start: bool,
+    present_end: bool,
+    start_member: Option<Membership>,
+    end_member: Option<Membership>,
+    /// Each node a record mentions: its index, its hash at the window's start (the first
+    /// old value) and at its end (the last new value). Sparse: a window may touch the
+    /// whole catalog.
+    nodes: Vec<(u8, NodeHash, NodeHash)>,
+}
+
+/// What a change file says about one product, for one profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// Left the profile's offer: `<product id=".." removed="yes"/>`.
+    Removed,
+    /// Entered the profile's offer: the whole product.
+    Whole,
+    /// Still in the offer: these main nodes differ (attributes always written).
+    Nodes(Vec<MainNode>),
+}
+
+/// Fold log frames (oldest first) into each touched product's net change.
+pub fn net_changes<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<ProductId, Net> {
+    let mut out: BTreeMap<ProductId, Net> = BTreeMap::new();
+    for frame in frames {
+        for r in &frame.records {
+            let net = out.entry(r.product).or_insert_with(|| Net {
+                present_start: r.kind != Kind::Added,
+                present_end: true,
+                start_member: r.old.clone(),
+                end_member: None,
+                nodes: Vec::with_capacity(r.nodes.len()),
+            });
+            for d in &r.nodes {
+                let i = index(d.node) as u8;
+                match net.nodes.iter_mut().find(|(n, _, _)| *n == i) {
+                    Some(slot) => slot.2 = d.new,
+                    None => net.nodes.push((i, d.old, d.new)),
+                }
+            }
+            net.present_end = r.kind != Kind::Removed;
+            net.end_member = r.new.clone();
+        }
+    }
+    out
+}
+
+impl Net {
+    /// The entry for `profile`, or `None` when the product is no net change there.
+    pub fn entry(&self, profile: &RenderProfile) -> Option<Entry> {
+        let member = |present: bool, m: &Option<Membership>| {
+            present && m.as_ref().is_some_and(|m| m.includes(profile))
+        };
+        let before = member(self.present_start, &self.start_member);
+        let after = member(self.present_end, &self.end_member);
+        match (before, after) {
+            (false, false) => None,
+            (true, false) => Some(Entry::Removed),
+            (false, true) => Some(Entry::Whole),
+            (true, true) => {
+                let mut changed: Vec<u8> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, start, end)| start != end)
+                    .map(|(i, _, _)| *i)
+                    .collect();
+                changed.sort_unstable();
+                let nodes: Vec<MainNode> = changed
+                    .into_iter()
+                    .filter_map(|i| MainNode::ALL.get(usize::from(i)).copied())
+                    .collect();
+                (!nodes.is_empty()).then_some(Entry::Nodes(nodes))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::changes::hash::ABSENT;
+    use crate::changes::log::{NodeDelta, Record};
+    use crate::render::Format;
+    use rust_decimal::Decimal;
+
+    fn profile(only_in_stock: bool) -> RenderProfile {
+        RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: false,
+            languages: vec!["pol".into()],
+            currency: "PLN".into(),
+            rate: Decimal::ONE,
+            discount_percent: Decimal::ZERO,
+            wholesale: false,
+            only_in_stock,
+        }
+    }
+
+    fn member(in_stock: bool) -> Option<Membership> {
+        Some(Membership {
+            in_stock,
+            shops: vec![],
+        })
+    }
+
+    fn frame(records: Vec<Record>) -> Frame {
+        Frame {
+            generation: 1,
+            time: jiff::Timestamp::UNIX_EPOCH,
+            dicts: [0; 16],
+            shard_count: 1,
+            shards: vec![],
+            records,
+        }
+    }
+
+    fn changed(id: u64, node: MainNode, old: u8, new: u8, stock: (bool, bool)) -> Record {
+        Record {
+            product: id,
+            kind: Kind::Changed,
+            nodes: vec![NodeDelta {
+                node,
+                old: [old; 16],
+                new: [new; 16],
+            }],
+            old: member(stock.0),
+            new: member(stock.1),
+        }
+    }
+
+    #[test]
+    fn an_undone_change_is_no_change() {
+        let frames = [
+            frame(vec![changed(1, MainNode::Description, 1, 2, (true, true))]),
+            frame(vec![
+                changed(1, MainNode::Description, 2, 1, (true, true)),
+                changed(2, MainNode::Sizes, 5, 6, (true, true)),
+            ]),
+        ];
+        let net = net_changes(&frames);
+        assert_eq!(net[&1].entry(&profile(false)), None);
+        assert_eq!(
+            net[&2].entry(&profile(false)),
+            Some(Entry::Nodes(vec![MainNode::Sizes]))
+        );
+    }
+
+    #[test]
+    fn membership_decides_removed_and_whole_per_profile() {
+        // Goes out of stock: removed for only-in-stock partners, a node change for others.
+        let frames = [frame(vec![changed(
+            3,
+            MainNode::Sizes,
+            1,
+            2,
+            (true, false),
+        )])];
+        let net = net_changes(&frames);
+        assert_eq!(net[&3].entry(&profile(true)), Some(Entry::Removed));
+        assert_eq!(
+            net[&3].entry(&profile(false)),
+            Some(Entry::Nodes(vec![MainNode::Sizes]))
+        );
+        // Back in stock: whole for only-in-stock partners.
+        let frames = [frame(vec![changed(
+            3,
+            MainNode::Sizes,
+            2,
+            1,
+            (false, true),
+        )])];
+        assert_eq!(
+            net_changes(&frames)[&3].entry(&profile(true)),
+            Some(Entry::Whole)
+        );
+    }
+
+    #[test]
+    fn added_then_removed_is_nothing_and_removed_then_added_compares_states() {
+        let add = |id, h: u8| Record {
+            product: id,
+            kind: Kind::Added,
+            nodes: vec![
+                NodeDelta {
+                    node: MainNode::Attributes,
+                    old: ABSENT,
+                    new: [h; 16],
+                },
+                NodeDelta {
+                    node: MainNode::Description,
+                    old: ABSENT,
+                    new: [7; 16],
+                },
+            ],
+            old: None,
+            new: member(true),
+        };
+        let remove = |id, h: u8| Record {
+            product: id,
+            kind: Kind::Removed,
+            nodes: vec![
+                NodeDelta {
+                    node: MainNode::Attributes,
+                    old: [h; 16],
+                    new: ABSENT,
+                },
+                NodeDelta {
+                    node: MainNode::Producer,
+                    old: [8; 16],
+                    new: ABSENT,
+                },
+            ],
+            old: member(true),
+            new: None,
+        };
+        let frames = [frame(vec![add(4, 1)]), frame(vec![remove(4, 1)])];
+        assert_eq!(net_changes(&frames)[&4].entry(&profile(false)), None);
+        let frames = [frame(vec![add(4, 1)])];
+        assert_eq!(
+            net_changes(&frames)[&4].entry(&profile(false)),
+            Some(Entry::Whole)
+        );
+        // Re-added with the same attributes, without its producer, with a description.
+        let frames = [frame(vec![remove(5, 1)]), frame(vec![add(5, 1)])];
+        assert_eq!(
+            net_changes(&frames)[&5].entry(&profile(false)),
+            Some(Entry::Nodes(vec![
+                MainNode::Producer,
+                MainNode::Description
+            ]))
+        );
+        let frames = [frame(vec![remove(5, 1)])];
+        assert_eq!(
+            net_changes(&frames)[&5].entry(&profile(false)),
+            Some(Entry::Removed)
+        );
+    }
+}
