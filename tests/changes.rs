@@ -647,9 +647,12 @@ proptest! {
 const KOWALSKI: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1";
 const RESELLER: &str = "/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1";
 
+const ADMIN_TOKEN: &str = "changes-test-admin-token";
+
 fn config(dir: &tempfile::TempDir, window: Duration) -> Config {
     let mut c = Config::for_data_dir(&data_path(dir));
     c.change_window = window;
+    c.admin_token = Some(ADMIN_TOKEN.into());
     c
 }
 
@@ -707,6 +710,21 @@ fn summary(xml: &[u8]) -> Vec<(u64, bool, Vec<String>)> {
         .collect()
 }
 
+/// A request to the admin ingest API; the JSON report it answers.
+fn admin(server: &Server, method: reqwest::Method, path: &str, body: String) -> serde_json::Value {
+    let r = client()
+        .request(method.clone(), format!("{}{path}", server.admin))
+        .header("Authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .expect("admin request");
+    let status = r.status().as_u16();
+    let text = r.text().expect("body");
+    assert_eq!(status, 200, "{method} {path}: {text}");
+    serde_json::from_str(&text).expect("a JSON report")
+}
+
 #[test]
 fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
     let dir = tempdir();
@@ -714,28 +732,40 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
     let app = server.app.clone();
     assert!(listed_changes(&server, KOWALSKI).is_empty());
 
-    // Re-importing the same catalog changes nothing: no generation, no change file.
-    let batch = iofd::ingest::read_jsonl("demo", iofd::app::DEMO_CATALOG.as_bytes()).unwrap();
-    let report = app
-        .store
-        .apply(
-            batch.records.into_iter().map(|l| l.record).collect(),
-            ApplyMode::FullSync,
-        )
-        .unwrap();
-    assert_eq!(report.applied, 0);
+    // Re-importing the same catalog through the import path changes nothing: no generation,
+    // no change file.
+    let report = admin(
+        &server,
+        reqwest::Method::POST,
+        "/v1/records?mode=full_sync",
+        iofd::app::DEMO_CATALOG.to_string(),
+    );
+    assert_eq!(report["applied"], 0, "{report}");
     std::thread::sleep(Duration::from_millis(4500));
     assert!(listed_changes(&server, KOWALSKI).is_empty());
 
-    let [mut stocked, mut described, deleted]: [Product; 3] =
-        three_products(&app).try_into().unwrap();
-    let level = stocked
+    // One product's stock (a stock update), another's description (the whole product sent
+    // again), a third deleted.
+    let [stocked, mut described, deleted]: [Product; 3] = three_products(&app).try_into().unwrap();
+    let (size, level) = stocked
         .sizes
-        .iter_mut()
-        .flat_map(|s| s.stock.iter_mut())
-        .find(|l| l.quantity > Decimal::ZERO)
+        .iter()
+        .flat_map(|s| s.stock.iter().map(move |l| (s, l)))
+        .find(|(_, l)| l.quantity > Decimal::ZERO)
         .unwrap();
-    level.quantity += Decimal::from(5);
+    let update = serde_json::json!({
+        "kind": "stock",
+        "product": stocked.id,
+        "size": size.id,
+        "warehouse": level.warehouse,
+        "quantity": (level.quantity + Decimal::from(5)).to_string(),
+    });
+    admin(
+        &server,
+        reqwest::Method::POST,
+        "/v1/updates",
+        format!("{update}\n"),
+    );
     described
         .description
         .name
@@ -744,16 +774,18 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         .description
         .name
         .insert("eng".into(), "A brand new name".into());
-    app.store
-        .apply(
-            vec![
-                Record::Product(Box::new(stocked.clone())),
-                Record::Product(Box::new(described.clone())),
-                Record::DeleteProduct { id: deleted.id },
-            ],
-            ApplyMode::Upsert,
-        )
-        .unwrap();
+    admin(
+        &server,
+        reqwest::Method::PUT,
+        &format!("/v1/products/{}", described.id),
+        serde_json::to_string(&described).unwrap(),
+    );
+    admin(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/v1/products/{}", deleted.id),
+        String::new(),
+    );
 
     let mut expected = vec![
         (stocked.id, false, vec!["sizes".to_string()]),
