@@ -307,6 +307,7 @@ mod tests {
             content_type: "application/xml",
             content_encoding: None,
             memory: None,
+            mapped: None,
             gzip: None,
         })
     }

@@ -35,6 +35,9 @@ pub struct Artifact {
     pub content_encoding: Option<&'static str>,
     /// Small files are kept in memory.
     pub memory: Option<Bytes>,
+    /// Larger files are mapped once and served from the mapping without copying; `None`
+    /// when mapping failed (they then stream from disk).
+    pub mapped: Option<Bytes>,
     /// A file served as the concatenation of pieces (light.xml); `path` is then empty.
     pub pieces: Option<std::sync::Arc<[super::Piece]>>,
     /// The same content gzip-compressed, served with `Content-Encoding: gzip` to clients
@@ -221,6 +224,15 @@ fn artifact(
     } else {
         None
     };
+    let mapped = if memory.is_none() {
+        crate::snapshot::map_file(path)
+            .inspect_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "cannot map an artifact; it streams from disk")
+            })
+            .ok()
+    } else {
+        None
+    };
     Ok(Artifact {
         name: name.to_string(),
         kind: kind.to_string(),
@@ -234,6 +246,7 @@ fn artifact(
         // A `.xml.gz` file is served as a gzip file, not as a compressed XML representation.
         content_encoding: None,
         memory,
+        mapped,
         pieces: None,
         gzip: None,
     })

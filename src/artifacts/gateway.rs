@@ -164,6 +164,7 @@ fn render_gateway(
         content_type: "application/xml; charset=utf-8",
         content_encoding: None,
         memory: Some(Bytes::from(bytes)),
+        mapped: None,
         pieces: None,
         gzip: None,
     };
@@ -176,6 +177,7 @@ fn render_gateway(
         etag: format!("\"{}\"", &blake3::hash(&gz).to_hex()[..32]),
         content_encoding: Some("gzip"),
         memory: Some(Bytes::from(gz)),
+        mapped: None,
         ..plain.clone()
     };
     Some(Artifact {

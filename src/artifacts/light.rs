@@ -511,6 +511,7 @@ impl LightBuilder {
             content_type,
             content_encoding: None,
             memory,
+            mapped: None,
             pieces: Some(pieces.into()),
             gzip: None,
         }))

@@ -72,6 +72,11 @@ impl ArtifactSet {
         self.by_profile.get(&profile.key())
     }
 
+    /// The files of a profile by its [`RenderProfile::key`].
+    pub fn profile_by_key(&self, key: &str) -> Option<&Arc<ProfileArtifacts>> {
+        self.by_profile.get(key)
+    }
+
     fn paths(&self) -> HashSet<PathBuf> {
         self.by_profile
             .values()

@@ -1,5 +1,5 @@
-//! Response bodies: bytes already in memory, or a byte range of a file streamed in chunks so a
-//! 300 MB full.xml never sits in memory. A streamed body can be bound to a partner's
+//! Response bodies: bytes already in memory, or a byte range of a file (mapped, or read from
+//! disk) sent in chunks, so a 300 MB full.xml is never copied into memory. A streamed body can be bound to a partner's
 //! [`Grant`]: it stops when the grant is revoked, and cuts the connection.
 
 use std::io::SeekFrom;
@@ -38,11 +38,21 @@ pub struct Revocable {
     pub cut: Arc<ConnCut>,
 }
 
-/// `len` bytes of a file from `start`, read in chunks as the client takes them.
+/// `len` bytes of a file from `start`, sent in chunks as the client takes them.
 struct FileBody {
-    file: tokio::fs::File,
+    source: Source,
     remaining: u64,
     guard: Option<BodyGuard>,
+}
+
+/// Where a [`FileBody`]'s bytes come from.
+enum Source {
+    /// A mapped artifact: each chunk is a slice of the mapping, neither copied nor read
+    /// through a blocking thread. (A page not in the page cache is faulted in by the worker
+    /// thread; artifacts were just written, and the mapping asks for read-ahead.)
+    Mapped(Bytes),
+    /// An open file, read chunk by chunk.
+    File(tokio::fs::File),
 }
 
 /// A streaming body's hold on its grant. Dropping it (the body ends or is dropped) ends the
@@ -50,6 +60,13 @@ struct FileBody {
 struct BodyGuard {
     revocable: Revocable,
     _watch: tokio::sync::oneshot::Receiver<()>,
+}
+
+fn short_error() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "artifact shorter than its length",
+    )
 }
 
 fn revoked_error() -> std::io::Error {
@@ -80,9 +97,23 @@ impl HttpBody for FileBody {
             }
         }
         let want = (this.remaining as usize).min(CHUNK);
+        let file = match &mut this.source {
+            Source::Mapped(bytes) => {
+                let chunk = bytes.split_to(want.min(bytes.len()));
+                if chunk.is_empty() {
+                    return Poll::Ready(Some(Err(short_error())));
+                }
+                this.remaining -= chunk.len() as u64;
+                if this.remaining == 0 {
+                    this.guard = None;
+                }
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+            Source::File(file) => file,
+        };
         let mut chunk = vec![0u8; want];
         let mut read_buf = ReadBuf::new(&mut chunk);
-        match Pin::new(&mut this.file).poll_read(cx, &mut read_buf) {
+        match Pin::new(file).poll_read(cx, &mut read_buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
             Poll::Ready(Ok(())) => {
@@ -90,10 +121,7 @@ impl HttpBody for FileBody {
                 if n == 0 {
                     // The file is shorter than promised: end with an error so the client sees a
                     // short body instead of a silently truncated one.
-                    return Poll::Ready(Some(Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "artifact shorter than its length",
-                    ))));
+                    return Poll::Ready(Some(Err(short_error())));
                 }
                 chunk.truncate(n);
                 this.remaining -= n as u64;
@@ -128,32 +156,46 @@ pub async fn file_range(
     if start > 0 {
         file.seek(SeekFrom::Start(start)).await?;
     }
-    let guard = revocable.map(|revocable| {
-        let (mut done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let grant = revocable.grant.clone();
-        let cut = revocable.cut.clone();
-        // One small task per streamed download: it wakes a connection stalled on a slow
-        // client, which nothing else would poll.
-        tokio::spawn(async move {
-            tokio::select! {
-                // A body that has finished must never cut: the connection may be serving
-                // its next request by now.
-                biased;
-                _ = done_tx.closed() => {}
-                _ = grant.revoked() => cut.fire(),
-            }
-        });
-        BodyGuard {
-            revocable,
-            _watch: done_rx,
-        }
-    });
     Ok(FileBody {
-        file,
+        source: Source::File(file),
         remaining: len,
-        guard,
+        guard: revocable.map(watch),
     }
     .boxed_unsync())
+}
+
+/// [`file_range`] over a mapped file's bytes (`mapped` is the whole file).
+pub fn mapped_range(mapped: &Bytes, start: u64, len: u64, revocable: Option<Revocable>) -> Body {
+    let from = (start as usize).min(mapped.len());
+    let to = (start.saturating_add(len) as usize).min(mapped.len());
+    FileBody {
+        source: Source::Mapped(mapped.slice(from..to)),
+        remaining: len,
+        guard: revocable.map(watch),
+    }
+    .boxed_unsync()
+}
+
+/// Watch `revocable`'s grant while a body streams.
+fn watch(revocable: Revocable) -> BodyGuard {
+    let (mut done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let grant = revocable.grant.clone();
+    let cut = revocable.cut.clone();
+    // One small task per streamed download: it wakes a connection stalled on a slow
+    // client, which nothing else would poll.
+    tokio::spawn(async move {
+        tokio::select! {
+            // A body that has finished must never cut: the connection may be serving
+            // its next request by now.
+            biased;
+            _ = done_tx.closed() => {}
+            _ = grant.revoked() => cut.fire(),
+        }
+    });
+    BodyGuard {
+        revocable,
+        _watch: done_rx,
+    }
 }
 
 /// The bytes of a multi-piece artifact from `start`, `len` of them, read piece by piece as the
@@ -368,5 +410,34 @@ mod tests {
         grant.revoke();
         tokio::task::yield_now().await;
         assert!(!cut.is_fired(), "a finished download is not cut afterwards");
+    }
+
+    #[tokio::test]
+    async fn a_mapped_range_streams_its_slice_in_chunks_and_stops_on_revocation() {
+        let data: Bytes = (0..CHUNK * 3)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        let body = mapped_range(&data, 7, (CHUNK * 2) as u64, None);
+        let got = body.collect().await.unwrap().to_bytes();
+        assert_eq!(got, data.slice(7..7 + CHUNK * 2));
+
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let revocable = Revocable {
+            grant: grant.clone(),
+            cut: cut.clone(),
+        };
+        let mut body = mapped_range(&data, 0, data.len() as u64, Some(revocable));
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap().len(), CHUNK);
+        grant.revoke();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(cut.is_fired());
+
+        // Bytes promised beyond the mapping end the body with an error, not silently.
+        let short = mapped_range(&data.slice(..10), 0, 20, None);
+        assert!(short.collect().await.is_err());
     }
 }

@@ -17,11 +17,11 @@ use crate::render::Format;
 /// Answer one request on the public listener.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
-    let result = answer(app, &req).await;
+    let route = routes::parse(req.uri().path(), req.uri().query());
+    let result = answer(app, &req, route.as_ref()).await;
     let mut response = result.unwrap_or_else(|e| e.response());
     // The access log line is written by `access::track` when the body ends, with the bytes
     // sent; it names the path without the token: logs must not leak credentials.
-    let route = routes::parse(req.uri().path(), req.uri().query());
     response.extensions_mut().insert(access::Entry {
         method: req.method().clone(),
         partner: route.as_ref().map(|r| r.partner.clone()),
@@ -42,11 +42,15 @@ fn file_label(file: &FileRef) -> String {
     }
 }
 
-async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, HttpError> {
+async fn answer(
+    app: &App,
+    req: &Request<Incoming>,
+    feed: Option<&FeedRequest>,
+) -> Result<Response<Body>, HttpError> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Err(HttpError::MethodNotAllowed);
     }
-    let feed = routes::parse(req.uri().path(), req.uri().query()).ok_or(HttpError::NotFound)?;
+    let feed = feed.ok_or(HttpError::NotFound)?;
     let partners = app.partners();
     let account = match partners.authenticate(&feed.partner, &feed.token) {
         Access::Granted(account) => {
@@ -63,15 +67,12 @@ async fn answer(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, Ht
         return Err(HttpError::NotFound);
     }
     let profile = account.profile(feed.shop).ok_or(HttpError::NotFound)?;
-    let name = file_name(&feed, profile.format, account.file_type);
+    let key = account.profile_key(feed.shop).ok_or(HttpError::NotFound)?;
+    let name = file_name(feed, profile.format, account.file_type);
     let set = app.artifacts.current();
-    let files = set.profile(profile).ok_or(HttpError::NotReady)?;
-    let surrogate_key = crate::purge::surrogate_key(
-        &feed.partner,
-        feed.shop,
-        crate::purge::kind_of(&name),
-        &profile.key(),
-    );
+    let files = set.profile_by_key(key).ok_or(HttpError::NotReady)?;
+    let surrogate_key =
+        crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);
     let artifact = if name == "gateway.xml" {
         let snapshot = set.snapshot.as_ref().ok_or(HttpError::NotReady)?;
         let links = GatewayLinks {

@@ -116,6 +116,8 @@ pub async fn file(
         body::empty()
     } else if let Some(bytes) = &artifact.memory {
         body::full(bytes.slice(start as usize..(start + count) as usize))
+    } else if let Some(mapped) = &artifact.mapped {
+        body::mapped_range(mapped, start, count, revocable)
     } else if let Some(pieces) = &artifact.pieces {
         body::pieces_range(pieces.clone(), start, count)
     } else {

@@ -124,8 +124,9 @@ pub struct Account {
     pub offer_access: bool,
     pub shops: BTreeSet<u32>,
     pub file_type: FileType,
-    /// The render profile for each shop the account may fetch.
-    profiles: HashMap<u32, RenderProfile>,
+    /// The render profile for each shop the account may fetch, with its key (computed once:
+    /// every request looks its files up by it).
+    profiles: HashMap<u32, (RenderProfile, String)>,
     /// Revoked when this account's access ends; downloads in flight hold a clone.
     grant: Arc<Grant>,
 }
@@ -133,7 +134,12 @@ pub struct Account {
 impl Account {
     /// The render profile for one of the account's shops.
     pub fn profile(&self, shop: u32) -> Option<&RenderProfile> {
-        self.profiles.get(&shop)
+        self.profiles.get(&shop).map(|(p, _)| p)
+    }
+
+    /// [`RenderProfile::key`] of the profile for one of the account's shops.
+    pub fn profile_key(&self, shop: u32) -> Option<&str> {
+        self.profiles.get(&shop).map(|(_, k)| k.as_str())
     }
 
     /// Whether `other` has the same token (compared in constant time); false after a rotation.
@@ -283,7 +289,8 @@ impl Partners {
                         wholesale: entry.wholesale,
                         only_in_stock: entry.only_in_stock,
                     };
-                    (shop, profile)
+                    let key = profile.key();
+                    (shop, (profile, key))
                 })
                 .collect();
             order.push(entry.id.clone());
@@ -378,8 +385,8 @@ impl Partners {
     pub fn profiles(&self) -> Vec<RenderProfile> {
         let mut seen = HashMap::new();
         for account in self.accounts().filter(|a| a.offer_access) {
-            for profile in account.profiles.values() {
-                seen.entry(profile.key()).or_insert_with(|| profile.clone());
+            for (profile, key) in account.profiles.values() {
+                seen.entry(key.clone()).or_insert_with(|| profile.clone());
             }
         }
         let mut list: Vec<_> = seen.into_values().collect();

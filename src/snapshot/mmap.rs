@@ -16,6 +16,11 @@
 //!
 //! Another process modifying a published file violates the contract and is not defended
 //! against (it would be undefined behaviour for any mmap-based reader).
+//!
+//! Rendered artifacts (full.xml and other large files served over HTTP) are mapped here too,
+//! under the same contract: the artifact store writes them to a temporary file, fsyncs and
+//! renames them, never writes a published name again, and only unlinks superseded ones.
+//! Their bytes are served as they are, never interpreted, so no validation is needed.
 
 use std::fs::File;
 use std::marker::PhantomData;
@@ -167,4 +172,21 @@ impl<T> Validated<T> {
             let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
         }
     }
+}
+
+/// The whole of an immutable file (see the module contract) as shared bytes: slices of it are
+/// served without copying, and the mapping goes when the last slice is dropped.
+pub(crate) fn map_file(path: &Path) -> std::io::Result<bytes::Bytes> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        // An empty mapping is an error on Linux; there is nothing to map.
+        return Ok(bytes::Bytes::new());
+    }
+    // SAFETY: `path` is a published artifact: written once, renamed into place and never
+    // opened for writing again (module contract), so the mapped bytes cannot change while
+    // this mapping lives; unlinking it later leaves the mapping valid.
+    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    // Served front to back, mostly by many clients at once.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(bytes::Bytes::from_owner(map))
 }
