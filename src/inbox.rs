@@ -23,6 +23,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -81,6 +82,14 @@ pub struct Inbox {
 /// A running watcher; stops when dropped.
 pub struct InboxHandle {
     stop: Arc<AtomicBool>,
+    scans: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl InboxHandle {
+    /// Scans of the folder so far (one every 250 ms while idle).
+    pub fn scans(&self) -> u64 {
+        self.scans.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for InboxHandle {
@@ -243,32 +252,42 @@ impl Inbox {
             })?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        let scans = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let scanned = scans.clone();
         std::thread::Builder::new()
             .name("iofd-inbox".into())
             .spawn(move || {
                 let _watcher = watcher; // dropped with the thread
                 let mut seen: HashMap<String, Seen> = HashMap::new();
+                let mut next_scan = Instant::now();
                 while !stopped.load(Ordering::Acquire) {
                     let mut renamed = Vec::new();
-                    if let Ok(Ok(event)) = rx.recv_timeout(TICK) {
-                        let event: notify::Event = event;
-                        if matches!(
-                            event.kind,
-                            EventKind::Modify(notify::event::ModifyKind::Name(
-                                notify::event::RenameMode::To
-                            )) | EventKind::Modify(notify::event::ModifyKind::Name(
-                                notify::event::RenameMode::Both
-                            ))
-                        ) {
-                            renamed.extend(
-                                event
-                                    .paths
-                                    .iter()
-                                    .filter(|p| p.parent() == Some(self.dir.as_path()))
-                                    .filter_map(|p| p.file_name()?.to_str().map(str::to_owned)),
-                            );
+                    let wait = next_scan.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(wait) {
+                        Ok(Ok(event)) => {
+                            let event: notify::Event = event;
+                            if is_renamed_in(&event.kind) {
+                                renamed.extend(
+                                    event
+                                        .paths
+                                        .iter()
+                                        .filter(|p| p.parent() == Some(self.dir.as_path()))
+                                        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned)),
+                                );
+                            }
                         }
+                        Ok(Err(_)) | Err(RecvTimeoutError::Timeout) => {}
+                        // The watcher is gone: keep scanning on the clock.
+                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
                     }
+                    // Other events (writes in progress, and the open and close of the
+                    // directory that each scan itself causes) wait for the next scan: acting
+                    // on them would scan in a loop.
+                    if renamed.is_empty() && Instant::now() < next_scan {
+                        continue;
+                    }
+                    next_scan = Instant::now() + TICK;
+                    scanned.fetch_add(1, Ordering::Relaxed);
                     if let Err(e) = self.tick(&mut seen, &renamed) {
                         tracing::error!(error = %e, "drop folder");
                         std::thread::sleep(Duration::from_secs(1));
@@ -276,7 +295,7 @@ impl Inbox {
                 }
             })
             .map_err(io(&PathBuf::from("iofd-inbox thread")))?;
-        Ok(InboxHandle { stop })
+        Ok(InboxHandle { stop, scans })
     }
 
     /// One scan: take renamed-in files at once, others once stable.
@@ -463,6 +482,15 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), InboxError> {
     sync_dir(dir)
 }
 
+/// A file renamed into the folder: the sign of a complete drop, taken at once.
+fn is_renamed_in(kind: &EventKind) -> bool {
+    use notify::event::{ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,6 +628,12 @@ mod tests {
         }
         assert_eq!(store.snapshot().len(), 2);
         assert!(dir.join(".hidden.jsonl").exists(), "dotfiles stay");
+        // Idle, it scans on the clock: the events its own scans cause (the directory opened
+        // and closed) must not make it scan in a loop.
+        let before = handle.scans();
+        std::thread::sleep(Duration::from_millis(1000));
+        let idle = handle.scans() - before;
+        assert!((2..=6).contains(&idle), "{idle} scans in one idle second");
         drop(handle);
     }
 }
