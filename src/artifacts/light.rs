@@ -74,6 +74,9 @@ impl Piece {
 pub struct FragmentFile {
     pub path: PathBuf,
     pub len: u64,
+    /// The file mapped, served without reads or copies; `None` when mapping failed (it is
+    /// then read from disk).
+    pub mapped: Option<Bytes>,
     obsolete: AtomicBool,
 }
 
@@ -81,11 +84,31 @@ impl FragmentFile {
     /// An existing file, kept (not deleted on drop).
     pub fn existing(path: PathBuf) -> std::io::Result<FragmentFile> {
         let len = std::fs::metadata(&path)?.len();
-        Ok(FragmentFile {
+        Ok(FragmentFile::at(path, len))
+    }
+
+    /// [`FragmentFile::existing`], read from disk instead of mapped (the fallback path).
+    #[cfg(test)]
+    pub(crate) fn unmapped(path: PathBuf) -> std::io::Result<FragmentFile> {
+        let mut f = FragmentFile::existing(path)?;
+        f.mapped = None;
+        Ok(f)
+    }
+
+    /// The published (immutable) fragment file at `path`, `len` bytes long.
+    fn at(path: PathBuf, len: u64) -> FragmentFile {
+        let mapped = crate::snapshot::map_file(&path)
+            .inspect_err(|e| {
+                tracing::warn!(path = %path.display(), error = %e, "cannot map a light.xml fragment; it is read from disk")
+            })
+            .ok()
+            .filter(|m| m.len() as u64 == len);
+        FragmentFile {
             path,
             len,
+            mapped,
             obsolete: AtomicBool::new(false),
-        })
+        }
     }
 }
 
@@ -345,11 +368,7 @@ impl LightBuilder {
             crc.update(&bytes);
             let deflated = if gzip {
                 match std::fs::metadata(&deflated_path) {
-                    Ok(m) => Some(Arc::new(FragmentFile {
-                        path: deflated_path,
-                        len: m.len(),
-                        obsolete: AtomicBool::new(false),
-                    })),
+                    Ok(m) => Some(Arc::new(FragmentFile::at(deflated_path, m.len()))),
                     Err(_) => continue,
                 }
             } else {
@@ -360,11 +379,7 @@ impl LightBuilder {
                 Arc::new(Fragment {
                     content_id,
                     dicts_id,
-                    plain: Arc::new(FragmentFile {
-                        path: path.clone(),
-                        len: bytes.len() as u64,
-                        obsolete: AtomicBool::new(false),
-                    }),
+                    plain: Arc::new(FragmentFile::at(path.clone(), bytes.len() as u64)),
                     blake3: *blake3::hash(&bytes).as_bytes(),
                     crc,
                     deflated,
@@ -549,11 +564,7 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, A
         let _ = std::fs::remove_file(&tmp);
         return Err(ArtifactError::io(&path, e));
     }
-    Ok(FragmentFile {
-        path,
-        len: bytes.len() as u64,
-        obsolete: AtomicBool::new(false),
-    })
+    Ok(FragmentFile::at(path, bytes.len() as u64))
 }
 
 /// Raw deflate of `data` ending with a sync flush: byte-aligned, no final block, and no

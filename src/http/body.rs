@@ -206,6 +206,37 @@ pub fn pieces_range(
     len: u64,
 ) -> Body {
     use crate::artifacts::Piece;
+    // Every piece in memory or mapped (the usual case): the body is a list of slices.
+    let in_memory = pieces.iter().all(|p| match p {
+        Piece::Bytes(_) => true,
+        Piece::File(f) => f.mapped.is_some(),
+    });
+    if in_memory {
+        let mut slices = std::collections::VecDeque::new();
+        let end = start + len;
+        let mut at = 0u64;
+        for piece in pieces.iter() {
+            let (p_start, p_end) = (at, at + piece.len());
+            at = p_end;
+            if p_end <= start || p_start >= end {
+                continue;
+            }
+            let bytes = match piece {
+                Piece::Bytes(b) => b,
+                Piece::File(f) => f.mapped.as_ref().unwrap_or(&EMPTY),
+            };
+            let from = (start.max(p_start) - p_start) as usize;
+            let to = ((end.min(p_end) - p_start) as usize).min(bytes.len());
+            if from < to {
+                slices.push_back(bytes.slice(from..to));
+            }
+        }
+        return SlicesBody {
+            slices,
+            remaining: len,
+        }
+        .boxed_unsync();
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::spawn(async move {
         let end = start + len;
@@ -276,6 +307,43 @@ pub fn pieces_range(
     ChannelBody { rx, remaining: len }.boxed_unsync()
 }
 
+static EMPTY: Bytes = Bytes::new();
+
+/// A body made of slices already in memory (or mapped), with an exact length.
+struct SlicesBody {
+    slices: std::collections::VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl HttpBody for SlicesBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        match self.slices.pop_front() {
+            Some(b) => {
+                self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            None => Poll::Ready(Some(Err(short_error()))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
 /// A body fed by a task through a channel, with an exact length.
 struct ChannelBody {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
@@ -325,7 +393,9 @@ mod tests {
     fn ranges_map_across_pieces() {
         let dir = tempfile::tempdir().unwrap();
         let mut expected = b"<head>".to_vec();
-        let mut pieces = vec![Piece::Bytes(Bytes::from_static(b"<head>"))];
+        // The same pieces mapped (the usual case) and read from disk (the fallback).
+        let mut mapped = vec![Piece::Bytes(Bytes::from_static(b"<head>"))];
+        let mut read = mapped.clone();
         for i in 0..3u8 {
             let data: Vec<u8> = (0..(CHUNK + 100))
                 .map(|j| b'a' + ((j as u8).wrapping_add(i) % 26))
@@ -333,11 +403,16 @@ mod tests {
             let path = dir.path().join(format!("f{i}"));
             std::fs::write(&path, &data).unwrap();
             expected.extend_from_slice(&data);
-            pieces.push(Piece::File(Arc::new(FragmentFile::existing(path).unwrap())));
+            let file = FragmentFile::existing(path.clone()).unwrap();
+            assert!(file.mapped.is_some());
+            mapped.push(Piece::File(Arc::new(file)));
+            read.push(Piece::File(Arc::new(FragmentFile::unmapped(path).unwrap())));
         }
         expected.extend_from_slice(b"</tail>");
-        pieces.push(Piece::Bytes(Bytes::from_static(b"</tail>")));
-        let pieces: Arc<[Piece]> = pieces.into();
+        mapped.push(Piece::Bytes(Bytes::from_static(b"</tail>")));
+        read.push(Piece::Bytes(Bytes::from_static(b"</tail>")));
+        let mapped: Arc<[Piece]> = mapped.into();
+        let pieces: Arc<[Piece]> = read.into();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -352,18 +427,23 @@ mod tests {
             (total - 3, 3),
             (piece1, piece1),
         ] {
-            let pieces = pieces.clone();
-            let got = rt.block_on(async move {
-                let body = pieces_range(pieces, start, len);
-                body.collect().await.unwrap().to_bytes()
-            });
-            assert_eq!(
-                &got[..],
-                &expected[start as usize..(start + len) as usize],
-                "range {start}+{len}"
-            );
+            for set in [&pieces, &mapped] {
+                let set = set.clone();
+                let got = rt.block_on(async move {
+                    let body = pieces_range(set, start, len);
+                    body.collect().await.unwrap().to_bytes()
+                });
+                assert_eq!(
+                    &got[..],
+                    &expected[start as usize..(start + len) as usize],
+                    "range {start}+{len}"
+                );
+            }
         }
-        // A piece shorter than promised ends the body with an error, not silently.
+        // A piece read from disk shorter than promised ends the body with an error, not
+        // silently. (Published files are never rewritten in place; a mapped one would keep
+        // its bytes after a rename over it.)
+        drop(mapped);
         std::fs::write(dir.path().join("f1"), b"short").unwrap();
         assert!(rt
             .block_on(async move { pieces_range(pieces, 0, total).collect().await })
