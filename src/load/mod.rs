@@ -503,8 +503,10 @@ pub async fn run(opts: LoadOptions) -> Result<Report, LoadError> {
     let progress = opts
         .progress
         .then(|| tokio::spawn(progress_line(shared.clone(), started)));
-    // Let requests in flight at the deadline finish, within a bound.
-    let grace = opts.timeout.min(Duration::from_secs(15));
+    // Requests in flight at the deadline finish: each is bounded by the request timeout (and
+    // times out as an error), and no partner starts a new one after the deadline. Cutting
+    // them sooner would count a slow but healthy download as a failure.
+    let grace = opts.timeout;
     let drained = tokio::time::timeout(opts.duration + grace, async {
         while tasks.join_next().await.is_some() {}
     })
