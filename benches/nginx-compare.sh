@@ -13,7 +13,9 @@
 # Settings (environment): PRODUCTS (large catalog, default 30000: full.xml about 110 MB),
 # SMALL_PRODUCTS (default 1400: light.xml about 1 MB), DURATION seconds per row (default 10),
 # CONNS connections (default 16; FULL_CONNS for the full.xml row, default 4), THREADS wrk
-# threads (default 1, leaving the other core to the server), WORK directory (default: a
+# threads (default 1), WORKERS server threads (default 1: nginx `worker_processes` and iofd
+# `--workers` alike, so on a 2-core machine each server gets one core and wrk the other), WORK
+# directory (default: a
 # temporary one, removed at the end unless KEEP=1), IOFD (an iofd binary to compare instead
 # of building this checkout).
 set -euo pipefail
@@ -25,6 +27,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-16}
 FULL_CONNS=${FULL_CONNS:-4}
 THREADS=${THREADS:-1}
+WORKERS=${WORKERS:-1}
 KEEP=${KEEP:-0}
 IOFD=${IOFD:-}
 WORK=${WORK:-$(mktemp -d -t iofd-nginx-XXXXXX)}
@@ -92,7 +95,7 @@ start_iofd() { # name catalog-size port
     IOFD_LOG=warn "$IOFD" import --data "$WORK/$name-data" "$WORK/$name-src/catalog.jsonl" >/dev/null
     IOFD_LOG=warn "$IOFD" serve --data "$WORK/$name-data" --partners "$WORK/partners.toml" \
         --listen "127.0.0.1:$port" --admin-listen "127.0.0.1:$((port + 1))" \
-        --rate-limit 0 >"$WORK/$name.log" 2>&1 &
+        --rate-limit 0 --workers "$WORKERS" >"$WORK/$name.log" 2>&1 &
     PIDS+=($!)
     eval "${name}_PID=$!"
     log "waiting for iofd ($name) to render its files"
@@ -125,7 +128,7 @@ export_files() { # name port
 start_nginx() {
     mkdir -p "$WORK/nginx-tmp"
     cat >"$WORK/nginx.conf" <<EOF
-worker_processes auto;
+worker_processes $WORKERS;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
@@ -289,7 +292,7 @@ run_wrk "range 64K iofd " "$CONNS" iofd_big_pids "$B/full.xml" "$RANGE"
 run_wrk "range 64K nginx" "$CONNS" nginx_all "$N/big/full.xml" "$RANGE"
 
 echo
-echo "iofd vs nginx: wrk -t$THREADS -c$CONNS (full.xml: -c$FULL_CONNS), ${DURATION}s per row, $(nproc) cores"
+echo "iofd vs nginx: wrk -t$THREADS -c$CONNS (full.xml: -c$FULL_CONNS), ${DURATION}s per row, $(nproc) cores, $WORKERS server worker(s)"
 echo "sizes: gateway $(size small/gateway.xml) B, light.xml $(size small/light.xml) B (gzip $(size small/light.xml.gz) B), full.xml $FULL_SIZE B"
 printf '%-10s %12s %12s %10s %10s %14s %14s %8s %8s\n' row "iofd req/s" "nginx req/s" "iofd /s" "nginx /s" "iofd req/CPUs" "nginx req/CPUs" "raw x" "CPU x"
 for ((i = 0; i < ${#RESULTS[@]}; i += 2)); do

@@ -38,6 +38,9 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, env = "IOFD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Threads serving requests (default: one per core).
+    #[arg(long, env = "IOFD_WORKERS")]
+    pub workers: Option<usize>,
     /// Bearer token of the admin ingest API (demo mode: `demo-admin-token`).
     #[arg(long, env = "IOFD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -109,6 +112,7 @@ struct FileConfig {
     public_url: Option<String>,
     timezone: Option<String>,
     log_format: Option<String>,
+    workers: Option<usize>,
     change_window: Option<String>,
     change_retention: Option<String>,
     base_rebuild: Option<String>,
@@ -161,6 +165,8 @@ pub struct Config {
     pub timezone: jiff::tz::TimeZone,
     pub timezone_name: String,
     pub log_format: LogFormat,
+    /// Threads serving requests.
+    pub workers: usize,
     /// ISO 4217 code of the prices the ERP sends.
     pub base_currency: String,
     /// Exchange rates: units of the currency per one unit of the base currency.
@@ -309,6 +315,16 @@ impl Config {
                 reason: format!("{public_url:?} must start with http:// or https://"),
             });
         }
+        let workers = match args.workers.or(file.workers) {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    setting: "workers",
+                    reason: "must be at least 1".into(),
+                })
+            }
+            Some(n) => n,
+            None => default_workers(),
+        };
         let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -400,6 +416,7 @@ impl Config {
             timezone,
             timezone_name,
             log_format,
+            workers,
             base_currency,
             rates,
             demo,
@@ -589,6 +606,11 @@ fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarge
     }))
 }
 
+/// One request thread per core.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// A positive duration setting (`30m`, `5s`, `1h 30m`, `PT30M`).
 fn duration(
     setting: &'static str,
@@ -711,6 +733,19 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("timezone"), "{err}");
+        let err = Config::load(&ServeArgs {
+            workers: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("workers"), "{err}");
+        std::fs::write(&path, "workers = 3\n").unwrap();
+        let c = Config::load(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.workers, 3);
     }
 
     #[test]

@@ -115,6 +115,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
