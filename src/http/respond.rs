@@ -23,6 +23,24 @@ pub fn cache_control(kind: &str) -> &'static str {
     }
 }
 
+/// `Last-Modified` for `t`. Most responses of a moment share a few times (a generation's),
+/// so each thread keeps the last one formatted.
+fn http_date(t: std::time::SystemTime) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(std::time::SystemTime, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((at, value)) if *at == t => value.clone(),
+        _ => {
+            let value = HeaderValue::from_str(&httpdate::fmt_http_date(t))
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+            *last = Some((t, value.clone()));
+            value
+        }
+    })
+}
+
 fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -59,12 +77,12 @@ pub async fn file(
     };
     let mut builder = Response::builder()
         .header(header::ETAG, &artifact.etag)
+        .header(header::LAST_MODIFIED, http_date(artifact.modified))
         .header(
-            header::LAST_MODIFIED,
-            httpdate::fmt_http_date(artifact.modified),
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache_control(&artifact.kind)),
         )
-        .header(header::CACHE_CONTROL, cache_control(&artifact.kind))
-        .header(header::VARY, "Accept-Encoding")
+        .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
         .header("Surrogate-Key", surrogate_key);
     match rules::evaluate(&conditions, &validators) {
         Precondition::NotModified => {
@@ -83,10 +101,13 @@ pub async fn file(
         Precondition::Proceed => {}
     }
     builder = builder
-        .header(header::CONTENT_TYPE, artifact.content_type)
-        .header(header::ACCEPT_RANGES, "bytes");
+        .header(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(artifact.content_type),
+        )
+        .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(encoding) = artifact.content_encoding {
-        builder = builder.header(header::CONTENT_ENCODING, encoding);
+        builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
     }
     let len = artifact.len;
     let (status, start, count) = match rules::decide_range(
@@ -128,4 +149,19 @@ pub async fn file(
     builder
         .body(body)
         .map_err(|e| HttpError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_follows_the_time_asked_for() {
+        let a = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let b = a + std::time::Duration::from_secs(1);
+        assert_eq!(http_date(a), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(http_date(a), "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(http_date(b), "Tue, 14 Nov 2023 22:13:21 GMT");
+        assert_eq!(http_date(a), "Tue, 14 Nov 2023 22:13:20 GMT");
+    }
 }
