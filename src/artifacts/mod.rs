@@ -40,7 +40,7 @@ pub struct FullFiles {
     pub changes: Vec<Arc<Artifact>>,
 }
 
-/// Files at most this large are kept in memory; larger ones stream from disk.
+/// Files at most this large are kept in memory; larger ones are mapped (see [`Artifact::mapped`]).
 const MEMORY_LIMIT: u64 = 1 << 20;
 
 /// Every file of one profile for one generation, by file name (`full.xml`, `categories.xml`).

@@ -231,8 +231,8 @@ pub fn pieces_range(
                 slices.push_back(bytes.slice(from..to));
             }
         }
-        return SlicesBody {
-            slices,
+        return PiecesBody {
+            feed: Feed::Slices(slices),
             remaining: len,
         }
         .boxed_unsync();
@@ -304,53 +304,28 @@ pub fn pieces_range(
             }
         }
     });
-    ChannelBody { rx, remaining: len }.boxed_unsync()
+    PiecesBody {
+        feed: Feed::Channel(rx),
+        remaining: len,
+    }
+    .boxed_unsync()
 }
 
 static EMPTY: Bytes = Bytes::new();
 
-/// A body made of slices already in memory (or mapped), with an exact length.
-struct SlicesBody {
-    slices: std::collections::VecDeque<Bytes>,
+/// A multi-piece body with an exact length: slices already in memory (or mapped), or chunks
+/// a task reads from disk and sends through a channel.
+struct PiecesBody {
+    feed: Feed,
     remaining: u64,
 }
 
-impl HttpBody for SlicesBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        match self.slices.pop_front() {
-            Some(b) => {
-                self.remaining = self.remaining.saturating_sub(b.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(b))))
-            }
-            None => Poll::Ready(Some(Err(short_error()))),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.remaining == 0
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
+enum Feed {
+    Slices(std::collections::VecDeque<Bytes>),
+    Channel(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>),
 }
 
-/// A body fed by a task through a channel, with an exact length.
-struct ChannelBody {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    remaining: u64,
-}
-
-impl HttpBody for ChannelBody {
+impl HttpBody for PiecesBody {
     type Data = Bytes;
     type Error = std::io::Error;
 
@@ -361,17 +336,21 @@ impl HttpBody for ChannelBody {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(b))) => {
+        let next = match &mut self.feed {
+            Feed::Slices(slices) => slices.pop_front().map(Ok),
+            Feed::Channel(rx) => match rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(next) => next,
+            },
+        };
+        match next {
+            Some(Ok(b)) => {
                 self.remaining = self.remaining.saturating_sub(b.len() as u64);
                 Poll::Ready(Some(Ok(Frame::data(b))))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "artifact shorter than its length",
-            )))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e))),
+            // Promised more than there is: an error, so the client sees a short body.
+            None => Poll::Ready(Some(Err(short_error()))),
         }
     }
 

@@ -54,9 +54,9 @@ pub fn representation<'a>(artifact: &'a Artifact, headers: &HeaderMap) -> &'a Ar
     }
 }
 
-/// Answer a GET or HEAD for `artifact`, in the representation the client prefers. A body
-/// streamed from disk stops when `revocable`'s grant is revoked; bodies held in memory are
-/// small and finish.
+/// Answer a GET or HEAD for `artifact`, in the representation the client prefers. A large
+/// body (mapped, or read from disk) stops when `revocable`'s grant is revoked; bodies held in
+/// memory are small and finish.
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
