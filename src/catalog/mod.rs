@@ -622,6 +622,33 @@ impl Dictionaries {
         }
         true
     }
+
+    /// Every entry as a record, dictionary by dictionary (shops first, parameters last):
+    /// what [`Dictionaries::upsert`] takes back.
+    pub fn into_records(self) -> Vec<Record> {
+        let Dictionaries {
+            shops,
+            categories,
+            producers,
+            units,
+            series,
+            warranties,
+            warehouses,
+            size_groups,
+            parameters,
+        } = self;
+        let mut out = Vec::new();
+        out.extend(shops.into_iter().map(Record::Shop));
+        out.extend(categories.into_iter().map(Record::Category));
+        out.extend(producers.into_iter().map(Record::Producer));
+        out.extend(units.into_iter().map(Record::Unit));
+        out.extend(series.into_iter().map(Record::Series));
+        out.extend(warranties.into_iter().map(Record::Warranty));
+        out.extend(warehouses.into_iter().map(Record::Warehouse));
+        out.extend(size_groups.into_iter().map(Record::SizeGroup));
+        out.extend(parameters.into_iter().map(Record::Parameter));
+        out
+    }
 }
 
 impl ArchivedProductType {
@@ -657,9 +684,9 @@ impl ArchivedCodeStandard {
 }
 
 impl Product {
-    /// A product with an id and a name in one language and nothing else (tests and tools);
-    /// `normalize()` gives it its single one-size size.
-    pub fn named(id: ProductId, lang: &str, name: &str) -> Product {
+    /// A product with an id and nothing else: regular, 23% VAT, no nodes. The base that
+    /// importers and tools fill in (`Product { vat, ..Product::empty(id) }`).
+    pub fn empty(id: ProductId) -> Product {
         Product {
             id,
             kind: ProductType::default(),
@@ -674,10 +701,7 @@ impl Product {
             warranty: None,
             size_group: None,
             card_url: None,
-            description: Description {
-                name: Texts::from([(lang.to_owned(), name.to_owned())]),
-                ..Default::default()
-            },
+            description: Description::default(),
             prices: Prices::default(),
             promotion: None,
             sizes: Vec::new(),
@@ -688,6 +712,18 @@ impl Product {
             group: None,
             bundled: None,
             stock: Vec::new(),
+        }
+    }
+
+    /// A product with an id and a name in one language and nothing else (tests and tools);
+    /// `normalize()` gives it its single one-size size.
+    pub fn named(id: ProductId, lang: &str, name: &str) -> Product {
+        Product {
+            description: Description {
+                name: Texts::from([(lang.to_owned(), name.to_owned())]),
+                ..Default::default()
+            },
+            ..Product::empty(id)
         }
     }
 

@@ -10,17 +10,7 @@ use crate::catalog::{Dictionaries, Product, Record};
 use crate::store::{ApplyMode, Store, StoreOptions};
 
 fn dict_records(d: &Dictionaries) -> Vec<Record> {
-    let mut out = Vec::new();
-    out.extend(d.shops.iter().cloned().map(Record::Shop));
-    out.extend(d.categories.iter().cloned().map(Record::Category));
-    out.extend(d.producers.iter().cloned().map(Record::Producer));
-    out.extend(d.units.iter().cloned().map(Record::Unit));
-    out.extend(d.series.iter().cloned().map(Record::Series));
-    out.extend(d.warranties.iter().cloned().map(Record::Warranty));
-    out.extend(d.warehouses.iter().cloned().map(Record::Warehouse));
-    out.extend(d.size_groups.iter().cloned().map(Record::SizeGroup));
-    out.extend(d.parameters.iter().cloned().map(Record::Parameter));
-    out
+    d.clone().into_records()
 }
 
 fn put(p: &Product) -> Record {

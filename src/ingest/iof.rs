@@ -968,25 +968,8 @@ impl Import {
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned),
             producer_code_standard: code_standard(node.attr(&["producer_code_standard"])),
-            shops: Vec::new(),
-            producer: None,
-            category: None,
-            unit: None,
-            series: None,
-            warranty: None,
-            size_group: None,
-            card_url: None,
-            description: Description::default(),
             prices: self.prices(node, vat),
-            promotion: None,
-            sizes: Vec::new(),
-            images: Vec::new(),
-            icons: Icons::default(),
-            parameters: Vec::new(),
-            attachments: Vec::new(),
-            group: None,
-            bundled: None,
-            stock: Vec::new(),
+            ..Product::empty(id)
         };
         for child in &node.children {
             if child.ext {
@@ -1496,49 +1479,12 @@ impl Import {
     }
 
     fn finish(mut self) -> Offer {
-        let mut records = Vec::new();
         let mut dicts = std::mem::take(&mut self.dicts);
         dicts.parameters = std::mem::take(&mut self.params).into_values().collect();
         dicts.size_groups = std::mem::take(&mut self.size_groups)
             .into_values()
             .collect();
-        let push = |records: &mut Vec<Record>, r: Record| records.push(r);
-        dicts
-            .shops
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Shop(x)));
-        dicts
-            .categories
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Category(x)));
-        dicts
-            .producers
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Producer(x)));
-        dicts
-            .units
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Unit(x)));
-        dicts
-            .series
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Series(x)));
-        dicts
-            .warranties
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Warranty(x)));
-        dicts
-            .warehouses
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Warehouse(x)));
-        dicts
-            .size_groups
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::SizeGroup(x)));
-        dicts
-            .parameters
-            .into_iter()
-            .for_each(|x| push(&mut records, Record::Parameter(x)));
+        let mut records = dicts.into_records();
         // Dictionary entries that would not pass validation are reported, not stored.
         let mut notes = self.ids.notes();
         records.retain_mut(|r| match r.normalize() {
