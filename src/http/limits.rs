@@ -340,29 +340,40 @@ impl<T: AsyncRead + Abort + Unpin> AsyncRead for GuardedIo<T> {
     }
 }
 
+impl<T: AsyncWrite + Abort + Unpin> GuardedIo<T> {
+    /// One write to the inner stream under the send clocks: progress counts, a write held
+    /// back by the client starts (or continues) the send-rate window.
+    fn guarded_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(&mut T, &mut Context<'_>) -> Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        let now = Instant::now();
+        self.sync(now);
+        match write(&mut self.inner, cx) {
+            Poll::Ready(Ok(n)) => {
+                self.write_progress(n);
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                self.held_back(now);
+                match self.check(cx, now) {
+                    Ok(()) => Poll::Pending,
+                    Err(e) => Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+}
+
 impl<T: AsyncWrite + Abort + Unpin> AsyncWrite for GuardedIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let now = Instant::now();
-        this.sync(now);
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                this.write_progress(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                this.held_back(now);
-                match this.check(cx, now) {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e)),
-                }
-            }
-        }
+        self.guarded_write(cx, |inner, cx| Pin::new(inner).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -370,23 +381,9 @@ impl<T: AsyncWrite + Abort + Unpin> AsyncWrite for GuardedIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let now = Instant::now();
-        this.sync(now);
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                this.write_progress(n);
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => {
-                this.held_back(now);
-                match this.check(cx, now) {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e)),
-                }
-            }
-        }
+        self.guarded_write(cx, |inner, cx| {
+            Pin::new(inner).poll_write_vectored(cx, bufs)
+        })
     }
 
     fn is_write_vectored(&self) -> bool {
