@@ -278,6 +278,32 @@ impl Partner {
         }
     }
 
+    /// Parse a verified body off the async threads, and share the outcome under its `hash`
+    /// with the partners waiting for the same bytes. A body that does not parse counts as the
+    /// error `invalid`.
+    async fn parse_shared<T: Send + Sync + 'static>(
+        &self,
+        cache: &ParseCache<T>,
+        hash: Option<&str>,
+        url: &str,
+        bytes: Vec<u8>,
+        invalid: &'static str,
+        parse: impl FnOnce(&[u8]) -> Result<T, String> + Send + 'static,
+    ) -> Option<Arc<T>> {
+        let parsed = match parse_blocking(url.to_string(), bytes, parse).await {
+            Ok(value) => Some(Arc::new(value)),
+            Err(e) => {
+                tracing::debug!(partner = self.id, url, error = %e, "{invalid}");
+                self.shared.stats.error(invalid);
+                None
+            }
+        };
+        if let Some(h) = hash {
+            cache.fill(h, parsed.as_ref());
+        }
+        parsed
+    }
+
     /// light.xml: fetch, verify, and when the mutator runs, look for its updates.
     async fn fetch_light(&mut self, f: &Listed) {
         let shared = self.shared.clone();
@@ -297,28 +323,16 @@ impl Partner {
         let received = Instant::now();
         let index: Option<Arc<LightIndex>> = match (outcome, &f.hash) {
             (Outcome::Verified(Some(bytes)), hash) => {
-                let parsed = parse_blocking(f.url.clone(), bytes, {
-                    let watch = watch.clone();
-                    move |b| parse_light(b, Some(&watch)).map_err(|e| e.to_string())
-                })
-                .await;
-                match parsed {
-                    Ok(index) => {
-                        let index = Arc::new(index);
-                        if let Some(h) = hash {
-                            shared.lights.fill(h, Some(&index));
-                        }
-                        Some(index)
-                    }
-                    Err(e) => {
-                        tracing::debug!(partner = self.id, error = %e, "invalid light.xml");
-                        shared.stats.error("light_invalid");
-                        if let Some(h) = hash {
-                            shared.lights.fill(h, None);
-                        }
-                        None
-                    }
-                }
+                let watch = watch.clone();
+                self.parse_shared(
+                    &shared.lights,
+                    hash.as_deref(),
+                    &f.url,
+                    bytes,
+                    "light_invalid",
+                    move |b| parse_light(b, Some(&watch)).map_err(|e| e.to_string()),
+                )
+                .await
             }
             (Outcome::Verified(None), Some(h)) => shared.lights.wait(h, PARSE_WAIT).await,
             _ => {
@@ -368,23 +382,15 @@ impl Partner {
         let offer = if !check {
             None
         } else if let Outcome::Verified(Some(bytes)) = outcome {
-            let parsed = parse_blocking(full.url.clone(), bytes, |b| {
-                OfferDigest::parse_full(b).map_err(|e| e.to_string())
-            })
-            .await;
-            match parsed {
-                Ok(o) => {
-                    let o = Arc::new(o);
-                    shared.offers.fill(&md5, Some(&o));
-                    Some(o)
-                }
-                Err(e) => {
-                    tracing::debug!(partner = self.id, error = %e, "invalid full.xml");
-                    shared.stats.error("full_invalid");
-                    shared.offers.fill(&md5, None);
-                    None
-                }
-            }
+            self.parse_shared(
+                &shared.offers,
+                Some(&md5),
+                &full.url,
+                bytes,
+                "full_invalid",
+                |b| OfferDigest::parse_full(b).map_err(|e| e.to_string()),
+            )
+            .await
         } else {
             shared.offers.wait(&md5, PARSE_WAIT).await
         };
@@ -484,27 +490,15 @@ impl Partner {
             let outcome = self.get_listed("change", c, claim).await;
             let products: Option<Arc<Vec<ProductDigest>>> = match (outcome, &c.hash) {
                 (Outcome::Verified(Some(bytes)), hash) => {
-                    let parsed = parse_blocking(c.url.clone(), bytes, |b| {
-                        parse_change(b).map_err(|e| e.to_string())
-                    })
-                    .await;
-                    match parsed {
-                        Ok(p) => {
-                            let p = Arc::new(p);
-                            if let Some(h) = hash {
-                                shared.changes.fill(h, Some(&p));
-                            }
-                            Some(p)
-                        }
-                        Err(e) => {
-                            tracing::debug!(partner = self.id, error = %e, "invalid change file");
-                            shared.stats.error("change_invalid");
-                            if let Some(h) = hash {
-                                shared.changes.fill(h, None);
-                            }
-                            None
-                        }
-                    }
+                    self.parse_shared(
+                        &shared.changes,
+                        hash.as_deref(),
+                        &c.url,
+                        bytes,
+                        "change_invalid",
+                        |b| parse_change(b).map_err(|e| e.to_string()),
+                    )
+                    .await
                 }
                 (Outcome::Verified(None), Some(h)) if check => {
                     shared.changes.wait(h, PARSE_WAIT).await
