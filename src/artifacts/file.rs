@@ -252,6 +252,11 @@ fn artifact(
     })
 }
 
+/// Where [`build`] keeps the file `name` rendered from the input `stem`.
+pub(crate) fn path_of(dir: &Path, stem: &str, name: &str) -> PathBuf {
+    dir.join(format!("{stem}-{name}"))
+}
+
 /// Render a file (or reuse the one an earlier run rendered from the same input).
 ///
 /// `stem` names the input the bytes depend on (`g12` for generation 12, `d…` for a
@@ -265,7 +270,7 @@ pub(crate) fn build(
     modified: SystemTime,
     render: impl FnOnce(&mut Sink) -> std::io::Result<()>,
 ) -> Result<Artifact, ArtifactError> {
-    let path = dir.join(format!("{stem}-{name}"));
+    let path = path_of(dir, stem, name);
     if let Some(found) = load(&path, name, kind) {
         return Ok(found);
     }

@@ -157,7 +157,8 @@ impl Artifacts {
             if set.by_profile.contains_key(&key) {
                 continue;
             }
-            let files = self.render_profile(snapshot, profile, full(profile))?;
+            let before = previous.by_profile.get(&key).map(|p| p.as_ref());
+            let files = self.render_profile(snapshot, profile, full(profile), before)?;
             set.by_profile.insert(
                 key,
                 Arc::new(ProfileArtifacts {
@@ -254,8 +255,18 @@ impl Artifacts {
         snapshot: &Snapshot,
         profile: &RenderProfile,
         full: Option<FullFiles>,
+        before: Option<&ProfileArtifacts>,
     ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
         let dir = self.dir.join(profile.key());
+        // What the set being served already holds for the same data file (reference files
+        // while the dictionaries stay, the base and change files, with their gzip
+        // representations): shared as it is, neither read nor compressed again.
+        let held = |name: &str, path: &Path| {
+            before
+                .and_then(|b| b.files.get(name))
+                .filter(|a| a.path == path)
+                .cloned()
+        };
         std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
         let published = snapshot.published();
         let generated = published.to_zoned(self.timezone.clone()).datetime();
@@ -272,14 +283,14 @@ impl Artifacts {
         let given_full: Option<Vec<Arc<Artifact>>> = full
             .filter(|_| profile.format == Format::Iof30)
             .map(|f| std::iter::once(f.base).chain(f.changes).collect());
-        let mut add = |artifact: Artifact| {
-            files.insert(artifact.name.clone(), Arc::new(artifact));
+        let mut add = |artifact: Arc<Artifact>| {
+            files.insert(artifact.name.clone(), artifact);
         };
         match profile.format {
             Format::Iof30 => {
                 let stem = format!("g{generation}");
                 if given_full.is_none() {
-                    add(file::build(
+                    add(Arc::new(file::build(
                         &dir,
                         "full.xml",
                         "full",
@@ -289,7 +300,7 @@ impl Artifacts {
                         |w: &mut file::Sink| {
                             render::full(w, profile, &dicts, &meta, snapshot.products())
                         },
-                    )?);
+                    )?));
                 }
                 // light.xml: incremental, shard by shard (see `light`).
                 let (plain, gz) = self.light.build(snapshot, profile)?;
@@ -304,11 +315,16 @@ impl Artifacts {
                 for kind in ReferenceKind::ALL {
                     let name = format!("{}.xml", kind.name());
                     let reference_meta = ReferenceMeta { generated, expires };
-                    add(file::build(
+                    let stem = format!("d{dict_id}");
+                    if let Some(same) = held(&name, &file::path_of(&dir, &stem, &name)) {
+                        add(same);
+                        continue;
+                    }
+                    add(Arc::new(file::build(
                         &dir,
                         &name,
                         kind.name(),
-                        &format!("d{dict_id}"),
+                        &stem,
                         generated,
                         modified,
                         |w: &mut file::Sink| {
@@ -321,12 +337,12 @@ impl Artifacts {
                             )
                             .map_err(std::io::Error::other)
                         },
-                    )?);
+                    )?));
                 }
             }
             Format::Csv => {
                 let stem = format!("g{generation}");
-                add(file::build(
+                add(Arc::new(file::build(
                     &dir,
                     "full.csv",
                     "full",
@@ -337,8 +353,8 @@ impl Artifacts {
                         render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
                             .map_err(std::io::Error::other)
                     },
-                )?);
-                add(file::build(
+                )?));
+                add(Arc::new(file::build(
                     &dir,
                     "light.csv",
                     "light",
@@ -349,7 +365,7 @@ impl Artifacts {
                         render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
                             .map_err(std::io::Error::other)
                     },
-                )?);
+                )?));
             }
         }
         // The changes stage's files are compressed too (once: the `.gz` beside each is found
@@ -359,7 +375,21 @@ impl Artifacts {
         }
         // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
         // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
-        let plain: Vec<Arc<Artifact>> = files.values().cloned().collect();
+        let mut plain: Vec<Arc<Artifact>> = Vec::new();
+        for artifact in files.values().cloned().collect::<Vec<_>>() {
+            let same = held(&artifact.name, &artifact.path).filter(|a| a.gzip.is_some());
+            let gz_file = format!("{}.gz", artifact.name);
+            match (same, before.and_then(|b| b.files.get(&gz_file))) {
+                (Some(same), _) if !profile.gzip => {
+                    files.insert(same.name.clone(), same);
+                }
+                (Some(same), Some(gz)) => {
+                    files.insert(same.name.clone(), same);
+                    files.insert(gz_file, gz.clone());
+                }
+                _ => plain.push(artifact),
+            }
+        }
         for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
             files.insert(artifact.name.clone(), Arc::new(artifact.with_gzip(&gz)));
             if profile.gzip {
@@ -412,4 +442,66 @@ pub fn memory_bytes(artifact: &Artifact) -> Option<&Bytes> {
 
 pub(crate) fn keep_in_memory(len: u64) -> bool {
     len <= MEMORY_LIMIT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ApplyMode, Store, StoreOptions};
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn a_republish_shares_the_files_it_already_holds_and_renders_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+        let batch = crate::ingest::read_jsonl("demo", crate::app::DEMO_CATALOG.as_bytes()).unwrap();
+        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
+        store.apply(records.clone(), ApplyMode::Upsert).unwrap();
+        let artifacts =
+            Artifacts::new(&dir.path().join("artifacts"), jiff::tz::TimeZone::UTC).unwrap();
+        let profile = RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: true,
+            languages: vec!["pol".into()],
+            currency: "PLN".into(),
+            rate: Decimal::ONE,
+            discount_percent: Decimal::ZERO,
+            wholesale: false,
+            only_in_stock: false,
+        };
+        let profiles = [profile.clone()];
+        let first = artifacts.publish(&store.snapshot(), &profiles).unwrap();
+        let first = first.profile(&profile).unwrap().clone();
+        // Same snapshot again (a reload, a window cut): every file is the one already held.
+        let again = artifacts.publish(&store.snapshot(), &profiles).unwrap();
+        let again = again.profile(&profile).unwrap();
+        for (name, a) in &first.files {
+            assert!(Arc::ptr_eq(a, &again.files[name]), "{name} shared");
+        }
+        // A catalog change: full.xml is new; reference files (same dictionaries) are shared
+        // with their gzip representations and .gz files.
+        let mut p = crate::catalog::Product::named(1, "pol", "Nowa nazwa");
+        p.normalize().unwrap();
+        store
+            .apply(
+                vec![crate::catalog::Record::Product(Box::new(p))],
+                ApplyMode::Upsert,
+            )
+            .unwrap();
+        let next = artifacts.publish(&store.snapshot(), &profiles).unwrap();
+        let next = next.profile(&profile).unwrap();
+        assert!(!Arc::ptr_eq(
+            &first.files["full.xml"],
+            &next.files["full.xml"]
+        ));
+        assert_ne!(first.files["full.xml"].etag, next.files["full.xml"].etag);
+        for name in ["categories.xml", "categories.xml.gz", "units.xml"] {
+            assert!(
+                Arc::ptr_eq(&first.files[name], &next.files[name]),
+                "{name} shared"
+            );
+            assert!(first.files[name].gzip.is_some() || name.ends_with(".gz"));
+        }
+    }
 }
