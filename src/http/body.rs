@@ -69,6 +69,17 @@ fn short_error() -> std::io::Error {
     )
 }
 
+/// The cheap check between chunks: a revoked grant cuts the connection and ends the body.
+/// (The watcher task covers a body that is not polled because the client stopped reading.)
+fn revoked(guard: &Option<BodyGuard>) -> Option<std::io::Error> {
+    let guard = guard.as_ref()?;
+    if !guard.revocable.grant.is_revoked() {
+        return None;
+    }
+    guard.revocable.cut.fire();
+    Some(revoked_error())
+}
+
 fn revoked_error() -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::PermissionDenied,
@@ -88,13 +99,8 @@ impl HttpBody for FileBody {
         if this.remaining == 0 {
             return Poll::Ready(None);
         }
-        // The cheap check between chunks; the watcher task covers a body that is not polled
-        // because the client stopped reading.
-        if let Some(guard) = &this.guard {
-            if guard.revocable.grant.is_revoked() {
-                guard.revocable.cut.fire();
-                return Poll::Ready(Some(Err(revoked_error())));
-            }
+        if let Some(e) = revoked(&this.guard) {
+            return Poll::Ready(Some(Err(e)));
         }
         let want = (this.remaining as usize).min(CHUNK);
         let file = match &mut this.source {
@@ -198,57 +204,43 @@ fn watch(revocable: Revocable) -> BodyGuard {
     }
 }
 
-/// The bytes of a multi-piece artifact from `start`, `len` of them, read piece by piece as the
-/// client takes them. The pieces (and so their files) are held until the body is dropped.
+/// The bytes of a multi-piece artifact from `start`, `len` of them, sent piece by piece as the
+/// client takes them; with `revocable`, stopped when the grant is revoked. The pieces (and so
+/// their files) are held until the body is dropped.
 pub fn pieces_range(
     pieces: std::sync::Arc<[crate::artifacts::Piece]>,
     start: u64,
     len: u64,
+    revocable: Option<Revocable>,
 ) -> Body {
     use crate::artifacts::Piece;
+    let guard = revocable.map(watch);
     // Every piece in memory or mapped (the usual case): the body is a list of slices.
     let in_memory = pieces.iter().all(|p| match p {
         Piece::Bytes(_) => true,
         Piece::File(f) => f.mapped.is_some(),
     });
     if in_memory {
-        let mut slices = std::collections::VecDeque::new();
-        let end = start + len;
-        let mut at = 0u64;
-        for piece in pieces.iter() {
-            let (p_start, p_end) = (at, at + piece.len());
-            at = p_end;
-            if p_end <= start || p_start >= end {
-                continue;
-            }
-            let bytes = match piece {
-                Piece::Bytes(b) => b,
-                Piece::File(f) => f.mapped.as_ref().unwrap_or(&EMPTY),
-            };
-            let from = (start.max(p_start) - p_start) as usize;
-            let to = ((end.min(p_end) - p_start) as usize).min(bytes.len());
-            if from < to {
-                slices.push_back(bytes.slice(from..to));
-            }
-        }
+        let slices = spans(&pieces, start, len)
+            .filter_map(|(piece, from, to)| {
+                let bytes = match piece {
+                    Piece::Bytes(b) => b,
+                    Piece::File(f) => f.mapped.as_ref().unwrap_or(&EMPTY),
+                };
+                let to = (to as usize).min(bytes.len());
+                ((from as usize) < to).then(|| bytes.slice(from as usize..to))
+            })
+            .collect();
         return PiecesBody {
             feed: Feed::Slices(slices),
             remaining: len,
+            guard,
         }
         .boxed_unsync();
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
     tokio::spawn(async move {
-        let end = start + len;
-        let mut at = 0u64;
-        for piece in pieces.iter() {
-            let (p_start, p_end) = (at, at + piece.len());
-            at = p_end;
-            if p_end <= start || p_start >= end {
-                continue;
-            }
-            let from = start.max(p_start) - p_start;
-            let to = end.min(p_end) - p_start;
+        for (piece, from, to) in spans(&pieces, start, len) {
             match piece {
                 Piece::Bytes(b) => {
                     if tx
@@ -279,12 +271,7 @@ pub fn pieces_range(
                         let mut chunk = vec![0u8; (left as usize).min(CHUNK)];
                         match tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await {
                             Ok(0) => {
-                                let _ = tx
-                                    .send(Err(std::io::Error::new(
-                                        std::io::ErrorKind::UnexpectedEof,
-                                        "fragment shorter than its length",
-                                    )))
-                                    .await;
+                                let _ = tx.send(Err(short_error())).await;
                                 return;
                             }
                             Ok(n) => {
@@ -307,8 +294,31 @@ pub fn pieces_range(
     PiecesBody {
         feed: Feed::Channel(rx),
         remaining: len,
+        guard,
     }
     .boxed_unsync()
+}
+
+/// The pieces that overlap `start..start + len`, each with the part of it that does (offsets
+/// within the piece).
+fn spans(
+    pieces: &[crate::artifacts::Piece],
+    start: u64,
+    len: u64,
+) -> impl Iterator<Item = (&crate::artifacts::Piece, u64, u64)> {
+    let end = start + len;
+    let mut at = 0u64;
+    pieces.iter().filter_map(move |piece| {
+        let (p_start, p_end) = (at, at + piece.len());
+        at = p_end;
+        (p_end > start && p_start < end).then(|| {
+            (
+                piece,
+                start.max(p_start) - p_start,
+                end.min(p_end) - p_start,
+            )
+        })
+    })
 }
 
 static EMPTY: Bytes = Bytes::new();
@@ -318,6 +328,7 @@ static EMPTY: Bytes = Bytes::new();
 struct PiecesBody {
     feed: Feed,
     remaining: u64,
+    guard: Option<BodyGuard>,
 }
 
 enum Feed {
@@ -336,6 +347,9 @@ impl HttpBody for PiecesBody {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
+        if let Some(e) = revoked(&self.guard) {
+            return Poll::Ready(Some(Err(e)));
+        }
         let next = match &mut self.feed {
             Feed::Slices(slices) => slices.pop_front().map(Ok),
             Feed::Channel(rx) => match rx.poll_recv(cx) {
@@ -346,6 +360,10 @@ impl HttpBody for PiecesBody {
         match next {
             Some(Ok(b)) => {
                 self.remaining = self.remaining.saturating_sub(b.len() as u64);
+                if self.remaining == 0 {
+                    // Done: a later revocation must not cut this connection's next request.
+                    self.guard = None;
+                }
                 Poll::Ready(Some(Ok(Frame::data(b))))
             }
             Some(Err(e)) => Poll::Ready(Some(Err(e))),
@@ -409,7 +427,7 @@ mod tests {
             for set in [&pieces, &mapped] {
                 let set = set.clone();
                 let got = rt.block_on(async move {
-                    let body = pieces_range(set, start, len);
+                    let body = pieces_range(set, start, len, None);
                     body.collect().await.unwrap().to_bytes()
                 });
                 assert_eq!(
@@ -425,7 +443,7 @@ mod tests {
         drop(mapped);
         std::fs::write(dir.path().join("f1"), b"short").unwrap();
         assert!(rt
-            .block_on(async move { pieces_range(pieces, 0, total).collect().await })
+            .block_on(async move { pieces_range(pieces, 0, total, None).collect().await })
             .is_err());
     }
 
@@ -498,5 +516,34 @@ mod tests {
         // Bytes promised beyond the mapping end the body with an error, not silently.
         let short = mapped_range(&data.slice(..10), 0, 20, None);
         assert!(short.collect().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_grant_stops_a_body_in_pieces() {
+        let pieces: Arc<[Piece]> = (0..3)
+            .map(|_| Piece::Bytes(Bytes::from(vec![b'x'; CHUNK])))
+            .collect::<Vec<_>>()
+            .into();
+        let grant = Arc::new(Grant::default());
+        let cut = Arc::new(ConnCut::default());
+        let revocable = Revocable {
+            grant: grant.clone(),
+            cut: cut.clone(),
+        };
+        let mut body = pieces_range(pieces, 0, (CHUNK * 3) as u64, Some(revocable));
+        assert_eq!(
+            body.frame()
+                .await
+                .unwrap()
+                .unwrap()
+                .into_data()
+                .unwrap()
+                .len(),
+            CHUNK
+        );
+        grant.revoke();
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(cut.is_fired());
     }
 }

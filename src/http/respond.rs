@@ -55,8 +55,8 @@ pub fn representation<'a>(artifact: &'a Artifact, headers: &HeaderMap) -> &'a Ar
 }
 
 /// Answer a GET or HEAD for `artifact`, in the representation the client prefers. A large
-/// body (mapped, or read from disk) stops when `revocable`'s grant is revoked; bodies held in
-/// memory are small and finish.
+/// body (mapped, in pieces, or read from disk) stops when `revocable`'s grant is revoked;
+/// bodies held in memory are small and finish.
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
@@ -140,7 +140,7 @@ pub async fn file(
     } else if let Some(mapped) = &artifact.mapped {
         body::mapped_range(mapped, start, count, revocable)
     } else if let Some(pieces) = &artifact.pieces {
-        body::pieces_range(pieces.clone(), start, count)
+        body::pieces_range(pieces.clone(), start, count, revocable)
     } else {
         body::file_range(&artifact.path, start, count, revocable)
             .await
