@@ -253,6 +253,11 @@ impl HashFiles {
     pub fn remove_shard(&self, cid: &Cid) {
         let _ = fs::remove_file(self.dir.join(Self::shard_name(cid)));
     }
+
+    /// Forget dictionary entry hashes.
+    pub fn remove_dicts(&self, cid: &Cid) {
+        let _ = fs::remove_file(self.dir.join(Self::dicts_name(cid)));
+    }
 }
 
 #[cfg(test)]

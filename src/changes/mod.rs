@@ -496,12 +496,15 @@ impl Changes {
                         hashfiles::hex(cid)
                     ))
                 })?;
+            // A torn file is replaced, not kept (`put_shard` keeps an existing file).
+            hashes.remove_shard(cid);
             hashes
                 .put_shard(cid, &hash_products(view.products))
                 .map_err(|e| fail(e.to_string()))?;
         }
         if hashes.dicts(&dicts).is_err() && hashfiles::cid(&current.dicts_content_id()) == dicts {
             let d = DictHashes::new(current.dicts()).map_err(|e| fail(e.to_string()))?;
+            hashes.remove_dicts(&dicts);
             hashes
                 .put_dicts(&dicts, &d)
                 .map_err(|e| fail(e.to_string()))?;

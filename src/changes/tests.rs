@@ -413,3 +413,38 @@ fn a_hash_file_lost_after_the_checkpoint_is_recomputed_from_the_store() {
     w.edit(1001, |p| p.vat = Decimal::from(5));
     assert_eq!(changes.observe(&w.store.snapshot()).unwrap().records, 1);
 }
+
+#[test]
+fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
+    let mut w = World::new();
+    let profiles = [profile(1, false)];
+    let base = {
+        let changes = w.changes();
+        changes.maintain(&profiles, Timestamp::now()).unwrap();
+        w.edit(1001, |p| p.vat = Decimal::from(8));
+        changes.observe(&w.store.snapshot()).unwrap();
+        changes.full_files(&profiles[0]).unwrap().base.path.clone()
+    };
+    // A power cut tore the newest hash file (written after the checkpoint, not yet synced).
+    let newest = std::fs::read_dir(w.dir.path().join("changes/hashes"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('s'))
+        .max_by_key(|e| e.metadata().unwrap().modified().unwrap())
+        .unwrap()
+        .path();
+    let len = std::fs::metadata(&newest).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let changes = w.changes();
+    assert_eq!(std::fs::metadata(&newest).unwrap().len(), len, "recomputed");
+    assert_eq!(changes.full_files(&profiles[0]).unwrap().base.path, base);
+    assert_eq!(changes.log_entries().unwrap().len(), 1);
+    // And it serves the next diff.
+    w.edit(1001, |p| p.vat = Decimal::from(5));
+    assert_eq!(changes.observe(&w.store.snapshot()).unwrap().records, 1);
+}
