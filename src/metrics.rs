@@ -43,6 +43,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     reason: &'static str,
 }
@@ -126,7 +131,7 @@ pub struct Metrics {
     artifact_files: Gauge,
     publish_duration: Histogram,
     publish_failures: Counter,
-    ingest_batches: Family<RouteLabels, Counter>,
+    ingest_batches: Family<SourceLabels, Counter>,
     ingest_records: Family<IngestLabels, Counter>,
     change_files: Counter,
     purge_requests: Family<ResultLabels, Counter>,
@@ -242,7 +247,7 @@ impl Metrics {
             "Artifact publications that failed (the previous set kept serving)",
             publish_failures.clone(),
         );
-        let ingest_batches = Family::<RouteLabels, Counter>::default();
+        let ingest_batches = Family::<SourceLabels, Counter>::default();
         registry.register(
             "ingest_batches",
             "Ingest batches applied, by source",
@@ -400,7 +405,7 @@ impl Metrics {
         rejected: u64,
     ) {
         self.ingest_batches
-            .get_or_create(&RouteLabels { route: source })
+            .get_or_create(&SourceLabels { source })
             .inc();
         for (outcome, n) in [
             ("applied", applied),
@@ -487,6 +492,7 @@ mod tests {
             "iofd_partner_response_body_bytes_total{partner=\"acme\"} 1234",
             "iofd_http_response_body_bytes_total{route=\"full\"} 1234",
             "iofd_ingest_records_total{source=\"api\",outcome=\"rejected\"} 2",
+            "iofd_ingest_batches_total{source=\"api\"} 1",
             "iofd_purge_requests_total{result=\"ok\"} 1",
             "iofd_purge_keys_total 3",
             "iofd_snapshot_generation 7",
