@@ -10,7 +10,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{Artifact, ProfileArtifacts};
-use crate::render::{self, DictIndex, Gateway, GatewayFile};
+use crate::render::{self, Gateway, GatewayFile};
 use crate::snapshot::Snapshot;
 
 /// Where a partner's links point.
@@ -90,8 +90,12 @@ fn render_gateway(
     snapshot: &Snapshot,
     timezone: &jiff::tz::TimeZone,
 ) -> Option<Artifact> {
-    let dicts = DictIndex::new(snapshot.dicts());
-    let shop = dicts.shop(links.shop)?;
+    // Only the shop is needed: no whole-dictionary index on a request.
+    let shop = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .find(|s| s.id.to_native() == links.shop)?;
     let suffix = if files.profile.gzip { ".gz" } else { "" };
     let entry = |kind: &str| -> Option<GatewayFile> {
         let a = files.get(&format!("{kind}.xml{suffix}"))?;
