@@ -1,7 +1,6 @@
 //! The running origin: the store, the partner accounts and the published artifacts, wired
 //! together, plus the loop that republishes artifacts when the catalog changes.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -419,7 +418,8 @@ impl App {
 fn seed_demo(config: &Config, store: &Store) -> Result<(), AppError> {
     let partners = config.partners_path();
     if !partners.exists() {
-        write_atomically(&partners, DEMO_PARTNERS.as_bytes())?;
+        crate::partners::edit::write_atomically(&partners, DEMO_PARTNERS.as_bytes())
+            .map_err(|e| AppError::Demo(e.to_string()))?;
         tracing::info!(path = %partners.display(), "wrote the demo partners file");
     }
     if store.snapshot().is_empty() {
@@ -435,31 +435,5 @@ fn seed_demo(config: &Config, store: &Store) -> Result<(), AppError> {
             "imported the demo catalog"
         );
     }
-    Ok(())
-}
-
-/// Write a small file durably: temp file, fsync, rename.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AppError> {
-    use std::io::Write;
-    let io = |source| AppError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
     Ok(())
 }
