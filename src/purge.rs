@@ -9,7 +9,7 @@
 //! with exponential backoff; the queue is bounded and a full queue drops (and counts) a batch
 //! rather than holding memory or slowing the caller. Nothing here runs on a request's path.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,20 +80,20 @@ pub fn superseded(previous: &ArtifactSet, next: &ArtifactSet) -> Vec<String> {
 /// the sharing switch flips.
 pub fn partner_changes(old: &Partners, new: &Partners) -> Vec<String> {
     let mut ids = BTreeSet::new();
-    let after: HashMap<&str, _> = new.accounts().map(|a| (a.id.as_str(), a)).collect();
     if old.sharing_enabled != new.sharing_enabled {
         ids.extend(old.accounts().map(|a| a.id.clone()));
         ids.extend(new.accounts().map(|a| a.id.clone()));
     }
     for account in old.accounts() {
-        let same = after.get(account.id.as_str()).is_some_and(|now| {
+        let same = new.get(&account.id).is_some_and(|now| {
             now.offer_access == account.offer_access
                 && now.same_token(account)
                 && now.shops == account.shops
                 && now.file_type == account.file_type
-                && account.shops.iter().all(|s| {
-                    now.profile(*s).map(|p| p.key()) == account.profile(*s).map(|p| p.key())
-                })
+                && account
+                    .shops
+                    .iter()
+                    .all(|s| now.profile_key(*s) == account.profile_key(*s))
         });
         if !same {
             ids.insert(account.id.clone());

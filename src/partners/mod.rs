@@ -386,12 +386,13 @@ impl Partners {
         let mut seen = HashMap::new();
         for account in self.accounts().filter(|a| a.offer_access) {
             for (profile, key) in account.profiles.values() {
-                seen.entry(key.clone()).or_insert_with(|| profile.clone());
+                seen.entry(key.as_str()).or_insert(profile);
             }
         }
-        let mut list: Vec<_> = seen.into_values().collect();
-        list.sort_by_key(|p| p.key());
-        list
+        // Ordered by key, so the list (and what is rendered first) does not vary.
+        let mut list: Vec<_> = seen.into_iter().collect();
+        list.sort_unstable_by_key(|(key, _)| *key);
+        list.into_iter().map(|(_, p)| p.clone()).collect()
     }
 }
 
