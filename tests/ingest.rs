@@ -256,6 +256,29 @@ fn records_batches_put_delete_and_full_sync() {
 }
 
 #[test]
+fn a_batch_larger_than_a_group_commit_is_spooled_whole() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let product = |id: u64| {
+        format!(
+            r#"{{"kind":"product","id":{id},"vat":23,"description":{{"name":{{"pol":"P{id}"}}}},"prices":{{"retail":{{"net":"10","gross":"12.30"}}}}}}"#
+        )
+    };
+    // 1500 new products (past the 1000 records a group commit takes), the first repeated
+    // at the end: the duplicate is found across the move to the spool.
+    let mut body: String = (9001..=10500).map(|id| product(id) + "\n").collect();
+    body.push_str(&product(9001));
+    body.push('\n');
+    let (status, report) = post(&server, "/v1/records?partial=true", &body);
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["applied"], 1500, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 1501, "{report}");
+    let snapshot = server.app.store.snapshot();
+    assert_eq!(snapshot.len(), 200 + 1500);
+    assert!(snapshot.product(9001).is_some() && snapshot.product(10500).is_some());
+}
+
+#[test]
 fn oversized_and_truncated_bodies_are_refused() {
     let dir = tempdir();
     let mut config = iofd::config::Config::for_data_dir(&data_path(&dir));

@@ -382,44 +382,81 @@ where
     }
 }
 
-/// Where the records of a body go while it is parsed: products into a spool (so a batch
-/// of any size holds only its index in memory), dictionary entries and deletions in order,
-/// and the first few records in memory too, for small batches that go to the committer.
+/// Where the records of a body go while it is parsed. A batch small enough for a group
+/// commit stays in memory, record by record; a larger one (or a full sync) goes to a spool
+/// from the record that makes it large: products parked on disk (so a batch of any size holds
+/// only its index in memory), dictionary entries and deletions in order.
 struct RecordSink {
-    spool: store::Spool,
-    dicts: Vec<Record>,
-    changes: Vec<store::Parked>,
-    /// Every record with its line while the body is small; emptied once it is not.
-    small: Option<Vec<(u64, Record)>>,
+    store: Arc<store::Store>,
+    full_sync: bool,
+    /// Every record with its line, while the batch is small.
+    small: Vec<(u64, Record)>,
+    /// The batch once it is not.
+    spooled: Option<Spooled>,
     /// First line of each product id, to reject duplicates.
     seen: std::collections::HashMap<ProductId, u64>,
 }
 
+/// A batch on its way to [`store::Store::apply_spooled`].
+struct Spooled {
+    spool: store::Spool,
+    dicts: Vec<Record>,
+    changes: Vec<store::Parked>,
+}
+
+impl Spooled {
+    fn new(store: &store::Store) -> Result<Spooled, store::StoreError> {
+        Ok(Spooled {
+            spool: store.spool()?,
+            dicts: Vec::new(),
+            changes: Vec::new(),
+        })
+    }
+
+    fn push(&mut self, record: Record) -> Result<(), store::StoreError> {
+        match record {
+            Record::Product(p) => self.changes.push(self.spool.park(&p)?),
+            Record::DeleteProduct { id } => self.changes.push(store::Parked::Delete(id)),
+            dict => self.dicts.push(dict),
+        }
+        Ok(())
+    }
+}
+
+impl RecordSink {
+    /// The batch in a spool: moved there now if it was small; later records go straight there.
+    fn spill(&mut self) -> Result<&mut Spooled, store::StoreError> {
+        let mut spooled = match self.spooled.take() {
+            Some(spooled) => spooled,
+            None => Spooled::new(&self.store)?,
+        };
+        for (_, record) in self.small.drain(..) {
+            spooled.push(record)?;
+        }
+        Ok(self.spooled.insert(spooled))
+    }
+}
+
 impl Sink<Record> for RecordSink {
     fn take(&mut self, line: u64, record: Record) -> Result<Option<Rejection>, String> {
-        match &record {
-            Record::Product(p) => {
-                if let Some(first) = self.seen.get(&p.id) {
-                    return Ok(Some(Rejection {
-                        source: "http".into(),
-                        line,
-                        field: Some("id".into()),
-                        reason: format!("duplicate of product {} on line {first}", p.id),
-                    }));
-                }
-                self.seen.insert(p.id, line);
-                let parked = self.spool.park(p).map_err(|e| e.to_string())?;
-                self.changes.push(parked);
+        if let Record::Product(p) = &record {
+            if let Some(first) = self.seen.get(&p.id) {
+                return Ok(Some(Rejection {
+                    source: "http".into(),
+                    line,
+                    field: Some("id".into()),
+                    reason: format!("duplicate of product {} on line {first}", p.id),
+                }));
             }
-            Record::DeleteProduct { id } => self.changes.push(store::Parked::Delete(*id)),
-            dict => self.dicts.push(dict.clone()),
+            self.seen.insert(p.id, line);
         }
-        if let Some(small) = &mut self.small {
-            if small.len() < GROUP_COMMIT_MAX_RECORDS {
-                small.push((line, record));
-            } else {
-                self.small = None;
-            }
+        if self.spooled.is_some() || self.full_sync || self.small.len() >= GROUP_COMMIT_MAX_RECORDS
+        {
+            self.spill()
+                .and_then(|spooled| spooled.push(record))
+                .map_err(|e| e.to_string())?;
+        } else {
+            self.small.push((line, record));
         }
         Ok(None)
     }
@@ -430,54 +467,49 @@ async fn records(
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let spool = app.store.spool().map_err(store_error)?;
+    let full_sync = query.mode == ApplyMode::FullSync;
     let sink = RecordSink {
-        spool,
-        dicts: Vec::new(),
-        changes: Vec::new(),
-        small: Some(Vec::new()),
+        store: app.store.clone(),
+        full_sync,
+        small: Vec::new(),
+        spooled: None,
         seen: std::collections::HashMap::new(),
     };
-    let (sink, rejected) = parse_body::<Record, _>(app, req, sink).await?;
-    let full_sync = query.mode == ApplyMode::FullSync;
+    let (mut sink, rejected) = parse_body::<Record, _>(app, req, sink).await?;
     let rejected: Vec<RejectedLine> = rejected.into_iter().map(Into::into).collect();
     if !rejected.is_empty() && (full_sync || !query.partial) {
         return Ok(refused(app, rejected));
     }
-    match sink.small {
-        Some(small) if !full_sync => {
-            // Small: queued for a group commit with the other small requests.
-            let (lines, ops): (Vec<u64>, Vec<Op>) = small
-                .into_iter()
-                .map(|(line, r)| (line, Op::Record(r)))
-                .unzip();
-            let outcome = submit(app, ops, query.partial).await?;
-            Ok(report(outcome_report(outcome, &lines, rejected)))
-        }
-        _ => {
-            let RecordSink {
-                mut spool,
-                dicts,
-                changes,
-                ..
-            } = sink;
-            let store = app.store.clone();
-            let mode = query.mode;
-            let applied = tokio::task::spawn_blocking(move || {
-                store.apply_spooled(dicts, changes, &mut spool, mode)
-            })
-            .await
-            .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?
-            .map_err(store_error)?;
-            Ok(report(Report {
-                generation: applied.generation,
-                applied: applied.applied,
-                unchanged: applied.unchanged,
-                removed: applied.removed,
-                rejected,
-            }))
-        }
+    if sink.spooled.is_none() && !full_sync {
+        // Small: queued for a group commit with the other small requests.
+        let (lines, ops): (Vec<u64>, Vec<Op>) = sink
+            .small
+            .into_iter()
+            .map(|(line, r)| (line, Op::Record(r)))
+            .unzip();
+        let outcome = submit(app, ops, query.partial).await?;
+        return Ok(report(outcome_report(outcome, &lines, rejected)));
     }
+    let store = app.store.clone();
+    let mode = query.mode;
+    let applied = tokio::task::spawn_blocking(move || {
+        let spooled = sink.spill()?;
+        let (dicts, changes) = (
+            std::mem::take(&mut spooled.dicts),
+            std::mem::take(&mut spooled.changes),
+        );
+        store.apply_spooled(dicts, changes, &mut spooled.spool, mode)
+    })
+    .await
+    .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?
+    .map_err(store_error)?;
+    Ok(report(Report {
+        generation: applied.generation,
+        applied: applied.applied,
+        unchanged: applied.unchanged,
+        removed: applied.removed,
+        rejected,
+    }))
 }
 
 async fn updates(
