@@ -500,20 +500,19 @@ impl LightBuilder {
         content_type: &'static str,
     ) -> Result<Arc<Artifact>, ArtifactError> {
         let len: u64 = pieces.iter().map(Piece::len).sum();
-        let needs_bytes = len <= MD5_LIMIT || len <= self.memory_limit;
-        let whole = if needs_bytes {
-            Some(read_pieces(&pieces)?)
+        // Hashed slice by slice from the mappings: no copy of the whole file for its MD5.
+        let md5 = if len <= MD5_LIMIT {
+            let mut md5 = Md5::new();
+            each_slice(&pieces, |b| md5.update(b))?;
+            md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        } else {
+            String::new()
+        };
+        let memory = if len <= self.memory_limit {
+            Some(Bytes::from(read_pieces(&pieces)?))
         } else {
             None
         };
-        let md5 = match (&whole, len <= MD5_LIMIT) {
-            (Some(bytes), true) => Md5::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-            _ => String::new(),
-        };
-        let memory = whole.filter(|_| len <= self.memory_limit).map(Bytes::from);
         Ok(Arc::new(Artifact {
             name: name.to_string(),
             kind: "light".to_string(),
@@ -592,17 +591,29 @@ fn deflate_sync(data: &[u8]) -> std::io::Result<Vec<u8>> {
 /// Every byte of `pieces`, concatenated.
 pub(crate) fn read_pieces(pieces: &[Piece]) -> Result<Vec<u8>, ArtifactError> {
     let mut out = Vec::with_capacity(pieces.iter().map(Piece::len).sum::<u64>() as usize);
+    each_slice(pieces, |b| out.extend_from_slice(b))?;
+    Ok(out)
+}
+
+/// Hand the bytes of `pieces` to `f` in order: mapped fragments as they are, others read.
+fn each_slice(pieces: &[Piece], mut f: impl FnMut(&[u8])) -> Result<(), ArtifactError> {
+    let mut buf = Vec::new();
     for p in pieces {
         match p {
-            Piece::Bytes(b) => out.extend_from_slice(b),
-            Piece::File(f) => {
-                File::open(&f.path)
-                    .and_then(|mut file| file.read_to_end(&mut out))
-                    .map_err(|e| ArtifactError::io(&f.path, e))?;
-            }
+            Piece::Bytes(b) => f(b),
+            Piece::File(file) => match &file.mapped {
+                Some(bytes) => f(bytes),
+                None => {
+                    buf.clear();
+                    File::open(&file.path)
+                        .and_then(|mut r| r.read_to_end(&mut buf))
+                        .map_err(|e| ArtifactError::io(&file.path, e))?;
+                    f(&buf);
+                }
+            },
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
