@@ -1,0 +1,324 @@
+//! The XML side of the import: a small element tree, streamed one `<product>` at a time.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+
+use super::IofError;
+
+/// One element: local name, whether it is an `iaiext:` extension, attributes by qualified
+/// name, children and text.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Node {
+    pub(super) name: String,
+    pub(super) ext: bool,
+    pub(super) attrs: Vec<(String, String)>,
+    pub(super) children: Vec<Node>,
+    pub(super) text: String,
+}
+
+impl Node {
+    pub(super) fn attr(&self, names: &[&str]) -> Option<&str> {
+        names.iter().find_map(|n| {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        })
+    }
+
+    /// Core (non-extension) children named `name`.
+    pub(super) fn kids<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.children
+            .iter()
+            .filter(move |c| !c.ext && c.name == name)
+    }
+
+    pub(super) fn kid(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|c| !c.ext && c.name == name)
+    }
+
+    pub(super) fn trimmed(&self) -> &str {
+        self.text.trim()
+    }
+}
+
+pub(super) fn split_name(qname: &[u8]) -> (bool, String) {
+    let s = String::from_utf8_lossy(qname);
+    match s.split_once(':') {
+        Some((prefix, local)) => (prefix == "iaiext", local.to_string()),
+        None => (false, s.into_owned()),
+    }
+}
+
+pub(super) fn start_node(e: &BytesStart, path: &Path, position: u64) -> Result<Node, IofError> {
+    let (ext, name) = split_name(e.name().as_ref());
+    let mut attrs = Vec::new();
+    for a in e.attributes() {
+        let a = a.map_err(|err| IofError::Xml {
+            path: path.to_path_buf(),
+            position,
+            message: err.to_string(),
+        })?;
+        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let value = a
+            .unescape_value()
+            .map_err(|err| IofError::Xml {
+                path: path.to_path_buf(),
+                position,
+                message: err.to_string(),
+            })?
+            .into_owned();
+        attrs.push((key, value));
+    }
+    Ok(Node {
+        name,
+        ext,
+        attrs,
+        ..Node::default()
+    })
+}
+
+/// Streams the elements at `target` (a path of local names from the root) as trees.
+pub(super) struct Stream<R: BufRead> {
+    pub(super) reader: Reader<R>,
+    pub(super) path: PathBuf,
+    pub(super) buf: Vec<u8>,
+    pub(super) stack: Vec<String>,
+    pub(super) target: &'static [&'static str],
+    /// Attributes of the elements on the stack, by local name (for `products@language`).
+    pub(super) context: HashMap<String, Vec<(String, String)>>,
+}
+
+pub(super) const MAX_DEPTH: usize = 64;
+
+impl<R: BufRead> Stream<R> {
+    pub(super) fn new(reader: R, path: &Path, target: &'static [&'static str]) -> Self {
+        let mut reader = Reader::from_reader(reader);
+        reader.config_mut().trim_text(false);
+        Stream {
+            reader,
+            path: path.to_path_buf(),
+            buf: Vec::new(),
+            stack: Vec::new(),
+            target,
+            context: HashMap::new(),
+        }
+    }
+
+    pub(super) fn position(&self) -> u64 {
+        self.reader.buffer_position()
+    }
+
+    pub(super) fn xml_error(&self, message: impl std::fmt::Display) -> IofError {
+        IofError::Xml {
+            path: self.path.clone(),
+            position: self.position(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The next target element and the byte offset where it started; `None` at the end.
+    pub(super) fn next_node(&mut self) -> Result<Option<(Node, u64)>, IofError> {
+        loop {
+            let at = self.position();
+            self.buf.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| IofError::Xml {
+                    path: self.path.clone(),
+                    position: at,
+                    message: e.to_string(),
+                })?;
+            match event {
+                Event::Start(e) => {
+                    let (_, name) = split_name(e.name().as_ref());
+                    let mut path: Vec<&str> = self.stack.iter().map(String::as_str).collect();
+                    path.push(&name);
+                    if path == self.target {
+                        let node = start_node(&e, &self.path, at)?;
+                        let node = self.read_children(node)?;
+                        return Ok(Some((node, at)));
+                    }
+                    if self.stack.len() >= MAX_DEPTH {
+                        return Err(self.xml_error("elements nested too deeply"));
+                    }
+                    let node = start_node(&e, &self.path, at)?;
+                    self.context.insert(name.clone(), node.attrs);
+                    self.stack.push(name);
+                }
+                Event::Empty(e) => {
+                    let (_, name) = split_name(e.name().as_ref());
+                    let mut path: Vec<&str> = self.stack.iter().map(String::as_str).collect();
+                    path.push(&name);
+                    if path == self.target {
+                        return Ok(Some((start_node(&e, &self.path, at)?, at)));
+                    }
+                }
+                Event::End(_) => {
+                    self.stack.pop();
+                }
+                Event::Eof => {
+                    if !self.stack.is_empty() {
+                        return Err(self.xml_error(format!(
+                            "the file ends inside <{}>",
+                            self.stack.join("><")
+                        )));
+                    }
+                    return Ok(None);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Read the content of `node` (whose start tag was just read) up to its end tag.
+    pub(super) fn read_children(&mut self, node: Node) -> Result<Node, IofError> {
+        let mut open = vec![node];
+        loop {
+            let at = self.position();
+            self.buf.clear();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| IofError::Xml {
+                    path: self.path.clone(),
+                    position: at,
+                    message: e.to_string(),
+                })?;
+            match event {
+                Event::Start(e) => {
+                    if open.len() >= MAX_DEPTH {
+                        return Err(self.xml_error("elements nested too deeply"));
+                    }
+                    open.push(start_node(&e, &self.path, at)?);
+                }
+                Event::Empty(e) => {
+                    let child = start_node(&e, &self.path, at)?;
+                    if let Some(top) = open.last_mut() {
+                        top.children.push(child);
+                    }
+                }
+                Event::Text(t) => {
+                    let text = t.unescape().map_err(|e| e.to_string());
+                    match text {
+                        Ok(text) => {
+                            if let Some(top) = open.last_mut() {
+                                top.text.push_str(&text);
+                            }
+                        }
+                        Err(e) => return Err(self.xml_error(e)),
+                    }
+                }
+                Event::CData(c) => {
+                    let text = std::str::from_utf8(&c)
+                        .map(str::to_owned)
+                        .map_err(|e| e.to_string());
+                    match text {
+                        Ok(text) => {
+                            if let Some(top) = open.last_mut() {
+                                top.text.push_str(&text);
+                            }
+                        }
+                        Err(e) => return Err(self.xml_error(e)),
+                    }
+                }
+                Event::End(_) => {
+                    let Some(done) = open.pop() else {
+                        return Err(self.xml_error("unbalanced end tag"));
+                    };
+                    match open.last_mut() {
+                        Some(parent) => parent.children.push(done),
+                        None => return Ok(done),
+                    }
+                }
+                Event::Eof => {
+                    return Err(self.xml_error("the file ends inside an element"));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+pub(super) fn open(path: &Path) -> Result<std::io::BufReader<File>, IofError> {
+    File::open(path)
+        .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
+        .map_err(|source| IofError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// The root element of a (small) file, whole.
+pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
+    let mut reader = Reader::from_reader(open(path)?);
+    let mut buf = Vec::new();
+    loop {
+        let at = reader.buffer_position();
+        buf.clear();
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) => {
+                let node = start_node(&e, path, at)?;
+                let mut stream = Stream {
+                    reader,
+                    path: path.to_path_buf(),
+                    buf: Vec::new(),
+                    stack: Vec::new(),
+                    target: &[],
+                    context: HashMap::new(),
+                };
+                return stream.read_children(node);
+            }
+            Ok(Event::Empty(e)) => return start_node(&e, path, at),
+            Ok(Event::Eof) => {
+                return Err(IofError::Xml {
+                    path: path.to_path_buf(),
+                    position: at,
+                    message: "no root element".into(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(IofError::Xml {
+                    path: path.to_path_buf(),
+                    position: at,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// The local name of a file's root element.
+pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
+    let mut reader = Reader::from_reader(open(path)?);
+    let mut buf = Vec::new();
+    loop {
+        let at = reader.buffer_position();
+        buf.clear();
+        match reader.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => return Ok(split_name(e.name().as_ref()).1),
+            Ok(Event::Eof) => {
+                return Err(IofError::Xml {
+                    path: path.to_path_buf(),
+                    position: at,
+                    message: "no root element".into(),
+                })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(IofError::Xml {
+                    path: path.to_path_buf(),
+                    position: at,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+}
