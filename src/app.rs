@@ -112,7 +112,12 @@ impl App {
         }
         // Files a crash left half-processed are finished before anything else is served.
         let inbox =
-            crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?;
+            crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?
+                .with_import_options(crate::ingest::iof::ImportOptions {
+                    base_currency: config.base_currency.clone(),
+                    rates: config.rates.clone(),
+                    strict: false,
+                });
         inbox.recover()?;
         let inbox = inbox.watch()?;
         let partners = Partners::load(&config.partners_path(), &config)?;

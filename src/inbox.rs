@@ -77,6 +77,8 @@ pub struct Inbox {
     dir: PathBuf,
     store: Arc<Store>,
     stable: Duration,
+    /// Currencies for IOF offers (prices in another currency are converted, or refused).
+    iof: ingest::iof::ImportOptions,
 }
 
 /// A running watcher; stops when dropped.
@@ -114,7 +116,14 @@ impl Inbox {
             dir: dir.to_path_buf(),
             store,
             stable,
+            iof: ingest::iof::ImportOptions::default(),
         })
+    }
+
+    /// The base currency and rates dropped IOF offers are converted with.
+    pub fn with_import_options(mut self, options: ingest::iof::ImportOptions) -> Inbox {
+        self.iof = options;
+        self
     }
 
     /// Finish what a crash interrupted: every file left in `.work/`. Call before serving.
@@ -360,9 +369,26 @@ impl Inbox {
     /// Parse a dropped file, or say why it cannot be read.
     fn read_batch(&self, path: &Path, name: &str) -> Result<(Batch, Vec<Rejection>), String> {
         if path.is_dir() || name.ends_with(".xml") {
-            let offer = ingest::iof::read_offer(path).map_err(|e| e.to_string())?;
+            let offer = ingest::iof::read_offer_with(path, &self.iof).map_err(|e| e.to_string())?;
             for note in &offer.notes {
                 tracing::info!(file = %name, "{note}");
+            }
+            let report = &offer.report;
+            tracing::info!(
+                file = %name,
+                products = report.products,
+                dropped = report.dropped_total(),
+                elapsed_ms = report.elapsed_ms,
+                "IOF offer read"
+            );
+            for (field, counts) in report.fields.iter().filter(|(_, c)| c.dropped > 0) {
+                tracing::warn!(
+                    file = %name,
+                    field = %field,
+                    dropped = counts.dropped,
+                    examples = %counts.dropped_examples.join("; "),
+                    "IOF values not imported"
+                );
             }
             let count = offer.records.len();
             return Ok((

@@ -52,6 +52,13 @@ enum Command {
         /// Apply the valid lines even when some are rejected.
         #[arg(long)]
         skip_invalid: bool,
+        /// IOF offers: refuse the import when any value would be dropped.
+        #[arg(long)]
+        strict: bool,
+        /// IOF offers: also write the import report (per field: mapped, converted, derived,
+        /// dropped) as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Manage partner accounts in partners.toml (a running server reloads it within a second).
     Partners(iofd::partners::cli::PartnersArgs),
@@ -92,7 +99,9 @@ fn main() -> ExitCode {
             files,
             full_sync,
             skip_invalid,
-        } => import(args, files, full_sync, skip_invalid),
+            strict,
+            report,
+        } => import(args, files, full_sync, skip_invalid, strict, report),
         Command::Validate { files } => validate(files),
         Command::Load(args) => {
             init_tracing(LogFormat::Text);
@@ -254,8 +263,16 @@ fn import(
     files: Vec<PathBuf>,
     full_sync: bool,
     skip_invalid: bool,
+    strict: bool,
+    report_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
+    let iof_options = iofd::ingest::iof::ImportOptions {
+        base_currency: config.base_currency.clone(),
+        rates: config.rates.clone(),
+        strict,
+    };
+    let mut iof_reports = Vec::new();
     init_tracing(config.log_format);
     let started = std::time::Instant::now();
     let options = iofd::store::StoreOptions {
@@ -274,10 +291,31 @@ fn import(
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
-            let offer = iofd::ingest::iof::read_offer(file)?;
+            let offer = match iofd::ingest::iof::read_offer_with(file, &iof_options) {
+                Ok(offer) => offer,
+                Err(iofd::ingest::iof::IofError::Strict {
+                    path,
+                    dropped,
+                    fields,
+                    report,
+                }) => {
+                    eprint!("{}: {report}", file.display());
+                    bail!(
+                        "{}: {dropped} value(s) would be dropped ({}); nothing was imported (--strict)",
+                        path.display(),
+                        fields.join(", ")
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            };
             for note in &offer.notes {
                 eprintln!("{}: {note}", file.display());
             }
+            print!("{}: {}", file.display(), offer.report);
+            iof_reports.push(serde_json::json!({
+                "file": file.display().to_string(),
+                "report": &offer.report,
+            }));
             for record in offer.records {
                 batch.count += 1;
                 match record {
@@ -309,6 +347,12 @@ fn import(
     }
     if !rejected.is_empty() && !skip_invalid {
         bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.len());
+    }
+    if let Some(path) = &report_file {
+        // Written before applying: the report says what the files held, applied or not.
+        let json = serde_json::to_vec_pretty(&serde_json::json!({ "offers": iof_reports }))?;
+        iofd::partners::edit::write_atomically(path, &json)
+            .with_context(|| format!("cannot write the import report {}", path.display()))?;
     }
     let parsed = started.elapsed();
     let mode = if full_sync {

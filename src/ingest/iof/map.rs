@@ -1,18 +1,36 @@
 //! The mapping of full.xml and light.xml products to catalog records.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::Path;
 
 use crate::catalog::{
-    Category, Decimal, Description, Dictionaries, Parameter, Price, Prices, Producer, Product,
-    ProductType, Promotion, Record, Series, Size, SizeDef, SizeGroup, StockLevel, Texts, Unit,
-    Warranty,
+    Decimal, Description, Dictionaries, Parameter, Producer, Product, ProductType, Promotion,
+    Record, Series, SizeGroup, StockLevel, Texts, Unit, Warranty,
 };
 
-use super::dialect::{code_standard, decimal, is_lang, warranty_type, Ids};
+use super::dialect::{code_standard, date_time, decimal, language, warranty_type, Ids};
 use super::reader::{open, Node, Stream};
-use super::{IofError, Offer};
+use super::report::{Conversion, Report};
+use super::sizes::ProductCodes;
+use super::{ImportOptions, IofError, Offer};
+
+/// Product attributes the import maps; any other is reported as dropped.
+const PRODUCT_ATTRS: [&str; 12] = [
+    "id",
+    "currency",
+    "code_on_card",
+    "producer_code_standard",
+    "type",
+    "vat",
+    "site",
+    "removed",
+    "EAN",
+    "ean",
+    "code_producer",
+    "code",
+];
 
 /// Everything gathered while reading: dictionaries by id, products, notes.
 pub(super) struct Import {
@@ -27,14 +45,22 @@ pub(super) struct Import {
     pub(super) light_stock: HashMap<(String, String), Vec<StockLevel>>,
     /// Sizes light.xml lists per product, for joining one-size products.
     pub(super) light_sizes: HashMap<String, Vec<String>>,
-    pub(super) unmapped: BTreeMap<String, usize>,
+    /// Interior mutability so that `&self` helpers (texts, prices) can count what they map.
+    pub(super) report: RefCell<Report>,
     pub(super) notes: Vec<String>,
     pub(super) products: Vec<Record>,
     pub(super) site: Option<u32>,
+    pub(super) options: ImportOptions,
+    /// `products@currency`, once read.
+    pub(super) currency: Option<String>,
+    /// Units of the current product's currency per base unit; `None` when it is the base.
+    pub(super) rate: Option<Decimal>,
+    /// The product being mapped, for the report's examples.
+    pub(super) current: String,
 }
 
 impl Import {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(options: ImportOptions) -> Self {
         Import {
             ids: Ids::default(),
             lang: "pol".into(),
@@ -44,21 +70,67 @@ impl Import {
             size_groups: BTreeMap::new(),
             light_stock: HashMap::new(),
             light_sizes: HashMap::new(),
-            unmapped: BTreeMap::new(),
+            report: RefCell::new(Report::default()),
             notes: Vec::new(),
             products: Vec::new(),
             site: None,
+            options,
+            currency: None,
+            rate: None,
+            current: String::new(),
         }
+    }
+
+    pub(super) fn mapped(&self, field: &str) {
+        self.report.borrow_mut().mapped(field);
+    }
+
+    pub(super) fn converted(&self, field: &str) {
+        self.report.borrow_mut().converted(field);
+    }
+
+    pub(super) fn derived(&self, field: &str) {
+        self.report.borrow_mut().derived(field);
+    }
+
+    /// A value not carried into the catalog; the example is prefixed with the product.
+    pub(super) fn dropped(&self, field: &str, example: impl FnOnce() -> String) {
+        let current = &self.current;
+        self.report.borrow_mut().dropped(field, || {
+            if current.is_empty() {
+                example()
+            } else {
+                format!("product {current}: {}", example())
+            }
+        });
     }
 
     pub(super) fn texts(&self, node: &Node, child: &str) -> Texts {
         let mut t = Texts::new();
         for n in node.kids(child) {
-            let lang = n.attr(&["xml:lang"]).unwrap_or(&self.lang).to_string();
             let text = n.trimmed();
-            if is_lang(&lang) && !text.is_empty() {
-                t.entry(lang).or_insert_with(|| text.to_string());
+            if text.is_empty() {
+                continue;
             }
+            // A text without xml:lang is in the offer's language.
+            let lang = match n.attr(&["xml:lang"]) {
+                None => self.lang.clone(),
+                Some(raw) => match language(raw) {
+                    Some((lang, derived)) => {
+                        if derived {
+                            self.derived(&format!("{}/{child}@xml:lang", node.name));
+                        }
+                        lang
+                    }
+                    None => {
+                        self.dropped(&format!("{}/{child}@xml:lang", node.name), || {
+                            format!("{raw:?} is not a language code: {text:.40}")
+                        });
+                        continue;
+                    }
+                },
+            };
+            t.entry(lang).or_insert_with(|| text.to_string());
         }
         t
     }
@@ -78,8 +150,9 @@ impl Import {
         t
     }
 
+    /// An element the import has no place for.
     pub(super) fn unmapped(&mut self, what: String) {
-        *self.unmapped.entry(what).or_default() += 1;
+        self.dropped(&what, || "not mapped".to_string());
     }
 
     pub(super) fn read_light(&mut self, path: &Path) -> Result<(), IofError> {
@@ -128,60 +201,125 @@ impl Import {
         while let Some((node, at)) = stream.next_node()? {
             if !language_seen {
                 language_seen = true;
-                if let Some(products) = stream.context.get("products") {
-                    for (k, v) in products {
-                        match k.as_str() {
-                            "language" if is_lang(v) => self.lang = v.clone(),
-                            "currency" => self.notes.push(format!(
-                                "prices are imported as given, in {v} (products@currency); they must be in the configured base currency"
-                            )),
-                            _ => {}
-                        }
+                let products = stream.context.get("products").cloned().unwrap_or_default();
+                self.offer_attributes(&path, &products)?;
+            }
+            self.rate = self.rate_for(&path, at, node.attr(&["currency"]))?;
+            self.current = node.attr(&["id"]).unwrap_or("").trim().to_string();
+            match self.product(&node) {
+                Ok(record) => {
+                    let mut report = self.report.borrow_mut();
+                    match record {
+                        Record::DeleteProduct { .. } => report.deleted += 1,
+                        _ => report.products += 1,
                     }
+                    drop(report);
+                    self.products.push(record);
+                }
+                Err(message) => {
+                    self.report.borrow_mut().products_skipped += 1;
+                    self.dropped("product", || format!("at byte {at}: {message}"));
+                    self.notes.push(format!(
+                        "{}: product at byte {at} skipped: {message}",
+                        path.display()
+                    ));
                 }
             }
-            match self.product(&node) {
-                Ok(record) => self.products.push(record),
-                Err(message) => self.notes.push(format!(
-                    "{}: product at byte {at} skipped: {message}",
-                    path.display()
-                )),
+            self.current.clear();
+        }
+        Ok(())
+    }
+
+    /// `products@language` and `products@currency`: an unknown language or a currency
+    /// without a rate stops the import (texts and prices would be published mislabelled).
+    fn offer_attributes(
+        &mut self,
+        path: &Path,
+        attrs: &[(String, String)],
+    ) -> Result<(), IofError> {
+        for (k, v) in attrs {
+            match k.as_str() {
+                "language" => match language(v) {
+                    Some((lang, derived)) => {
+                        if derived {
+                            self.derived("products@language");
+                            self.notes.push(format!(
+                                "products@language {v:?} read as {lang:?} (IOF's three letters)"
+                            ));
+                        } else {
+                            self.mapped("products@language");
+                        }
+                        self.lang = lang;
+                    }
+                    None => {
+                        return Err(IofError::Invalid {
+                            path: path.to_path_buf(),
+                            position: 0,
+                            message: format!(
+                                "products@language {v:?} is not a language code (ISO 639-1 like en, or 639-2 like eng)"
+                            ),
+                        })
+                    }
+                },
+                "currency" => {
+                    self.currency = Some(v.trim().to_ascii_uppercase());
+                    self.mapped("products@currency");
+                }
+                _ => {}
             }
         }
         Ok(())
     }
 
-    pub(super) fn price(&self, node: Option<&Node>, zero_is_none: bool) -> Option<Price> {
-        let node = node?;
-        let net = node.attr(&["net"]).and_then(decimal);
-        let gross = node.attr(&["gross"]).and_then(decimal);
-        let vat = node.attr(&["vat"]).and_then(decimal).unwrap_or_default();
-        let price = Price::from_parts(net, gross, vat)?;
-        if zero_is_none && price.net.is_zero() && price.gross.is_zero() {
-            return None;
-        }
-        Some(price)
-    }
-
-    pub(super) fn prices(&self, node: &Node, vat: Decimal) -> Prices {
-        let with_vat = |p: Option<Price>, n: Option<&Node>| -> Option<Price> {
-            // A missing half is completed with the product's VAT.
-            let n = n?;
-            let net = n.attr(&["net"]).and_then(decimal);
-            let gross = n.attr(&["gross"]).and_then(decimal);
-            p.and(Price::from_parts(net, gross, vat))
+    /// The rate for a product's prices (its own `currency`, else the offer's), checked once.
+    fn rate_for(
+        &mut self,
+        path: &Path,
+        at: u64,
+        own: Option<&str>,
+    ) -> Result<Option<Decimal>, IofError> {
+        let currency = match own.map(|c| c.trim().to_ascii_uppercase()) {
+            Some(c) if !c.is_empty() => c,
+            _ => match &self.currency {
+                Some(c) => c.clone(),
+                None => return Ok(None),
+            },
         };
-        let retail = with_vat(self.price(node.kid("price"), false), node.kid("price"));
-        let srp = with_vat(self.price(node.kid("srp"), true), node.kid("srp"));
-        let sr = node.kid("strikethrough_retail_price");
-        let sw = node.kid("strikethrough_wholesale_price");
-        Prices {
-            retail,
-            wholesale: None,
-            srp,
-            strikethrough_retail: with_vat(self.price(sr, true), sr),
-            strikethrough_wholesale: with_vat(self.price(sw, true), sw),
+        let base = &self.options.base_currency;
+        if currency == *base {
+            return Ok(None);
         }
+        let Some(rate) = self.options.rates.get(&currency).copied() else {
+            return Err(IofError::NoRate {
+                path: path.to_path_buf(),
+                position: at,
+                currency,
+                base: base.clone(),
+            });
+        };
+        let mut report = self.report.borrow_mut();
+        if report.conversion.is_none() {
+            report.conversion = Some(Conversion {
+                from: currency.clone(),
+                to: base.clone(),
+                rate,
+            });
+            drop(report);
+            self.notes.push(format!(
+                "prices converted from {currency} to {base} at {rate} {currency} per 1 {base} ([currencies] setting)"
+            ));
+        } else if report
+            .conversion
+            .as_ref()
+            .is_some_and(|c| c.from != currency)
+        {
+            drop(report);
+            let note = format!("some products' prices are in {currency}: converted at {rate}");
+            if !self.notes.contains(&note) {
+                self.notes.push(note);
+            }
+        }
+        Ok(Some(rate))
     }
 
     pub(super) fn product(&mut self, node: &Node) -> Result<Record, String> {
@@ -193,10 +331,32 @@ impl Import {
         if let Some(site) = node.attr(&["site"]).and_then(|s| s.trim().parse().ok()) {
             self.site.get_or_insert(site);
         }
-        let vat = node
-            .attr(&["vat"])
-            .and_then(decimal)
-            .unwrap_or(Decimal::from(23));
+        let vat = match node.attr(&["vat"]) {
+            Some(raw) => {
+                self.mapped("product@vat");
+                super::dialect::vat(raw)
+                    .ok_or_else(|| format!("vat {raw:?} is not a rate between 0 and 100"))?
+            }
+            None => {
+                self.derived("product@vat");
+                Decimal::from(23)
+            }
+        };
+        for (k, v) in &node.attrs {
+            if !PRODUCT_ATTRS.contains(&k.as_str()) && !k.starts_with("xmlns") {
+                self.dropped(&format!("product@{k}"), || format!("{v:?}"));
+            }
+        }
+        let non_empty = |names: &[&str]| {
+            node.attr(names)
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+        };
+        let codes = ProductCodes {
+            ean: non_empty(&["EAN", "ean"]),
+            code_producer: non_empty(&["code_producer"]),
+        };
         let kind = match node.attr(&["type"]).map(str::trim) {
             None | Some("regular") => ProductType::Regular,
             Some("bundle") => ProductType::Bundle,
@@ -210,15 +370,24 @@ impl Import {
             id,
             kind,
             vat,
-            code: node
-                .attr(&["code_on_card"])
-                .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned),
+            code: non_empty(&["code_on_card"]),
             producer_code_standard: code_standard(node.attr(&["producer_code_standard"])),
-            prices: self.prices(node, vat),
+            prices: self.prices(node, "product", vat),
             ..Product::empty(id)
         };
+        // A product-level `code` is the supplier's code: IOF's code_on_card.
+        if let Some(code) = non_empty(&["code"]) {
+            match &p.code {
+                None => {
+                    self.mapped("product@code");
+                    p.code = Some(code);
+                }
+                Some(c) if *c == code => self.mapped("product@code"),
+                Some(c) => self.dropped("product@code", || {
+                    format!("{code:?} (code_on_card is {c:?})")
+                }),
+            }
+        }
         for child in &node.children {
             if child.ext {
                 self.unmapped(format!("product/iaiext:{}", child.name));
@@ -243,22 +412,7 @@ impl Import {
                         }
                     }
                 }
-                "category" => {
-                    if let Some(raw) = child.attr(&["id"]) {
-                        let id = self.ids.id("category", raw, false);
-                        p.category = Some(id);
-                        if !self.dicts.categories.iter().any(|x| x.id == id) {
-                            let name = self.names(child);
-                            if !name.is_empty() {
-                                self.dicts.categories.push(Category {
-                                    id,
-                                    parent: None,
-                                    name,
-                                });
-                            }
-                        }
-                    }
-                }
+                "category" => p.category = self.category(child),
                 "unit" => {
                     if let Some(raw) = child.attr(&["id"]) {
                         let id = self.ids.id("unit", raw, false);
@@ -318,9 +472,14 @@ impl Import {
                     p.promotion = child.attr(&["name"]).and_then(|name| {
                         Some(Promotion {
                             name: name.to_string(),
-                            start_date: child.attr(&["start_date"]).map(str::to_owned),
-                            ending_date: child.attr(&["ending_date"]).map(str::to_owned),
-                            price: self.price(child.kid("price"), false)?,
+                            start_date: self.promotion_date(child, "start_date"),
+                            ending_date: self.promotion_date(child, "ending_date"),
+                            price: self.price(
+                                child.kid("price"),
+                                "product/promotion/price",
+                                vat,
+                                false,
+                            )?,
                         })
                     });
                     if child.kid("shown_in_the_zone").is_some() {
@@ -336,6 +495,7 @@ impl Import {
                 other => self.unmapped(format!("product/{other}")),
             }
         }
+        self.place_product_codes(codes, &mut p);
         if p.sizes.is_empty() {
             // Stock of a product without <sizes> can only come from light.xml.
             let code = format!("{raw_id}-uniw");
@@ -378,107 +538,59 @@ impl Import {
             long_desc: self.texts(node, "long_desc"),
             version: Texts::new(),
         };
+        // `<description><description>`: other generators' long description.
+        let nested = self.texts(node, "description");
+        for (lang, text) in nested {
+            match d.long_desc.entry(lang) {
+                std::collections::btree_map::Entry::Occupied(e) => {
+                    let lang = e.key().clone();
+                    self.dropped("product/description/description", || {
+                        format!("{lang}: the product also has a long_desc")
+                    });
+                }
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    self.mapped("product/description/description");
+                    e.insert(text);
+                }
+            }
+        }
         if let Some(v) = node.kid("version") {
             d.version = self.names(v);
         }
         for c in &node.children {
+            let known = ["name", "short_desc", "long_desc", "description", "version"];
             if c.ext {
-                self.unmapped(format!("description/iaiext:{}", c.name));
+                self.unmapped(format!("product/description/iaiext:{}", c.name));
+            } else if !known.contains(&c.name.as_str()) {
+                self.unmapped(format!("product/description/{}", c.name));
             }
         }
         d
     }
 
-    pub(super) fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) {
-        let group = node
-            .attr(&["iaiext:group_id", "group_id"])
-            .map(str::trim)
-            .filter(|g| *g != "-1" && !g.is_empty());
-        let group_id = group.map(|g| self.ids.id("size group", g, false));
-        p.size_group = group_id;
-        let count = node.kids("size").count();
-        for s in node.kids("size") {
-            let Some(id) = s.attr(&["id"]).map(|x| x.trim().to_string()) else {
-                self.unmapped("product/sizes/size without id".into());
-                continue;
-            };
-            let code = s
-                .attr(&["code", "iaiext:code"])
-                .map(|c| c.trim().to_string())
-                .unwrap_or_else(|| format!("{raw_id}-{id}"));
-            let mut stock: Vec<StockLevel> = s
-                .kids("stock")
-                .filter_map(|st| {
-                    let quantity = decimal(st.attr(&["quantity"])?)?;
-                    let physical = st
-                        .attr(&["stock_quantity"])
-                        .and_then(decimal)
-                        .filter(|q| *q != quantity);
-                    Some(StockLevel {
-                        warehouse: self.ids.warehouse(st.attr(&["id"])?),
-                        quantity,
-                        physical,
-                        location: st
-                            .attr(&["location_text_id", "iaiext:location_text_id"])
-                            .map(str::to_owned),
-                    })
-                })
-                .collect();
-            if let Some(fresh) = self.light_for(raw_id, &id, &code, count) {
-                // light.xml is fresher: its quantities win, the physical stock and location
-                // (which light does not carry) stay where the warehouse is the same.
-                stock = fresh
-                    .into_iter()
-                    .map(|mut l| {
-                        if let Some(old) = stock.iter().find(|o| o.warehouse == l.warehouse) {
-                            l.physical = old.physical.filter(|q| *q != l.quantity);
-                            l.location = old.location.clone();
-                        }
-                        l
-                    })
-                    .collect();
-            }
-            let weight = |names: &[&str]| {
-                s.attr(names)
-                    .and_then(decimal)
-                    .and_then(|w| u32::try_from(w.round().mantissa()).ok())
-            };
-            p.sizes.push(Size {
-                id: id.clone(),
-                code,
-                code_producer: s
-                    .attr(&["code_producer"])
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
-                code_external: s
-                    .attr(&["iaiext:code_external", "code_external"])
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_owned),
-                weight: weight(&["weight"]),
-                weight_net: weight(&["iaiext:weight_net", "weight_net"]),
-                prices: self.prices(s, p.vat),
-                stock,
-            });
-            if let Some(gid) = group_id {
-                let name = s.attr(&["name"]).unwrap_or(&id).trim().to_string();
-                let lang = self.lang.clone();
-                let g = self.size_groups.entry(gid).or_insert_with(|| SizeGroup {
-                    id: gid,
-                    name: node
-                        .attr(&["iaiext:group_name", "group_name"])
-                        .unwrap_or("")
-                        .trim()
-                        .to_string(),
-                    sizes: Vec::new(),
-                });
-                if !g.sizes.iter().any(|d| d.id == id) {
-                    g.sizes.push(SizeDef {
-                        id: id.clone(),
-                        name: Texts::from([(lang, name)]),
-                    });
+    /// A promotion date as IOF writes it (an NMTOKEN: `2025-06-14`, or with `T` and a time).
+    fn promotion_date(&self, node: &Node, name: &str) -> Option<String> {
+        let raw = node.attr(&[name])?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        let field = format!("product/promotion@{name}");
+        match date_time(raw) {
+            Some((dt, _)) => {
+                let out = match dt.strip_suffix(" 00:00:00") {
+                    Some(day) => day.to_string(),
+                    None => dt.replace(' ', "T"),
+                };
+                if out == raw {
+                    self.mapped(&field);
+                } else {
+                    self.converted(&field);
                 }
+                Some(out)
+            }
+            None => {
+                self.dropped(&field, || format!("{raw:?} is not a date"));
+                None
             }
         }
     }
@@ -501,9 +613,14 @@ impl Import {
         });
         records.append(&mut self.products);
         notes.append(&mut self.notes);
-        for (what, count) in &self.unmapped {
-            notes.push(format!("not mapped: {what} ({count}×)"));
+        let mut report = self.report.into_inner();
+        for (kind, _) in self.ids.mapped.keys() {
+            report.derived(&format!("{kind} id"));
         }
-        Offer { records, notes }
+        Offer {
+            records,
+            notes,
+            report,
+        }
     }
 }

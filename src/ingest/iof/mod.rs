@@ -27,24 +27,51 @@
 mod dialect;
 mod map;
 mod parts;
+mod prices;
 mod reader;
 mod refs;
+mod report;
+mod sizes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use crate::catalog::Record;
+use crate::catalog::{Decimal, Record};
 
-use dialect::is_lang;
 use map::Import;
 use reader::{read_document, root_name, Node, Stream};
 
+pub use report::{Conversion, FieldCounts, Report};
+
 /// An offer mapped to records (dictionaries first, then products), with notes on what was
-/// not mapped or was changed (ids).
+/// changed (ids, currency) and the report of what was mapped, converted, derived or dropped.
 #[derive(Debug, Default)]
 pub struct Offer {
     pub records: Vec<Record>,
     pub notes: Vec<String>,
+    pub report: Report,
+}
+
+/// What the import needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The store's currency: prices in another one are converted into it.
+    pub base_currency: String,
+    /// Units of each currency per one unit of the base (`[currencies]`).
+    pub rates: BTreeMap<String, Decimal>,
+    /// Any dropped value is an error ([`IofError::Strict`]) instead of a line in the report.
+    pub strict: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            base_currency: "PLN".into(),
+            rates: BTreeMap::from([("PLN".to_string(), Decimal::ONE)]),
+            strict: false,
+        }
+    }
 }
 
 /// Why an offer cannot be read at all. Positions are byte offsets in the file.
@@ -69,6 +96,24 @@ pub enum IofError {
     },
     #[error("{}: no full.xml found (give a directory holding full.xml, a full.xml, or a gateway file)", path.display())]
     NoFull { path: PathBuf },
+    /// Prices in a currency the configuration has no rate for: they are not published as if
+    /// they were in the base currency.
+    #[error("{}: at byte {position}: prices are in {currency}, and there is no exchange rate for it: add {currency} = \"<units of {currency} per 1 {base}>\" under [currencies] in the configuration (base_currency is {base})", path.display())]
+    NoRate {
+        path: PathBuf,
+        position: u64,
+        currency: String,
+        base: String,
+    },
+    /// `--strict`, and values were dropped.
+    #[error("{}: {dropped} value(s) could not be imported (strict): {}", path.display(), fields.join(", "))]
+    Strict {
+        path: PathBuf,
+        dropped: u64,
+        fields: Vec<String>,
+        /// The whole report, for printing.
+        report: Box<Report>,
+    },
 }
 
 /// Where the files of an offer are.
@@ -177,15 +222,46 @@ fn locate(path: &Path) -> Result<Files, IofError> {
     }
     Ok(files)
 }
-/// Read an offer: a directory, a full.xml (companions beside it) or a gateway file.
+/// Read an offer: a directory, a full.xml (companions beside it) or a gateway file, with
+/// the default options (base currency PLN, no other rates).
 pub fn read_offer(path: &Path) -> Result<Offer, IofError> {
+    read_offer_with(path, &ImportOptions::default())
+}
+
+/// Read an offer with the configured currencies; `options.strict` refuses any drop.
+pub fn read_offer_with(path: &Path, options: &ImportOptions) -> Result<Offer, IofError> {
+    let started = Instant::now();
+    let mut offer = read_files(path, options)?;
+    offer.report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    strict(path, options, offer)
+}
+
+fn strict(path: &Path, options: &ImportOptions, offer: Offer) -> Result<Offer, IofError> {
+    let dropped = offer.report.dropped_total();
+    if options.strict && dropped > 0 {
+        return Err(IofError::Strict {
+            path: path.to_path_buf(),
+            dropped,
+            fields: offer
+                .report
+                .dropped_fields()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            report: Box::new(offer.report),
+        });
+    }
+    Ok(offer)
+}
+
+fn read_files(path: &Path, options: &ImportOptions) -> Result<Offer, IofError> {
     let files = locate(path)?;
-    let mut im = Import::new();
+    let mut im = Import::new(options.clone());
     for kind in REFERENCE_KINDS {
         if let Some(p) = files.refs.get(kind) {
             let doc = read_document(p)?;
-            if let Some(lang) = doc.attr(&["language"]).filter(|l| is_lang(l)) {
-                im.lang = lang.to_string();
+            if let Some((lang, _)) = doc.attr(&["language"]).and_then(dialect::language) {
+                im.lang = lang;
             }
             im.reference(kind, &doc);
         }
@@ -208,14 +284,19 @@ pub fn read_offer(path: &Path) -> Result<Offer, IofError> {
 
 /// Parse full.xml-shaped bytes (for fuzzing and tests): the products' records and notes.
 pub fn read_full_bytes(bytes: &[u8]) -> Result<Offer, IofError> {
-    let mut im = Import::new();
+    read_full_bytes_with(bytes, &ImportOptions::default())
+}
+
+/// [`read_full_bytes`] with the configured currencies (and strictness).
+pub fn read_full_bytes_with(bytes: &[u8], options: &ImportOptions) -> Result<Offer, IofError> {
+    let mut im = Import::new(options.clone());
     let stream = Stream::new(
         bytes,
         Path::new("full.xml"),
         &["offer", "products", "product"],
     );
     im.read_products(stream)?;
-    Ok(im.finish())
+    strict(Path::new("full.xml"), options, im.finish())
 }
 
 #[cfg(test)]
@@ -283,13 +364,11 @@ mod tests {
             [33, 34, 35, 41, 42, 44, 45, 47]
         );
         assert!(
-            original
-                .notes
-                .iter()
-                .any(|n| n.contains("category_idosell")),
-            "{:#?}",
-            original.notes
+            original.report.fields["product/category_idosell"].dropped > 0,
+            "{}",
+            original.report
         );
+        assert_eq!(original.report.products, 8);
 
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("store"), StoreOptions::default()).expect("open");
@@ -414,7 +493,20 @@ mod tests {
  <product id="9" removed="yes"/>
 </products>
 </offer>"#;
-        let offer = read_full_bytes(xml.as_bytes()).expect("parse");
+        let options = ImportOptions {
+            rates: BTreeMap::from([
+                ("PLN".to_string(), Decimal::ONE),
+                ("EUR".to_string(), Decimal::new(25, 2)),
+            ]),
+            ..ImportOptions::default()
+        };
+        let e = read_full_bytes(xml.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, IofError::NoRate { currency, .. } if currency == "EUR"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("[currencies]"), "{e}");
+        let offer = read_full_bytes_with(xml.as_bytes(), &options).expect("parse");
         let p = match &offer
             .records
             .iter()
@@ -431,8 +523,9 @@ mod tests {
         assert_eq!(p.vat.to_string(), "8.0");
         let retail = p.prices.retail.clone().unwrap();
         assert_eq!(
-            (retail.net.to_string(), retail.gross.to_string()),
-            ("10.50".into(), "11.34".into())
+            (retail.net, retail.gross),
+            (Decimal::new(4200, 2), Decimal::new(4536, 2)),
+            "10,50 EUR at 0.25 EUR per PLN"
         );
         assert_eq!(p.description.name["eng"], "Mug");
         assert_eq!(p.parameters.len(), 2);
@@ -440,10 +533,24 @@ mod tests {
         assert_eq!(p.sizes[0].code_external.as_deref(), Some("E1"));
         assert_eq!(p.sizes[0].stock[0].quantity.to_string(), "2.5");
         assert!(offer.records.contains(&Record::DeleteProduct { id: 9 }));
+        assert_eq!(
+            offer.report.fields["product/iaiext:meta_title"].dropped, 1,
+            "{}",
+            offer.report
+        );
+        assert_eq!(
+            offer.report.conversion.as_ref().map(|c| c.from.as_str()),
+            Some("EUR")
+        );
+        assert_eq!(offer.report.fields["product/price@net"].converted, 1);
+        let strict = ImportOptions {
+            strict: true,
+            ..options.clone()
+        };
+        let e = read_full_bytes_with(xml.as_bytes(), &strict).unwrap_err();
         assert!(
-            offer.notes.iter().any(|n| n.contains("iaiext:meta_title")),
-            "{:?}",
-            offer.notes
+            matches!(&e, IofError::Strict { fields, .. } if fields.iter().any(|f| f == "product/iaiext:meta_title")),
+            "{e}"
         );
         let params: Vec<&Parameter> = offer
             .records

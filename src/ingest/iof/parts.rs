@@ -2,20 +2,114 @@
 
 use crate::catalog::{
     Attachment, AttachmentEnable, AttachmentType, AttachmentVersion, BundleType, Bundled,
-    BundledComponent, ComponentChoice, Decimal, Group, Icons, Image, Parameter, ParameterKind,
-    ParameterValue, Product, ProductParameter, Texts,
+    BundledComponent, Category, ComponentChoice, Decimal, Group, Icons, Image, Parameter,
+    ParameterKind, ParameterValue, Product, ProductParameter, Texts,
 };
 
-use super::dialect::{decimal, yes};
+use super::dialect::{date_time, decimal, yes, Ids};
 use super::map::Import;
 use super::reader::Node;
 
+/// The hierarchy separator a category name uses, if any: whichever of `/` and `\\` comes first.
+fn separator(name: &str) -> Option<char> {
+    name.find(['/', '\\'])
+        .and_then(|i| name[i..].chars().next())
+}
+
 impl Import {
+    /// `<category id name>`: a name like `Home/Kitchen/Mugs` (or with `\\`) is a path; its
+    /// parents get ids derived from their path (`Ids::hashed("category path", "Home/Kitchen")`),
+    /// so every product naming the same path shares them and re-imports keep them.
+    pub(super) fn category(&mut self, node: &Node) -> Option<u64> {
+        let names = self.names(node);
+        let lead = names
+            .get(&self.lang)
+            .or_else(|| names.values().next())
+            .cloned();
+        let id = match (node.attr(&["id"]).map(str::trim), &lead) {
+            (Some(raw), _) if !raw.is_empty() => self.ids.id("category", raw, false),
+            (_, Some(path)) => {
+                self.derived("product/category@id");
+                Ids::hashed("category path", path)
+            }
+            _ => return None,
+        };
+        if self.dicts.categories.iter().any(|x| x.id == id) || names.is_empty() {
+            return Some(id);
+        }
+        let split = |t: &str| -> Vec<String> {
+            match separator(t) {
+                Some(sep) => t
+                    .split(sep)
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                None => vec![t.trim().to_string()],
+            }
+        };
+        let paths: Vec<(String, Vec<String>)> =
+            names.iter().map(|(l, t)| (l.clone(), split(t))).collect();
+        let depth = paths[0].1.len();
+        let lead = lead.map(|l| split(&l)).unwrap_or_default();
+        if depth < 2 || paths.iter().any(|(_, p)| p.len() != depth) || lead.len() != depth {
+            if depth >= 2 {
+                self.dropped("product/category@name", || {
+                    "the languages' paths differ in depth: kept as one name".to_string()
+                });
+            } else {
+                self.mapped("product/category@name");
+            }
+            self.dicts.categories.push(Category {
+                id,
+                parent: None,
+                name: names,
+            });
+            return Some(id);
+        }
+        self.derived("product/category@name");
+        let mut parent = None;
+        for level in 0..depth - 1 {
+            let pid = Ids::hashed("category path", &lead[..=level].join("/"));
+            if !self.dicts.categories.iter().any(|x| x.id == pid) {
+                let name = paths
+                    .iter()
+                    .map(|(l, p)| (l.clone(), p[level].clone()))
+                    .collect();
+                self.dicts.categories.push(Category {
+                    id: pid,
+                    parent,
+                    name,
+                });
+            }
+            parent = Some(pid);
+        }
+        let name = paths
+            .iter()
+            .map(|(l, p)| (l.clone(), p[depth - 1].clone()))
+            .collect();
+        self.dicts.categories.push(Category { id, parent, name });
+        Some(id)
+    }
+
     pub(super) fn image(&self, n: &Node) -> Option<Image> {
         Some(Image {
             url: n.attr(&["url"])?.trim().to_string(),
             md5: n.attr(&["hash"]).map(str::to_owned),
-            changed: n.attr(&["changed", "date_changed"]).map(str::to_owned),
+            changed: n.attr(&["changed", "date_changed"]).map(|raw| {
+                // Another shape (`14.06.2025 13:06`) is rewritten as IOF's; a value that is
+                // no date is kept as written (the attribute is free text in the schema).
+                match date_time(raw) {
+                    Some((d, true)) => {
+                        self.converted("product/images/image@changed");
+                        d
+                    }
+                    _ => {
+                        self.mapped("product/images/image@changed");
+                        raw.to_string()
+                    }
+                }
+            }),
             width: n.attr(&["width"]).and_then(|w| w.trim().parse().ok()),
             height: n.attr(&["height"]).and_then(|h| h.trim().parse().ok()),
         })

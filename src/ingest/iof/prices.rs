@@ -1,0 +1,90 @@
+//! Prices: amounts read with checked arithmetic and, when the feed's currency is not the
+//! store's base currency, converted with the configured rate (never relabelled).
+
+use crate::catalog::{round_money, Decimal, Price, Prices};
+
+use super::map::Import;
+use super::reader::Node;
+
+/// No price is this large; refusing it keeps `net × (1 + VAT)` far from overflowing.
+const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0); // 10^15
+
+impl Import {
+    /// One amount (`net` or `gross`) of a price node, in the base currency. Empty is "none";
+    /// a value that is no amount is reported dropped.
+    fn amount(&self, node: &Node, field: &str, name: &str) -> Option<Decimal> {
+        let raw = node.attr(&[name])?.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        let field = format!("{field}@{name}");
+        let Some(v) = super::dialect::decimal(raw).filter(|v| v.abs() <= MAX_AMOUNT) else {
+            self.dropped(&field, || {
+                format!("{}: {raw:?} is not an amount", self.current)
+            });
+            return None;
+        };
+        match self.rate {
+            None => {
+                self.mapped(&field);
+                Some(v)
+            }
+            Some(rate) => match v.checked_div(rate) {
+                Some(base) => {
+                    self.converted(&field);
+                    Some(round_money(base))
+                }
+                None => {
+                    self.dropped(&field, || {
+                        format!("{}: {raw:?} cannot be converted at {rate}", self.current)
+                    });
+                    None
+                }
+            },
+        }
+    }
+
+    /// A price node completed with `vat` where only one of net and gross is given.
+    /// `zero_is_none`: a zero SRP or strikethrough price means "none" in IOF.
+    pub(super) fn price(
+        &self,
+        node: Option<&Node>,
+        field: &str,
+        vat: Decimal,
+        zero_is_none: bool,
+    ) -> Option<Price> {
+        let node = node?;
+        let net = self.amount(node, field, "net");
+        let gross = self.amount(node, field, "gross");
+        // `vat` is 0..=100 (dialect::vat), amounts are bounded: from_parts cannot overflow.
+        let price = Price::from_parts(net, gross, vat)?;
+        if zero_is_none && price.net.is_zero() && price.gross.is_zero() {
+            return None;
+        }
+        Some(price)
+    }
+
+    /// The price nodes of a product or a size (`field` names which, for the report).
+    pub(super) fn prices(&self, node: &Node, field: &str, vat: Decimal) -> Prices {
+        let at = |name: &str| format!("{field}/{name}");
+        let sr = "strikethrough_retail_price";
+        let sw = "strikethrough_wholesale_price";
+        Prices {
+            retail: self.price(node.kid("price"), &at("price"), vat, false),
+            wholesale: None,
+            srp: self.price(node.kid("srp"), &at("srp"), vat, true),
+            strikethrough_retail: self.price(node.kid(sr), &at(sr), vat, true),
+            strikethrough_wholesale: self.price(node.kid(sw), &at(sw), vat, true),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_amount_bound_is_ten_to_the_fifteenth() {
+        assert_eq!(MAX_AMOUNT, Decimal::from(1_000_000_000_000_000u64));
+    }
+}
