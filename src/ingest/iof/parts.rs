@@ -27,7 +27,10 @@ impl Import {
             .or_else(|| names.values().next())
             .cloned();
         let id = match (node.attr(&["id"]).map(str::trim), &lead) {
-            (Some(raw), _) if !raw.is_empty() => self.ids.id("category", raw, false),
+            (Some(raw), _) if !raw.is_empty() => {
+                self.mapped("product/category@id");
+                self.ids.id("category", raw, false)
+            }
             (_, Some(path)) => {
                 self.derived("product/category@id");
                 Ids::hashed("category path", path)
