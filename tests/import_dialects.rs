@@ -299,3 +299,127 @@ fn reimporting_the_same_feed_keeps_the_derived_ids() {
     assert_eq!((tools.0, tools.1), (12, Some(garden.0)));
     assert_eq!(categories.len(), 5, "{categories:?}");
 }
+
+mod roundtrip {
+    use std::collections::BTreeMap;
+
+    use iofd::catalog::{Price, Product, Record};
+    use iofd::generate::{generate_to, GenerateOptions};
+    use iofd::store::ApplyMode;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What a partner sees of a product, and so what an import of its feed must give back:
+    /// id, type, VAT, code, producer code standard, texts, and per size its id, code,
+    /// producer code, weight, effective prices (its own, else the product's) and stock per
+    /// warehouse.
+    type Seen = (
+        String,
+        Vec<(
+            String,
+            String,
+            Option<String>,
+            Option<u32>,
+            [Option<Price>; 3],
+            Vec<(u32, Decimal)>,
+        )>,
+    );
+
+    fn seen(p: &Product) -> Seen {
+        let head = format!(
+            "{} {:?} {} {:?} {:?} {:?} {:?} {:?} {:?}",
+            p.id,
+            p.kind,
+            p.vat.normalize(),
+            p.code,
+            p.producer_code_standard,
+            p.description.name,
+            p.description.short_desc,
+            p.description.long_desc,
+            p.category,
+        );
+        let pick = |own: &Option<Price>, product: &Option<Price>| {
+            own.clone().or(product.clone()).map(|x| Price {
+                net: x.net.normalize(),
+                gross: x.gross.normalize(),
+            })
+        };
+        let sizes = p
+            .sizes
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    s.code.clone(),
+                    s.code_producer.clone(),
+                    s.weight,
+                    [
+                        pick(&s.prices.retail, &p.prices.retail),
+                        pick(&s.prices.srp, &p.prices.srp),
+                        pick(
+                            &s.prices.strikethrough_retail,
+                            &p.prices.strikethrough_retail,
+                        ),
+                    ],
+                    s.stock
+                        .iter()
+                        .map(|l| (l.warehouse, l.quantity.normalize()))
+                        .collect(),
+                )
+            })
+            .collect();
+        (head, sizes)
+    }
+
+    /// The products shop 1 publishes (a product limited to other shops is not in its feed).
+    fn products(records: &[Record]) -> BTreeMap<u64, Seen> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Product(p) if p.shops.is_empty() || p.shops.contains(&1) => {
+                    Some((p.id, seen(p)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+        /// Any catalog iofd publishes, imported back from its own full.xml and light.xml,
+        /// is the same catalog.
+        #[test]
+        fn a_published_catalog_imports_back_as_itself(seed in any::<u64>(), count in 1u64..25) {
+            let mut jsonl = Vec::new();
+            generate_to(&mut jsonl, &GenerateOptions { products: count, seed }).unwrap();
+            let records: Vec<Record> = jsonl
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let mut r: Record = serde_json::from_slice(l).unwrap();
+                    r.normalize().unwrap();
+                    r
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data");
+            let store = Store::open(&data.join("store"), StoreOptions::default()).unwrap();
+            store.apply(records.clone(), ApplyMode::FullSync).unwrap();
+            drop(store);
+            let (full, light) = publish(&data);
+            let offer = dir.path().join("offer");
+            std::fs::create_dir_all(&offer).unwrap();
+            std::fs::write(offer.join("full.xml"), &full).unwrap();
+            std::fs::write(offer.join("light.xml"), &light).unwrap();
+            let back = iofd::ingest::iof::read_offer(&offer).unwrap();
+            let before = products(&records);
+            let after = products(&back.records);
+            prop_assert_eq!(before.len(), after.len());
+            for (id, a) in &before {
+                prop_assert_eq!(Some(a), after.get(id), "product {}", id);
+            }
+        }
+    }
+}

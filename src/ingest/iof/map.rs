@@ -16,6 +16,23 @@ use super::report::{Conversion, Report};
 use super::sizes::ProductCodes;
 use super::{ImportOptions, IofError, Offer};
 
+/// Product children mapped as a whole (prices and categories are counted in detail).
+const PRODUCT_CHILDREN: [&str; 13] = [
+    "producer",
+    "unit",
+    "series",
+    "warranty",
+    "card",
+    "description",
+    "promotion",
+    "sizes",
+    "images",
+    "parameters",
+    "attachments",
+    "group",
+    "bundled",
+];
+
 /// Product attributes the import maps; any other is reported as dropped.
 const PRODUCT_ATTRS: [&str; 12] = [
     "id",
@@ -130,6 +147,7 @@ impl Import {
                     }
                 },
             };
+            self.mapped(&format!("{}/{child}", node.name));
             t.entry(lang).or_insert_with(|| text.to_string());
         }
         t
@@ -392,6 +410,9 @@ impl Import {
             if child.ext {
                 self.unmapped(format!("product/iaiext:{}", child.name));
                 continue;
+            }
+            if PRODUCT_CHILDREN.contains(&child.name.as_str()) {
+                self.mapped(&format!("product/{}", child.name));
             }
             match child.name.as_str() {
                 "producer" => {

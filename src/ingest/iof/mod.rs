@@ -426,9 +426,22 @@ mod tests {
                 (b.producer, b.category, b.unit, b.series, b.warranty),
                 "product {id}: dictionary references"
             );
+            assert_eq!(a.description, b.description, "product {id}: texts");
             assert_eq!(
-                a.description.name, b.description.name,
-                "product {id}: names"
+                a.sizes
+                    .iter()
+                    .map(|s| (&s.code_producer, s.weight, &s.code_external))
+                    .collect::<Vec<_>>(),
+                b.sizes
+                    .iter()
+                    .map(|s| (&s.code_producer, s.weight, &s.code_external))
+                    .collect::<Vec<_>>(),
+                "product {id}: producer codes, weights, ERP codes"
+            );
+            assert_eq!(
+                (a.producer_code_standard, &a.promotion, &a.card_url),
+                (b.producer_code_standard, &b.promotion, &b.card_url),
+                "product {id}: code standard, promotion, card"
             );
             assert_eq!(a.images, b.images, "product {id}: images");
         }

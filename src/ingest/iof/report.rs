@@ -107,13 +107,13 @@ impl fmt::Display for Report {
         }
         writeln!(
             f,
-            "  {:<48} {:>9} {:>9} {:>9} {:>9}",
+            "  {:<56} {:>9} {:>9} {:>9} {:>9}",
             "field", "mapped", "converted", "derived", "dropped"
         )?;
         for (name, c) in &self.fields {
             writeln!(
                 f,
-                "  {:<48} {:>9} {:>9} {:>9} {:>9}",
+                "  {:<56} {:>9} {:>9} {:>9} {:>9}",
                 name, c.mapped, c.converted, c.derived, c.dropped
             )?;
             for e in &c.dropped_examples {

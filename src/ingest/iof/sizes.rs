@@ -77,6 +77,11 @@ impl Import {
                 }
             };
             for (k, v) in &s.attrs {
+                // The priority is the sizes' order, which is kept.
+                if k == "iaiext:priority" && v.trim() == position.to_string() {
+                    self.mapped("product/sizes/size@iaiext:priority");
+                    continue;
+                }
                 if !SIZE_ATTRS.contains(&k.as_str()) && !k.starts_with("xmlns") {
                     self.dropped(&format!("product/sizes/size@{k}"), || {
                         format!("size {id}: {v:?}")
@@ -104,6 +109,7 @@ impl Import {
             };
             let mut stock = self.stock(s, &id);
             if let Some(fresh) = self.light_for(raw_id, &id, &code, count) {
+                self.mapped("light.xml product/sizes/size/stock");
                 // light.xml is fresher: its quantities win, the physical stock and location
                 // (which light does not carry) stay where the warehouse is the same.
                 stock = fresh
