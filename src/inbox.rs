@@ -598,6 +598,63 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_offer_in_another_currency_is_converted_or_refused() {
+        let third_party = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/third-party");
+        let drop_offer = |inbox: &Inbox, fixture: &str, name: &str| {
+            let offer = inbox.dir.join(name);
+            fs::create_dir(&offer).unwrap();
+            fs::copy(
+                third_party.join(fixture).join("full.xml"),
+                offer.join("full.xml"),
+            )
+            .unwrap();
+            inbox.take(name).unwrap()
+        };
+        // Without a rate for EUR (the default options), refused: nothing published in PLN.
+        let (_dir, bare) = inbox();
+        assert!(matches!(
+            drop_offer(&bare, "b2b-en-eur", "eur"),
+            Processed::Rejected(1)
+        ));
+        let errors = fs::read_to_string(bare.dir.join("rejected/eur.errors.txt")).unwrap();
+        assert!(
+            errors.contains("EUR") && errors.contains("[currencies]"),
+            "{errors}"
+        );
+        assert_eq!(bare.store.snapshot().len(), 0);
+        // With the configured rate, converted.
+        let (_dir2, plain) = inbox();
+        let inbox = plain.with_import_options(ingest::iof::ImportOptions {
+            rates: [
+                ("PLN", crate::catalog::Decimal::ONE),
+                ("EUR", crate::catalog::Decimal::new(25, 2)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            ..ingest::iof::ImportOptions::default()
+        });
+        assert!(matches!(
+            drop_offer(&inbox, "b2b-en-eur", "eur"),
+            Processed::Applied(_)
+        ));
+        let snapshot = inbox.store.snapshot();
+        let mug = snapshot.product(1001).expect("imported");
+        let retail = mug.prices.retail.as_ref().expect("a price");
+        assert_eq!(
+            (
+                crate::catalog::decimal(&retail.net),
+                crate::catalog::decimal(&retail.gross)
+            ),
+            (
+                crate::catalog::Decimal::from(40),
+                crate::catalog::Decimal::new(4920, 2)
+            ),
+            "10,00 / 12,30 EUR at 0.25 EUR per PLN"
+        );
+    }
+
+    #[test]
     fn a_crash_at_any_step_neither_loses_nor_repeats_a_file() {
         // Claimed but not applied: applied at recovery.
         let (_dir, inbox) = inbox();
