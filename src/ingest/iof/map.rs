@@ -182,17 +182,24 @@ impl Import {
             let mut listed = Vec::new();
             for sizes in p.kids("sizes") {
                 for s in sizes.kids("size") {
-                    let stock: Vec<StockLevel> = s
-                        .kids("stock")
-                        .filter_map(|st| {
-                            Some(StockLevel {
-                                warehouse: self.ids.warehouse(st.attr(&["id"])?),
-                                quantity: decimal(st.attr(&["quantity"])?)?,
-                                physical: None,
-                                location: None,
-                            })
-                        })
-                        .collect();
+                    let mut stock: Vec<StockLevel> = Vec::new();
+                    for st in s.kids("stock") {
+                        let warehouse = st.attr(&["id"]).map(str::trim).filter(|w| !w.is_empty());
+                        let quantity = st.attr(&["quantity"]).and_then(decimal);
+                        let (Some(warehouse), Some(quantity)) = (warehouse, quantity) else {
+                            self.report.borrow_mut().dropped(
+                                "light.xml product/sizes/size/stock",
+                                || format!("product {id}: a <stock> without a warehouse id or a quantity"),
+                            );
+                            continue;
+                        };
+                        stock.push(StockLevel {
+                            warehouse: self.ids.warehouse(warehouse),
+                            quantity,
+                            physical: None,
+                            location: None,
+                        });
+                    }
                     for key in [s.attr(&["id"]), s.attr(&["code"])].into_iter().flatten() {
                         self.light_stock
                             .insert((id.clone(), key.trim().to_string()), stock.clone());

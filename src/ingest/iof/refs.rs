@@ -89,7 +89,9 @@ impl Import {
                         .and_then(decimal)
                         .unwrap_or_default();
                     let months = match terms.and_then(|t| t.attr(&["period_unit"])) {
-                        Some("year" | "years") => number * Decimal::from(12),
+                        Some("year" | "years") => {
+                            number.checked_mul(Decimal::from(12)).unwrap_or_default()
+                        }
                         Some("day" | "days") => (number / Decimal::from(30)).ceil(),
                         _ => number,
                     };
