@@ -578,6 +578,33 @@ mod tests {
     }
 
     #[test]
+    fn languages_are_mapped_reported_or_refused() {
+        let xml = |lang: &str| {
+            format!(
+                r#"<offer><products language="{lang}"><product id="1" vat="23">
+                <description><name>Mug</name><name xml:lang="uk">Кухоль</name><name xml:lang="zz">?</name></description>
+                </product></products></offer>"#
+            )
+        };
+        let offer = read_full_bytes(xml("de").as_bytes()).expect("parse");
+        let Some(Record::Product(p)) = offer.records.first() else {
+            panic!("{:?}", offer.notes)
+        };
+        assert_eq!(
+            p.description.name.keys().collect::<Vec<_>>(),
+            ["ger", "ukr"],
+            "no xml:lang is the offer's language"
+        );
+        assert_eq!(
+            offer.report.fields["description/name@xml:lang"].dropped, 1,
+            "{}",
+            offer.report
+        );
+        let e = read_full_bytes(xml("klingon").as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("products@language"), "{e}");
+    }
+
+    #[test]
     fn broken_xml_is_an_error_with_a_position() {
         let e =
             read_full_bytes(b"<offer><products><product id=\"1\"><price></product>").unwrap_err();

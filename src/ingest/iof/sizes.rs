@@ -270,6 +270,14 @@ impl Import {
             .filter(|i| p.sizes[*i].code_producer.is_none())
             .collect();
         let mut place = |im: &mut Import, field: &str, code: String, standard: CodeStandard| {
+            if p.sizes
+                .iter()
+                .any(|s| s.code_producer.as_deref() == Some(code.as_str()))
+            {
+                // A size already carries this very code: nothing to move.
+                im.mapped(field);
+                return;
+            }
             match without.as_slice() {
                 [only] if p.sizes[*only].code_producer.is_none() => {
                     im.mapped(field);
@@ -296,5 +304,74 @@ impl Import {
         if let Some(code) = code_producer {
             place(self, "product@code_producer", code, code_standard(None));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::catalog::{Decimal, Product, Record};
+    use crate::ingest::iof::read_full_bytes;
+
+    fn one(xml: &str) -> (Product, crate::ingest::iof::Report) {
+        let offer = read_full_bytes(xml.as_bytes()).expect("parse");
+        let p = offer
+            .records
+            .iter()
+            .find_map(|r| match r {
+                Record::Product(p) => Some((**p).clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{:?} {}", offer.notes, offer.report));
+        (p, offer.report)
+    }
+
+    #[test]
+    fn sizes_without_id_get_ids_from_code_name_or_position() {
+        let (p, report) = one(
+            r#"<offer><products language="pol" currency="PLN"><product id="5" vat="23">
+            <description><name>X</name></description><price net="1"/>
+            <sizes>
+             <size code="X-A"><stock id="1" quantity="1"/></size>
+             <size name="XL"><stock id="1" quantity="2"/><stock id="1" quantity="3"/></size>
+             <size><stock quantity="9"/></size>
+            </sizes></product></products></offer>"#,
+        );
+        let ids: Vec<&str> = p.sizes.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["X-A", "XL", "3"]);
+        assert_eq!(p.sizes[1].code, "5-XL");
+        // A warehouse listed twice for one size is summed, not half lost.
+        assert_eq!(p.sizes[1].stock[0].quantity, Decimal::from(5));
+        // A stock without a warehouse is reported, never guessed.
+        assert!(p.sizes[2].stock.is_empty());
+        assert_eq!(report.fields["product/sizes/size/stock@id"].dropped, 1);
+        assert_eq!(report.fields["product/sizes/size@id"].derived, 3);
+    }
+
+    #[test]
+    fn product_level_codes_go_to_the_size_without_one_or_are_reported() {
+        let (p, report) = one(
+            r#"<offer><products language="pol"><product id="6" vat="23" EAN="12345678" code_producer="MPN-6">
+            <description><name>X</name></description><price net="1"/>
+            <sizes><size id="a" code="6-a"/><size id="b" code="6-b" code_producer="B"/></sizes>
+            </product></products></offer>"#,
+        );
+        assert_eq!(p.sizes[0].code_producer.as_deref(), Some("12345678"));
+        assert_eq!(p.sizes[1].code_producer.as_deref(), Some("B"));
+        assert_eq!(
+            p.producer_code_standard,
+            crate::catalog::CodeStandard::Gtin8
+        );
+        let dropped = &report.fields["product@code_producer"];
+        assert_eq!(dropped.dropped, 1);
+        assert!(dropped.dropped_examples[0].contains("MPN-6"), "{dropped:?}");
+        // Two sizes without a code: one product-level EAN cannot be both of theirs.
+        let (p, report) = one(
+            r#"<offer><products language="pol"><product id="7" vat="23" EAN="12345678">
+            <description><name>X</name></description><price net="1"/>
+            <sizes><size id="a" code="7-a"/><size id="b" code="7-b"/></sizes>
+            </product></products></offer>"#,
+        );
+        assert!(p.sizes.iter().all(|s| s.code_producer.is_none()));
+        assert_eq!(report.fields["product@EAN"].dropped, 1);
     }
 }
