@@ -55,7 +55,12 @@ fn check_lines<T: iofd::ingest::LineRecord>(input: &[u8]) {
 fn check_iof(input: &[u8]) {
     match read_full_bytes(input) {
         Ok(_) => {}
-        Err(IofError::Xml { position, .. } | IofError::Invalid { position, .. }) => {
+        Err(
+            IofError::Xml { position, .. }
+            | IofError::Invalid { position, .. }
+            // A mutated currency code has no configured rate: refused, not relabelled.
+            | IofError::NoRate { position, .. },
+        ) => {
             assert!(
                 position <= input.len() as u64,
                 "{position} > {}",
