@@ -270,7 +270,7 @@ fn import(
         count: 0,
     };
     let mut seen = std::collections::HashMap::new();
-    let mut rejected = Vec::new();
+    let mut rejected = iofd::inbox::Rejections::default();
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
@@ -296,19 +296,19 @@ fn import(
         let reader = std::fs::File::open(file)
             .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
             .with_context(|| format!("cannot read {name}"))?;
-        rejected.extend(
+        rejected.append(
             iofd::inbox::spool_more(&mut batch, &mut seen, &name, reader)
                 .map_err(anyhow::Error::msg)?,
         );
     }
-    for r in rejected.iter().take(50) {
+    for r in rejected.listed.iter().take(50) {
         eprintln!("{r}");
     }
-    if rejected.len() > 50 {
-        eprintln!("... and {} more rejected lines", rejected.len() - 50);
+    if rejected.total > 50 {
+        eprintln!("... and {} more rejected lines", rejected.total - 50);
     }
     if !rejected.is_empty() && !skip_invalid {
-        bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.len());
+        bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.total);
     }
     let parsed = started.elapsed();
     let mode = if full_sync {
@@ -329,7 +329,7 @@ fn import(
         report.applied,
         report.unchanged,
         report.removed,
-        rejected.len(),
+        rejected.total,
         report.generation,
         report.shards_written,
         report.bytes_written as f64 / 1e6,
