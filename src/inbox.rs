@@ -155,6 +155,8 @@ enum Fault {
     Crash,
     /// The I/O operation there fails.
     Fail,
+    /// A bug: an ordinary panic.
+    Panic,
 }
 
 /// Panic payload of an injected crash.
@@ -323,16 +325,22 @@ impl Inbox {
         names.sort();
         for name in &names {
             let path = work.join(name);
-            let marker = work.join(format!("{name}{LEGACY_APPLIED}"));
-            if let Some(file) = name.strip_suffix(LEGACY_APPLIED) {
-                // A marker (its exact text), whose file is gone: it only served that file.
-                if !names.iter().any(|n| n == file) && is_marker(&path) {
+            if fs::symlink_metadata(&path).is_err() {
+                continue; // a marker, moved with its file
+            }
+            if let Some(file) = name
+                .strip_suffix(LEGACY_APPLIED)
+                .filter(|_| is_marker(&path))
+            {
+                // A marker (by its exact text) whose file is gone: it served only that file.
+                if !names.iter().any(|n| n == file) {
                     tracing::info!(marker = %name, "drop folder: removing an orphan marker");
                     remove_if_exists(&path)?;
                     sync_dir(&work)?;
                 }
                 continue;
             }
+            let marker = work.join(format!("{name}{LEGACY_APPLIED}"));
             let claim = self.new_claim()?;
             fs::rename(&path, claim.join(name)).map_err(io(&path))?;
             if is_marker(&marker) {
@@ -495,13 +503,10 @@ impl Inbox {
             Ok(())
         };
         let result = match batch.spool {
-            Some(mut spool) => self.store.apply_spooled_and(
-                batch.dicts,
-                batch.changes,
-                &mut spool,
-                mode,
-                mark,
-            ),
+            Some(mut spool) => {
+                self.store
+                    .apply_spooled_and(batch.dicts, batch.changes, &mut spool, mode, mark)
+            }
             None => self.store.apply_and(batch.records, mode, mark),
         };
         match result {
@@ -579,12 +584,16 @@ impl Inbox {
     fn fault(&self, step: Step) -> std::io::Result<()> {
         #[cfg(test)]
         {
-            let faults = self
+            let fault = self
                 .faults
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match faults.iter().find(|(s, _)| *s == step).map(|(_, f)| *f) {
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .find(|(s, _)| *s == step)
+                .map(|(_, f)| *f);
+            match fault {
                 Some(Fault::Crash) => std::panic::panic_any(Crash),
+                Some(Fault::Panic) => panic!("injected panic at {step:?}"),
                 Some(Fault::Fail) => {
                     return Err(std::io::Error::other(format!(
                         "injected failure at {step:?}"
@@ -664,7 +673,10 @@ impl Inbox {
     /// One scan: claims an error left behind first, then renamed-in and ready files at once,
     /// others once stable.
     fn tick(&self, seen: &mut HashMap<String, Seen>, renamed: &[String]) -> Result<(), InboxError> {
-        self.resume_claims()?;
+        // A claim that keeps failing must not hold up the files behind it.
+        if let Err(e) = self.resume_claims() {
+            tracing::error!(error = %e, "drop folder: cannot finish an earlier file");
+        }
         let now = Instant::now();
         let mut present = Vec::new();
         for entry in fs::read_dir(&self.dir).map_err(io(&self.dir))?.flatten() {
@@ -705,7 +717,7 @@ impl Inbox {
                     .and_then(|m| SystemTime::now().duration_since(m).ok())
                     .is_some_and(|age| age >= self.stable);
                 // Unchanged across two scans at least, and for the stable period.
-                let stable = now - entry.since >= self.stable
+                let stable = now - entry.since >= self.stable.max(TICK)
                     || (old_enough && now - entry.since >= TICK);
                 if stable && name.contains(".full_sync.") {
                     if !entry.warned {
@@ -714,7 +726,10 @@ impl Inbox {
                     }
                     false
                 } else {
-                    stable && (kind.is_dir() || name.ends_with(".xml") || ends_with_newline(&self.dir.join(&name)))
+                    stable
+                        && (kind.is_dir()
+                            || name.ends_with(".xml")
+                            || ends_with_newline(&self.dir.join(&name)))
                 }
             };
             if take {
@@ -857,9 +872,7 @@ impl Inbox {
         if kind.is_dir() {
             for entry in fs::read_dir(path).map_err(|e| format!("cannot read: {e}"))? {
                 let entry = entry.map_err(|e| format!("cannot read: {e}"))?;
-                let kind = entry
-                    .file_type()
-                    .map_err(|e| format!("cannot read: {e}"))?;
+                let kind = entry.file_type().map_err(|e| format!("cannot read: {e}"))?;
                 if !kind.is_file() && !kind.is_dir() {
                     return Err(format!(
                         "{}: {}: refused, only regular files are read; nothing applied",
@@ -883,9 +896,11 @@ impl Inbox {
         // A writer still at work (an in-place write taken as stable) would be caught here.
         let after = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
         if (before.len(), before.modified().ok()) != (after.len(), after.modified().ok()) {
-            return Err("the file changed while it was being read (still being written?): \
+            return Err(
+                "the file changed while it was being read (still being written?): \
                  write it under a temporary name and rename it into the inbox"
-                .to_string());
+                    .to_string(),
+            );
         }
         Ok((
             Batch {
@@ -1112,7 +1127,7 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_at_any_step_neither_loses_nor_repeats_a_file() {
+    fn files_left_in_the_earlier_layout_are_finished_after_an_upgrade() {
         // Claimed but not applied: applied at recovery.
         let (_dir, inbox) = inbox();
         fs::write(inbox.dir.join(".work/a.jsonl"), GOOD).unwrap();
@@ -1175,5 +1190,336 @@ mod tests {
         let idle = handle.scans() - before;
         assert!((2..=6).contains(&idle), "{idle} scans in one idle second");
         drop(handle);
+    }
+
+    const LATER: &str = r#"{"kind":"product","id":7,"vat":8,"description":{"name":{"pol":"A2"}}}
+"#;
+
+    /// The inbox and store of `dir`, as a (re)started server opens them.
+    fn open(dir: &Path) -> Inbox {
+        let store = Arc::new(Store::open(&dir.join("store"), StoreOptions::default()).unwrap());
+        Inbox::new(&dir.join("inbox"), store, Duration::from_secs(1)).unwrap()
+    }
+
+    fn inject(inbox: &Inbox, step: Step, fault: Fault) {
+        inbox.faults.lock().unwrap().push((step, fault));
+    }
+
+    /// Did `f` die of an injected crash?
+    fn crashes<R>(f: impl FnOnce() -> R) -> bool {
+        match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(_) => false,
+            Err(payload) => payload.is::<Crash>(),
+        }
+    }
+
+    fn vat(inbox: &Inbox, id: u64) -> String {
+        crate::catalog::decimal(&inbox.store.snapshot().product(id).unwrap().vat).to_string()
+    }
+
+    fn assert_clean(inbox: &Inbox, what: &str) {
+        let left: Vec<_> = fs::read_dir(inbox.dir.join(WORK))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{what}: left in .work: {left:?}");
+    }
+
+    fn upsert(inbox: &Inbox, jsonl: &str) -> ApplyReport {
+        let records = ingest::read_jsonl("x", jsonl.as_bytes()).unwrap().records;
+        inbox
+            .store
+            .apply(
+                records.into_iter().map(|l| l.record).collect(),
+                ApplyMode::Upsert,
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_crash_at_any_step_neither_loses_nor_repeats_a_file() {
+        use Step::*;
+        for step in [Claimed, Parsed, Committed, Marked, Moved, Unmarked] {
+            let dir = tempfile::tempdir().unwrap();
+            let inbox = open(dir.path());
+            fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+            inject(&inbox, step, Fault::Crash);
+            assert!(crashes(|| inbox.take("a.jsonl")), "{step:?}");
+            drop(inbox);
+
+            let inbox = open(dir.path());
+            inbox.recover().unwrap();
+            let snap = inbox.store.snapshot();
+            assert_eq!(snap.len(), 2, "{step:?}: lost");
+            assert_eq!(snap.generation(), 1, "{step:?}");
+            assert!(inbox.dir.join("done/a.jsonl").exists(), "{step:?}");
+            assert!(!inbox.dir.join("a.jsonl").exists(), "{step:?}");
+            assert_clean(&inbox, &format!("{step:?}"));
+
+            // Whatever the crash left, a later file of the same name is applied.
+            fs::write(inbox.dir.join("a.jsonl"), LATER).unwrap();
+            assert!(
+                matches!(inbox.take("a.jsonl").unwrap(), Processed::Applied(r) if r.applied == 1),
+                "{step:?}"
+            );
+            assert_eq!(vat(&inbox, 7), "8", "{step:?}");
+        }
+    }
+
+    #[test]
+    fn an_io_error_before_the_commit_or_after_the_marker_is_retried_not_repeated() {
+        use Step::*;
+        for step in [Claimed, Parsed, Moved, Unmarked] {
+            let (_dir, inbox) = inbox();
+            fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+            inject(&inbox, step, Fault::Fail);
+            assert!(inbox.take("a.jsonl").is_err(), "{step:?}");
+            inbox
+                .faults
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clear();
+            // The next scan finishes it: applied once (before the commit) or only cleaned up.
+            inbox.resume_claims().unwrap();
+            assert_eq!(inbox.store.snapshot().generation(), 1, "{step:?}");
+            assert_eq!(inbox.store.snapshot().len(), 2, "{step:?}");
+            assert!(inbox.dir.join("done/a.jsonl").exists(), "{step:?}");
+            assert_clean(&inbox, &format!("{step:?}"));
+            // A later write is not undone by another scan.
+            upsert(&inbox, LATER);
+            inbox.resume_claims().unwrap();
+            assert_eq!(vat(&inbox, 7), "8", "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_marker_that_cannot_be_written_after_the_commit_poisons_the_file() {
+        for step in [Step::Committed, Step::Marked] {
+            let dir = tempfile::tempdir().unwrap();
+            let inbox = open(dir.path());
+            fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+            inject(&inbox, step, Fault::Fail);
+            let Processed::Poisoned(poisoned) = inbox.take("a.jsonl").unwrap() else {
+                panic!("{step:?}: not poisoned");
+            };
+            assert!(poisoned.starts_with(inbox.dir.join(POISONED)));
+            assert!(poisoned.join("a.jsonl").exists(), "{step:?}");
+            let reason = fs::read_to_string(poisoned.join("a.jsonl.reason.txt")).unwrap();
+            assert!(
+                reason.contains("committed") && reason.contains("injected failure"),
+                "{reason}"
+            );
+            assert_clean(&inbox, &format!("{step:?}"));
+            assert_eq!(inbox.store.snapshot().generation(), 1, "the batch stays");
+
+            // Writes go on; a restart does not apply the poisoned file over them.
+            upsert(&inbox, LATER);
+            drop(inbox);
+            let inbox = open(dir.path());
+            assert_eq!(inbox.recover().unwrap(), 0);
+            assert_eq!(vat(&inbox, 7), "8", "{step:?}: applied again");
+            assert_eq!(inbox.store.snapshot().generation(), 2);
+            assert!(poisoned.join("a.jsonl").exists(), "waits for an operator");
+        }
+    }
+
+    #[test]
+    fn a_commit_that_can_be_neither_marked_nor_moved_aside_stops_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = open(dir.path());
+        fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+        inject(&inbox, Step::Committed, Fault::Fail);
+        inject(&inbox, Step::Poison, Fault::Fail);
+        // Stopped under the writer lock: nothing commits after it, so the next start's
+        // second application changes nothing.
+        assert!(crashes(|| inbox.take("a.jsonl")));
+        drop(inbox);
+        let inbox = open(dir.path());
+        assert_eq!(inbox.recover().unwrap(), 1);
+        assert_eq!(inbox.store.snapshot().generation(), 1);
+        assert!(inbox.dir.join("done/a.jsonl").exists());
+        assert_clean(&inbox, "after recovery");
+    }
+
+    #[test]
+    fn an_orphan_marker_does_not_make_a_later_file_of_its_name_skip_its_application() {
+        let (_dir, inbox) = inbox();
+        // Left by an earlier version's crash between the move to done/ and the removal.
+        fs::write(inbox.dir.join(".work/a.jsonl.applied"), MARKER_TEXT).unwrap();
+        // A claim of this version left the same way.
+        let claim = inbox.new_claim().unwrap();
+        fs::write(claim.join(MARKER), MARKER_TEXT).unwrap();
+        // A claimed file whose name merely ends in `.applied` is a file, not a marker.
+        fs::write(inbox.dir.join(".work/b.applied"), LATER).unwrap();
+        assert_eq!(inbox.recover().unwrap(), 1);
+        assert_clean(&inbox, "after recovery");
+        assert!(inbox.dir.join("done/b.applied").exists());
+        fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+        assert!(matches!(inbox.take("a.jsonl").unwrap(), Processed::Applied(r) if r.applied == 2));
+        assert_eq!(vat(&inbox, 7), "23");
+    }
+
+    #[test]
+    fn a_file_that_makes_iofd_panic_is_rejected_and_the_next_one_applied() {
+        let (_dir, inbox) = inbox();
+        inject(&inbox, Step::Parsed, Fault::Panic);
+        fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+        assert!(matches!(
+            inbox.take("a.jsonl").unwrap(),
+            Processed::Rejected(1)
+        ));
+        let report = fs::read_to_string(inbox.dir.join("rejected/a.jsonl.errors.txt")).unwrap();
+        assert!(
+            report.contains("internal error") && report.contains("injected panic"),
+            "{report}"
+        );
+        assert_eq!(inbox.store.snapshot().generation(), 0);
+        inbox
+            .faults
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+        fs::write(inbox.dir.join("b.jsonl"), GOOD).unwrap();
+        assert!(matches!(
+            inbox.take("b.jsonl").unwrap(),
+            Processed::Applied(_)
+        ));
+    }
+
+    #[test]
+    fn a_hostile_iof_file_is_rejected() {
+        let (_dir, inbox) = inbox();
+        fs::write(
+            inbox.dir.join("hostile.xml"),
+            r#"<offer file_format="IOF" version="3.0"><products currency="PLN" language="pol">
+<product id="1" vat="-100" type="regular"><price gross="10.00"/><description><name xml:lang="pol">X</name></description></product>
+</products></offer>"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            inbox.take("hostile.xml").unwrap(),
+            Processed::Rejected(_)
+        ));
+        assert!(inbox.dir.join("rejected/hostile.xml.errors.txt").exists());
+        assert_eq!(inbox.store.snapshot().generation(), 0);
+    }
+
+    #[test]
+    fn errors_txt_lists_a_thousand_problems_then_counts_the_rest() {
+        let (_dir, inbox) = inbox();
+        fs::write(inbox.dir.join("bad.jsonl"), "{oops\n".repeat(1500)).unwrap();
+        assert!(matches!(
+            inbox.take("bad.jsonl").unwrap(),
+            Processed::Rejected(1500)
+        ));
+        let report = fs::read_to_string(inbox.dir.join("rejected/bad.jsonl.errors.txt")).unwrap();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), 1 + Rejections::LISTED + 1, "{}", lines[0]);
+        assert!(lines[0].contains("1500 problem(s)"), "{}", lines[0]);
+        assert!(lines[Rejections::LISTED].starts_with("bad.jsonl:1000: "));
+        assert_eq!(lines[1001], "... and 500 more problem(s), not listed");
+    }
+
+    #[test]
+    fn symlinks_fifos_and_directories_holding_them_are_rejected_unopened() {
+        let (_dir, inbox) = inbox();
+        std::os::unix::fs::symlink("/dev/zero", inbox.dir.join("zero.jsonl")).unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(inbox.dir.join("pipe.jsonl"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let offer = inbox.dir.join("offer");
+        fs::create_dir(&offer).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", offer.join("full.xml")).unwrap();
+        let started = Instant::now();
+        for (name, kind) in [
+            ("zero.jsonl", "symbolic link"),
+            ("pipe.jsonl", "FIFO"),
+            ("offer", "symbolic link"),
+        ] {
+            assert!(
+                matches!(inbox.take(name).unwrap(), Processed::Rejected(1)),
+                "{name}"
+            );
+            let report =
+                fs::read_to_string(inbox.dir.join(format!("rejected/{name}.errors.txt"))).unwrap();
+            assert!(report.contains(kind), "{report}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let moved = fs::symlink_metadata(inbox.dir.join("rejected/zero.jsonl")).unwrap();
+        assert!(
+            moved.file_type().is_symlink(),
+            "moved as it is, not followed"
+        );
+        assert_eq!(inbox.store.snapshot().generation(), 0);
+    }
+
+    /// Make every candidate look first seen `by` earlier (the scan's clock, without sleeping).
+    fn age(seen: &mut HashMap<String, Seen>, by: Duration) {
+        for s in seen.values_mut() {
+            s.since -= by;
+        }
+    }
+
+    #[test]
+    fn files_written_in_place_are_taken_only_when_they_look_complete() {
+        let (_dir, inbox) = inbox();
+        let dir = inbox.dir.clone();
+        let mut seen = HashMap::new();
+        fs::write(dir.join("a.jsonl"), GOOD.trim_end()).unwrap(); // cut inside a line
+        fs::write(dir.join("f.full_sync.jsonl"), GOOD).unwrap();
+        inbox.tick(&mut seen, &[]).unwrap();
+        age(&mut seen, Duration::from_secs(2));
+        inbox.tick(&mut seen, &[]).unwrap();
+        assert!(
+            dir.join("a.jsonl").exists(),
+            "no final newline: not complete"
+        );
+        assert!(
+            dir.join("f.full_sync.jsonl").exists(),
+            "a full sync is never taken for being stable"
+        );
+
+        // Completed: the change starts the stable period again.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("a.jsonl"))
+            .unwrap()
+            .write_all(b"\n")
+            .unwrap();
+        inbox.tick(&mut seen, &[]).unwrap();
+        assert!(dir.join("a.jsonl").exists(), "changed since the last scan");
+        age(&mut seen, Duration::from_secs(2));
+        inbox.tick(&mut seen, &[]).unwrap();
+        assert!(dir.join("done/a.jsonl").exists());
+
+        // A companion older than the file does not vouch for it; a newer one does.
+        let ready = dir.join("f.full_sync.jsonl.ready");
+        fs::File::create(&ready)
+            .unwrap()
+            .set_modified(SystemTime::now() - Duration::from_secs(3600))
+            .unwrap();
+        inbox.tick(&mut seen, &[]).unwrap();
+        assert!(dir.join("f.full_sync.jsonl").exists(), "stale companion");
+        fs::File::create(&ready)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+        inbox.tick(&mut seen, &[]).unwrap();
+        assert!(dir.join("done/f.full_sync.jsonl").exists());
+        assert!(!ready.exists(), "the companion goes with its file");
+
+        // Renamed in: taken at once.
+        fs::write(dir.join("r.full_sync.jsonl.tmp"), GOOD).unwrap();
+        fs::rename(
+            dir.join("r.full_sync.jsonl.tmp"),
+            dir.join("r.full_sync.jsonl"),
+        )
+        .unwrap();
+        inbox
+            .tick(&mut seen, &["r.full_sync.jsonl".to_string()])
+            .unwrap();
+        assert!(dir.join("done/r.full_sync.jsonl").exists());
     }
 }
