@@ -304,8 +304,9 @@ impl Inbox {
     }
 
     /// Files an earlier version left in `.work/` directly: with their marker they are only
-    /// moved to `done/`; without one they are claimed anew. A marker without its file is
-    /// removed (it must not make a later file of that name skip its application).
+    /// moved to `done/`; without one they are claimed anew and applied, as that version
+    /// would have. A marker without its file is removed: it must not make a later file of
+    /// that name skip its application.
     fn adopt_legacy(&self) -> Result<(), InboxError> {
         let work = self.dir.join(WORK);
         let mut names: Vec<String> = Vec::new();
@@ -341,11 +342,16 @@ impl Inbox {
                 continue;
             }
             let marker = work.join(format!("{name}{LEGACY_APPLIED}"));
+            if is_marker(&marker) {
+                // Applied: moved (a crash before the marker's removal leaves an orphan marker,
+                // removed above at the next start; no new file is ever claimed here).
+                self.move_to(&path, name, DONE)?;
+                remove_if_exists(&marker)?;
+                sync_dir(&work)?;
+                continue;
+            }
             let claim = self.new_claim()?;
             fs::rename(&path, claim.join(name)).map_err(io(&path))?;
-            if is_marker(&marker) {
-                fs::rename(&marker, claim.join(MARKER)).map_err(io(&marker))?;
-            }
             sync_dir(&claim)?;
             sync_dir(&work)?;
             tracing::warn!(file = %name, "drop folder: adopted a file left by an earlier version");
@@ -551,18 +557,22 @@ impl Inbox {
     /// Move a claim's file to `to/` (replacing an older file of the same name), then remove
     /// the claim.
     fn finish(&self, claim: &Path, name: &str, to: &str) -> Result<(), InboxError> {
-        let from = claim.join(name);
+        self.move_to(&claim.join(name), name, to)?;
+        sync_dir(claim)?;
+        self.fault(Step::Moved).map_err(io(claim))?;
+        self.release(claim)
+    }
+
+    /// Rename `from` to `to/name`, replacing what has that name there, durably.
+    fn move_to(&self, from: &Path, name: &str, to: &str) -> Result<(), InboxError> {
         let dest = self.dir.join(to).join(name);
         match fs::symlink_metadata(&dest) {
             Ok(m) if m.is_dir() => fs::remove_dir_all(&dest).map_err(io(&dest))?,
             Ok(_) if from.is_dir() => fs::remove_file(&dest).map_err(io(&dest))?,
             _ => {}
         }
-        fs::rename(&from, &dest).map_err(io(&from))?;
-        sync_dir(&self.dir.join(to))?;
-        sync_dir(claim)?;
-        self.fault(Step::Moved).map_err(io(claim))?;
-        self.release(claim)
+        fs::rename(from, &dest).map_err(io(from))?;
+        sync_dir(&self.dir.join(to))
     }
 
     /// Remove a claim whose file has left: its marker, then its directory.
