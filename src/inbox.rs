@@ -1532,4 +1532,29 @@ mod tests {
             .unwrap();
         assert!(dir.join("done/r.full_sync.jsonl").exists());
     }
+
+    proptest::proptest! {
+        /// However problems arrive (one by one or input by input), every one is counted and
+        /// the first `LISTED` are kept, in order.
+        #[test]
+        fn rejections_count_every_problem_and_list_the_first(
+            inputs in proptest::collection::vec(0usize..700, 0..6)
+        ) {
+            let mut all = Rejections::default();
+            let mut line = 0u64;
+            for n in &inputs {
+                let mut one = Rejections::default();
+                for _ in 0..*n {
+                    line += 1;
+                    one.push(Rejection { source: "x".into(), line, field: None, reason: "bad".into() });
+                }
+                all.append(one);
+            }
+            let total: usize = inputs.iter().sum();
+            proptest::prop_assert_eq!(all.total, total);
+            proptest::prop_assert_eq!(all.listed.len(), total.min(Rejections::LISTED));
+            // No input reaches the cap alone: the listed ones are exactly the first lines.
+            proptest::prop_assert!(all.listed.iter().enumerate().all(|(i, r)| r.line == i as u64 + 1));
+        }
+    }
 }
