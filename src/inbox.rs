@@ -5,7 +5,7 @@
 //! companion at least as new as itself. Written in place, it is taken once unchanged for
 //! `inbox_stable` across two scans, and a JSON Lines file only if it ends with a newline; a
 //! full sync (`*.full_sync.jsonl`) never is, as a file cut at a line boundary would delete
-//! every product after the cut. Names starting with `.` and ending in `.tmp` or `.ready` are
+//! every product after the cut. Names starting with `.`, or ending in `.tmp` or `.ready`, are
 //! never taken; symlinks, FIFOs, sockets and devices are never opened but rejected. Each file
 //! is one batch, applied atomically: it ends in `done/`, or in `rejected/` with
 //! `<name>.errors.txt` beside it (nothing of it applied, at most [`Rejections::LISTED`]

@@ -142,3 +142,26 @@ fn errors_txt_lists_at_most_a_thousand_problems() {
     );
     assert_eq!(lines[1001], "... and 200 more problem(s), not listed");
 }
+
+#[test]
+fn a_full_sync_dropped_while_stopped_is_taken_with_its_ready_companion() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let first = Server::demo(&data);
+    let before = first.app.store.snapshot().len();
+    first.stop();
+    // Dropped while iofd was not running: no rename is seen, the companion vouches for it.
+    // (The whole catalog and one more product: a full sync that removes nothing.)
+    let inbox = data.join("inbox");
+    let mut all = iofd::app::DEMO_CATALOG.trim_end().to_string();
+    all.push('\n');
+    all.push_str(GOOD);
+    fs::write(inbox.join("all.full_sync.jsonl"), all).unwrap();
+    fs::write(inbox.join("all.full_sync.jsonl.ready"), "").unwrap();
+    let server = Server::demo(&data);
+    wait_for(&inbox.join("done/all.full_sync.jsonl"));
+    assert!(!inbox.join("all.full_sync.jsonl.ready").exists());
+    let snap = server.app.store.snapshot();
+    assert_eq!(snap.len(), before + 1);
+    assert!(snap.product(990001).is_some());
+}
