@@ -84,6 +84,12 @@ pub enum HttpError {
     /// Admin API: the store could not make the update durable; nothing was applied.
     #[error("{0}")]
     Unavailable(String),
+    /// Admin API: the body stalled longer than `ingest_body_timeout`; nothing was applied.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// Admin API: `ingest_max_concurrent` bodies are already being received.
+    #[error("{0} uploads are already being received (ingest_max_concurrent); retry shortly")]
+    TooManyUploads(usize),
 }
 
 impl HttpError {
@@ -94,9 +100,11 @@ impl HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
-            HttpError::NotReady | HttpError::Unavailable(_) | HttpError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            HttpError::NotReady
+            | HttpError::Unavailable(_)
+            | HttpError::Overloaded
+            | HttpError::TooManyUploads(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -133,6 +141,13 @@ impl HttpError {
                 builder = builder
                     .header(hyper::header::RETRY_AFTER, "1")
                     .header(hyper::header::CONNECTION, "close");
+            }
+            HttpError::TooManyUploads(_) => {
+                builder = builder.header(hyper::header::RETRY_AFTER, "1");
+            }
+            // The rest of a stalled body is not waited for: the connection cannot go on.
+            HttpError::RequestTimeout(_) => {
+                builder = builder.header(hyper::header::CONNECTION, "close");
             }
             HttpError::RateLimited(wait) => {
                 // Whole seconds, rounded up: a client retrying after it gets a token.
@@ -204,6 +219,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(caps.max_connections));
     let waiting = Arc::new(Semaphore::new(caps.max_waiting));
     let per_ip = limits::PerIp::new(app.config.limits.max_connections_per_ip);
+    let uploads = ingest::Uploads::new(app.config.ingest_max_concurrent);
     let mut backoff = limits::AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
@@ -237,7 +253,7 @@ pub async fn serve(
                     continue;
                 };
                 if let Ok(slot) = slots.clone().try_acquire_owned() {
-                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), graceful.watcher());
+                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), &uploads, graceful.watcher());
                     continue;
                 }
                 let Ok(wait_slot) = waiting.clone().try_acquire_owned() else {
@@ -246,13 +262,14 @@ pub async fn serve(
                     continue;
                 };
                 let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
+                let uploads = uploads.clone();
 
                 tokio::spawn(async move {
                     let slot = tokio::time::timeout(CONNECTION_WAIT, slots.acquire_owned()).await;
                     match slot {
                         Ok(Ok(slot)) => {
                             drop(wait_slot);
-                            connection(stream, peer, app, surface, (slot, ip_slot), watcher)
+                            connection(stream, peer, app, surface, (slot, ip_slot), &uploads, watcher)
                         }
                         _ => {
                             app.metrics.connection_rejected();
@@ -296,6 +313,7 @@ fn connection(
     app: Arc<App>,
     surface: Surface,
     slot: (OwnedSemaphorePermit, limits::IpSlot),
+    uploads: &Arc<ingest::Uploads>,
     watcher: Watcher,
 ) {
     app.metrics.connection_opened();
@@ -345,8 +363,11 @@ fn connection(
         Surface::Admin => {
             builder.header_read_timeout(limits.header_timeout);
             let service_app = app.clone();
-            let service = service_fn(move |req| {
+            let uploads = uploads.clone();
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let app = service_app.clone();
+                // Ingest bodies received at once are bounded per listener.
+                req.extensions_mut().insert(uploads.clone());
                 async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
