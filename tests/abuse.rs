@@ -495,3 +495,119 @@ fn idle_floods_under_a_descriptor_limit_of_1024_leave_ingest_and_feeds_working()
             .join("\n")
     );
 }
+
+/// POST `body` to the admin API; status and JSON answer.
+fn admin_post(server: &Server, path: &str, body: String) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(format!("{}{path}", server.admin))
+        .bearer_auth("demo-admin-token")
+        .body(body)
+        .send()
+        .expect("answered");
+    let status = r.status().as_u16();
+    let text = r.text().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(text.into()))
+}
+
+#[test]
+fn stalled_and_concurrent_uploads_are_bounded_and_big_update_bodies_keep_their_contract() {
+    let dir = tempdir();
+    let mut config = Config::for_data_dir(&data_path(&dir));
+    config.ingest_body_timeout = Duration::from_secs(2);
+    config.ingest_max_concurrent = 1;
+    let server = Server::start(config);
+    let admin = raw::addr(&server.admin);
+    let generation = || server.app.store.snapshot().generation();
+    let before = generation();
+
+    // 1. An upload that stalls mid-line holds the only upload slot: others get 503 with
+    //    Retry-After (an empty body would otherwise be a harmless 200).
+    let line = |product: u64, quantity: u64| {
+        format!(r#"{{"kind":"stock","product":{product},"warehouse":1,"quantity":"{quantity}"}}"#)
+    };
+    let mut stalled = raw::connect(admin).unwrap();
+    write!(
+        stalled,
+        "POST /v1/updates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer demo-admin-token\r\nContent-Length: 1000\r\n\r\n{}\n{{\"kind\":",
+        line(1, 9)
+    )
+    .unwrap();
+    let stalled_at = Instant::now();
+    let deadline = stalled_at + Duration::from_millis(1500);
+    let busy = loop {
+        let r = client()
+            .post(format!("{}/v1/updates", server.admin))
+            .bearer_auth("demo-admin-token")
+            .body("")
+            .send()
+            .unwrap();
+        if r.status() == 503 || Instant::now() > deadline {
+            break r;
+        }
+    };
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    assert!(busy.text().unwrap().contains("ingest_max_concurrent"));
+    // 2. The stall ends in 408 after the body timeout, and nothing of it is applied.
+    let r = raw::read_response(&mut stalled, false).expect("an answer to the stalled upload");
+    let waited = stalled_at.elapsed();
+    assert_eq!(r.status, 408, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("nothing was applied"));
+    assert!(waited >= Duration::from_millis(1900), "{waited:?}");
+    assert!(waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(generation(), before, "a stalled upload applies nothing");
+    // The slot is free again.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let (status, report) = admin_post(&server, "/v1/updates", line(1, 10));
+        if status == 200 {
+            assert_eq!(report["applied"], 1, "{report}");
+            break;
+        }
+        assert_eq!(status, 503, "{report}");
+        assert!(
+            Instant::now() < deadline,
+            "the upload slot was not given back"
+        );
+    }
+    let before = generation();
+
+    // 3. 1,500 bad lines: the first 1,000 are listed, the rest counted.
+    let bad: String = (0..1500)
+        .map(|_| "{\"kind\":\"stock\",\"product\":\"x\"}\n")
+        .collect();
+    let (status, report) = admin_post(&server, "/v1/updates", bad);
+    assert_eq!(status, 422);
+    let listed = report["rejected"].as_array().unwrap();
+    assert_eq!(listed.len(), 1000);
+    assert_eq!(
+        (listed[0]["line"].as_u64(), listed[999]["line"].as_u64()),
+        (Some(1), Some(1000))
+    );
+    assert_eq!(report["rejected_unlisted"], 500);
+
+    // 4. 2,500 updates, one naming an unknown product: atomic, nothing applied...
+    let body = |bad_at: Option<u64>, base: u64| -> String {
+        (1..=2500)
+            .map(|i| line(if Some(i) == bad_at { 999_999 } else { 1 }, base + i) + "\n")
+            .collect()
+    };
+    let (status, report) = admin_post(&server, "/v1/updates", body(Some(2400), 1000));
+    assert_eq!(status, 422, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 2400, "{report}");
+    assert_eq!(report["applied"], 0);
+    assert_eq!(generation(), before, "an atomic body applies nothing");
+    // ...with partial=true the others are, in groups of 1,000 lines, each durable...
+    let (status, report) = admin_post(&server, "/v1/updates?partial=true", body(Some(2400), 1000));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["applied"], 2499, "{report}");
+    assert_eq!(report["rejected"][0]["line"], 2400, "{report}");
+    assert_eq!(generation(), before + 3, "three groups");
+    // ...and a valid atomic body is one generation (with quantities that end elsewhere: a
+    // batch that leaves the catalog as it was makes no generation).
+    let before = generation();
+    let (status, report) = admin_post(&server, "/v1/updates", body(None, 5000));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["applied"], 2500, "{report}");
+    assert_eq!(generation(), before + 1, "one generation");
+}

@@ -1177,7 +1177,10 @@ mod tests {
         feed.finish().map_err(|e| e.to_string())?;
         parse_batch(feed.take(), &mut sink, &mut rejected)?;
         let (listed, _) = rejected.into_parts();
-        Ok((sink.0, listed.into_iter().map(|r| (r.line, r.reason)).collect()))
+        Ok((
+            sink.0,
+            listed.into_iter().map(|r| (r.line, r.reason)).collect(),
+        ))
     }
 
     /// The same body read whole by the file readers.
@@ -1245,7 +1248,10 @@ mod tests {
     #[test]
     fn an_overlong_line_is_rejected_in_place_and_the_next_keep_their_numbers() {
         let ok = r#"{"kind":"stock","product":1,"warehouse":1,"quantity":"5"}"#;
-        let long = format!(r#"{{"kind":"stock","x":"{}"}}"#, "a".repeat(ingest::MAX_LINE_BYTES));
+        let long = format!(
+            r#"{{"kind":"stock","x":"{}"}}"#,
+            "a".repeat(ingest::MAX_LINE_BYTES)
+        );
         let body = format!("{ok}\n{long}\n{ok}\n");
         let (parsed, rejected) = fed(body.as_bytes(), false, &[10, 1 << 20, 5 << 20], &[]).unwrap();
         assert_eq!(parsed.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 3]);
@@ -1253,7 +1259,11 @@ mod tests {
         assert_eq!(rejected[0].0, 2);
         assert_eq!(
             rejected[0].1,
-            format!("the line is {} bytes long; the limit is {} bytes", long.len(), ingest::MAX_LINE_BYTES)
+            format!(
+                "the line is {} bytes long; the limit is {} bytes",
+                long.len(),
+                ingest::MAX_LINE_BYTES
+            )
         );
         // The same words as the file reader's.
         assert_eq!(whole(body.as_bytes(), false).unwrap().1, rejected);
@@ -1262,7 +1272,10 @@ mod tests {
     #[test]
     fn malformed_arrays_are_refused_as_they_arrive() {
         for body in ["{}", "[{} {}]", "[{\"a\":1}"] {
-            assert!(fed(body.as_bytes(), true, &[1, 3], &[true]).is_err(), "{body}");
+            assert!(
+                fed(body.as_bytes(), true, &[1, 3], &[true]).is_err(),
+                "{body}"
+            );
         }
     }
 
