@@ -587,27 +587,34 @@ fn stalled_and_concurrent_uploads_are_bounded_and_big_update_bodies_keep_their_c
     assert_eq!(report["rejected_unlisted"], 500);
 
     // 4. 2,500 updates, one naming an unknown product: atomic, nothing applied...
-    let body = |bad_at: Option<u64>, base: u64| -> String {
-        (1..=2500)
+    let body = |bad_at: Option<u64>, base: u64, lines: u64| -> String {
+        (1..=lines)
             .map(|i| line(if Some(i) == bad_at { 999_999 } else { 1 }, base + i) + "\n")
             .collect()
     };
-    let (status, report) = admin_post(&server, "/v1/updates", body(Some(2400), 1000));
+    let (status, report) = admin_post(&server, "/v1/updates", body(Some(2400), 1000, 2500));
     assert_eq!(status, 422, "{report}");
     assert_eq!(report["rejected"][0]["line"], 2400, "{report}");
     assert_eq!(report["applied"], 0);
     assert_eq!(generation(), before, "an atomic body applies nothing");
     // ...with partial=true the others are, in groups of 1,000 lines, each durable...
-    let (status, report) = admin_post(&server, "/v1/updates?partial=true", body(Some(2400), 1000));
+    let (status, report) = admin_post(
+        &server,
+        "/v1/updates?partial=true",
+        body(Some(2400), 1000, 2500),
+    );
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["applied"], 2499, "{report}");
     assert_eq!(report["rejected"][0]["line"], 2400, "{report}");
     assert_eq!(generation(), before + 3, "three groups");
-    // ...and a valid atomic body is one generation (with quantities that end elsewhere: a
-    // batch that leaves the catalog as it was makes no generation).
+    // ...and a valid atomic body, 1.3 MB (parsed in several batches), is one generation
+    // (with quantities that end elsewhere: a batch that leaves the catalog as it was makes
+    // no generation). The spool file is gone.
     let before = generation();
-    let (status, report) = admin_post(&server, "/v1/updates", body(None, 5000));
+    let (status, report) = admin_post(&server, "/v1/updates", body(None, 50_000, 20_000));
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["applied"], 2500, "{report}");
+    assert_eq!(report["applied"], 20_000, "{report}");
     assert_eq!(generation(), before + 1, "one generation");
+    let spool = data_path(&dir).join("store/spool");
+    assert_eq!(std::fs::read_dir(spool).map(|d| d.count()).unwrap_or(0), 0);
 }

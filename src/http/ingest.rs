@@ -596,7 +596,7 @@ where
     }
     let mut body = req.into_body();
     let mut feed = LineFeed::new(array);
-    let mut state = (sink, Rejections::default());
+    let mut parser = Parser::Idle((sink, Rejections::default()));
     let mut total = 0u64;
     let unreadable = |feed: &LineFeed, e: io::Error| {
         HttpError::BadRequest(format!(
@@ -616,11 +616,43 @@ where
         }
         feed.push(data).map_err(|e| unreadable(&feed, e))?;
         if feed.ready() >= PARSE_BATCH_BYTES {
-            state = parse_on_the_side(state, feed.take()).await?;
+            // One batch is parsed while the next arrives.
+            let state = parser.idle().await?;
+            parser = Parser::start(state, feed.take());
         }
     }
     feed.finish().map_err(|e| unreadable(&feed, e))?;
+    let state = parser.idle().await?;
     parse_on_the_side(state, feed.take()).await
+}
+
+/// The parser of a body: idle with its sink, or parsing a batch on a blocking thread.
+enum Parser<S> {
+    Idle((S, Rejections)),
+    Busy(tokio::task::JoinHandle<Result<(S, Rejections), String>>),
+}
+
+impl<S: Send + 'static> Parser<S> {
+    fn start<T>((mut sink, mut rejected): (S, Rejections), batch: Batch) -> Parser<S>
+    where
+        T: ingest::LineRecord + Send + 'static,
+        S: Sink<T>,
+    {
+        Parser::Busy(tokio::task::spawn_blocking(move || {
+            parse_batch(batch, &mut sink, &mut rejected).map(|()| (sink, rejected))
+        }))
+    }
+
+    /// Wait for the batch being parsed, if any.
+    async fn idle(self) -> Result<(S, Rejections), HttpError> {
+        match self {
+            Parser::Idle(state) => Ok(state),
+            Parser::Busy(task) => task
+                .await
+                .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?
+                .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied"))),
+        }
+    }
 }
 
 /// [`parse_batch`] on a blocking thread (parsing is CPU work, sinks write spool files).
