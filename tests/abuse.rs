@@ -95,6 +95,9 @@ fn the_server_survives_abuse_and_keeps_serving_well_behaved_partners() {
     let dir = tempdir();
     let mut config = Config::for_data_dir(&data_path(&dir));
     config.limits.header_timeout = Duration::from_secs(2);
+    // Every slowloris comes from one address: without the per-address cap they all reach
+    // the header timeout (the cap has its own test).
+    config.limits.max_connections_per_ip = 0;
     let server = Server::start(config);
     let addr = raw::addr(&server.base);
     still_serving(addr);
@@ -617,4 +620,47 @@ fn stalled_and_concurrent_uploads_are_bounded_and_big_update_bodies_keep_their_c
     assert_eq!(generation(), before + 1, "one generation");
     let spool = data_path(&dir).join("store/spool");
     assert_eq!(std::fs::read_dir(spool).map(|d| d.count()).unwrap_or(0), 0);
+}
+
+#[test]
+fn one_address_over_its_cap_gets_503_at_once_and_others_are_served() {
+    let dir = tempdir();
+    let mut config = Config::for_data_dir(&data_path(&dir));
+    config.limits.max_connections_per_ip = 2;
+    let server = Server::start(config);
+    let addr = raw::addr(&server.base);
+    let path = format!("{KOWALSKI}/light.xml");
+    let mut held: Vec<_> = (0..2).map(|_| raw::connect(addr).unwrap()).collect();
+    // Both are being served (a request on each proves the server took them).
+    for conn in &mut held {
+        assert_eq!(raw::request(conn, "GET", &path, &[]).unwrap().status, 200);
+    }
+    let started = Instant::now();
+    let r = raw::get(addr, &path, &[]).unwrap();
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "answered without waiting"
+    );
+    // Another address is not affected.
+    let other = idle_connections([127, 0, 0, 2], addr, 1).pop().unwrap();
+    let mut other: TcpStream = other.into();
+    other
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    assert_eq!(
+        raw::request(&mut other, "GET", &path, &[]).unwrap().status,
+        200
+    );
+    // A slot given back is taken again.
+    drop(held.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while raw::get(addr, &path, &[]).unwrap().status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the address's slot was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
