@@ -994,7 +994,9 @@ async fn updates(
         total.unchanged += outcome.unchanged;
         total.removed += outcome.removed;
         add_rejections(&mut rejected, outcome, &lines);
-        committed_to = lines.last().copied();
+        if query.partial {
+            committed_to = lines.last().copied();
+        }
     }
     if check_only {
         return Ok(refused(app, rejected));
