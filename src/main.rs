@@ -114,6 +114,15 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_tracing(config.log_format);
+    // Before anything opens files: the connection budget is computed from this limit.
+    match http::limits::raise_descriptor_limit() {
+        Ok((before, after)) => tracing::info!(
+            before = ?before,
+            after = ?after,
+            "descriptor limit (RLIMIT_NOFILE soft, None: unlimited) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers)
         .enable_all()
@@ -257,6 +266,15 @@ fn import(
 ) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_tracing(config.log_format);
+    // Before anything opens files: the connection budget is computed from this limit.
+    match http::limits::raise_descriptor_limit() {
+        Ok((before, after)) => tracing::info!(
+            before = ?before,
+            after = ?after,
+            "descriptor limit (RLIMIT_NOFILE soft, None: unlimited) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let started = std::time::Instant::now();
     let options = iofd::store::StoreOptions {
         products_per_shard: config.products_per_shard,
