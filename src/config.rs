@@ -143,6 +143,8 @@ struct FileConfig {
     purge_method: Option<String>,
     #[serde(default)]
     purge_headers: BTreeMap<String, String>,
+    /// Supplier metadata for the gateway of a shop the catalog has no metadata for.
+    shop: Option<crate::catalog::Shop>,
 }
 
 /// How log lines are written.
@@ -198,6 +200,9 @@ pub struct Config {
     pub change_retention: std::time::Duration,
     /// Local time of the daily full.xml base rebuild.
     pub base_rebuild: jiff::civil::Time,
+    /// The `[shop]` table: the gateway metadata of its shop id while the catalog has none for
+    /// it (an imported offer without a gateway, a store the ERP has not filled yet).
+    pub shop: Option<crate::catalog::Shop>,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -284,6 +289,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = limits(&args.limits, &file)?;
+        let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
         let timezone_name = args
             .timezone
@@ -445,6 +451,7 @@ impl Config {
             change_window,
             change_retention,
             base_rebuild,
+            shop,
         })
     }
 
@@ -549,6 +556,26 @@ fn limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
             .or(file.min_send_rate)
             .unwrap_or(d.min_send_rate),
     })
+}
+
+/// The `[shop]` table, checked like the ERP's shop record plus what a gateway needs: a name,
+/// and a logo URL a client can fetch.
+fn shop_table(shop: crate::catalog::Shop) -> Result<crate::catalog::Shop, ConfigError> {
+    if shop.id == 0 {
+        return Err(invalid("shop.id", "shop ids are positive integers"));
+    }
+    if shop.long_name.trim().is_empty() && shop.short_name.trim().is_empty() {
+        return Err(invalid("shop", "give long_name or short_name"));
+    }
+    if let Some(url) = &shop.logo_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "shop.logo_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+    }
+    Ok(shop)
 }
 
 fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarget>, ConfigError> {

@@ -177,19 +177,28 @@ fn print_gateways(app: &Arc<App>) {
         (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
         (None, _) => println!("  admin ingest API disabled: set admin_token"),
     }
-    for account in partners.accounts() {
-        for shop in &account.shops {
-            let token = account.plain_token.as_deref().unwrap_or("<token>");
-            let state = if account.offer_access {
-                ""
-            } else {
-                "  (offer access off)"
-            };
-            println!(
-                "  {:<16} {}/feeds/{}/{}/{}/gateway.xml{}",
-                account.id, app.config.public_url, account.id, token, shop, state
-            );
-        }
+    for entry in app.entry_urls() {
+        let state = if entry.offer_access {
+            ""
+        } else {
+            "  (offer access off)"
+        };
+        println!("  {:<16} {}{}", entry.partner, entry.url, state);
+    }
+    // A gateway without a logo URL is valid IOF, but some clients require one.
+    let snapshot = app.store.snapshot();
+    let shops: std::collections::BTreeSet<u32> =
+        partners.accounts().flat_map(|a| a.shops.iter().copied()).collect();
+    for shop in snapshot
+        .dicts()
+        .shops
+        .iter()
+        .filter(|s| shops.contains(&s.id.to_native()) && s.logo_url.is_none())
+    {
+        println!(
+            "  note: shop {} has no logo_url: its gateway carries an empty <showcase_image/>, which some IOF clients refuse",
+            shop.id.to_native()
+        );
     }
 }
 
@@ -271,12 +280,21 @@ fn import(
     };
     let mut seen = std::collections::HashMap::new();
     let mut rejected = Vec::new();
+    // IOF offers read without a gateway: they bring no shop metadata.
+    let mut without_shop = Vec::new();
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
             let offer = iofd::ingest::iof::read_offer(file)?;
             for note in &offer.notes {
                 eprintln!("{}: {note}", file.display());
+            }
+            if !offer
+                .records
+                .iter()
+                .any(|r| matches!(r, iofd::catalog::Record::Shop(_)))
+            {
+                without_shop.push(file.display().to_string());
             }
             for record in offer.records {
                 batch.count += 1;
@@ -336,7 +354,47 @@ fn import(
         parsed.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    for file in &without_shop {
+        eprintln!(
+            "{file}: no gateway, so no shop metadata (names, e-mail, address) was imported; {}",
+            shop_fallback(&store.snapshot(), config.shop.as_ref(), config.demo)
+        );
+    }
     Ok(())
+}
+
+/// What the gateways will say about the supplier after an import that brought no shop.
+fn shop_fallback(
+    snapshot: &iofd::snapshot::Snapshot,
+    shop: Option<&iofd::catalog::Shop>,
+    demo: bool,
+) -> String {
+    let stored: Vec<String> = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .map(|s| s.id.to_native().to_string())
+        .collect();
+    match shop {
+        _ if !stored.is_empty() => format!(
+            "the shop metadata already stored is kept (shop {})",
+            stored.join(", ")
+        ),
+        Some(shop) => format!(
+            "the gateway of shop {} will use the [shop] table of the configuration ({:?}, {}){}",
+            shop.id,
+            shop.long_name,
+            shop.email,
+            if demo {
+                "; these are demo mode's defaults: a server started with --config or --partners uses the [shop] table of its configuration instead"
+            } else {
+                ""
+            }
+        ),
+        None => "the configuration has no [shop] table either: add one (see README, Configuration), \
+                 otherwise a partners file naming a shop is refused"
+            .to_string(),
+    }
 }
 
 fn validate(files: Vec<PathBuf>) -> anyhow::Result<()> {

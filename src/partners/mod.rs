@@ -316,6 +316,27 @@ impl Partners {
         })
     }
 
+    /// Refuse the file when an account names a shop that does not exist (`exists` says which
+    /// do): its gateway could not be served. `missing` explains, for the error, why a shop
+    /// is unknown.
+    pub fn check_shops(
+        &self,
+        path: &Path,
+        exists: impl Fn(u32) -> bool,
+        missing: impl Fn(u32) -> String,
+    ) -> Result<(), PartnersError> {
+        for account in self.accounts() {
+            if let Some(&shop) = account.shops.iter().find(|&&s| !exists(s)) {
+                return Err(PartnersError::Invalid {
+                    path: path.to_path_buf(),
+                    id: account.id.clone(),
+                    reason: format!("shop {shop} does not exist: {}", missing(shop)),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Check a partner id and token. The token is compared in constant time; an unknown id
     /// still costs a hash so timing does not tell ids apart.
     pub fn authenticate(&self, id: &str, token: &str) -> Access<'_> {
