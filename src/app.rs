@@ -259,6 +259,7 @@ impl App {
                         partner: &account.id,
                         token,
                         shop,
+                        language: None,
                     };
                     out.push(EntryUrl {
                         partner: account.id.clone(),

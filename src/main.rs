@@ -187,8 +187,10 @@ fn print_gateways(app: &Arc<App>) {
     }
     // A gateway without a logo URL is valid IOF, but some clients require one.
     let snapshot = app.store.snapshot();
-    let shops: std::collections::BTreeSet<u32> =
-        partners.accounts().flat_map(|a| a.shops.iter().copied()).collect();
+    let shops: std::collections::BTreeSet<u32> = partners
+        .accounts()
+        .flat_map(|a| a.shops.iter().copied())
+        .collect();
     for shop in snapshot
         .dicts()
         .shops
@@ -391,9 +393,11 @@ fn shop_fallback(
                 ""
             }
         ),
-        None => "the configuration has no [shop] table either: add one (see README, Configuration), \
+        None => {
+            "the configuration has no [shop] table either: add one (see README, Configuration), \
                  otherwise a partners file naming a shop is refused"
-            .to_string(),
+                .to_string()
+        }
     }
 }
 

@@ -22,20 +22,27 @@ pub struct GatewayLinks<'a> {
     pub partner: &'a str,
     pub token: &'a str,
     pub shop: u32,
+    /// The `language=` the gateway was asked in; its links carry it on.
+    pub language: Option<&'a str>,
 }
 
 impl GatewayLinks<'_> {
     /// The URL of one of the partner's files.
     pub fn url(&self, name: &str) -> String {
-        format!(
+        let mut url = format!(
             "{}/feeds/{}/{}/{}/{}",
             self.public_url, self.partner, self.token, self.shop, name
-        )
+        );
+        if let Some(language) = self.language {
+            url.push_str("?language=");
+            url.push_str(language);
+        }
+        url
     }
 }
 
-/// (partner, token, shop, generation, file set) of a rendered gateway.
-type GatewayKey = (String, String, u32, u64, usize);
+/// (partner, token, shop, language, generation, file set) of a rendered gateway.
+type GatewayKey = (String, String, u32, Option<String>, u64, usize);
 
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
@@ -93,6 +100,7 @@ impl GatewayCache {
             links.partner.to_string(),
             links.token.to_string(),
             links.shop,
+            links.language.map(str::to_owned),
             snapshot.generation(),
             files as *const ProfileArtifacts as usize,
         );

@@ -66,8 +66,10 @@ async fn answer(
     if !account.shops.contains(&feed.shop) {
         return Err(HttpError::NotFound);
     }
-    let profile = account.profile(feed.shop).ok_or(HttpError::NotFound)?;
-    let key = account.profile_key(feed.shop).ok_or(HttpError::NotFound)?;
+    // A language the partner does not have is a file it does not have.
+    let (profile, key) = account
+        .profile_in(feed.shop, feed.language.as_deref())
+        .ok_or(HttpError::NotFound)?;
     let name = file_name(feed, profile.format, account.file_type);
     let set = app.artifacts.current();
     let files = set.profile_by_key(key).ok_or(HttpError::NotReady)?;
@@ -80,6 +82,7 @@ async fn answer(
             partner: &feed.partner,
             token: &feed.token,
             shop: feed.shop,
+            language: feed.language.as_deref(),
         };
         app.artifacts
             .gateways
