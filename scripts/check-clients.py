@@ -62,6 +62,35 @@ def catalog_mapper(schemas):
     return mapper
 
 
+EMPTY_CHANGES = re.compile(rb"<changes\s*/>|<changes>\s*</changes>")
+# A change entry that only stands in for an empty list (see parse_gateway).
+STAND_IN = b'<changes><change url="http://stand-in.invalid/full_change.xml" hash="0"/></changes>'
+
+
+def parse_gateway(path, data):
+    """Problems python-idosell finds in a gateway.
+
+    python-idosell declares full/changes as a required list, and pydantic-xml reads an empty
+    wrapped list as a missing field, so it refuses every gateway without change files, IdoSell's
+    own included, however the empty element is written. That one refusal is reported as a note;
+    the same document is then parsed again with one stand-in change entry, so every other field
+    is still checked."""
+    try:
+        Gateway.from_xml(data)
+        return []
+    except Exception as e:  # pydantic's ValidationError and XML syntax errors
+        first = " ".join(str(e).split())
+    if EMPTY_CHANGES.search(data) and "full.changes" in first:
+        print(f"{path}: note: python-idosell cannot represent an empty <changes/>; "
+              "checked with a stand-in change entry", file=sys.stderr)
+        try:
+            Gateway.from_xml(EMPTY_CHANGES.sub(STAND_IN, data, count=1))
+            return []
+        except Exception as e:
+            return ["python-idosell: " + " ".join(str(e).split())]
+    return ["python-idosell: " + first]
+
+
 def main(argv):
     schemas = DEFAULT_SCHEMAS
     if len(argv) >= 2 and argv[0] == "--schemas":
@@ -84,11 +113,8 @@ def main(argv):
             for e in loaded[kind].iter_errors(path)
         ][:20]
         if kind == "gateway":
-            try:
-                with open(path, "rb") as f:
-                    Gateway.from_xml(f.read())
-            except Exception as e:  # pydantic's ValidationError and XML syntax errors
-                problems.append("python-idosell: " + " ".join(str(e).split()))
+            with open(path, "rb") as f:
+                problems += parse_gateway(path, f.read())
         for p in problems:
             print(f"{path}: {p}")
         failures += bool(problems)

@@ -185,22 +185,52 @@ fn print_gateways(app: &Arc<App>) {
         };
         println!("  {:<16} {}{}", entry.partner, entry.url, state);
     }
-    // A gateway without a logo URL is valid IOF, but some clients require one.
+    // Empty `<meta>` fields are valid IOF, but clients built on IdoSell's gateways (which
+    // fill them all) may refuse them: say so at start-up rather than leave partners guessing.
     let snapshot = app.store.snapshot();
-    let shops: std::collections::BTreeSet<u32> = partners
+    let used: std::collections::BTreeSet<u32> = partners
         .accounts()
         .flat_map(|a| a.shops.iter().copied())
         .collect();
-    for shop in snapshot
+    let mut shops: Vec<(u32, [(&str, bool); 5])> = snapshot
         .dicts()
         .shops
         .iter()
-        .filter(|s| shops.contains(&s.id.to_native()) && s.logo_url.is_none())
-    {
-        println!(
-            "  note: shop {} has no logo_url: its gateway carries an empty <showcase_image/>, which some IOF clients refuse",
-            shop.id.to_native()
-        );
+        .map(|s| {
+            (
+                s.id.to_native(),
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            )
+        })
+        .collect();
+    if let Some(s) = app.config.shop.as_ref() {
+        if !shops.iter().any(|(id, _)| *id == s.id) {
+            shops.push((
+                s.id,
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            ));
+        }
+    }
+    for (id, fields) in shops.iter().filter(|(id, _)| used.contains(id)) {
+        let empty: Vec<&str> = fields.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if !empty.is_empty() {
+            println!(
+                "  note: shop {id} has no {}: its gateway leaves them empty (valid IOF), which some IOF clients refuse",
+                empty.join(", ")
+            );
+        }
     }
 }
 

@@ -76,7 +76,7 @@ fn write_setup(dir: &Path) -> PathBuf {
             "data = {:?}\npartners = {:?}\nadmin_token = \"{ADMIN_TOKEN}\"\nchange_window = \"1s\"\n\
              rate_limit = 0\n\n[shop]\nid = 1\nlong_name = \"Hurtownia Testowa\"\n\
              short_name = \"hurtownia-testowa\"\nlogo_url = \"https://hurtownia-testowa.example/logo.png\"\n\
-             email = \"biuro@hurtownia-testowa.example\"\ntel = \"+48 22 000 00 00\"\n\
+             email = \"biuro@hurtownia-testowa.example\"\ntel = \"+48 22 000 00 00\"\nfax = \"+48 22 000 00 01\"\n\
              www = \"https://hurtownia-testowa.example\"\n\n[shop.address]\ncity = \"Warszawa\"\ncountry = \"Polska\"\n",
             data.display().to_string(),
             partners.display().to_string()
