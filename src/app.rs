@@ -493,7 +493,9 @@ fn check_shops(
             };
             match artifacts.gateways.fallback_shop() {
                 Some(id) => format!("{catalog} and the configuration's [shop] table is shop {id}"),
-                None => format!("{catalog} and the configuration has no [shop] table"),
+                None => format!(
+                    "{catalog} and the configuration has no [shop] table to stand in for it"
+                ),
             }
         },
     )

@@ -227,7 +227,7 @@ fn print_gateways(app: &Arc<App>) {
         let empty: Vec<&str> = fields.iter().filter(|f| f.1).map(|f| f.0).collect();
         if !empty.is_empty() {
             println!(
-                "  note: shop {id} has no {}: its gateway leaves them empty (valid IOF), which some IOF clients refuse",
+                "  note: shop {id}'s gateway has empty {} (valid IOF, but some IOF clients refuse it)",
                 empty.join(", ")
             );
         }
