@@ -776,6 +776,49 @@ mod tests {
     }
 
     #[test]
+    fn the_shop_table_is_checked_and_demo_mode_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let c = load("[shop]\nid = 3\nlong_name = \"Hurt\"\nshort_name = \"hurt\"\n[shop.address]\ncity = \"Poznan\"\n").unwrap();
+        let shop = c.shop.unwrap();
+        assert_eq!((shop.id, shop.address.city.as_str()), (3, "Poznan"));
+        assert!(
+            load("").unwrap().shop.is_none(),
+            "no default outside demo mode"
+        );
+        let demo = Config::for_data_dir(dir.path()).shop.expect("demo [shop]");
+        assert!(demo.logo_url.is_some() && !demo.fax.is_empty());
+        for (toml, setting) in [
+            (
+                "[shop]\nid = 0\nlong_name = \"a\"\nshort_name = \"a\"",
+                "shop.id",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \" \"\nshort_name = \"\"",
+                "shop",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nlogo_url = \"logo.png\"",
+                "shop.logo_url",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nmail = \"x\"",
+                "mail",
+            ),
+        ] {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(setting), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn limits_and_the_purge_hook_come_from_file_flags_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("iofd.toml");
