@@ -250,8 +250,7 @@ fn a_partner_whose_shop_does_not_exist_is_refused_with_the_reason() {
     let err = server
         .app
         .reload_partners()
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         err.contains("partner \"other\": shop 9 does not exist"),
