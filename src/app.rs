@@ -70,6 +70,9 @@ pub struct App {
     reload_lock: Mutex<PartnersStatus>,
     /// Wakes the publisher when a reload brings render profiles that have no files yet.
     republish_wanted: tokio::sync::Notify,
+    /// `language=` profiles partners have asked for, by key: rendered from the first request
+    /// on, not before (most partners never ask, and each costs a full render).
+    asked: Mutex<std::collections::BTreeMap<String, crate::render::RenderProfile>>,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -165,9 +168,30 @@ impl App {
             rate_limiter,
             reload_lock: Mutex::new(PartnersStatus::default()),
             republish_wanted: tokio::sync::Notify::new(),
+            asked: Mutex::default(),
         });
         app.republish()?;
         Ok(app)
+    }
+
+    /// A partner asked for the `language=` profile `key`, which has no files yet: have the
+    /// publisher render it (and keep it rendered while an account has it).
+    pub fn ask_for_profile(&self, key: &str, profile: &crate::render::RenderProfile) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        if asked.insert(key.to_string(), profile.clone()).is_none() {
+            self.republish_wanted.notify_one();
+        }
+    }
+
+    /// The profiles to render: the partners' own, plus the `language=` ones asked for that an
+    /// account still has.
+    fn render_profiles(&self) -> Vec<crate::render::RenderProfile> {
+        let partners = self.partners();
+        let mut profiles = partners.profiles();
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        asked.retain(|key, _| partners.has_alternate(key));
+        profiles.extend(asked.values().cloned());
+        profiles
     }
 
     /// The partner accounts in force.
@@ -327,7 +351,7 @@ impl App {
     /// Render what the current snapshot and partners need and publish it. Blocking.
     pub fn republish(&self) -> Result<(), AppError> {
         let snapshot = self.store.snapshot();
-        let profiles = self.partners().profiles();
+        let profiles = self.render_profiles();
         let started = std::time::Instant::now();
         // Change tracking failing must not stop light.xml: full.xml then stays the last base.
         if let Err(e) = self
@@ -369,7 +393,7 @@ impl App {
     /// Timer work of the changes stage (cut a window, rebuild bases); republish when it
     /// changed the files to serve. Blocking.
     pub fn tick(&self) -> Result<(), AppError> {
-        let profiles = self.partners().profiles();
+        let profiles = self.render_profiles();
         if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
             self.republish()?;
         }

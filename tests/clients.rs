@@ -184,6 +184,19 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
              &token={JAN_TOKEN}&shop=1&type=gateway&format=xml&iof_3_0"
         )
     };
+    // A language other than the partner's first is rendered once asked for: 503 with
+    // Retry-After until its files are published.
+    let first = server.get(&idosell("eng"));
+    assert_eq!(first.status(), 503);
+    assert!(first.headers().contains_key("retry-after"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.get(&idosell("eng")).status() == 503 {
+        assert!(
+            Instant::now() < deadline,
+            "the eng offer was not rendered in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let gw = fetch_offer(&server, &idosell("eng"), &served.join("eng"), &mut kept);
     let files = gateway_files(&gw);
     assert!(
@@ -202,7 +215,11 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
         full_pol.contains("language=\"pol\""),
         "by default the first language"
     );
-    assert_eq!(server.get(&idosell("pol")).status(), 200);
+    assert_eq!(
+        server.get(&idosell("pol")).status(),
+        200,
+        "the first language is ready"
+    );
     for missing in [idosell("deu"), idosell("ENG")] {
         let resp = server.get(&missing);
         assert_eq!(

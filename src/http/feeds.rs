@@ -72,7 +72,13 @@ async fn answer(
         .ok_or(HttpError::NotFound)?;
     let name = file_name(feed, profile.format, account.file_type);
     let set = app.artifacts.current();
-    let files = set.profile_by_key(key).ok_or(HttpError::NotReady)?;
+    let Some(files) = set.profile_by_key(key) else {
+        // A `language=` profile is rendered once a partner asks for it.
+        if feed.language.is_some() {
+            app.ask_for_profile(key, profile);
+        }
+        return Err(HttpError::NotReady);
+    };
     let surrogate_key =
         crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);
     let artifact = if name == "gateway.xml" {

@@ -444,11 +444,20 @@ impl Partners {
         self.order.iter().filter_map(|id| self.accounts.get(id))
     }
 
+    /// Whether an account with access has the `language=` profile `key` (see
+    /// [`Account::profile_in`]). Those are rendered only once asked for, not listed by
+    /// [`Partners::profiles`].
+    pub fn has_alternate(&self, key: &str) -> bool {
+        self.accounts()
+            .filter(|a| a.offer_access)
+            .any(|a| a.alternates.values().any(|(_, k)| k == key))
+    }
+
     /// Every distinct render profile in use by an account with access.
     pub fn profiles(&self) -> Vec<RenderProfile> {
         let mut seen = HashMap::new();
         for account in self.accounts().filter(|a| a.offer_access) {
-            for (profile, key) in account.profiles.values().chain(account.alternates.values()) {
+            for (profile, key) in account.profiles.values() {
                 seen.entry(key.as_str()).or_insert(profile);
             }
         }
@@ -563,9 +572,9 @@ offer_access = false
         assert_eq!(prof.currency, "EUR");
         assert_eq!(prof.language(), "eng");
         assert!(a.profile(3).is_none());
-        // b is revoked, so only a's two shops are in use, each in eng (its first language)
-        // and in pol (picked with `language=pol`).
-        assert_eq!(p.profiles().len(), 4);
+        // b is revoked, so only a's two shops are in use (`language=` profiles are rendered
+        // once asked for, not listed).
+        assert_eq!(p.profiles().len(), 2);
     }
 
     #[test]
@@ -578,6 +587,7 @@ offer_access = false
         let (pol, pol_key) = a.profile_in(1, Some("pol")).unwrap();
         assert_eq!(pol.languages, ["pol", "eng"], "the other texts are kept");
         assert_ne!(pol_key, key);
+        assert!(p.has_alternate(pol_key) && !p.has_alternate(key));
         assert_eq!(pol.currency, default.currency);
         assert!(a.profile_in(1, Some("deu")).is_none());
         assert!(a.profile_in(3, Some("pol")).is_none());
