@@ -282,3 +282,57 @@ fn a_partner_whose_shop_does_not_exist_is_refused_with_the_reason() {
         404
     );
 }
+
+/// Run the checker with `hidden` Python modules made unimportable.
+fn checker_without(hidden: &[&str], files: &[PathBuf]) -> std::process::Output {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-clients.py");
+    let hide: String = hidden
+        .iter()
+        .map(|m| format!("sys.modules['{m}'] = None; "))
+        .collect();
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import runpy, sys; {hide}sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+        ))
+        .arg(&script)
+        .args(files)
+        .output()
+        .expect("python3")
+}
+
+#[test]
+fn the_client_check_fails_on_a_bad_gateway_and_without_its_checkers() {
+    let dir = tempdir();
+    let official = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/iof/examples/gateway.xml"),
+    )
+    .unwrap();
+    let good = keep(&dir.path().join("good"), "gateway.xml", official.as_bytes());
+    assert!(checker_without(&[], &[good.clone()]).status.success());
+    // Schema-valid, but python-idosell needs every <meta> field filled; and a gateway that
+    // breaks the schema fails the second engine.
+    let no_fax = official.replace("<fax><![CDATA[+48 91 443 66 00]]></fax>", "<fax/>");
+    let no_meta = official
+        .replace("<meta>", "<metadata>")
+        .replace("</meta>", "</metadata>");
+    for (name, text, engine) in [
+        ("no-fax", no_fax, "python-idosell"),
+        ("no-meta", no_meta, "xmlschema"),
+    ] {
+        let bad = keep(&dir.path().join(name), "gateway.xml", text.as_bytes());
+        let out = checker_without(&[], &[good.clone(), bad]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        assert!(
+            stdout.contains(&format!("{name}/gateway.xml: {engine}")),
+            "{stdout}"
+        );
+    }
+    for missing in ["xmlschema", "idosell"] {
+        let out = checker_without(&[missing], &[good.clone()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{missing}: {stderr}");
+        assert!(stderr.contains("is not installed"), "{stderr}");
+    }
+}
