@@ -309,7 +309,9 @@ fn the_client_check_fails_on_a_bad_gateway_and_without_its_checkers() {
     )
     .unwrap();
     let good = keep(&dir.path().join("good"), "gateway.xml", official.as_bytes());
-    assert!(checker_without(&[], &[good.clone()]).status.success());
+    assert!(checker_without(&[], std::slice::from_ref(&good))
+        .status
+        .success());
     // Schema-valid, but python-idosell needs every <meta> field filled; and a gateway that
     // breaks the schema fails the second engine.
     let no_fax = official.replace("<fax><![CDATA[+48 91 443 66 00]]></fax>", "<fax/>");
@@ -330,7 +332,7 @@ fn the_client_check_fails_on_a_bad_gateway_and_without_its_checkers() {
         );
     }
     for missing in ["xmlschema", "idosell"] {
-        let out = checker_without(&[missing], &[good.clone()]);
+        let out = checker_without(&[missing], std::slice::from_ref(&good));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{missing}: {stderr}");
         assert!(stderr.contains("is not installed"), "{stderr}");
