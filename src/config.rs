@@ -151,6 +151,8 @@ struct FileConfig {
     purge_method: Option<String>,
     #[serde(default)]
     purge_headers: BTreeMap<String, String>,
+    /// Supplier metadata for the gateway of a shop the catalog has no metadata for.
+    shop: Option<crate::catalog::Shop>,
 }
 
 /// How log lines are written.
@@ -211,6 +213,9 @@ pub struct Config {
     pub change_retention: std::time::Duration,
     /// Local time of the daily full.xml base rebuild.
     pub base_rebuild: jiff::civil::Time,
+    /// The `[shop]` table: the gateway metadata of its shop id while the catalog has none for
+    /// it (an imported offer without a gateway, a store the ERP has not filled yet).
+    pub shop: Option<crate::catalog::Shop>,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -300,6 +305,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = limits(&args.limits, &file)?;
+        let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
         let timezone_name = args
             .timezone
@@ -471,6 +477,7 @@ impl Config {
             change_window,
             change_retention,
             base_rebuild,
+            shop,
         })
     }
 
@@ -579,6 +586,26 @@ fn limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
             .or(file.min_send_rate)
             .unwrap_or(d.min_send_rate),
     })
+}
+
+/// The `[shop]` table, checked like the ERP's shop record plus what a gateway needs: a name,
+/// and a logo URL a client can fetch.
+fn shop_table(shop: crate::catalog::Shop) -> Result<crate::catalog::Shop, ConfigError> {
+    if shop.id == 0 {
+        return Err(invalid("shop.id", "shop ids are positive integers"));
+    }
+    if shop.long_name.trim().is_empty() && shop.short_name.trim().is_empty() {
+        return Err(invalid("shop", "give long_name or short_name"));
+    }
+    if let Some(url) = &shop.logo_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "shop.logo_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+    }
+    Ok(shop)
 }
 
 fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarget>, ConfigError> {
@@ -776,6 +803,49 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.workers, 3);
+    }
+
+    #[test]
+    fn the_shop_table_is_checked_and_demo_mode_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let c = load("[shop]\nid = 3\nlong_name = \"Hurt\"\nshort_name = \"hurt\"\n[shop.address]\ncity = \"Poznan\"\n").unwrap();
+        let shop = c.shop.unwrap();
+        assert_eq!((shop.id, shop.address.city.as_str()), (3, "Poznan"));
+        assert!(
+            load("").unwrap().shop.is_none(),
+            "no default outside demo mode"
+        );
+        let demo = Config::for_data_dir(dir.path()).shop.expect("demo [shop]");
+        assert!(demo.logo_url.is_some() && !demo.fax.is_empty());
+        for (toml, setting) in [
+            (
+                "[shop]\nid = 0\nlong_name = \"a\"\nshort_name = \"a\"",
+                "shop.id",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \" \"\nshort_name = \"\"",
+                "shop",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nlogo_url = \"logo.png\"",
+                "shop.logo_url",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nmail = \"x\"",
+                "mail",
+            ),
+        ] {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(setting), "{toml}: {err}");
+        }
     }
 
     #[test]

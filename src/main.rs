@@ -186,17 +186,58 @@ fn print_gateways(app: &Arc<App>) {
         (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
         (None, _) => println!("  admin ingest API disabled: set admin_token"),
     }
-    for account in partners.accounts() {
-        for shop in &account.shops {
-            let token = account.plain_token.as_deref().unwrap_or("<token>");
-            let state = if account.offer_access {
-                ""
-            } else {
-                "  (offer access off)"
-            };
+    for entry in app.entry_urls() {
+        let state = if entry.offer_access {
+            ""
+        } else {
+            "  (offer access off)"
+        };
+        println!("  {:<16} {}{}", entry.partner, entry.url, state);
+    }
+    // Empty `<meta>` fields are valid IOF, but clients built on IdoSell's gateways (which
+    // fill them all) may refuse them: say so at start-up rather than leave partners guessing.
+    let snapshot = app.store.snapshot();
+    let used: std::collections::BTreeSet<u32> = partners
+        .accounts()
+        .flat_map(|a| a.shops.iter().copied())
+        .collect();
+    let mut shops: Vec<(u32, [(&str, bool); 5])> = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .map(|s| {
+            (
+                s.id.to_native(),
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            )
+        })
+        .collect();
+    if let Some(s) = app.config.shop.as_ref() {
+        if !shops.iter().any(|(id, _)| *id == s.id) {
+            shops.push((
+                s.id,
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            ));
+        }
+    }
+    for (id, fields) in shops.iter().filter(|(id, _)| used.contains(id)) {
+        let empty: Vec<&str> = fields.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if !empty.is_empty() {
             println!(
-                "  {:<16} {}/feeds/{}/{}/{}/gateway.xml{}",
-                account.id, app.config.public_url, account.id, token, shop, state
+                "  note: shop {id}'s gateway has empty {} (valid IOF, but some IOF clients refuse it)",
+                empty.join(", ")
             );
         }
     }
@@ -289,12 +330,21 @@ fn import(
     };
     let mut seen = std::collections::HashMap::new();
     let mut rejected = iofd::inbox::Rejections::default();
+    // IOF offers read without a gateway: they bring no shop metadata.
+    let mut without_shop = Vec::new();
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
             let offer = iofd::ingest::iof::read_offer(file)?;
             for note in &offer.notes {
                 eprintln!("{}: {note}", file.display());
+            }
+            if !offer
+                .records
+                .iter()
+                .any(|r| matches!(r, iofd::catalog::Record::Shop(_)))
+            {
+                without_shop.push(file.display().to_string());
             }
             for record in offer.records {
                 batch.count += 1;
@@ -354,7 +404,49 @@ fn import(
         parsed.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    for file in &without_shop {
+        eprintln!(
+            "{file}: no gateway, so no shop metadata (names, e-mail, address) was imported; {}",
+            shop_fallback(&store.snapshot(), config.shop.as_ref(), config.demo)
+        );
+    }
     Ok(())
+}
+
+/// What the gateways will say about the supplier after an import that brought no shop.
+fn shop_fallback(
+    snapshot: &iofd::snapshot::Snapshot,
+    shop: Option<&iofd::catalog::Shop>,
+    demo: bool,
+) -> String {
+    let stored: Vec<String> = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .map(|s| s.id.to_native().to_string())
+        .collect();
+    match shop {
+        _ if !stored.is_empty() => format!(
+            "the shop metadata already stored is kept (shop {})",
+            stored.join(", ")
+        ),
+        Some(shop) => format!(
+            "the gateway of shop {} will use the [shop] table of the configuration ({:?}, {}){}",
+            shop.id,
+            shop.long_name,
+            shop.email,
+            if demo {
+                "; these are demo mode's defaults: a server started with --config or --partners uses the [shop] table of its configuration instead"
+            } else {
+                ""
+            }
+        ),
+        None => {
+            "the configuration has no [shop] table either: add one (see README, Configuration), \
+                 otherwise a partners file naming a shop is refused"
+                .to_string()
+        }
+    }
 }
 
 fn validate(files: Vec<PathBuf>) -> anyhow::Result<()> {
