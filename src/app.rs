@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::artifacts::{ArtifactError, Artifacts};
+use crate::artifacts::{ArtifactError, Artifacts, GatewayCache};
 use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
 use crate::http::RateLimiter;
@@ -36,6 +36,8 @@ pub enum AppError {
     Inbox(#[from] crate::inbox::InboxError),
     #[error(transparent)]
     Changes(#[from] ChangesError),
+    #[error("cannot prepare the [shop] table of the configuration: {0}")]
+    Shop(#[source] rkyv::rancor::Error),
     #[error("the demo catalog is invalid: {0}")]
     Demo(String),
     #[error("{path}: {source}")]
@@ -68,6 +70,9 @@ pub struct App {
     reload_lock: Mutex<PartnersStatus>,
     /// Wakes the publisher when a reload brings render profiles that have no files yet.
     republish_wanted: tokio::sync::Notify,
+    /// `language=` profiles partners have asked for, by key: rendered from the first request
+    /// on, not before (most partners never ask, and each costs a full render).
+    asked: Mutex<std::collections::BTreeMap<String, crate::render::RenderProfile>>,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -79,6 +84,18 @@ pub struct PartnersStatus {
     pub failures: u64,
     /// Why the latest reload was rejected; `None` once a reload succeeds.
     pub last_error: Option<String>,
+}
+
+/// A partner's entry URL (see [`App::entry_urls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryUrl {
+    pub partner: String,
+    pub shop: u32,
+    pub url: String,
+    /// False: the URL answers 403 until access is switched on.
+    pub offer_access: bool,
+    /// False: the file keeps only the token's hash; the URL shows `<token>`.
+    pub has_token: bool,
 }
 
 /// What a successful partner reload changed.
@@ -120,8 +137,11 @@ impl App {
                 });
         inbox.recover()?;
         let inbox = inbox.watch()?;
+        let mut artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
+        artifacts.gateways =
+            GatewayCache::with_fallback(config.shop.as_ref()).map_err(AppError::Shop)?;
         let partners = Partners::load(&config.partners_path(), &config)?;
-        let artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
+        check_shops(&partners, &config, &artifacts, &store.snapshot())?;
         let committer = Committer::start(store.clone()).map_err(|source| AppError::Io {
             path: config.store_dir(),
             source,
@@ -153,9 +173,30 @@ impl App {
             rate_limiter,
             reload_lock: Mutex::new(PartnersStatus::default()),
             republish_wanted: tokio::sync::Notify::new(),
+            asked: Mutex::default(),
         });
         app.republish()?;
         Ok(app)
+    }
+
+    /// A partner asked for the `language=` profile `key`, which has no files yet: have the
+    /// publisher render it (and keep it rendered while an account has it).
+    pub fn ask_for_profile(&self, key: &str, profile: &crate::render::RenderProfile) {
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        if asked.insert(key.to_string(), profile.clone()).is_none() {
+            self.republish_wanted.notify_one();
+        }
+    }
+
+    /// The profiles to render: the partners' own, plus the `language=` ones asked for that an
+    /// account still has.
+    fn render_profiles(&self) -> Vec<crate::render::RenderProfile> {
+        let partners = self.partners();
+        let mut profiles = partners.profiles();
+        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        asked.retain(|key, _| partners.has_alternate(key));
+        profiles.extend(asked.values().cloned());
+        profiles
     }
 
     /// The partner accounts in force.
@@ -172,7 +213,11 @@ impl App {
         let started = std::time::Instant::now();
         status.attempts += 1;
         let path = self.config.partners_path();
-        let mut partners = match Partners::load(&path, &self.config) {
+        let loaded = Partners::load(&path, &self.config).and_then(|p| {
+            check_shops(&p, &self.config, &self.artifacts, &self.store.snapshot())?;
+            Ok(p)
+        });
+        let mut partners = match loaded {
             Ok(p) => p,
             Err(e) => {
                 status.failures += 1;
@@ -222,6 +267,40 @@ impl App {
             purged,
             elapsed,
         })
+    }
+
+    /// The URL each partner starts from, per shop, as `serve` prints them: the gateway for
+    /// IOF partners, full.csv and light.csv for CSV partners (they have no gateway). An
+    /// account without a plain token shows `<token>` in its place.
+    pub fn entry_urls(&self) -> Vec<EntryUrl> {
+        let partners = self.partners();
+        let mut out = Vec::new();
+        for account in partners.accounts() {
+            let token = account.plain_token.as_deref().unwrap_or("<token>");
+            for &shop in &account.shops {
+                let names: &[&str] = match account.profile(shop).map(|p| p.format) {
+                    Some(crate::render::Format::Csv) => &["full.csv", "light.csv"],
+                    _ => &["gateway.xml"],
+                };
+                for name in names {
+                    let links = crate::artifacts::GatewayLinks {
+                        public_url: &self.config.public_url,
+                        partner: &account.id,
+                        token,
+                        shop,
+                        language: None,
+                    };
+                    out.push(EntryUrl {
+                        partner: account.id.clone(),
+                        shop,
+                        url: links.url(name),
+                        offer_access: account.offer_access,
+                        has_token: account.plain_token.is_some(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Outcome of the partner reloads so far.
@@ -277,7 +356,7 @@ impl App {
     /// Render what the current snapshot and partners need and publish it. Blocking.
     pub fn republish(&self) -> Result<(), AppError> {
         let snapshot = self.store.snapshot();
-        let profiles = self.partners().profiles();
+        let profiles = self.render_profiles();
         let started = std::time::Instant::now();
         // Change tracking failing must not stop light.xml: full.xml then stays the last base.
         if let Err(e) = self
@@ -319,7 +398,7 @@ impl App {
     /// Timer work of the changes stage (cut a window, rebuild bases); republish when it
     /// changed the files to serve. Blocking.
     pub fn tick(&self) -> Result<(), AppError> {
-        let profiles = self.partners().profiles();
+        let profiles = self.render_profiles();
         if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
             self.republish()?;
         }
@@ -416,6 +495,39 @@ impl App {
             tokio::time::sleep_until(started + self.config.full_publish_interval).await;
         }
     }
+}
+
+/// A partners file whose accounts name a shop without gateway metadata (in the catalog or the
+/// configuration's `[shop]` table) is refused: that shop's gateway would answer 404.
+fn check_shops(
+    partners: &Partners,
+    config: &Config,
+    artifacts: &Artifacts,
+    snapshot: &crate::snapshot::Snapshot,
+) -> Result<(), PartnersError> {
+    partners.check_shops(
+        &config.partners_path(),
+        |shop| artifacts.gateways.has_shop(snapshot, shop),
+        |_| {
+            let known: Vec<String> = snapshot
+                .dicts()
+                .shops
+                .iter()
+                .map(|s| s.id.to_native().to_string())
+                .collect();
+            let catalog = if known.is_empty() {
+                "the catalog has no shop metadata".to_string()
+            } else {
+                format!("the catalog has shops {}", known.join(", "))
+            };
+            match artifacts.gateways.fallback_shop() {
+                Some(id) => format!("{catalog} and the configuration's [shop] table is shop {id}"),
+                None => format!(
+                    "{catalog} and the configuration has no [shop] table to stand in for it"
+                ),
+            }
+        },
+    )
 }
 
 /// Demo mode: write the demo partners file if absent and import the demo catalog into an

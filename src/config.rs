@@ -72,6 +72,9 @@ pub struct LimitArgs {
     /// Most connections served at once per listener; more wait briefly, then get 503.
     #[arg(long, env = "IOFD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most connections one client address may hold per listener (0: no cap).
+    #[arg(long, env = "IOFD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
     /// Requests per second each partner may make (0: no limit); excess gets 429.
     #[arg(long, env = "IOFD_RATE_LIMIT")]
     pub rate_limit: Option<f64>,
@@ -120,6 +123,10 @@ struct FileConfig {
     admin_token: Option<String>,
     /// Largest ingest request body, bytes.
     ingest_body_limit: Option<u64>,
+    /// Longest pause, seconds, between two pieces of an ingest request body.
+    ingest_body_timeout: Option<u64>,
+    /// Ingest requests with a body received at once; more get 503.
+    ingest_max_concurrent: Option<usize>,
     inbox: Option<PathBuf>,
     /// Seconds a dropped file must stay unchanged before it is taken.
     inbox_stable_secs: Option<u64>,
@@ -135,6 +142,7 @@ struct FileConfig {
     header_timeout: Option<u64>,
     idle_timeout: Option<u64>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     rate_limit: Option<f64>,
     rate_burst: Option<u32>,
     send_timeout: Option<u64>,
@@ -143,6 +151,8 @@ struct FileConfig {
     purge_method: Option<String>,
     #[serde(default)]
     purge_headers: BTreeMap<String, String>,
+    /// Supplier metadata for the gateway of a shop the catalog has no metadata for.
+    shop: Option<crate::catalog::Shop>,
 }
 
 /// How log lines are written.
@@ -177,6 +187,11 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Largest ingest request body in bytes (default 2 GiB).
     pub ingest_body_limit: u64,
+    /// Longest pause between two pieces of an ingest body; a longer stall answers 408 and
+    /// applies nothing (default 30 s).
+    pub ingest_body_timeout: Duration,
+    /// Ingest requests receiving a body at once; more are answered 503 (default 4).
+    pub ingest_max_concurrent: usize,
     /// The watched drop folder.
     pub inbox_dir: PathBuf,
     /// How long a dropped file must stay unchanged before it is taken (default 5 s).
@@ -198,6 +213,9 @@ pub struct Config {
     pub change_retention: std::time::Duration,
     /// Local time of the daily full.xml base rebuild.
     pub base_rebuild: jiff::civil::Time,
+    /// The `[shop]` table: the gateway metadata of its shop id while the catalog has none for
+    /// it (an imported offer without a gateway, a store the ERP has not filled yet).
+    pub shop: Option<crate::catalog::Shop>,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -208,8 +226,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time an idle keep-alive connection stays open.
     pub idle_timeout: Duration,
-    /// Connections served at once per listener.
+    /// Connections served at once per listener (before the descriptor budget caps it).
     pub max_connections: usize,
+    /// Connections one client address may hold per listener; 0: no cap.
+    pub max_connections_per_ip: usize,
     /// Requests per second per partner; 0 disables the limit.
     pub rate_limit: f64,
     /// Requests a partner may make at once above the rate.
@@ -229,6 +249,7 @@ impl Default for Limits {
             // the CDN, not the origin, closes them and never reuses a closed one.
             idle_timeout: Duration::from_secs(75),
             max_connections: 2048,
+            max_connections_per_ip: 256,
             rate_limit: 20.0,
             rate_burst: 100,
             send_timeout: Duration::from_secs(30),
@@ -284,6 +305,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let limits = limits(&args.limits, &file)?;
+        let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
         let timezone_name = args
             .timezone
@@ -422,6 +444,16 @@ impl Config {
             demo,
             admin_token,
             ingest_body_limit: file.ingest_body_limit.unwrap_or(2 << 30),
+            ingest_body_timeout: seconds(
+                "ingest_body_timeout",
+                file.ingest_body_timeout,
+                Duration::from_secs(30),
+            )?,
+            ingest_max_concurrent: match file.ingest_max_concurrent {
+                Some(0) => return Err(invalid("ingest_max_concurrent", "must be at least 1")),
+                Some(n) => n,
+                None => 4,
+            },
             inbox_dir,
             inbox_stable: std::time::Duration::from_secs(file.inbox_stable_secs.unwrap_or(5)),
             publish_coalesce: std::time::Duration::from_millis(
@@ -445,6 +477,7 @@ impl Config {
             change_window,
             change_retention,
             base_rebuild,
+            shop,
         })
     }
 
@@ -537,6 +570,10 @@ fn limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
             d.idle_timeout,
         )?,
         max_connections,
+        max_connections_per_ip: args
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(d.max_connections_per_ip),
         rate_limit,
         rate_burst,
         send_timeout: seconds(
@@ -549,6 +586,26 @@ fn limits(args: &LimitArgs, file: &FileConfig) -> Result<Limits, ConfigError> {
             .or(file.min_send_rate)
             .unwrap_or(d.min_send_rate),
     })
+}
+
+/// The `[shop]` table, checked like the ERP's shop record plus what a gateway needs: a name,
+/// and a logo URL a client can fetch.
+fn shop_table(shop: crate::catalog::Shop) -> Result<crate::catalog::Shop, ConfigError> {
+    if shop.id == 0 {
+        return Err(invalid("shop.id", "shop ids are positive integers"));
+    }
+    if shop.long_name.trim().is_empty() && shop.short_name.trim().is_empty() {
+        return Err(invalid("shop", "give long_name or short_name"));
+    }
+    if let Some(url) = &shop.logo_url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "shop.logo_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+    }
+    Ok(shop)
 }
 
 fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarget>, ConfigError> {
@@ -749,12 +806,55 @@ mod tests {
     }
 
     #[test]
+    fn the_shop_table_is_checked_and_demo_mode_has_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        let load = |toml: &str| {
+            std::fs::write(&path, toml).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        let c = load("[shop]\nid = 3\nlong_name = \"Hurt\"\nshort_name = \"hurt\"\n[shop.address]\ncity = \"Poznan\"\n").unwrap();
+        let shop = c.shop.unwrap();
+        assert_eq!((shop.id, shop.address.city.as_str()), (3, "Poznan"));
+        assert!(
+            load("").unwrap().shop.is_none(),
+            "no default outside demo mode"
+        );
+        let demo = Config::for_data_dir(dir.path()).shop.expect("demo [shop]");
+        assert!(demo.logo_url.is_some() && !demo.fax.is_empty());
+        for (toml, setting) in [
+            (
+                "[shop]\nid = 0\nlong_name = \"a\"\nshort_name = \"a\"",
+                "shop.id",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \" \"\nshort_name = \"\"",
+                "shop",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nlogo_url = \"logo.png\"",
+                "shop.logo_url",
+            ),
+            (
+                "[shop]\nid = 1\nlong_name = \"a\"\nshort_name = \"a\"\nmail = \"x\"",
+                "mail",
+            ),
+        ] {
+            let err = load(toml).unwrap_err().to_string();
+            assert!(err.contains(setting), "{toml}: {err}");
+        }
+    }
+
+    #[test]
     fn limits_and_the_purge_hook_come_from_file_flags_and_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("iofd.toml");
         std::fs::write(
             &path,
-            "idle_timeout = 90\nrate_limit = 2.5\npurge_url = \"http://cache:6081/ban\"\n\
+            "idle_timeout = 90\nrate_limit = 2.5\nmax_connections_per_ip = 0\ningest_body_timeout = 7\npurge_url = \"http://cache:6081/ban\"\n\
              purge_method = \"BAN\"\n[purge_headers]\nX-Purge-Token = \"s3cret\"\n",
         )
         .unwrap();
@@ -771,6 +871,9 @@ mod tests {
         assert_eq!(c.limits.idle_timeout, Duration::from_secs(90));
         assert_eq!(c.limits.rate_limit, 2.5);
         assert_eq!(c.limits.max_connections, 10);
+        assert_eq!(c.limits.max_connections_per_ip, 0, "0: no cap");
+        assert_eq!(c.ingest_body_timeout, Duration::from_secs(7));
+        assert_eq!(c.ingest_max_concurrent, 4);
         assert_eq!(c.limits.header_timeout, Limits::default().header_timeout);
         let purge = c.purge.unwrap();
         assert_eq!(purge.url.to_string(), "http://cache:6081/ban");
@@ -796,6 +899,8 @@ mod tests {
             ),
             ("rate_limit = -1", "rate_limit"),
             ("max_connections = 0", "max_connections"),
+            ("ingest_body_timeout = 0", "ingest_body_timeout"),
+            ("ingest_max_concurrent = 0", "ingest_max_concurrent"),
             ("idle_timeout = 0", "idle_timeout"),
         ] {
             std::fs::write(&path, toml).unwrap();

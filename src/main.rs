@@ -123,6 +123,15 @@ fn main() -> ExitCode {
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args)?;
     init_tracing(config.log_format);
+    // Before anything opens files: the connection budget is computed from this limit.
+    match http::limits::raise_descriptor_limit() {
+        Ok((before, after)) => tracing::info!(
+            before = ?before,
+            after = ?after,
+            "descriptor limit (RLIMIT_NOFILE soft, None: unlimited) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers)
         .enable_all()
@@ -186,17 +195,58 @@ fn print_gateways(app: &Arc<App>) {
         (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
         (None, _) => println!("  admin ingest API disabled: set admin_token"),
     }
-    for account in partners.accounts() {
-        for shop in &account.shops {
-            let token = account.plain_token.as_deref().unwrap_or("<token>");
-            let state = if account.offer_access {
-                ""
-            } else {
-                "  (offer access off)"
-            };
+    for entry in app.entry_urls() {
+        let state = if entry.offer_access {
+            ""
+        } else {
+            "  (offer access off)"
+        };
+        println!("  {:<16} {}{}", entry.partner, entry.url, state);
+    }
+    // Empty `<meta>` fields are valid IOF, but clients built on IdoSell's gateways (which
+    // fill them all) may refuse them: say so at start-up rather than leave partners guessing.
+    let snapshot = app.store.snapshot();
+    let used: std::collections::BTreeSet<u32> = partners
+        .accounts()
+        .flat_map(|a| a.shops.iter().copied())
+        .collect();
+    let mut shops: Vec<(u32, [(&str, bool); 5])> = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .map(|s| {
+            (
+                s.id.to_native(),
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            )
+        })
+        .collect();
+    if let Some(s) = app.config.shop.as_ref() {
+        if !shops.iter().any(|(id, _)| *id == s.id) {
+            shops.push((
+                s.id,
+                [
+                    ("logo_url", s.logo_url.is_none()),
+                    ("email", s.email.trim().is_empty()),
+                    ("tel", s.tel.trim().is_empty()),
+                    ("fax", s.fax.trim().is_empty()),
+                    ("www", s.www.trim().is_empty()),
+                ],
+            ));
+        }
+    }
+    for (id, fields) in shops.iter().filter(|(id, _)| used.contains(id)) {
+        let empty: Vec<&str> = fields.iter().filter(|f| f.1).map(|f| f.0).collect();
+        if !empty.is_empty() {
             println!(
-                "  {:<16} {}/feeds/{}/{}/{}/gateway.xml{}",
-                account.id, app.config.public_url, account.id, token, shop, state
+                "  note: shop {id}'s gateway has empty {} (valid IOF, but some IOF clients refuse it)",
+                empty.join(", ")
             );
         }
     }
@@ -273,7 +323,17 @@ fn import(
         strict,
     };
     let mut iof_reports = Vec::new();
+    let mut iof_skipped = 0usize;
     init_tracing(config.log_format);
+    // Before anything opens files: the connection budget is computed from this limit.
+    match http::limits::raise_descriptor_limit() {
+        Ok((before, after)) => tracing::info!(
+            before = ?before,
+            after = ?after,
+            "descriptor limit (RLIMIT_NOFILE soft, None: unlimited) raised to the hard limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let started = std::time::Instant::now();
     let options = iofd::store::StoreOptions {
         products_per_shard: config.products_per_shard,
@@ -287,7 +347,9 @@ fn import(
         count: 0,
     };
     let mut seen = std::collections::HashMap::new();
-    let mut rejected = Vec::new();
+    let mut rejected = iofd::inbox::Rejections::default();
+    // IOF offers read without a gateway: they bring no shop metadata.
+    let mut without_shop = Vec::new();
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
@@ -311,11 +373,22 @@ fn import(
             for note in &offer.notes {
                 eprintln!("{}: {note}", file.display());
             }
+            for skipped in &offer.skipped {
+                eprintln!("{skipped}");
+            }
+            iof_skipped += offer.skipped.len();
             print!("{}: {}", file.display(), offer.report);
             iof_reports.push(serde_json::json!({
                 "file": file.display().to_string(),
                 "report": &offer.report,
             }));
+            if !offer
+                .records
+                .iter()
+                .any(|r| matches!(r, iofd::catalog::Record::Shop(_)))
+            {
+                without_shop.push(file.display().to_string());
+            }
             for record in offer.records {
                 batch.count += 1;
                 match record {
@@ -334,25 +407,28 @@ fn import(
         let reader = std::fs::File::open(file)
             .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
             .with_context(|| format!("cannot read {name}"))?;
-        rejected.extend(
+        rejected.append(
             iofd::inbox::spool_more(&mut batch, &mut seen, &name, reader)
                 .map_err(anyhow::Error::msg)?,
         );
     }
-    for r in rejected.iter().take(50) {
-        eprintln!("{r}");
-    }
-    if rejected.len() > 50 {
-        eprintln!("... and {} more rejected lines", rejected.len() - 50);
-    }
-    if !rejected.is_empty() && !skip_invalid {
-        bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.len());
-    }
     if let Some(path) = &report_file {
-        // Written before applying: the report says what the files held, applied or not.
+        // Written before anything is applied or refused: what the files held, either way.
         let json = serde_json::to_vec_pretty(&serde_json::json!({ "offers": iof_reports }))?;
         iofd::partners::edit::write_atomically(path, &json)
             .with_context(|| format!("cannot write the import report {}", path.display()))?;
+    }
+    for r in rejected.listed.iter().take(50) {
+        eprintln!("{r}");
+    }
+    if rejected.total > 50 {
+        eprintln!("... and {} more rejected lines", rejected.total - 50);
+    }
+    if iof_skipped > 0 && !skip_invalid {
+        bail!("{iof_skipped} IOF product(s) cannot be imported; nothing was imported (use --skip-invalid to import the valid ones)");
+    }
+    if !rejected.is_empty() && !skip_invalid {
+        bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.total);
     }
     let parsed = started.elapsed();
     let mode = if full_sync {
@@ -373,14 +449,56 @@ fn import(
         report.applied,
         report.unchanged,
         report.removed,
-        rejected.len(),
+        rejected.total,
         report.generation,
         report.shards_written,
         report.bytes_written as f64 / 1e6,
         parsed.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    for file in &without_shop {
+        eprintln!(
+            "{file}: no gateway, so no shop metadata (names, e-mail, address) was imported; {}",
+            shop_fallback(&store.snapshot(), config.shop.as_ref(), config.demo)
+        );
+    }
     Ok(())
+}
+
+/// What the gateways will say about the supplier after an import that brought no shop.
+fn shop_fallback(
+    snapshot: &iofd::snapshot::Snapshot,
+    shop: Option<&iofd::catalog::Shop>,
+    demo: bool,
+) -> String {
+    let stored: Vec<String> = snapshot
+        .dicts()
+        .shops
+        .iter()
+        .map(|s| s.id.to_native().to_string())
+        .collect();
+    match shop {
+        _ if !stored.is_empty() => format!(
+            "the shop metadata already stored is kept (shop {})",
+            stored.join(", ")
+        ),
+        Some(shop) => format!(
+            "the gateway of shop {} will use the [shop] table of the configuration ({:?}, {}){}",
+            shop.id,
+            shop.long_name,
+            shop.email,
+            if demo {
+                "; these are demo mode's defaults: a server started with --config or --partners uses the [shop] table of its configuration instead"
+            } else {
+                ""
+            }
+        ),
+        None => {
+            "the configuration has no [shop] table either: add one (see README, Configuration), \
+                 otherwise a partners file naming a shop is refused"
+                .to_string()
+        }
+    }
 }
 
 fn validate(files: Vec<PathBuf>) -> anyhow::Result<()> {

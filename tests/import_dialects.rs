@@ -423,3 +423,36 @@ mod roundtrip {
         }
     }
 }
+
+#[test]
+fn a_product_that_cannot_be_imported_refuses_the_offer_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, config) = setup(dir.path());
+    let offer = dir.path().join("offer");
+    std::fs::create_dir_all(&offer).unwrap();
+    std::fs::write(
+        offer.join("full.xml"),
+        r#"<offer><products language="pl" currency="PLN">
+<product id="1" vat="-100"><price gross="10"/><description><name>Bad</name></description></product>
+<product id="2" vat="23"><price gross="12,30"/><description><name>Good</name></description></product>
+</products></offer>"#,
+    )
+    .unwrap();
+    let out = import(&data, &config, &[], &offer);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    has(&stderr, "product at byte");
+    has(&stderr, "vat \"-100\" is not a rate between 0 and 100");
+    has(&stderr, "nothing was imported");
+    assert!(!data.join("store/MANIFEST").exists());
+
+    let out = import(&data, &config, &["--skip-invalid"], &offer);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (full, _) = publish(&data);
+    has(product(&full, "2"), "<price gross=\"12.3\" net=\"10\"/>");
+    assert!(!full.contains("<product id=\"1\""), "{full}");
+}

@@ -709,4 +709,13 @@ fn the_partners_command_edits_the_file_a_server_uses() {
             .any(|l| l.starts_with("acme") && l.contains(" off ")),
         "{table}"
     );
+    // An IdoSell e-mail login is an id; a path-like one is refused with the rule.
+    let (ok, out) = iofd(&["add", "jan.kowalski@sklep.example", "--shops", "1"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("https://feeds.example.com/feeds/jan.kowalski@sklep.example/"),
+        "{out}"
+    );
+    let (ok, out) = iofd(&["add", "../etc", "--shops", "1"]);
+    assert!(!ok && out.contains("'@'"), "{out}");
 }

@@ -16,7 +16,9 @@ fn validate(kind: &str, bytes: &[u8]) {
 fn every_file_of_every_demo_gateway_validates_and_matches_its_hash() {
     let dir = tempdir();
     let server = Server::demo(&data_path(&dir));
+    let mut kept = Vec::new();
     for (partner, token, shop) in demo_partners() {
+        let out = dir.path().join("served").join(&partner);
         let gw = server.get(&format!("/feeds/{partner}/{token}/{shop}/gateway.xml"));
         assert_eq!(gw.status(), 200);
         assert_eq!(
@@ -25,6 +27,7 @@ fn every_file_of_every_demo_gateway_validates_and_matches_its_hash() {
         );
         let gw = gw.bytes().unwrap();
         validate("gateway", &gw);
+        kept.push(keep(&out, "gateway.xml", &gw));
         let files = gateway_files(&gw);
         let kinds: Vec<&str> = files.iter().map(|(k, _, _)| k.as_str()).collect();
         for required in ["full", "light", "categories", "sizes"] {
@@ -55,8 +58,16 @@ fn every_file_of_every_demo_gateway_validates_and_matches_its_hash() {
                     "{partner} {kind}: gateway hash is the MD5 of the served bytes"
                 );
             }
+            let name = url.rsplit('/').next().unwrap_or(&url);
+            kept.push(keep(&out, name, &body));
         }
     }
+    // Every entry URL `serve` prints answers.
+    for entry in server.app.entry_urls() {
+        assert_eq!(server.get(&entry.url).status(), 200, "{}", entry.url);
+    }
+    // The second XSD engine and python-idosell, once for the whole batch.
+    check_clients(&kept);
 }
 
 #[test]

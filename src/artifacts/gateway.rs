@@ -10,6 +10,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{Artifact, ProfileArtifacts};
+use crate::catalog::{ArchivedShop, Shop};
 use crate::render::{self, Gateway, GatewayFile};
 use crate::snapshot::Snapshot;
 
@@ -21,35 +22,67 @@ pub struct GatewayLinks<'a> {
     pub partner: &'a str,
     pub token: &'a str,
     pub shop: u32,
+    /// The `language=` the gateway was asked in; its links carry it on.
+    pub language: Option<&'a str>,
 }
 
 impl GatewayLinks<'_> {
     /// The URL of one of the partner's files.
     pub fn url(&self, name: &str) -> String {
-        format!(
+        let mut url = format!(
             "{}/feeds/{}/{}/{}/{}",
             self.public_url, self.partner, self.token, self.shop, name
-        )
+        );
+        if let Some(language) = self.language {
+            url.push_str("?language=");
+            url.push_str(language);
+        }
+        url
     }
 }
 
-/// (partner, token, shop, generation, file set) of a rendered gateway.
-type GatewayKey = (String, String, u32, u64, usize);
+/// (partner, token, shop, language, generation, file set) of a rendered gateway.
+type GatewayKey = (String, String, u32, Option<String>, u64, usize);
 
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
 pub struct GatewayCache {
     map: Mutex<HashMap<GatewayKey, Arc<Artifact>>>,
+    /// The configured shop (archived once), for a shop the catalog has no metadata for.
+    fallback: Option<(u32, rkyv::util::AlignedVec)>,
 }
 
 impl GatewayCache {
+    /// A cache whose gateways use `shop` for its id while the catalog has no metadata for it.
+    pub fn with_fallback(shop: Option<&Shop>) -> Result<GatewayCache, rkyv::rancor::Error> {
+        let fallback = match shop {
+            Some(shop) => Some((shop.id, rkyv::to_bytes::<rkyv::rancor::Error>(shop)?)),
+            None => None,
+        };
+        Ok(GatewayCache {
+            map: Mutex::default(),
+            fallback,
+        })
+    }
+
+    /// The id of the configured fallback shop, if any.
+    pub fn fallback_shop(&self) -> Option<u32> {
+        self.fallback.as_ref().map(|(id, _)| *id)
+    }
+
+    /// Whether a gateway can be rendered for `shop`: the catalog or the configuration has
+    /// its metadata.
+    pub fn has_shop(&self, snapshot: &Snapshot, shop: u32) -> bool {
+        self.fallback_shop() == Some(shop) || catalog_shop(snapshot, shop).is_some()
+    }
+
     /// Forget every gateway (after a publish or a partners reload).
     pub fn clear(&self) {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    /// The partner's gateway for `files`, rendering it on first use. `None` when the shop has
-    /// no metadata in the catalog.
+    /// The partner's gateway for `files`, rendering it on first use. `None` when neither the
+    /// catalog nor the configuration has metadata for the shop.
     pub fn get(
         &self,
         links: &GatewayLinks,
@@ -67,13 +100,20 @@ impl GatewayCache {
             links.partner.to_string(),
             links.token.to_string(),
             links.shop,
+            links.language.map(str::to_owned),
             snapshot.generation(),
             files as *const ProfileArtifacts as usize,
         );
         if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Some(found.clone());
         }
-        let rendered = Arc::new(render_gateway(links, files, snapshot, timezone)?);
+        let fallback = self
+            .fallback
+            .as_ref()
+            .filter(|(id, _)| *id == links.shop)
+            .and_then(|(_, bytes)| rkyv::access::<ArchivedShop, rkyv::rancor::Error>(bytes).ok());
+        let shop = catalog_shop(snapshot, links.shop).or(fallback)?;
+        let rendered = Arc::new(render_gateway(links, files, snapshot, shop, timezone)?);
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         // Bound the cache: one entry per partner and shop in steady state.
         if map.len() > 100_000 {
@@ -84,18 +124,23 @@ impl GatewayCache {
     }
 }
 
+/// The catalog's metadata of `shop`. Only the shop is needed: no whole-dictionary index on a
+/// request.
+fn catalog_shop(snapshot: &Snapshot, shop: u32) -> Option<&ArchivedShop> {
+    snapshot
+        .dicts()
+        .shops
+        .iter()
+        .find(|s| s.id.to_native() == shop)
+}
+
 fn render_gateway(
     links: &GatewayLinks,
     files: &ProfileArtifacts,
     snapshot: &Snapshot,
+    shop: &ArchivedShop,
     timezone: &jiff::tz::TimeZone,
 ) -> Option<Artifact> {
-    // Only the shop is needed: no whole-dictionary index on a request.
-    let shop = snapshot
-        .dicts()
-        .shops
-        .iter()
-        .find(|s| s.id.to_native() == links.shop)?;
     let suffix = if files.profile.gzip { ".gz" } else { "" };
     let entry = |kind: &str| -> Option<GatewayFile> {
         let a = files.get(&format!("{kind}.xml{suffix}"))?;

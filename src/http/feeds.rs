@@ -66,11 +66,19 @@ async fn answer(
     if !account.shops.contains(&feed.shop) {
         return Err(HttpError::NotFound);
     }
-    let profile = account.profile(feed.shop).ok_or(HttpError::NotFound)?;
-    let key = account.profile_key(feed.shop).ok_or(HttpError::NotFound)?;
+    // A language the partner does not have is a file it does not have.
+    let (profile, key) = account
+        .profile_in(feed.shop, feed.language.as_deref())
+        .ok_or(HttpError::NotFound)?;
     let name = file_name(feed, profile.format, account.file_type);
     let set = app.artifacts.current();
-    let files = set.profile_by_key(key).ok_or(HttpError::NotReady)?;
+    let Some(files) = set.profile_by_key(key) else {
+        // A `language=` profile is rendered once a partner asks for it.
+        if feed.language.is_some() {
+            app.ask_for_profile(key, profile);
+        }
+        return Err(HttpError::NotReady);
+    };
     let surrogate_key =
         crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);
     let artifact = if name == "gateway.xml" {
@@ -80,6 +88,7 @@ async fn answer(
             partner: &feed.partner,
             token: &feed.token,
             shop: feed.shop,
+            language: feed.language.as_deref(),
         };
         app.artifacts
             .gateways

@@ -8,15 +8,21 @@
 //! Every answer is `{"generation","applied","unchanged","removed","rejected":[{"line","field",
 //! "reason"}]}` and is sent only after the change is durable. A request with a rejected line
 //! applies nothing (422) unless `partial=true` (200, the valid lines applied); a full sync is
-//! never applied partially, since a rejected product would be deleted by it.
+//! never applied partially, since a rejected product would be deleted by it. The first
+//! [`MAX_LISTED_REJECTIONS`] rejected lines are listed; `rejected_unlisted` counts the rest.
 //!
-//! Bodies are parsed as they arrive, line by line, on a blocking thread fed through a small
-//! channel: the raw body is never held. What is held is the parsed batch, since a batch is
-//! applied atomically (see the README for the memory this takes). Small requests go through
-//! the group committer and share fsyncs; large ones and full syncs are applied on their own.
+//! Bodies are cut into whole lines as they arrive ([`LineFeed`]) and parsed a batch of lines
+//! at a time on a blocking thread, so no thread waits on the network and the raw body is
+//! never held; a pause longer than `ingest_body_timeout` answers 408, and at most
+//! `ingest_max_concurrent` bodies are received at once ([`Uploads`]). Records go to the
+//! store's spool once a batch is large; updates go to a spool file of their own and are
+//! committed from it once the body is complete. Small requests go through the group
+//! committer and share fsyncs; large ones and full syncs are applied on their own.
 
-use std::io::{self, Read};
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, BufRead, Read, Seek, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -36,8 +42,12 @@ use crate::store::{self, ApplyMode, Op, Outcome};
 /// group commit: they would hold up the small ones behind them, and gain nothing.
 const GROUP_COMMIT_MAX_RECORDS: usize = 1000;
 
-/// Frames of request body in flight between the socket and the parser.
-const FEED_FRAMES: usize = 16;
+/// Whole lines are handed to the parser in batches of about this many bytes: enough to make
+/// a blocking task worth it, little memory.
+const PARSE_BATCH_BYTES: usize = 1 << 20;
+
+/// Rejected lines listed in an answer (the first, by line); the rest are only counted.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
 
 /// The JSON answer of every ingest request.
 #[derive(Debug, Default, serde::Serialize)]
@@ -47,6 +57,87 @@ pub struct Report {
     pub unchanged: usize,
     pub removed: usize,
     pub rejected: Vec<RejectedLine>,
+    /// Rejected lines after the first [`MAX_LISTED_REJECTIONS`], not listed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejected_unlisted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Rejected lines of one request: the first [`MAX_LISTED_REJECTIONS`] by line, and a count
+/// of the others, so a body of a million bad lines costs a thousand.
+#[derive(Debug, Default)]
+struct Rejections {
+    /// A max-heap by line: the last listed line is the one given up for an earlier one.
+    listed: BinaryHeap<ByLine>,
+    unlisted: u64,
+}
+
+#[derive(Debug)]
+struct ByLine(RejectedLine);
+
+impl PartialEq for ByLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.line == other.0.line
+    }
+}
+impl Eq for ByLine {}
+impl PartialOrd for ByLine {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByLine {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.line.cmp(&other.0.line)
+    }
+}
+
+impl Rejections {
+    fn push(&mut self, r: impl Into<RejectedLine>) {
+        self.listed.push(ByLine(r.into()));
+        if self.listed.len() > MAX_LISTED_REJECTIONS {
+            self.listed.pop();
+            self.unlisted += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    /// The listed lines in line order, and how many more there were.
+    fn into_parts(self) -> (Vec<RejectedLine>, u64) {
+        let listed = self.listed.into_sorted_vec().into_iter().map(|b| b.0);
+        (listed.collect(), self.unlisted)
+    }
+}
+
+/// The ingest bodies being received at once on one admin listener, at most
+/// `ingest_max_concurrent`: each holds a spool file, a parse batch and a slot of the
+/// descriptor budget, so more are answered 503 rather than queued.
+#[derive(Debug)]
+pub struct Uploads {
+    slots: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl Uploads {
+    pub fn new(max: usize) -> Arc<Uploads> {
+        Arc::new(Uploads {
+            slots: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        })
+    }
+
+    fn try_take(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HttpError> {
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| HttpError::TooManyUploads(self.max))
+    }
 }
 
 /// One rejected line: 1-based line (or array element) number, field, reason.
@@ -92,6 +183,11 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     check_token(app.config.admin_token.as_deref(), req.headers())?;
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query())?;
+    // A request with a body holds an upload slot until it is answered.
+    let _upload = match (req.method(), req.extensions().get::<Arc<Uploads>>()) {
+        (&Method::POST | &Method::PUT, Some(uploads)) => Some(uploads.try_take()?),
+        _ => None,
+    };
     if path == "/v1/records" {
         if req.method() != Method::POST {
             return Err(HttpError::WrongMethod { allow: "POST" });
@@ -115,7 +211,7 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             Method::DELETE => {
                 let op = Op::Record(Record::DeleteProduct { id });
                 let outcome = submit(app, vec![op], false).await?;
-                Ok(report(outcome_report(outcome, &[1], Vec::new())))
+                Ok(report(outcome_report(outcome, &[1], Rejections::default())))
             }
             _ => Err(HttpError::WrongMethod {
                 allow: "PUT, DELETE",
@@ -205,107 +301,286 @@ fn is_array(headers: &HeaderMap) -> Result<bool, HttpError> {
     }
 }
 
-/// Why the body feed stopped early.
-#[derive(Debug, Clone)]
-enum Stop {
-    TooLarge(u64),
-    Broken(String),
+/// Bytes of a body that have arrived, for [`ArrayLines`] to read without blocking: with
+/// nothing there yet it says `WouldBlock`, and it resumes where it stopped.
+#[derive(Debug, Default)]
+struct Arrived {
+    chunks: VecDeque<Bytes>,
+    ended: bool,
 }
 
-/// The request body as a blocking `Read`, fed by an async pump.
-struct Feed {
-    rx: tokio::sync::mpsc::Receiver<Bytes>,
-    chunk: Bytes,
-    stop: Arc<Mutex<Option<Stop>>>,
+struct ArrivedReader {
+    arrived: Arc<Mutex<Arrived>>,
+    current: Bytes,
 }
 
-impl Read for Feed {
+impl Read for ArrivedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.chunk.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(b) => self.chunk = b,
-                None => {
-                    let stop = self.stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    return match stop {
-                        None => Ok(0),
-                        Some(Stop::TooLarge(limit)) => Err(io::Error::other(format!(
-                            "the body is larger than the limit of {limit} bytes"
-                        ))),
-                        Some(Stop::Broken(e)) => Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("the upload ended early: {e}"),
-                        )),
-                    };
-                }
-            }
-        }
-        let n = buf.len().min(self.chunk.len());
-        buf[..n].copy_from_slice(&self.chunk[..n]);
-        let _ = self.chunk.split_to(n);
+        let n = {
+            let available = self.fill_buf()?;
+            let n = available.len().min(buf.len());
+            buf[..n].copy_from_slice(&available[..n]);
+            n
+        };
+        self.consume(n);
         Ok(n)
     }
 }
 
-/// Move the body into a channel, counting bytes against `limit`.
-async fn pump(
-    mut body: Incoming,
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    stop: Arc<Mutex<Option<Stop>>>,
-    limit: u64,
-) {
-    let mut total = 0u64;
-    let set = |s: Stop| *stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
-    while let Some(frame) = body.frame().await {
-        match frame {
-            Ok(frame) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                total += data.len() as u64;
-                if total > limit {
-                    set(Stop::TooLarge(limit));
-                    return;
-                }
-                if tx.send(data).await.is_err() {
-                    return; // the parser stopped reading
-                }
-            }
-            Err(e) => {
-                set(Stop::Broken(format!("after {total} bytes: {e}")));
-                return;
+impl BufRead for ArrivedReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        // An empty chunk is no data, not the end of the body.
+        while self.current.is_empty() {
+            let mut arrived = self.arrived.lock().unwrap_or_else(|p| p.into_inner());
+            match arrived.chunks.pop_front() {
+                Some(chunk) => self.current = chunk,
+                None if arrived.ended => break,
+                None => return Err(io::ErrorKind::WouldBlock.into()),
             }
         }
+        Ok(&self.current)
+    }
+
+    fn consume(&mut self, n: usize) {
+        let _ = self.current.split_to(n.min(self.current.len()));
+    }
+}
+
+/// Whole lines of the body cut as it arrives (a JSON array first turned into one element
+/// per line), so the parser gets only complete lines and never waits for the network. A
+/// line over [`ingest::MAX_LINE_BYTES`] is dropped as it streams past and rejected; an
+/// empty line keeps its place so later lines keep their numbers.
+struct LineFeed {
+    array: Option<(ArrayLines<ArrivedReader>, Arc<Mutex<Arrived>>)>,
+    /// Whole lines not yet handed out, then the start of the unfinished one.
+    buf: Vec<u8>,
+    /// Where the unfinished line starts in `buf`.
+    line_start: usize,
+    /// Whole lines in `buf[..line_start]`.
+    lines: u64,
+    /// Lines handed out before them.
+    before: u64,
+    /// Length of the unfinished line once it is over the limit (its bytes are dropped).
+    too_long: Option<u64>,
+    rejected: Vec<Rejection>,
+}
+
+/// Whole lines for the parser: the body's lines `before + 1 ..`, and the ones already
+/// rejected for their length.
+struct Batch {
+    bytes: Vec<u8>,
+    before: u64,
+    rejected: Vec<Rejection>,
+}
+
+impl LineFeed {
+    fn new(array: bool) -> LineFeed {
+        let array = array.then(|| {
+            let arrived = Arc::new(Mutex::new(Arrived::default()));
+            let reader = ArrivedReader {
+                arrived: arrived.clone(),
+                current: Bytes::new(),
+            };
+            (ArrayLines::new(reader), arrived)
+        });
+        LineFeed {
+            array,
+            buf: Vec::new(),
+            line_start: 0,
+            lines: 0,
+            before: 0,
+            too_long: None,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Take a piece of the body; `Err` when a JSON array is malformed.
+    fn push(&mut self, data: Bytes) -> io::Result<()> {
+        let Some((_, arrived)) = &self.array else {
+            self.add(&data);
+            return Ok(());
+        };
+        arrived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .chunks
+            .push_back(data);
+        self.drain_array()
+    }
+
+    /// The body ended: the last line is whole, a JSON array must be closed.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some((_, arrived)) = &self.array {
+            arrived.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
+            self.drain_array()?;
+        }
+        if self.line_start < self.buf.len() || self.too_long.is_some() {
+            self.end_line();
+        }
+        Ok(())
+    }
+
+    fn drain_array(&mut self) -> io::Result<()> {
+        let mut out = [0u8; 16 << 10];
+        loop {
+            let Some((lines, _)) = &mut self.array else {
+                return Ok(());
+            };
+            match lines.read(&mut out) {
+                Ok(0) => return Ok(()),
+                Ok(n) => self.add(&out[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn add(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|&b| b == b'\n');
+            let piece = &bytes[..newline.unwrap_or(bytes.len())];
+            let open = (self.buf.len() - self.line_start) as u64;
+            match &mut self.too_long {
+                Some(n) => *n += piece.len() as u64,
+                None if open as usize + piece.len() > ingest::MAX_LINE_BYTES => {
+                    self.too_long = Some(open + piece.len() as u64);
+                    self.buf.truncate(self.line_start);
+                }
+                None => self.buf.extend_from_slice(piece),
+            }
+            let Some(at) = newline else {
+                return;
+            };
+            self.end_line();
+            bytes = &bytes[at + 1..];
+        }
+    }
+
+    fn end_line(&mut self) {
+        if let Some(n) = self.too_long.take() {
+            self.rejected.push(Rejection {
+                source: "http".into(),
+                line: self.before + self.lines + 1,
+                field: None,
+                reason: format!(
+                    "the line is {n} bytes long; the limit is {} bytes",
+                    ingest::MAX_LINE_BYTES
+                ),
+            });
+        }
+        self.buf.push(b'\n');
+        self.lines += 1;
+        self.line_start = self.buf.len();
+    }
+
+    /// Bytes of whole lines waiting.
+    fn ready(&self) -> usize {
+        self.line_start
+    }
+
+    /// Lines cut so far.
+    fn line(&self) -> u64 {
+        self.before + self.lines
+    }
+
+    fn take(&mut self) -> Batch {
+        let rest = self.buf.split_off(self.line_start);
+        let batch = Batch {
+            bytes: std::mem::replace(&mut self.buf, rest),
+            before: self.before,
+            rejected: std::mem::take(&mut self.rejected),
+        };
+        self.before += self.lines;
+        self.lines = 0;
+        self.line_start = 0;
+        batch
     }
 }
 
 /// Takes the accepted lines of a body, one at a time.
 trait Sink<T> {
+    /// The raw lines of the next batch, before its records are taken.
+    fn batch(&mut self, _bytes: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Keep `record` (line `line`), reject it, or fail (`Err`: the request cannot go on).
     fn take(&mut self, line: u64, record: T) -> Result<Option<Rejection>, String>;
 }
 
-/// Keeps every line in memory (partial updates: small records).
-struct Lines<T>(Vec<(u64, T)>);
+/// Parse one batch of whole lines into `sink`.
+fn parse_batch<T: ingest::LineRecord, S: Sink<T>>(
+    batch: Batch,
+    sink: &mut S,
+    rejected: &mut Rejections,
+) -> Result<(), String> {
+    for r in batch.rejected {
+        rejected.push(r);
+    }
+    sink.batch(&batch.bytes)?;
+    for item in JsonlReader::<_, T>::of("http", batch.bytes.as_slice()) {
+        match item {
+            Ok(parsed) => {
+                if let Some(r) = sink.take(batch.before + parsed.line, parsed.record)? {
+                    rejected.push(r);
+                }
+            }
+            Err(LineError::Rejected(mut r)) => {
+                r.line += batch.before;
+                rejected.push(r);
+            }
+            // Reading from memory does not fail; should it, the request fails whole.
+            Err(LineError::Fatal(e)) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
 
-impl<T> Sink<T> for Lines<T> {
-    fn take(&mut self, line: u64, record: T) -> Result<Option<Rejection>, String> {
-        self.0.push((line, record));
-        Ok(None)
+/// Read a body frame by frame, each within `timeout` of the last: `None` at the end.
+async fn next_frame(
+    body: &mut Incoming,
+    timeout: Duration,
+    total: u64,
+) -> Result<Option<Bytes>, HttpError> {
+    loop {
+        let frame = tokio::time::timeout(timeout, body.frame())
+            .await
+            .map_err(|_| {
+                HttpError::RequestTimeout(format!(
+                    "no body data for {} s after {total} bytes (ingest_body_timeout); nothing was applied",
+                    timeout.as_secs()
+                ))
+            })?;
+        match frame {
+            None => return Ok(None),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+            Some(Err(e)) => {
+                return Err(HttpError::BadRequest(format!(
+                    "the upload ended early: after {total} bytes: {e}; nothing was applied"
+                )))
+            }
+        }
     }
 }
 
-/// Parse the body on a blocking thread as it arrives, handing every accepted line to `sink`
-/// (which may reject it, or fail: a failure is a 503). Returns the sink and the rejections.
+/// Cut the body into lines as it arrives and parse them a batch at a time on a blocking
+/// thread, handing every accepted line to `sink` (which may reject it, or fail: a failure
+/// is a 503). Returns the sink and the rejections.
 async fn parse_body<T, S>(
     app: &Arc<App>,
     req: Request<Incoming>,
-    mut sink: S,
-) -> Result<(S, Vec<Rejection>), HttpError>
+    sink: S,
+) -> Result<(S, Rejections), HttpError>
 where
     T: ingest::LineRecord + Send + 'static,
     S: Sink<T> + Send + 'static,
 {
     let limit = app.config.ingest_body_limit;
+    let timeout = app.config.ingest_body_timeout;
     let array = is_array(req.headers())?;
     if let Some(len) = req
         .headers()
@@ -319,67 +594,85 @@ where
             )));
         }
     }
-    let (tx, rx) = tokio::sync::mpsc::channel(FEED_FRAMES);
-    let stop = Arc::new(Mutex::new(None));
-    let pump = tokio::spawn(pump(req.into_body(), tx, stop.clone(), limit));
-    let feed = Feed {
-        rx,
-        chunk: Bytes::new(),
-        stop: stop.clone(),
+    let mut body = req.into_body();
+    let mut feed = LineFeed::new(array);
+    let mut parser = Parser::Idle((sink, Rejections::default()));
+    let mut total = 0u64;
+    let unreadable = |feed: &LineFeed, e: io::Error| {
+        HttpError::BadRequest(format!(
+            "{e} (after line {}); nothing was applied",
+            feed.line()
+        ))
     };
-    enum Failed {
-        Read(u64, io::Error),
-        Sink(String),
-    }
-    let parsed = tokio::task::spawn_blocking(move || {
-        let reader: Box<dyn Read> = if array {
-            Box::new(ArrayLines::new(io::BufReader::with_capacity(
-                64 << 10,
-                feed,
-            )))
-        } else {
-            Box::new(feed)
+    loop {
+        let Some(data) = next_frame(&mut body, timeout, total).await? else {
+            break;
         };
-        let mut lines =
-            JsonlReader::<_, T>::of("http", io::BufReader::with_capacity(64 << 10, reader));
-        let mut rejected = Vec::new();
-        for item in lines.by_ref() {
-            match item {
-                Ok(parsed) => match sink.take(parsed.line, parsed.record) {
-                    Ok(Some(r)) => rejected.push(r),
-                    Ok(None) => {}
-                    Err(e) => return Err(Failed::Sink(e)),
-                },
-                Err(LineError::Rejected(r)) => rejected.push(r),
-                Err(LineError::Fatal(e)) => {
-                    let ingest::IngestError::Io { source, .. } = e;
-                    return Err(Failed::Read(lines.line(), source));
-                }
-            }
+        total += data.len() as u64;
+        if total > limit {
+            return Err(HttpError::PayloadTooLarge(format!(
+                "the body is larger than the limit of {limit} bytes (ingest_body_limit); nothing was applied"
+            )));
         }
-        Ok((sink, rejected))
+        feed.push(data).map_err(|e| unreadable(&feed, e))?;
+        if feed.ready() >= PARSE_BATCH_BYTES {
+            // One batch is parsed while the next arrives.
+            let state = parser.idle().await?;
+            parser = Parser::start(state, feed.take());
+        }
+    }
+    feed.finish().map_err(|e| unreadable(&feed, e))?;
+    let state = parser.idle().await?;
+    parse_on_the_side(state, feed.take()).await
+}
+
+/// The parser of a body: idle with its sink, or parsing a batch on a blocking thread.
+enum Parser<S> {
+    Idle((S, Rejections)),
+    Busy(tokio::task::JoinHandle<Result<(S, Rejections), String>>),
+}
+
+impl<S: Send + 'static> Parser<S> {
+    fn start<T>((mut sink, mut rejected): (S, Rejections), batch: Batch) -> Parser<S>
+    where
+        T: ingest::LineRecord + Send + 'static,
+        S: Sink<T>,
+    {
+        Parser::Busy(tokio::task::spawn_blocking(move || {
+            parse_batch(batch, &mut sink, &mut rejected).map(|()| (sink, rejected))
+        }))
+    }
+
+    /// Wait for the batch being parsed, if any.
+    async fn idle(self) -> Result<(S, Rejections), HttpError> {
+        match self {
+            Parser::Idle(state) => Ok(state),
+            Parser::Busy(task) => task
+                .await
+                .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?
+                .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied"))),
+        }
+    }
+}
+
+/// [`parse_batch`] on a blocking thread (parsing is CPU work, sinks write spool files).
+async fn parse_on_the_side<T, S>(
+    (mut sink, mut rejected): (S, Rejections),
+    batch: Batch,
+) -> Result<(S, Rejections), HttpError>
+where
+    T: ingest::LineRecord + Send + 'static,
+    S: Sink<T> + Send + 'static,
+{
+    if batch.bytes.is_empty() && batch.rejected.is_empty() {
+        return Ok((sink, rejected));
+    }
+    tokio::task::spawn_blocking(move || {
+        parse_batch(batch, &mut sink, &mut rejected).map(|()| (sink, rejected))
     })
     .await
-    .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?;
-    pump.abort();
-    match parsed {
-        Ok(p) => Ok(p),
-        Err(Failed::Sink(e)) => Err(HttpError::Unavailable(format!("{e}; nothing was applied"))),
-        Err(Failed::Read(line, e)) => {
-            let at = if line > 0 {
-                format!(" (after line {line})")
-            } else {
-                String::new()
-            };
-            let stop = stop.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            Err(match stop {
-                Some(Stop::TooLarge(_)) => {
-                    HttpError::PayloadTooLarge(format!("{e}{at}; nothing was applied"))
-                }
-                _ => HttpError::BadRequest(format!("{e}{at}; nothing was applied")),
-            })
-        }
-    }
+    .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?
+    .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))
 }
 
 /// Where the records of a body go while it is parsed. A batch small enough for a group
@@ -476,7 +769,6 @@ async fn records(
         seen: std::collections::HashMap::new(),
     };
     let (mut sink, rejected) = parse_body::<Record, _>(app, req, sink).await?;
-    let rejected: Vec<RejectedLine> = rejected.into_iter().map(Into::into).collect();
     if !rejected.is_empty() && (full_sync || !query.partial) {
         return Ok(refused(app, rejected));
     }
@@ -503,45 +795,214 @@ async fn records(
     .await
     .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?
     .map_err(store_error)?;
+    let (rejected, rejected_unlisted) = rejected.into_parts();
     Ok(report(Report {
         generation: applied.generation,
         applied: applied.applied,
         unchanged: applied.unchanged,
         removed: applied.removed,
         rejected,
+        rejected_unlisted,
     }))
 }
 
+/// Where the updates of a body go while it arrives: the lines themselves, in memory while
+/// they are few, then in a spool file (unlinked at once, so nothing is left behind), to be
+/// committed once the body is complete; so a stalled or broken upload applies nothing.
+struct UpdateSink {
+    dir: std::path::PathBuf,
+    /// The raw lines, while in memory.
+    held: Vec<u8>,
+    /// The parsed updates with their lines, while in memory.
+    parsed: Vec<(u64, Update)>,
+    spool: Option<io::BufWriter<std::fs::File>>,
+}
+
+/// The updates of a complete body.
+enum Received {
+    Memory(Vec<(u64, Update)>),
+    /// Every line of the body in order (overlong ones empty), read back group by group.
+    Spooled(JsonlReader<io::BufReader<std::fs::File>, Update>),
+}
+
+impl UpdateSink {
+    fn new(dir: std::path::PathBuf) -> UpdateSink {
+        UpdateSink {
+            dir,
+            held: Vec::new(),
+            parsed: Vec::new(),
+            spool: None,
+        }
+    }
+
+    /// Move what is held into a new spool file.
+    fn spill(&mut self) -> Result<&mut io::BufWriter<std::fs::File>, String> {
+        if self.spool.is_none() {
+            static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let path = self.dir.join(format!(
+                "updates-{}-{}.tmp",
+                std::process::id(),
+                SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            let fail =
+                |e: io::Error| format!("cannot spool the updates in {}: {e}", path.display());
+            std::fs::create_dir_all(&self.dir).map_err(fail)?;
+            let file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(fail)?;
+            // Unlinked at once: the open file is all that holds the bytes, crash or not.
+            std::fs::remove_file(&path).map_err(fail)?;
+            let mut writer = io::BufWriter::with_capacity(64 << 10, file);
+            writer.write_all(&self.held).map_err(fail)?;
+            self.held = Vec::new();
+            self.parsed = Vec::new();
+            self.spool = Some(writer);
+        }
+        Ok(self
+            .spool
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("just set")))
+    }
+
+    fn finish(self) -> Result<Received, String> {
+        let Some(writer) = self.spool else {
+            return Ok(Received::Memory(self.parsed));
+        };
+        let fail = |e: io::Error| format!("cannot read the spooled updates back: {e}");
+        let mut file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
+        file.rewind().map_err(fail)?;
+        Ok(Received::Spooled(JsonlReader::of(
+            "http",
+            io::BufReader::with_capacity(64 << 10, file),
+        )))
+    }
+}
+
+impl Sink<Update> for UpdateSink {
+    fn batch(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if self.spool.is_none() && self.held.len() + bytes.len() <= PARSE_BATCH_BYTES {
+            self.held.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.spill()?
+            .write_all(bytes)
+            .map_err(|e| format!("cannot spool the updates: {e}"))
+    }
+
+    fn take(&mut self, line: u64, update: Update) -> Result<Option<Rejection>, String> {
+        if self.spool.is_none() {
+            if self.parsed.len() < GROUP_COMMIT_MAX_RECORDS {
+                self.parsed.push((line, update));
+            } else {
+                // Too many to hold: from here on they are read back from the spool.
+                self.spill()?;
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Received {
+    /// The next group of at most `max` valid updates (rejected lines were reported while
+    /// the body arrived); empty at the end.
+    fn next_group(&mut self, max: usize) -> Result<Vec<(u64, Update)>, String> {
+        match self {
+            Received::Memory(all) => Ok(std::mem::take(all)),
+            Received::Spooled(lines) => {
+                let mut group = Vec::new();
+                for item in lines.by_ref() {
+                    match item {
+                        Ok(parsed) => group.push((parsed.line, parsed.record)),
+                        Err(LineError::Rejected(_)) => {}
+                        Err(LineError::Fatal(e)) => return Err(e.to_string()),
+                    }
+                    if group.len() >= max {
+                        break;
+                    }
+                }
+                Ok(group)
+            }
+        }
+    }
+}
+
+/// Updates of one body, committed once it has arrived whole:
+///
+/// - with rejected lines and no `partial`, the rest is still checked against the catalog
+///   (unknown products and sizes) group by group so the answer lists every problem, but
+///   nothing is applied;
+/// - with `partial=true`, in groups of [`GROUP_COMMIT_MAX_RECORDS`] lines, each its own
+///   durable generation, so a body of any size holds one group in memory;
+/// - otherwise (atomic), as one request: one generation, all or nothing.
 async fn updates(
     app: &Arc<App>,
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let (parsed, rejected) = parse_body::<Update, _>(app, req, Lines(Vec::new())).await?;
-    let rejected: Vec<RejectedLine> = rejected.into_iter().map(Into::into).collect();
-    // With rejected lines and no `partial`, the rest is still checked against the catalog
-    // (unknown products and sizes) so the answer lists every problem, but nothing is applied.
+    let sink = UpdateSink::new(app.config.store_dir().join("spool"));
+    let (sink, mut rejected) = parse_body::<Update, _>(app, req, sink).await?;
     let check_only = !rejected.is_empty() && !query.partial;
-    let (lines, ops): (Vec<u64>, Vec<Op>) = parsed
-        .0
-        .into_iter()
-        .map(|(line, u)| (line, Op::Update(u)))
-        .unzip();
-    let outcome = app
-        .committer
-        .submit(store::Request {
-            ops,
-            partial: query.partial,
-            check_only,
+    let group = if check_only || query.partial {
+        GROUP_COMMIT_MAX_RECORDS
+    } else {
+        usize::MAX
+    };
+    let mut received = tokio::task::spawn_blocking(move || sink.finish())
+        .await
+        .map_err(|e| HttpError::Internal(format!("spool task: {e}")))?
+        .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
+    let mut total = Report {
+        generation: app.store.snapshot().generation(),
+        ..Report::default()
+    };
+    let mut committed_to = None;
+    loop {
+        let (back, ops) = tokio::task::spawn_blocking(move || {
+            let ops = received.next_group(group);
+            (received, ops)
         })
         .await
-        .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
-    let mut r = outcome_report(outcome, &lines, rejected);
-    if check_only {
-        return Ok(refused(app, r.rejected));
+        .map_err(|e| HttpError::Internal(format!("spool task: {e}")))?;
+        received = back;
+        let ops = ops.map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
+        let Some(&(first, _)) = ops.first() else {
+            break;
+        };
+        let (lines, ops): (Vec<u64>, Vec<Op>) = ops
+            .into_iter()
+            .map(|(line, u)| (line, Op::Update(u)))
+            .unzip();
+        let outcome = app
+            .committer
+            .submit(store::Request {
+                ops,
+                partial: query.partial,
+                check_only,
+            })
+            .await
+            .map_err(|e| match committed_to {
+                None => HttpError::Unavailable(format!("{e}; nothing was applied")),
+                Some(last) => HttpError::Unavailable(format!(
+                    "{e}; lines up to {last} were applied (partial=true), lines from {first} on were not"
+                )),
+            })?;
+        total.generation = outcome.generation;
+        total.applied += outcome.applied;
+        total.unchanged += outcome.unchanged;
+        total.removed += outcome.removed;
+        add_rejections(&mut rejected, outcome, &lines);
+        if query.partial {
+            committed_to = lines.last().copied();
+        }
     }
-    r.rejected.sort_by_key(|x| x.line);
-    Ok(report(r))
+    if check_only {
+        return Ok(refused(app, rejected));
+    }
+    (total.rejected, total.rejected_unlisted) = rejected.into_parts();
+    Ok(report(total))
 }
 
 /// The largest single product accepted by `PUT /v1/products/{id}`.
@@ -553,19 +1014,22 @@ async fn put_product(
     id: ProductId,
 ) -> Result<Response<Body>, HttpError> {
     let limit = MAX_PRODUCT_BYTES.min(app.config.ingest_body_limit);
-    let body = http_body_util::Limited::new(req.into_body(), limit as usize)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                HttpError::PayloadTooLarge(format!("a product is at most {limit} bytes"))
-            } else {
-                HttpError::BadRequest(format!("the upload ended early: {e}"))
-            }
-        })?
-        .to_bytes();
+    let mut incoming = req.into_body();
+    let mut body = Vec::new();
+    while let Some(data) = next_frame(
+        &mut incoming,
+        app.config.ingest_body_timeout,
+        body.len() as u64,
+    )
+    .await?
+    {
+        if (body.len() + data.len()) as u64 > limit {
+            return Err(HttpError::PayloadTooLarge(format!(
+                "a product is at most {limit} bytes"
+            )));
+        }
+        body.extend_from_slice(&data);
+    }
     let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         HttpError::BadRequest(format!(
             "invalid JSON at line {} column {}: {e}",
@@ -593,7 +1057,7 @@ async fn put_product(
     let parsed = JsonlReader::new("http", text.as_bytes()).next();
     let record = match parsed {
         Some(Ok(line)) => line.record,
-        Some(Err(LineError::Rejected(r))) => return Ok(refused(app, vec![r.into()])),
+        Some(Err(LineError::Rejected(r))) => return Ok(refused(app, one(r))),
         Some(Err(LineError::Fatal(e))) => return Err(HttpError::BadRequest(e.to_string())),
         None => return Err(HttpError::BadRequest("empty body".into())),
     };
@@ -607,11 +1071,11 @@ async fn put_product(
                     p.id
                 ),
             };
-            return Ok(refused(app, vec![r]));
+            return Ok(refused(app, one(r)));
         }
     }
     let outcome = submit(app, vec![Op::Record(record)], false).await?;
-    Ok(report(outcome_report(outcome, &[1], Vec::new())))
+    Ok(report(outcome_report(outcome, &[1], Rejections::default())))
 }
 
 /// Queue ops for the group committer and wait until they are durable.
@@ -633,39 +1097,57 @@ fn store_error(e: store::StoreError) -> HttpError {
     ))
 }
 
+/// Add a committer outcome's rejections; `lines[i]` is the line of op `i`.
+fn add_rejections(rejected: &mut Rejections, outcome: Outcome, lines: &[u64]) {
+    for (i, e) in outcome.rejected {
+        let e: FieldError = e;
+        rejected.push(RejectedLine {
+            line: lines.get(i).copied().unwrap_or(0),
+            field: Some(e.field),
+            reason: e.reason,
+        });
+    }
+}
+
 /// A committer outcome as a report; `lines[i]` is the line of op `i`.
-fn outcome_report(outcome: Outcome, lines: &[u64], mut rejected: Vec<RejectedLine>) -> Report {
-    rejected.extend(
-        outcome
-            .rejected
-            .into_iter()
-            .map(|(i, e): (usize, FieldError)| RejectedLine {
-                line: lines.get(i).copied().unwrap_or(0),
-                field: Some(e.field),
-                reason: e.reason,
-            }),
+fn outcome_report(outcome: Outcome, lines: &[u64], mut rejected: Rejections) -> Report {
+    let (generation, applied, unchanged, removed) = (
+        outcome.generation,
+        outcome.applied,
+        outcome.unchanged,
+        outcome.removed,
     );
-    rejected.sort_by_key(|r| r.line);
+    add_rejections(&mut rejected, outcome, lines);
+    let (rejected, rejected_unlisted) = rejected.into_parts();
     Report {
-        generation: outcome.generation,
-        applied: outcome.applied,
-        unchanged: outcome.unchanged,
-        removed: outcome.removed,
+        generation,
+        applied,
+        unchanged,
+        removed,
         rejected,
+        rejected_unlisted,
     }
 }
 
 /// 422: rejected lines, nothing applied.
-fn refused(app: &App, mut rejected: Vec<RejectedLine>) -> Response<Body> {
-    rejected.sort_by_key(|r| r.line);
+fn refused(app: &App, rejected: Rejections) -> Response<Body> {
+    let (rejected, rejected_unlisted) = rejected.into_parts();
     json(
         StatusCode::UNPROCESSABLE_ENTITY,
         &Report {
             generation: app.store.snapshot().generation(),
             rejected,
+            rejected_unlisted,
             ..Report::default()
         },
     )
+}
+
+/// One rejected line as the rejections of a request.
+fn one(r: impl Into<RejectedLine>) -> Rejections {
+    let mut rejected = Rejections::default();
+    rejected.push(r);
+    rejected
 }
 
 /// 200 when everything offered was applied or `partial` allowed the rest to be skipped,
@@ -695,6 +1177,168 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    struct Collect(Vec<(u64, Update)>);
+
+    impl Sink<Update> for Collect {
+        fn take(&mut self, line: u64, update: Update) -> Result<Option<Rejection>, String> {
+            self.0.push((line, update));
+            Ok(None)
+        }
+    }
+
+    type Parsed = (Vec<(u64, Update)>, Vec<(u64, String)>);
+
+    /// `body` fed to a [`LineFeed`] in pieces cut at `cuts`, batches taken after the pieces
+    /// marked in `takes`.
+    fn fed(body: &[u8], array: bool, cuts: &[usize], takes: &[bool]) -> Result<Parsed, String> {
+        let mut feed = LineFeed::new(array);
+        let mut sink = Collect(Vec::new());
+        let mut rejected = Rejections::default();
+        let mut at = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (body.len() + 1)).collect();
+        cuts.sort_unstable();
+        cuts.push(body.len());
+        for (i, &cut) in cuts.iter().enumerate() {
+            let piece = Bytes::copy_from_slice(&body[at..cut.max(at)]);
+            at = cut.max(at);
+            feed.push(piece).map_err(|e| e.to_string())?;
+            if takes.get(i).copied().unwrap_or(false) {
+                parse_batch(feed.take(), &mut sink, &mut rejected)?;
+            }
+        }
+        feed.finish().map_err(|e| e.to_string())?;
+        parse_batch(feed.take(), &mut sink, &mut rejected)?;
+        let (listed, _) = rejected.into_parts();
+        Ok((
+            sink.0,
+            listed.into_iter().map(|r| (r.line, r.reason)).collect(),
+        ))
+    }
+
+    /// The same body read whole by the file readers.
+    fn whole(body: &[u8], array: bool) -> Result<Parsed, String> {
+        let reader: Box<dyn Read> = if array {
+            Box::new(ArrayLines::new(body))
+        } else {
+            Box::new(body)
+        };
+        let mut parsed = (Vec::new(), Vec::new());
+        for item in JsonlReader::<_, Update>::of("http", io::BufReader::new(reader)) {
+            match item {
+                Ok(p) => parsed.0.push((p.line, p.record)),
+                Err(LineError::Rejected(r)) => parsed.1.push((r.line, r.reason)),
+                Err(LineError::Fatal(e)) => return Err(e.to_string()),
+            }
+        }
+        parsed.1.sort();
+        Ok(parsed)
+    }
+
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (1u64..5, 0u32..100).prop_map(|(p, q)| format!(
+                r#"{{"kind":"stock","product":{p},"warehouse":1,"quantity":"{q}"}}"#
+            )),
+            Just(r#"{"kind":"stock","product":"x"}"#.to_string()),
+            Just("not json".to_string()),
+            Just(String::new()),
+            Just("  \r".to_string()),
+            Just(r#"{"kind":"price","product":2,"retail":{"net":"1.00"}}"#.to_string()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn lines_cut_as_they_arrive_parse_as_the_whole_body(
+            lines in prop::collection::vec(line(), 0..30),
+            array in any::<bool>(),
+            final_newline in any::<bool>(),
+            cuts in prop::collection::vec(any::<usize>(), 0..20),
+            takes in prop::collection::vec(any::<bool>(), 0..21),
+        ) {
+            let body = if array {
+                let elements: Vec<&String> = lines.iter().filter(|l| l.starts_with('{')).collect();
+                let joined: Vec<String> = elements.iter().map(|e| e.to_string()).collect();
+                format!("[\n{}\n]", joined.join(",\n "))
+            } else {
+                let mut b = lines.join("\n");
+                if final_newline {
+                    b.push('\n');
+                }
+                b
+            };
+            let expected = whole(body.as_bytes(), array);
+            let got = fed(body.as_bytes(), array, &cuts, &takes);
+            match (expected, got) {
+                (Ok(e), Ok(g)) => prop_assert_eq!(e, g),
+                (Err(_), Err(_)) => {}
+                (e, g) => prop_assert!(false, "{:?} vs {:?}", e, g),
+            }
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_is_rejected_in_place_and_the_next_keep_their_numbers() {
+        let ok = r#"{"kind":"stock","product":1,"warehouse":1,"quantity":"5"}"#;
+        let long = format!(
+            r#"{{"kind":"stock","x":"{}"}}"#,
+            "a".repeat(ingest::MAX_LINE_BYTES)
+        );
+        let body = format!("{ok}\n{long}\n{ok}\n");
+        let (parsed, rejected) = fed(body.as_bytes(), false, &[10, 1 << 20, 5 << 20], &[]).unwrap();
+        assert_eq!(parsed.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].0, 2);
+        assert_eq!(
+            rejected[0].1,
+            format!(
+                "the line is {} bytes long; the limit is {} bytes",
+                long.len(),
+                ingest::MAX_LINE_BYTES
+            )
+        );
+        // The same words as the file reader's.
+        assert_eq!(whole(body.as_bytes(), false).unwrap().1, rejected);
+    }
+
+    #[test]
+    fn malformed_arrays_are_refused_as_they_arrive() {
+        for body in ["{}", "[{} {}]", "[{\"a\":1}"] {
+            assert!(
+                fed(body.as_bytes(), true, &[1, 3], &[true]).is_err(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejection_lists_keep_the_first_lines_and_count_the_rest() {
+        let mut rejected = Rejections::default();
+        // Lines 1..=2500 in a scrambled order (parse and commit rejections interleave).
+        for i in 0..2500u64 {
+            let line = (i * 7919) % 2500 + 1;
+            rejected.push(RejectedLine {
+                line,
+                field: None,
+                reason: format!("bad {line}"),
+            });
+        }
+        let (listed, unlisted) = rejected.into_parts();
+        assert_eq!(unlisted, 1500);
+        assert_eq!(listed.len(), MAX_LISTED_REJECTIONS);
+        assert!(listed.iter().map(|r| r.line).eq(1..=1000));
+        let json = serde_json::to_value(Report {
+            rejected: listed,
+            rejected_unlisted: unlisted,
+            ..Report::default()
+        })
+        .unwrap();
+        assert_eq!(json["rejected_unlisted"], 1500);
+        let empty = serde_json::to_value(Report::default()).unwrap();
+        assert!(empty.get("rejected_unlisted").is_none(), "{empty}");
+    }
 
     #[test]
     fn tokens_are_checked() {

@@ -19,13 +19,19 @@
 //! hyper's own header-read timer starts when it waits for a head, idle time included, so it
 //! cannot tell idle from slow; the phases here can, because the service marks where a
 //! request starts ([`ConnState::begin`]) and its response body ends ([`ConnState::end`]).
+//!
+//! Descriptors are a budget too: [`ConnectionBudget`] caps both listeners' connections below
+//! the process's descriptor limit, [`PerIp`] keeps one client address from taking every slot,
+//! and [`AcceptBackoff`] makes a failing `accept` (out of descriptors) wait instead of spin.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -89,6 +95,203 @@ impl RateLimiter {
         } else {
             Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
         }
+    }
+}
+
+/// Descriptors every connection may hold at once: its socket and a file being sent (or, on
+/// the admin listener, a spool file being written).
+const FDS_PER_CONNECTION: u64 = 2;
+
+/// Raise the soft limit on open descriptors to the hard limit (systemd's default soft limit
+/// of 1024 is far below what the connection limits assume). Returns the limit before and
+/// after; `None` stands for unlimited.
+pub fn raise_descriptor_limit() -> io::Result<(Option<u64>, Option<u64>)> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    let before = limit.current;
+    if limit.current != limit.maximum {
+        limit.current = limit.maximum;
+        setrlimit(Resource::Nofile, limit)?;
+    }
+    Ok((before, descriptor_limit()))
+}
+
+/// The soft limit on open descriptors now; `None`: unlimited.
+pub fn descriptor_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// How many connections each listener may hold so that, with both listeners full, the
+/// process still has descriptors for the store, the inbox, artifacts and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionBudget {
+    /// The soft descriptor limit it was computed from (`None`: unlimited).
+    pub soft_limit: Option<u64>,
+    /// Descriptors kept out of the connection budget.
+    pub reserve: u64,
+    pub public: Caps,
+    pub admin: Caps,
+}
+
+/// One listener's share of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Connections over the limit that may wait for a slot (or for their 503) at once.
+    pub max_waiting: usize,
+}
+
+impl ConnectionBudget {
+    /// Split the descriptors under `soft_limit` between the listeners: each gets at most
+    /// `configured` connections (two descriptors each) and a queue of waiting ones (one each,
+    /// at most `max_waiting`). The admin listener, where the ERP comes in, gets an eighth, so
+    /// a flood of partner connections cannot take ingest's descriptors.
+    pub fn compute(soft_limit: Option<u64>, configured: usize, max_waiting: usize) -> Self {
+        let Some(soft) = soft_limit else {
+            let caps = Caps {
+                max_connections: configured,
+                max_waiting,
+            };
+            return ConnectionBudget {
+                soft_limit,
+                reserve: 0,
+                public: caps,
+                admin: caps,
+            };
+        };
+        // Standard streams, listeners, the store's and the inbox's files, the log, the
+        // artifacts being written, the runtime's own: a fixed part and a share that grows
+        // with the limit (more connections go with more partners, files and shards).
+        let reserve = 64 + soft / 16;
+        let available = soft.saturating_sub(reserve);
+        let admin = available / 8;
+        let caps = |fds: u64| {
+            let waiting = (fds / 8).min(max_waiting as u64);
+            let slots = ((fds - waiting) / FDS_PER_CONNECTION).max(1);
+            Caps {
+                max_connections: configured.min(usize::try_from(slots).unwrap_or(usize::MAX)),
+                max_waiting: waiting as usize,
+            }
+        };
+        ConnectionBudget {
+            soft_limit,
+            reserve,
+            public: caps(available - admin),
+            admin: caps(admin),
+        }
+    }
+}
+
+/// Connections per client address on one listener, capped so one client cannot hold every
+/// slot. The map holds only addresses with a connection open, so it is bounded by them.
+#[derive(Debug)]
+pub struct PerIp {
+    cap: usize,
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place in its address's count, given back on drop.
+#[derive(Debug)]
+pub struct IpSlot {
+    owner: Option<(Arc<PerIp>, IpAddr)>,
+}
+
+impl PerIp {
+    /// At most `cap` connections per address; 0: no cap.
+    pub fn new(cap: usize) -> Arc<PerIp> {
+        Arc::new(PerIp {
+            cap,
+            counts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A slot for one more connection from `ip`, unless it already holds `cap`.
+    pub fn try_take(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        if self.cap == 0 {
+            return Some(IpSlot { owner: None });
+        }
+        // An IPv4 client on a dual-stack socket is the same client as over IPv4.
+        let ip = ip.to_canonical();
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let count = counts.entry(ip).or_insert(0);
+        if *count >= self.cap {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            owner: Some((self.clone(), ip)),
+        })
+    }
+
+    /// Connections `ip` holds now.
+    pub fn held(&self, ip: IpAddr) -> usize {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.get(&ip.to_canonical()).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let Some((owner, ip)) = self.owner.take() else {
+            return;
+        };
+        let mut counts = owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = counts.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Backoff after failed accepts: out of descriptors (EMFILE/ENFILE) or memory, `accept`
+/// fails at once for as long as the cause lasts, so retrying at once would spin a core and
+/// flood the log. The wait doubles up to a second and resets on the next success; a warning
+/// is logged at most every [`AcceptBackoff::LOG_EVERY`], counting the failures in between.
+#[derive(Debug)]
+pub struct AcceptBackoff {
+    delay: Duration,
+    last_log: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Default for AcceptBackoff {
+    fn default() -> Self {
+        AcceptBackoff {
+            delay: Self::FIRST,
+            last_log: None,
+            unlogged: 0,
+        }
+    }
+}
+
+impl AcceptBackoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+    pub const LOG_EVERY: Duration = Duration::from_secs(5);
+
+    /// An accept failed at `now`: how long to wait before the next one, and whether to log
+    /// it (`Some`: the failures to report, this one and those not logged since the last).
+    pub fn failed(&mut self, now: Instant) -> (Duration, Option<u64>) {
+        let wait = self.delay;
+        self.delay = (self.delay * 2).min(Self::MAX);
+        self.unlogged += 1;
+        let due = self
+            .last_log
+            .is_none_or(|at| now.saturating_duration_since(at) >= Self::LOG_EVERY);
+        if !due {
+            return (wait, None);
+        }
+        self.last_log = Some(now);
+        let failures = std::mem::take(&mut self.unlogged);
+        (wait, Some(failures))
+    }
+
+    /// An accept succeeded: the next failure waits the shortest time again.
+    pub fn succeeded(&mut self) {
+        self.delay = Self::FIRST;
     }
 }
 
@@ -407,7 +610,6 @@ impl<T: AsyncWrite + Abort + Unpin> AsyncWrite for GuardedIo<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn limits() -> Limits {
@@ -418,6 +620,103 @@ mod tests {
             min_send_rate: 100,
             ..Limits::default()
         }
+    }
+
+    #[test]
+    fn the_budget_keeps_a_reserve_and_gives_ingest_its_share() {
+        let b = ConnectionBudget::compute(Some(1024), 2048, 256);
+        assert_eq!(b.reserve, 128);
+        let used = |c: Caps| c.max_connections as u64 * FDS_PER_CONNECTION + c.max_waiting as u64;
+        assert!(used(b.public) + used(b.admin) <= 1024 - b.reserve, "{b:?}");
+        assert!(b.public.max_connections >= 300, "{b:?}");
+        assert!(b.admin.max_connections >= 40, "{b:?}");
+        // A high limit leaves the configured values alone.
+        let b = ConnectionBudget::compute(Some(1 << 20), 2048, 256);
+        assert_eq!(
+            b.public,
+            Caps {
+                max_connections: 2048,
+                max_waiting: 256
+            }
+        );
+        assert_eq!(
+            b.admin,
+            Caps {
+                max_connections: 2048,
+                max_waiting: 256
+            }
+        );
+        assert_eq!(
+            ConnectionBudget::compute(None, 10, 256)
+                .public
+                .max_connections,
+            10
+        );
+        // Even an absurdly low limit leaves each listener a connection.
+        let b = ConnectionBudget::compute(Some(20), 2048, 256);
+        assert_eq!((b.public.max_connections, b.admin.max_connections), (1, 1));
+    }
+
+    #[test]
+    fn per_ip_slots_are_capped_and_given_back() {
+        let per_ip = PerIp::new(2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = per_ip.try_take(a).unwrap();
+        let second = per_ip.try_take(mapped).expect("a second one");
+        assert!(per_ip.try_take(a).is_none(), "the same client over IPv6");
+        assert!(
+            per_ip.try_take(b).is_some(),
+            "other clients are not affected"
+        );
+        drop(first);
+        let third = per_ip.try_take(a).expect("a slot was given back");
+        drop((second, third));
+        assert_eq!(per_ip.held(a), 0);
+        assert!(
+            per_ip.counts.lock().unwrap().is_empty(),
+            "no entry left behind"
+        );
+        let off = PerIp::new(0);
+        let all: Vec<_> = (0..1000).map(|_| off.try_take(a).unwrap()).collect();
+        assert_eq!(all.len(), 1000);
+    }
+
+    #[test]
+    fn failing_accepts_back_off_and_log_rarely() {
+        let mut backoff = AcceptBackoff::default();
+        let t0 = Instant::now();
+        let mut waits = Vec::new();
+        let mut logged = Vec::new();
+        let mut now = t0;
+        // A thousand failures in a row over about 16 minutes of backoff.
+        for _ in 0..1000 {
+            let (wait, log) = backoff.failed(now);
+            waits.push(wait);
+            if let Some(n) = log {
+                logged.push(n);
+            }
+            now += wait;
+        }
+        assert_eq!(waits[0], Duration::from_millis(10));
+        assert_eq!(waits[1], Duration::from_millis(20));
+        assert!(waits.iter().all(|w| *w <= Duration::from_secs(1)));
+        assert_eq!(*waits.last().unwrap(), Duration::from_secs(1));
+        assert_eq!(logged[0], 1, "the first failure is logged at once");
+        assert_eq!(
+            logged.iter().sum::<u64>() + backoff.unlogged,
+            1000,
+            "every failure counted"
+        );
+        let span = now.saturating_duration_since(t0).as_secs();
+        assert!(
+            logged.len() as u64 <= span / 5 + 1,
+            "{} warnings in {span} s",
+            logged.len()
+        );
+        backoff.succeeded();
+        assert_eq!(backoff.failed(now).0, Duration::from_millis(10));
     }
 
     #[test]

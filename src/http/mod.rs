@@ -41,8 +41,9 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection over the limit waits for a slot before it is answered 503.
 const CONNECTION_WAIT: Duration = Duration::from_millis(250);
-/// Connections over the limit that may wait at once; beyond that they are closed at accept,
-/// so a flood costs a file descriptor for an instant, never a task or a buffer.
+/// Connections over the limit that may wait (or be answered 503) at once, at most; beyond
+/// that they are closed at accept, so a flood costs a file descriptor for an instant, never a
+/// task or a buffer. A low descriptor limit makes the queue shorter.
 const MAX_WAITING: usize = 256;
 
 /// A request that cannot be answered with a file.
@@ -83,6 +84,12 @@ pub enum HttpError {
     /// Admin API: the store could not make the update durable; nothing was applied.
     #[error("{0}")]
     Unavailable(String),
+    /// Admin API: the body stalled longer than `ingest_body_timeout`; nothing was applied.
+    #[error("{0}")]
+    RequestTimeout(String),
+    /// Admin API: `ingest_max_concurrent` bodies are already being received.
+    #[error("{0} uploads are already being received (ingest_max_concurrent); retry shortly")]
+    TooManyUploads(usize),
 }
 
 impl HttpError {
@@ -93,9 +100,11 @@ impl HttpError {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
-            HttpError::NotReady | HttpError::Unavailable(_) | HttpError::Overloaded => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            HttpError::NotReady
+            | HttpError::Unavailable(_)
+            | HttpError::Overloaded
+            | HttpError::TooManyUploads(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             HttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HttpError::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -133,6 +142,13 @@ impl HttpError {
                     .header(hyper::header::RETRY_AFTER, "1")
                     .header(hyper::header::CONNECTION, "close");
             }
+            HttpError::TooManyUploads(_) => {
+                builder = builder.header(hyper::header::RETRY_AFTER, "1");
+            }
+            // The rest of a stalled body is not waited for: the connection cannot go on.
+            HttpError::RequestTimeout(_) => {
+                builder = builder.header(hyper::header::CONNECTION, "close");
+            }
             HttpError::RateLimited(wait) => {
                 // Whole seconds, rounded up: a client retrying after it gets a token.
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -160,10 +176,12 @@ pub enum Surface {
 /// Serve `surface` on `listener` until `shutdown` resolves, then let requests in flight
 /// finish (up to a drain timeout).
 ///
-/// At most `max_connections` connections are served at once; a connection over the limit
-/// waits up to [`CONNECTION_WAIT`] for a slot and is then answered 503, and when
-/// [`MAX_WAITING`] are already waiting it is closed at once. Public connections run under
-/// the timeouts of [`limits::GuardedIo`].
+/// At most `max_connections` connections are served at once, fewer when the descriptor limit
+/// is too low for it (see [`limits::ConnectionBudget`]), and at most
+/// `max_connections_per_ip` from one client address. A connection over the limit waits up
+/// to [`CONNECTION_WAIT`] for a slot and is then answered 503 (one over its address's cap is
+/// answered 503 at once); when the listener's share of waiting connections is taken it is
+/// closed at once. Public connections run under the timeouts of [`limits::GuardedIo`].
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -171,8 +189,38 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(app.config.limits.max_connections));
-    let waiting = Arc::new(Semaphore::new(MAX_WAITING));
+    let configured = app.config.limits.max_connections;
+    let budget =
+        limits::ConnectionBudget::compute(limits::descriptor_limit(), configured, MAX_WAITING);
+    let caps = match surface {
+        Surface::Public => budget.public,
+        Surface::Admin => budget.admin,
+    };
+    let soft_limit = budget
+        .soft_limit
+        .map_or("unlimited".to_string(), |n| n.to_string());
+    tracing::info!(
+        listener = ?surface,
+        descriptor_limit = %soft_limit,
+        reserve = budget.reserve,
+        max_connections = caps.max_connections,
+        configured,
+        max_waiting = caps.max_waiting,
+        max_connections_per_ip = app.config.limits.max_connections_per_ip,
+        "connection budget"
+    );
+    if caps.max_connections < configured {
+        tracing::warn!(
+            listener = ?surface,
+            "the descriptor limit ({soft_limit}) allows {} connections, not max_connections = {configured}; raise the hard limit (LimitNOFILE=) to serve more",
+            caps.max_connections
+        );
+    }
+    let slots = Arc::new(Semaphore::new(caps.max_connections));
+    let waiting = Arc::new(Semaphore::new(caps.max_waiting));
+    let per_ip = limits::PerIp::new(app.config.limits.max_connections_per_ip);
+    let uploads = ingest::Uploads::new(app.config.ingest_max_concurrent);
+    let mut backoff = limits::AcceptBackoff::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -181,15 +229,31 @@ pub async fn serve(
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
-                        // Out of descriptors and similar: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of descriptors and similar: back off instead of spinning, and
+                        // log now and then rather than at every attempt.
+                        let (wait, log) = backoff.failed(tokio::time::Instant::now());
+                        if let Some(failures) = log {
+                            tracing::warn!(listener = ?surface, error = %e, failures, backoff_ms = wait.as_millis() as u64, "accept failed");
+                        }
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                 };
+                backoff.succeeded();
                 let _ = stream.set_nodelay(true);
+                let Some(ip_slot) = per_ip.try_take(peer.ip()) else {
+                    // One client holds its address's share: answered like a full server.
+                    app.metrics.connection_rejected();
+                    if let Ok(wait_slot) = waiting.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            overloaded(stream).await;
+                            drop(wait_slot);
+                        });
+                    }
+                    continue;
+                };
                 if let Ok(slot) = slots.clone().try_acquire_owned() {
-                    connection(stream, peer, app.clone(), surface, slot, graceful.watcher());
+                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), &uploads, graceful.watcher());
                     continue;
                 }
                 let Ok(wait_slot) = waiting.clone().try_acquire_owned() else {
@@ -198,15 +262,21 @@ pub async fn serve(
                     continue;
                 };
                 let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
+                let uploads = uploads.clone();
 
                 tokio::spawn(async move {
                     let slot = tokio::time::timeout(CONNECTION_WAIT, slots.acquire_owned()).await;
-                    drop(wait_slot);
                     match slot {
-                        Ok(Ok(slot)) => connection(stream, peer, app, surface, slot, watcher),
+                        Ok(Ok(slot)) => {
+                            drop(wait_slot);
+                            connection(stream, peer, app, surface, (slot, ip_slot), &uploads, watcher)
+                        }
                         _ => {
                             app.metrics.connection_rejected();
+                            // The wait slot is held until the 503 is sent: it counts the
+                            // descriptor in the budget.
                             overloaded(stream).await;
+                            drop((wait_slot, ip_slot));
                         }
                     }
                 });
@@ -236,13 +306,14 @@ async fn overloaded(stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
 }
 
-/// Serve one connection while holding `slot`.
+/// Serve one connection while holding `slot` (its listener's and its address's).
 fn connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
     app: Arc<App>,
     surface: Surface,
-    slot: OwnedSemaphorePermit,
+    slot: (OwnedSemaphorePermit, limits::IpSlot),
+    uploads: &Arc<ingest::Uploads>,
     watcher: Watcher,
 ) {
     app.metrics.connection_opened();
@@ -292,8 +363,11 @@ fn connection(
         Surface::Admin => {
             builder.header_read_timeout(limits.header_timeout);
             let service_app = app.clone();
-            let service = service_fn(move |req| {
+            let uploads = uploads.clone();
+            let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 let app = service_app.clone();
+                // Ingest bodies received at once are bounded per listener.
+                req.extensions_mut().insert(uploads.clone());
                 async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));

@@ -4,6 +4,10 @@
 //! - `/edi/export-offer.php?client={partner}&token={token}&shop={shop}&type={kind}&format=xml&iof_3_0`
 //!   (IdoSell's form, so importers configured with IdoSell-style URLs work unchanged).
 //!
+//! Both take `language=` (the path form as a query): one of the partner's languages becomes
+//! the offer's. Partner ids may hold `.` and `@` (IdoSell's `client=` is often an e-mail
+//! login), literally or percent-encoded (`%40`).
+//!
 //! File names come from a fixed list; nothing in a URL ever becomes a filesystem path.
 
 /// A request for one of a partner's files.
@@ -14,6 +18,8 @@ pub struct FeedRequest {
     pub shop: u32,
     /// The file, normalized to its path-form name (`full.xml`, `light.xml.gz`, `full.csv`).
     pub file: FileRef,
+    /// `language=`: which of the partner's languages is the offer's (`None`: its first).
+    pub language: Option<String>,
 }
 
 /// Which file, before the partner's file type (plain or gzip) is known.
@@ -71,9 +77,54 @@ fn segment_ok(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@'))
         && s != "."
         && s != ".."
+}
+
+/// `%XX` escapes decoded (and `+` as a space in a query); `None` for a malformed escape or
+/// bytes that are not UTF-8. The result is still checked by [`segment_ok`].
+fn decode(s: &str, query: bool) -> Option<String> {
+    if !s.contains(['%', '+']) {
+        return Some(s.to_string());
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if query => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A `language=` value: three lowercase letters, as partners' languages are.
+fn language(v: &str) -> Option<String> {
+    (v.len() == 3 && v.bytes().all(|b| b.is_ascii_lowercase())).then(|| v.to_string())
+}
+
+/// The `language=` of a path-form query; `Err` when it is given but malformed.
+fn path_language(query: Option<&str>) -> Result<Option<String>, ()> {
+    let mut found = None;
+    for pair in query.unwrap_or("").split('&') {
+        if let Some(v) = pair.strip_prefix("language=") {
+            found = Some(language(&decode(v, true).ok_or(())?).ok_or(())?);
+        }
+    }
+    Ok(found)
 }
 
 /// Parse a request target; `None` for anything that is not a feed URL.
@@ -82,38 +133,41 @@ pub fn parse(path: &str, query: Option<&str>) -> Option<FeedRequest> {
         let mut parts = rest.split('/');
         let (partner, token, shop, file) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (partner, token) = (decode(partner, false)?, decode(token, false)?);
         if parts.next().is_some()
-            || !segment_ok(partner)
-            || !segment_ok(token)
+            || !segment_ok(&partner)
+            || !segment_ok(&token)
             || !is_file_name(file)
         {
             return None;
         }
         let shop = parse_shop(shop)?;
         return Some(FeedRequest {
-            partner: partner.into(),
-            token: token.into(),
+            partner,
+            token,
             shop,
             file: FileRef::Named(file.into()),
+            language: path_language(query).ok()?,
         });
     }
     if path == "/edi/export-offer.php" {
-        let (mut client, mut token, mut shop, mut kind, mut format) =
-            (None, None, None, None, None);
+        let (mut client, mut token, mut shop, mut kind, mut format, mut lang) =
+            (None, None, None, None, None, None);
         for pair in query?.split('&') {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
-                "client" => client = Some(v),
-                "token" => token = Some(v),
+                "client" => client = Some(decode(v, true)?),
+                "token" => token = Some(decode(v, true)?),
                 "shop" => shop = Some(v),
                 "type" => kind = Some(v),
                 "format" => format = Some(v),
-                _ => {} // language=, iof_3_0 and unknown flags do not select a file
+                "language" => lang = Some(language(&decode(v, true)?)?),
+                _ => {} // iof_3_0 and unknown flags do not select a file
             }
         }
         let (partner, token, kind) = (client?, token?, kind?);
-        if !segment_ok(partner)
-            || !segment_ok(token)
+        if !segment_ok(&partner)
+            || !segment_ok(&token)
             || !(KINDS.contains(&kind) || is_change_stem(kind))
         {
             return None;
@@ -125,13 +179,14 @@ pub fn parse(path: &str, query: Option<&str>) -> Option<FeedRequest> {
         };
         let shop = parse_shop(shop.unwrap_or("1"))?;
         return Some(FeedRequest {
-            partner: partner.into(),
-            token: token.into(),
+            partner,
+            token,
             shop,
             file: FileRef::Kind {
                 kind: kind.into(),
                 csv,
             },
+            language: lang,
         });
     }
     None
@@ -205,5 +260,40 @@ mod tests {
             None
         );
         assert_eq!(parse("/edi/export-offer.php", None), None);
+    }
+
+    #[test]
+    fn language_and_e_mail_logins_in_both_forms() {
+        let q = "client=jan.kowalski%40sklep.example&language=eng&token=tok-1&shop=2&type=light&format=xml&iof_3_0";
+        let r = parse("/edi/export-offer.php", Some(q)).unwrap();
+        assert_eq!(r.partner, "jan.kowalski@sklep.example");
+        assert_eq!(r.language.as_deref(), Some("eng"));
+        assert_eq!(r.shop, 2);
+        let q = "client=jan.kowalski@sklep.example&token=tok-1&type=full";
+        let r = parse("/edi/export-offer.php", Some(q)).unwrap();
+        assert_eq!(r.partner, "jan.kowalski@sklep.example");
+        assert_eq!(r.language, None);
+        for path in [
+            "/feeds/jan.kowalski@sklep.example/tok-1/1/full.xml",
+            "/feeds/jan.kowalski%40sklep.example/tok-1/1/full.xml",
+        ] {
+            let r = parse(path, Some("language=pol")).unwrap();
+            assert_eq!(r.partner, "jan.kowalski@sklep.example", "{path}");
+            assert_eq!(r.language.as_deref(), Some("pol"));
+        }
+        // A malformed language or escape is not a feed URL (404), never a default language.
+        for (path, query) in [
+            ("/feeds/a/tok/1/full.xml", "language=English"),
+            ("/feeds/a/tok/1/full.xml", "language=%zz"),
+            ("/feeds/a%2/tok/1/full.xml", ""),
+            ("/feeds/a%2Fb/tok/1/full.xml", ""),
+            (
+                "/edi/export-offer.php",
+                "client=a&token=t&type=full&language=PL",
+            ),
+            ("/edi/export-offer.php", "client=a%ff&token=t&type=full"),
+        ] {
+            assert_eq!(parse(path, Some(query)), None, "{path}?{query}");
+        }
     }
 }

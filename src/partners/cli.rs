@@ -36,7 +36,7 @@ pub struct PartnersArgs {
 pub enum Action {
     /// Add a partner with a new token (printed once, with its gateway URLs).
     Add {
-        /// Id used in URLs: letters, digits, '-', '_'.
+        /// Id used in URLs: letters, digits, '-', '_', '.', '@' (an e-mail login works).
         id: String,
         #[command(flatten)]
         settings: SettingsArgs,

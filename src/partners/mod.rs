@@ -44,7 +44,8 @@ pub enum FileType {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerEntry {
-    /// Short name used in URLs: letters, digits, `-`, `_`.
+    /// Short name used in URLs: letters, digits, `-`, `_`, `.`, `@` (IdoSell's `client=` is
+    /// often an e-mail login, and migrated URLs keep it).
     pub id: String,
     #[serde(default)]
     pub name: String,
@@ -127,6 +128,9 @@ pub struct Account {
     /// The render profile for each shop the account may fetch, with its key (computed once:
     /// every request looks its files up by it).
     profiles: HashMap<u32, (RenderProfile, String)>,
+    /// The same per (shop, language) for each of the account's other languages, picked with
+    /// `language=`: that language becomes the offer's, the others' texts follow.
+    alternates: HashMap<(u32, String), (RenderProfile, String)>,
     /// Revoked when this account's access ends; downloads in flight hold a clone.
     grant: Arc<Grant>,
 }
@@ -140,6 +144,20 @@ impl Account {
     /// [`RenderProfile::key`] of the profile for one of the account's shops.
     pub fn profile_key(&self, shop: u32) -> Option<&str> {
         self.profiles.get(&shop).map(|(_, k)| k.as_str())
+    }
+
+    /// The profile and its key for `shop` with `language` as the offer's language (`None`:
+    /// the account's first language). `None` for a shop or language the account lacks.
+    pub fn profile_in(&self, shop: u32, language: Option<&str>) -> Option<(&RenderProfile, &str)> {
+        let (profile, key) = self.profiles.get(&shop)?;
+        match language {
+            None => Some((profile, key.as_str())),
+            Some(l) if l == profile.language() => Some((profile, key.as_str())),
+            Some(l) => self
+                .alternates
+                .get(&(shop, l.to_string()))
+                .map(|(p, k)| (p, k.as_str())),
+        }
     }
 
     /// Whether `other` has the same token (compared in constant time); false after a rotation.
@@ -196,13 +214,20 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
+/// Partner ids appear in URL paths and in IdoSell's `client=`, which is often an e-mail
+/// login: letters, digits, `-`, `_`, `.`, `@`, starting with a letter or digit (so never
+/// `.` or `..`).
+pub fn valid_id(id: &str) -> bool {
+    id.len() <= 64
+        && id.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric)
         && id
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
 }
+
+/// What [`valid_id`] accepts, for error messages.
+pub const ID_RULE: &str =
+    "an id is 1-64 letters, digits, '-', '_', '.' or '@', starting with a letter or digit";
 
 impl Partners {
     /// Read and validate a partners file.
@@ -229,7 +254,7 @@ impl Partners {
                 reason,
             };
             if !valid_id(&entry.id) {
-                return Err(bad("an id is 1-64 letters, digits, '-' or '_'".into()));
+                return Err(bad(ID_RULE.into()));
             }
             if accounts.contains_key(&entry.id) {
                 return Err(bad("duplicate id".into()));
@@ -292,7 +317,23 @@ impl Partners {
                     let key = profile.key();
                     (shop, (profile, key))
                 })
-                .collect();
+                .collect::<HashMap<_, _>>();
+            let mut alternates = HashMap::new();
+            for (&shop, (profile, _)) in &profiles {
+                for (i, language) in entry.languages.iter().enumerate().skip(1) {
+                    if entry.languages[..i].contains(language) {
+                        continue;
+                    }
+                    let mut languages = vec![language.clone()];
+                    languages.extend(entry.languages.iter().filter(|l| *l != language).cloned());
+                    let alternate = RenderProfile {
+                        languages,
+                        ..profile.clone()
+                    };
+                    let key = alternate.key();
+                    alternates.insert((shop, language.clone()), (alternate, key));
+                }
+            }
             order.push(entry.id.clone());
             accounts.insert(
                 entry.id.clone(),
@@ -305,6 +346,7 @@ impl Partners {
                     shops: entry.shops.iter().copied().collect(),
                     file_type: entry.file_type,
                     profiles,
+                    alternates,
                     grant: Arc::new(Grant::default()),
                 },
             );
@@ -314,6 +356,27 @@ impl Partners {
             accounts,
             order,
         })
+    }
+
+    /// Refuse the file when an account names a shop that does not exist (`exists` says which
+    /// do): its gateway could not be served. `missing` explains, for the error, why a shop
+    /// is unknown.
+    pub fn check_shops(
+        &self,
+        path: &Path,
+        exists: impl Fn(u32) -> bool,
+        missing: impl Fn(u32) -> String,
+    ) -> Result<(), PartnersError> {
+        for account in self.accounts() {
+            if let Some(&shop) = account.shops.iter().find(|&&s| !exists(s)) {
+                return Err(PartnersError::Invalid {
+                    path: path.to_path_buf(),
+                    id: account.id.clone(),
+                    reason: format!("shop {shop} does not exist: {}", missing(shop)),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Check a partner id and token. The token is compared in constant time; an unknown id
@@ -379,6 +442,15 @@ impl Partners {
     /// Accounts in file order.
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.order.iter().filter_map(|id| self.accounts.get(id))
+    }
+
+    /// Whether an account with access has the `language=` profile `key` (see
+    /// [`Account::profile_in`]). Those are rendered only once asked for, not listed by
+    /// [`Partners::profiles`].
+    pub fn has_alternate(&self, key: &str) -> bool {
+        self.accounts()
+            .filter(|a| a.offer_access)
+            .any(|a| a.alternates.values().any(|(_, k)| k == key))
     }
 
     /// Every distinct render profile in use by an account with access.
@@ -500,8 +572,52 @@ offer_access = false
         assert_eq!(prof.currency, "EUR");
         assert_eq!(prof.language(), "eng");
         assert!(a.profile(3).is_none());
-        // b is revoked, so only a's two shops are in use.
+        // b is revoked, so only a's two shops are in use (`language=` profiles are rendered
+        // once asked for, not listed).
         assert_eq!(p.profiles().len(), 2);
+    }
+
+    #[test]
+    fn language_picks_one_of_the_partners_languages() {
+        let p = parse(&two()).unwrap();
+        let a = p.get("a").unwrap();
+        let (default, key) = a.profile_in(1, None).unwrap();
+        assert_eq!(default.languages, ["eng", "pol"]);
+        assert_eq!(a.profile_in(1, Some("eng")).unwrap().1, key);
+        let (pol, pol_key) = a.profile_in(1, Some("pol")).unwrap();
+        assert_eq!(pol.languages, ["pol", "eng"], "the other texts are kept");
+        assert_ne!(pol_key, key);
+        assert!(p.has_alternate(pol_key) && !p.has_alternate(key));
+        assert_eq!(pol.currency, default.currency);
+        assert!(a.profile_in(1, Some("deu")).is_none());
+        assert!(a.profile_in(3, Some("pol")).is_none());
+    }
+
+    #[test]
+    fn ids_may_be_e_mail_logins() {
+        for id in ["jan.kowalski@sklep.example", "b2b_hurt-1", "a"] {
+            let text = format!(
+                "[[partner]]\nid = \"{id}\"\ntoken = \"0123456789abcdef-a\"\nshops = [1]\n"
+            );
+            assert!(parse(&text).is_ok(), "{id}");
+        }
+        for id in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "@x",
+            "a/b",
+            "a b",
+            "jan%40x",
+            &"x".repeat(65),
+        ] {
+            let text = format!(
+                "[[partner]]\nid = \"{id}\"\ntoken = \"0123456789abcdef-a\"\nshops = [1]\n"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains("'@'"), "{id:?}: {err}");
+        }
     }
 
     #[test]

@@ -138,9 +138,11 @@ fn render(o: &mut Vec<u8>, g: &Gateway) {
     o.attr_datetime(b"expires", g.expires);
     o.raw(b"/>\n\t\t</time>\n\t</meta>\n");
 
+    // `<changes>` is always written, empty when there are none, as IdoSell does: the XSD
+    // makes it optional, but clients built on IdoSell's gateways require it.
     file_open(o, b"\t<full", &g.full);
     if g.changes.is_empty() {
-        o.raw(b"/>\n");
+        o.raw(b">\n\t\t<changes/>\n\t</full>\n");
     } else {
         o.raw(b">\n\t\t<changes>\n");
         for change in &g.changes {
@@ -344,6 +346,9 @@ mod tests {
             doc.contains("<short_name><![CDATA[shop9]]></short_name>"),
             "{doc}"
         );
-        assert!(doc.contains("<full url=\"u\"/>"), "{doc}");
+        assert!(
+            doc.contains("<full url=\"u\">\n\t\t<changes/>\n\t</full>"),
+            "{doc}"
+        );
     }
 }

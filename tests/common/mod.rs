@@ -197,3 +197,32 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn data_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("data")
 }
+
+/// Check files as third-party clients read them: `scripts/check-clients.py` validates each
+/// with a second XSD engine (xmlschema) and parses gateways with python-idosell, all in one
+/// process. Missing Python or either package fails the test, never skips it. Each file's name
+/// must tell its kind (`gateway.xml`, `full.xml`, `full_change<ts>.xml`, ...).
+pub fn check_clients(files: &[PathBuf]) {
+    assert!(!files.is_empty(), "no files to check");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-clients.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "third-party clients reject served files ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Write `bytes` as `dir/name` for [`check_clients`] and return the path.
+pub fn keep(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write");
+    path
+}

@@ -65,6 +65,7 @@ pub(super) struct Import {
     /// Interior mutability so that `&self` helpers (texts, prices) can count what they map.
     pub(super) report: RefCell<Report>,
     pub(super) notes: Vec<String>,
+    pub(super) skipped: Vec<String>,
     pub(super) products: Vec<Record>,
     pub(super) site: Option<u32>,
     pub(super) options: ImportOptions,
@@ -89,6 +90,7 @@ impl Import {
             light_sizes: HashMap::new(),
             report: RefCell::new(Report::default()),
             notes: Vec::new(),
+            skipped: Vec::new(),
             products: Vec::new(),
             site: None,
             options,
@@ -244,7 +246,7 @@ impl Import {
                 Err(message) => {
                     self.report.borrow_mut().products_skipped += 1;
                     self.dropped("product", || format!("at byte {at}: {message}"));
-                    self.notes.push(format!(
+                    self.skipped.push(format!(
                         "{}: product at byte {at} skipped: {message}",
                         path.display()
                     ));
@@ -648,6 +650,7 @@ impl Import {
         Offer {
             records,
             notes,
+            skipped: self.skipped,
             report,
         }
     }

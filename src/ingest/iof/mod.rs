@@ -50,6 +50,9 @@ pub use report::{Conversion, FieldCounts, Report};
 pub struct Offer {
     pub records: Vec<Record>,
     pub notes: Vec<String>,
+    /// Products that cannot be imported, each as `file: product at byte N skipped: reason`;
+    /// callers refuse the offer unless told to import the valid rest.
+    pub skipped: Vec<String>,
     pub report: Report,
 }
 
