@@ -4,25 +4,32 @@
 //! Input: a directory holding full.xml (and, when present, light.xml, gateway.xml and the
 //! reference files), a full.xml whose companions sit beside it, or a gateway file on local
 //! disk naming them. full.xml and light.xml are stream-parsed with quick-xml one `<product>`
-//! at a time, so memory does not grow with the file; reference files are small and read whole.
+//! at a time, so parsing memory does not grow with the file (the mapped records are returned
+//! whole: about 10 KB per product); reference files are small and read whole.
 //!
 //! Mapping decisions:
 //! - **Dialects.** Core elements are matched by local name in any namespace (no prefix or the
 //!   default IOF namespace); `iaiext:` elements are extensions. `parameter type="section"` and
 //!   `<section>` are both sections; `changed` and `date_changed` are both image dates;
 //!   `code_external` and `iaiext:code_external` are both the ERP code; decimals may use a
-//!   comma. A `<product removed="yes">` (change files) becomes a deletion.
+//!   comma. A `<product removed="yes">` (change files) becomes a deletion. Other generators'
+//!   shapes (sizes without ids, product-level EAN and codes, two-letter languages, other date
+//!   shapes, category paths, `<description><description>`) are mapped in `sizes`, `map`,
+//!   `parts` and `dialect`; the README's "Moving from another platform" lists them.
 //! - **Ids.** Product ids must be positive integers in iofd: an id that is not one is mapped
 //!   to `2^52 + (blake3("product:" + id) mod 2^52)`, deterministic, and reported. Dictionary
 //!   ids likewise (warehouses into `2^31 + ..`).
-//! - **Prices** come from full.xml (base prices in `products@currency`); light.xml prices are
+//! - **Prices** come from full.xml (in `products@currency`, or the product's `currency`,
+//!   converted to the base currency with the configured rates; no rate is an error, never a
+//!   relabelling: `prices`); light.xml prices are
 //!   the partner's (discounts applied) and are not imported. A zero srp or strikethrough
 //!   price means "none". **Stock** comes from light.xml when it lists the size (it is the
 //!   fresher file), else from full.xml; light's one-size `id="0"` joins full's `uniw`.
 //! - **Dictionaries** come from the reference files, completed by what full.xml says inline
 //!   (names in the offer language, parameter values and their contexts, size groups).
 //! - Everything else (IdoSell category taxonomy, promotions' zones, iaiext extensions, ...)
-//!   is counted and reported as not mapped.
+//!   is counted and reported as dropped in the [`Report`], with examples; a product that
+//!   cannot be imported at all is listed in [`Offer::skipped`].
 
 mod dialect;
 mod map;
