@@ -227,7 +227,9 @@ fn a_third_party_offer_is_imported_without_loss_and_published_as_the_source_says
         .as_str()
         .unwrap();
     assert!(
-        example.contains("1002") && example.contains("ACME-SPADE-2"),
+        example.contains("1002")
+            && example.contains("ACME-SPADE-2")
+            && example.contains("already has the producer code \"4006381333931\""),
         "{example}"
     );
     assert!(r["elapsed_ms"].is_u64(), "{r:#}");

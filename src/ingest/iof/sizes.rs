@@ -266,9 +266,6 @@ impl Import {
                 stock: std::mem::take(&mut p.stock),
             });
         }
-        let without: Vec<usize> = (0..p.sizes.len())
-            .filter(|i| p.sizes[*i].code_producer.is_none())
-            .collect();
         let mut place = |im: &mut Import, field: &str, code: String, standard: CodeStandard| {
             if p.sizes
                 .iter()
@@ -278,14 +275,23 @@ impl Import {
                 im.mapped(field);
                 return;
             }
+            let without: Vec<usize> = (0..p.sizes.len())
+                .filter(|i| p.sizes[*i].code_producer.is_none())
+                .collect();
             match without.as_slice() {
-                [only] if p.sizes[*only].code_producer.is_none() => {
+                [only] => {
                     im.mapped(field);
                     p.sizes[*only].code_producer = Some(code);
                     if p.producer_code_standard == CodeStandard::Auto {
                         p.producer_code_standard = standard;
                     }
                 }
+                [] if p.sizes.len() == 1 => im.dropped(field, || {
+                    format!(
+                        "{code:?}: the only size already has the producer code {:?}",
+                        p.sizes[0].code_producer.as_deref().unwrap_or("")
+                    )
+                }),
                 [] => im.dropped(field, || {
                     format!("{code:?}: every size has its own code_producer")
                 }),
