@@ -353,7 +353,22 @@ fn import(
     for file in &files {
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
-            let offer = match iofd::ingest::iof::read_offer_with(file, &iof_options) {
+            // Products are parked as they are mapped, so memory stays flat however large.
+            let mut park = |record: iofd::catalog::Record| -> Result<(), String> {
+                batch.count += 1;
+                match record {
+                    iofd::catalog::Record::Product(p) => {
+                        let parked = batch.spool.park(&p).map_err(|e| e.to_string())?;
+                        batch.changes.push(parked);
+                    }
+                    iofd::catalog::Record::DeleteProduct { id } => {
+                        batch.changes.push(iofd::store::Parked::Delete(id));
+                    }
+                    dict => batch.dicts.push(dict),
+                }
+                Ok(())
+            };
+            let offer = match iofd::ingest::iof::read_offer_each(file, &iof_options, &mut park) {
                 Ok(offer) => offer,
                 Err(iofd::ingest::iof::IofError::Strict {
                     path,
@@ -390,16 +405,7 @@ fn import(
                 without_shop.push(file.display().to_string());
             }
             for record in offer.records {
-                batch.count += 1;
-                match record {
-                    iofd::catalog::Record::Product(p) => {
-                        batch.changes.push(batch.spool.park(&p)?);
-                    }
-                    iofd::catalog::Record::DeleteProduct { id } => {
-                        batch.changes.push(iofd::store::Parked::Delete(id));
-                    }
-                    dict => batch.dicts.push(dict),
-                }
+                park(record).map_err(anyhow::Error::msg)?;
             }
             continue;
         }

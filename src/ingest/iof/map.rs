@@ -50,7 +50,10 @@ const PRODUCT_ATTRS: [&str; 12] = [
 ];
 
 /// Everything gathered while reading: dictionaries by id, products, notes.
-pub(super) struct Import {
+/// Where mapped products go instead of being held, when the caller streams them.
+pub(super) type Sink<'a> = &'a mut dyn FnMut(Record) -> Result<(), String>;
+
+pub(super) struct Import<'a> {
     pub(super) ids: Ids,
     pub(super) lang: String,
     pub(super) dicts: Dictionaries,
@@ -75,10 +78,12 @@ pub(super) struct Import {
     pub(super) rate: Option<Decimal>,
     /// The product being mapped, for the report's examples.
     pub(super) current: String,
+    /// Products handed on as they are mapped (memory stays flat), else held in `products`.
+    pub(super) sink: Option<Sink<'a>>,
 }
 
-impl Import {
-    pub(super) fn new(options: ImportOptions) -> Self {
+impl<'a> Import<'a> {
+    pub(super) fn new(options: ImportOptions, sink: Option<Sink<'a>>) -> Self {
         Import {
             ids: Ids::default(),
             lang: "pol".into(),
@@ -97,6 +102,7 @@ impl Import {
             currency: None,
             rate: None,
             current: String::new(),
+            sink,
         }
     }
 
@@ -241,7 +247,14 @@ impl Import {
                         _ => report.products += 1,
                     }
                     drop(report);
-                    self.products.push(record);
+                    match self.sink.as_mut() {
+                        Some(sink) => sink(record).map_err(|message| IofError::Sink {
+                            path: path.clone(),
+                            position: at,
+                            message,
+                        })?,
+                        None => self.products.push(record),
+                    }
                 }
                 Err(message) => {
                     self.report.borrow_mut().products_skipped += 1;

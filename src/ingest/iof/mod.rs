@@ -115,6 +115,13 @@ pub enum IofError {
         currency: String,
         base: String,
     },
+    /// The caller's sink refused a product (e.g. its spool could not be written).
+    #[error("{}: at byte {position}: cannot keep the product: {message}", path.display())]
+    Sink {
+        path: PathBuf,
+        position: u64,
+        message: String,
+    },
     /// `--strict`, and values were dropped.
     #[error("{}: {dropped} value(s) could not be imported (strict): {}", path.display(), fields.join(", "))]
     Strict {
@@ -241,7 +248,21 @@ pub fn read_offer(path: &Path) -> Result<Offer, IofError> {
 /// Read an offer with the configured currencies; `options.strict` refuses any drop.
 pub fn read_offer_with(path: &Path, options: &ImportOptions) -> Result<Offer, IofError> {
     let started = Instant::now();
-    let mut offer = read_files(path, options)?;
+    let mut offer = read_files(path, options, None)?;
+    offer.report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    strict(path, options, offer)
+}
+
+/// [`read_offer_with`], handing each product (and deletion) to `each` as soon as it is
+/// mapped instead of holding it: the returned offer's records are the dictionaries only, and
+/// memory stays bounded by them whatever the size of full.xml. `each` failing stops the read.
+pub fn read_offer_each(
+    path: &Path,
+    options: &ImportOptions,
+    each: &mut dyn FnMut(Record) -> Result<(), String>,
+) -> Result<Offer, IofError> {
+    let started = Instant::now();
+    let mut offer = read_files(path, options, Some(each))?;
     offer.report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     strict(path, options, offer)
 }
@@ -264,9 +285,13 @@ fn strict(path: &Path, options: &ImportOptions, offer: Offer) -> Result<Offer, I
     Ok(offer)
 }
 
-fn read_files(path: &Path, options: &ImportOptions) -> Result<Offer, IofError> {
+fn read_files(
+    path: &Path,
+    options: &ImportOptions,
+    sink: Option<map::Sink<'_>>,
+) -> Result<Offer, IofError> {
     let files = locate(path)?;
-    let mut im = Import::new(options.clone());
+    let mut im = Import::new(options.clone(), sink);
     for kind in REFERENCE_KINDS {
         if let Some(p) = files.refs.get(kind) {
             let doc = read_document(p)?;
@@ -299,7 +324,7 @@ pub fn read_full_bytes(bytes: &[u8]) -> Result<Offer, IofError> {
 
 /// [`read_full_bytes`] with the configured currencies (and strictness).
 pub fn read_full_bytes_with(bytes: &[u8], options: &ImportOptions) -> Result<Offer, IofError> {
-    let mut im = Import::new(options.clone());
+    let mut im = Import::new(options.clone(), None);
     let stream = Stream::new(
         bytes,
         Path::new("full.xml"),
@@ -585,6 +610,38 @@ mod tests {
             .collect();
         assert_eq!(params[0].kind, ParameterKind::Section);
         assert_eq!(params[1].context.as_deref(), Some("CONTEXT_X"));
+    }
+
+    #[test]
+    fn streamed_products_are_the_held_ones_and_a_failing_sink_stops_the_read() {
+        let held = read_offer(&examples()).expect("import");
+        let mut streamed = Vec::new();
+        let offer = read_offer_each(&examples(), &ImportOptions::default(), &mut |r| {
+            streamed.push(r);
+            Ok(())
+        })
+        .expect("import");
+        assert!(offer
+            .records
+            .iter()
+            .all(|r| !matches!(r, Record::Product(_) | Record::DeleteProduct { .. })));
+        let products = |records: &[Record]| {
+            records
+                .iter()
+                .filter(|r| matches!(r, Record::Product(_)))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(products(&held.records), streamed);
+        assert_eq!(offer.records.len() + streamed.len(), held.records.len());
+        let e = read_offer_each(&examples(), &ImportOptions::default(), &mut |_| {
+            Err("disk full".into())
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, IofError::Sink { message, position, .. } if message == "disk full" && *position > 0),
+            "{e}"
+        );
     }
 
     #[test]

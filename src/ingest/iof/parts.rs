@@ -16,7 +16,7 @@ fn separator(name: &str) -> Option<char> {
         .and_then(|i| name[i..].chars().next())
 }
 
-impl Import {
+impl Import<'_> {
     /// `<category id name>`: a name like `Home/Kitchen/Mugs` (or with `\\`) is a path; its
     /// parents get ids derived from their path (`Ids::hashed("category path", "Home/Kitchen")`),
     /// so every product naming the same path shares them and re-imports keep them.

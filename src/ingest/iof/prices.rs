@@ -9,7 +9,7 @@ use super::reader::Node;
 /// No price is this large; refusing it keeps `net × (1 + VAT)` far from overflowing.
 const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0); // 10^15
 
-impl Import {
+impl Import<'_> {
     /// One amount (`net` or `gross`) of a price node, in the base currency. Empty is "none";
     /// a value that is no amount is reported dropped.
     fn amount(&self, node: &Node, field: &str, name: &str) -> Option<Decimal> {

@@ -9,11 +9,11 @@ use super::dialect::{decimal, warranty_type};
 use super::map::Import;
 use super::reader::Node;
 
-impl Import {
+impl Import<'_> {
     pub(super) fn reference(&mut self, kind: &str, doc: &Node) {
         match kind {
             "categories" => {
-                fn walk(im: &mut Import, node: &Node, parent: Option<u64>) {
+                fn walk(im: &mut Import<'_>, node: &Node, parent: Option<u64>) {
                     for c in node.kids("category") {
                         let Some(raw) = c.attr(&["id"]) else { continue };
                         let id = im.ids.id("category", raw, false);

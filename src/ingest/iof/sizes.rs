@@ -47,7 +47,7 @@ fn non_empty(s: Option<&str>) -> Option<String> {
         .map(str::to_owned)
 }
 
-impl Import {
+impl Import<'_> {
     pub(super) fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) {
         let group = node
             .attr(&["iaiext:group_id", "group_id"])
@@ -266,7 +266,7 @@ impl Import {
                 stock: std::mem::take(&mut p.stock),
             });
         }
-        let mut place = |im: &mut Import, field: &str, code: String, standard: CodeStandard| {
+        let mut place = |im: &mut Import<'_>, field: &str, code: String, standard: CodeStandard| {
             if p.sizes
                 .iter()
                 .any(|s| s.code_producer.as_deref() == Some(code.as_str()))
