@@ -4,8 +4,9 @@
 //! Input: a directory holding full.xml (and, when present, light.xml, gateway.xml and the
 //! reference files), a full.xml whose companions sit beside it, or a gateway file on local
 //! disk naming them. full.xml and light.xml are stream-parsed with quick-xml one `<product>`
-//! at a time, so parsing memory does not grow with the file (the mapped records are returned
-//! whole: about 10 KB per product); reference files are small and read whole.
+//! at a time, so parsing memory does not grow with the file; [`read_offer_each`] hands each
+//! product on as it is mapped ([`read_offer`] holds them all: about 10 KB per product);
+//! reference files are small and read whole.
 //!
 //! Mapping decisions:
 //! - **Dialects.** Core elements are matched by local name in any namespace (no prefix or the
