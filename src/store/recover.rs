@@ -115,8 +115,8 @@ pub struct GenerationCheck {
     pub manifest: PathBuf,
     pub generation: u64,
     pub products: usize,
-    /// Snapshot files validated (header, blake3, archive check, placement).
-    pub files: usize,
+    /// The snapshot files validated (header, blake3, archive check, placement).
+    pub files: Vec<String>,
 }
 
 /// The result of [`verify`]: the current generation and the fallback, each checked fully.
@@ -153,7 +153,7 @@ pub fn verify(dir: &Path) -> StoreCheck {
             manifest: dir.join(name),
             generation: s.generation(),
             products: s.len(),
-            files: s.file_names().count(),
+            files: s.file_names().map(str::to_owned).collect(),
         }))
     };
     let mut current = check(MANIFEST);
