@@ -555,9 +555,7 @@ fn a_damaged_shard_falls_back_to_the_previous_generation() {
             .unwrap();
         let gen1 = contents(&store.snapshot());
         let files = shard_files(dir.path());
-        store
-            .apply(records([7], "two"), ApplyMode::Upsert)
-            .unwrap();
+        store.apply(records([7], "two"), ApplyMode::Upsert).unwrap();
         (gen1, files)
     };
     let victim = shard_files(dir.path())
@@ -569,7 +567,13 @@ fn a_damaged_shard_falls_back_to_the_previous_generation() {
 
     // `verify` names the damage and what a start would serve.
     let check = verify(dir.path());
-    let err = check.current.as_ref().unwrap().as_ref().unwrap_err().to_string();
+    let err = check
+        .current
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&victim) && err.contains("checksum"), "{err}");
     assert_eq!(check.serves().unwrap().generation, 1);
 
@@ -616,7 +620,15 @@ fn a_damaged_manifest_falls_back_and_both_damaged_is_an_error_naming_the_current
     // The fallback damaged too: nothing good is left to serve, and nothing is collected.
     fs::write(&manifest, &good).unwrap();
     let fallback_only: Vec<String> = referenced(dir.path())
-        .difference(&verify(dir.path()).current.unwrap().unwrap().files.into_iter().collect())
+        .difference(
+            &verify(dir.path())
+                .current
+                .unwrap()
+                .unwrap()
+                .files
+                .into_iter()
+                .collect(),
+        )
         .cloned()
         .collect();
     fs::write(&manifest, &good[..good.len() / 2]).unwrap();

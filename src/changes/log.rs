@@ -163,6 +163,76 @@ fn is_torn_tail(rest: &[u8]) -> bool {
     len > MAX_FRAME || HEADER + len >= rest.len()
 }
 
+/// What [`check`] found in a log directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogCheck {
+    pub segments: usize,
+    pub frames: usize,
+    /// Offset of the first byte still held, and of the end of the last good frame.
+    pub start: u64,
+    pub end: u64,
+    /// Bytes after the last good frame that a crash can leave (cut off on open).
+    pub torn_tail: u64,
+}
+
+/// Check every frame of the log in `dir` without changing anything (a server may be
+/// appending: a partial last frame is reported as a torn tail, not as damage).
+pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
+    let mut starts = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LogCheck::default()),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        if let Some(Ok(start)) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .map(str::parse::<u64>)
+        {
+            starts.push(start);
+        }
+    }
+    starts.sort_unstable();
+    let mut out = LogCheck {
+        segments: starts.len(),
+        start: starts.first().copied().unwrap_or(0),
+        ..LogCheck::default()
+    };
+    for (i, &start) in starts.iter().enumerate() {
+        let path = dir.join(segment_name(start));
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let (frames, valid) = scan(&bytes);
+        for (at, payload) in &frames {
+            if decode(payload).is_none() {
+                return Err(LogError::Damaged {
+                    path,
+                    offset: start + *at as u64,
+                });
+            }
+        }
+        let damaged = |offset: u64| LogError::Damaged {
+            path: path.clone(),
+            offset,
+        };
+        let last = i + 1 == starts.len();
+        if valid < bytes.len() {
+            if !last || !is_torn_tail(&bytes[valid..]) {
+                return Err(damaged(start + valid as u64));
+            }
+            out.torn_tail = (bytes.len() - valid) as u64;
+        }
+        if i > 0 && out.end != start {
+            return Err(damaged(start));
+        }
+        out.frames += frames.len();
+        out.end = start + valid as u64;
+    }
+    Ok(out)
+}
+
 impl Log {
     /// Open the log in `dir` (creating an empty one starting at offset 0). Every frame is
     /// checked; a torn tail of the last segment is cut off (returns its length in bytes).

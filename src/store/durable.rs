@@ -162,12 +162,9 @@ pub(crate) fn collect_garbage(dir: &Path, keep: &HashSet<&str>) -> io::Result<us
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name
-            .strip_suffix(TMP_SUFFIX)
-            .is_some_and(|base| {
-                base == MANIFEST || base == PREVIOUS || format::parse_file_name(base).is_some()
-            })
-            || (format::parse_file_name(name).is_some() && !keep.contains(name));
+        let ours = name.strip_suffix(TMP_SUFFIX).is_some_and(|base| {
+            base == MANIFEST || base == PREVIOUS || format::parse_file_name(base).is_some()
+        }) || (format::parse_file_name(name).is_some() && !keep.contains(name));
         if ours && entry.file_type()?.is_file() {
             match fs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,

@@ -51,7 +51,9 @@ mod armed {
     static PLANS: Mutex<Vec<Armed>> = Mutex::new(Vec::new());
 
     fn plans() -> std::sync::MutexGuard<'static, Vec<Armed>> {
-        PLANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        PLANS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     impl Plan {

@@ -90,9 +90,7 @@ const OPERATIONS: [Operation; 5] = [
 /// Two acknowledged generations, so that a fallback exists: ids 1..=8, then 1..=4 renamed.
 fn prepared(dir: &Path) -> (Store, State) {
     let store = Store::open(dir, opts()).unwrap();
-    store
-        .apply(upserts(1..=8, "a"), ApplyMode::Upsert)
-        .unwrap();
+    store.apply(upserts(1..=8, "a"), ApplyMode::Upsert).unwrap();
     let mut b = upserts(1..=4, "b");
     b.push(category("kategoria"));
     store.apply(b, ApplyMode::Upsert).unwrap();
@@ -142,10 +140,7 @@ fn run(store: &Store, op: Operation, before: &State) -> (bool, State) {
                 after.insert(id, format!("g {id}"));
             }
             store
-                .commit(vec![
-                    request(upserts([4], "g")),
-                    request(upserts([9], "g")),
-                ])
+                .commit(vec![request(upserts([4], "g")), request(upserts([9], "g"))])
                 .is_ok()
         }
         Operation::FollowedUp => {
@@ -195,7 +190,10 @@ fn every_durability_step_failing_loses_no_acknowledged_update() {
             }
         }
     }
-    assert!(cases >= OPERATIONS.len() * STEPS.len(), "only {cases} cases");
+    assert!(
+        cases >= OPERATIONS.len() * STEPS.len(),
+        "only {cases} cases"
+    );
     println!("{cases} fault-injection cases");
 }
 
@@ -208,7 +206,10 @@ fn check_case(op: Operation, step: Step, nth: usize, errno: i32) {
     let (ok, after) = run(&store, op, &before);
     assert!(plan.fired(), "{case}: the fault was not reached");
     drop(plan);
-    assert!(!ok, "{case}: acknowledged although a durability step failed");
+    assert!(
+        !ok,
+        "{case}: acknowledged although a durability step failed"
+    );
 
     // Memory holds the old generation, or — when only the follow-up failed — the committed
     // one, and then the store is poisoned.
@@ -242,7 +243,10 @@ fn check_case(op: Operation, step: Step, nth: usize, errno: i32) {
     let reopened = Store::open(dir.path(), opts())
         .unwrap_or_else(|e| panic!("{case}: the store does not open: {e}"));
     let s = reopened.snapshot();
-    assert!(s.generation() >= acked_generation, "{case}: generation went back");
+    assert!(
+        s.generation() >= acked_generation,
+        "{case}: generation went back"
+    );
     let mut found = state_of(&s);
     if later.is_ok() {
         assert_eq!(found.remove(&100).as_deref(), Some("later 100"), "{case}");
@@ -308,7 +312,10 @@ fn a_failed_follow_up_refuses_writes_until_reopened() {
     let (store, _) = prepared(dir.path());
     let err = store
         .apply_and(upserts([1], "x"), ApplyMode::Upsert, |r| {
-            Err(StoreError::Options(format!("marker of {} failed", r.generation)))
+            Err(StoreError::Options(format!(
+                "marker of {} failed",
+                r.generation
+            )))
         })
         .unwrap_err();
     assert!(err.to_string().contains("marker of 3 failed"), "{err}");
@@ -328,7 +335,5 @@ fn a_failed_follow_up_refuses_writes_until_reopened() {
     let s = store.snapshot();
     assert_eq!((s.generation(), state_of(&s)[&1].as_str()), (3, "x 1"));
     assert_eq!(state_of(&s)[&2], "b 2");
-    store
-        .apply(upserts([2], "y"), ApplyMode::Upsert)
-        .unwrap();
+    store.apply(upserts([2], "y"), ApplyMode::Upsert).unwrap();
 }

@@ -255,7 +255,13 @@ impl Store {
         then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         then(report).inspect_err(|e| {
-            self.poison(w, format!("the follow-up of generation {} failed: {e}", report.generation));
+            self.poison(
+                w,
+                format!(
+                    "the follow-up of generation {} failed: {e}",
+                    report.generation
+                ),
+            );
         })
     }
 
