@@ -67,6 +67,9 @@ impl fmt::Display for Report {
         for p in &c.problems {
             writeln!(f, "DAMAGED  change history: {p}")?;
         }
+        for n in &c.notes {
+            writeln!(f, "note     change history: {n}")?;
+        }
         if c.problems.is_empty() {
             let checkpoint = match c.checkpoint {
                 Some((g, offset)) => format!("checkpoint at generation {g} (log offset {offset})"),

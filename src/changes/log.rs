@@ -176,12 +176,13 @@ pub struct LogCheck {
 }
 
 /// Check every frame of the log in `dir` without changing anything (a server may be
-/// appending: a partial last frame is reported as a torn tail, not as damage).
-pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
+/// appending: a partial last frame is reported as a torn tail, not as damage). Returns the
+/// frames at offset `from` and later.
+pub fn check(dir: &Path, from: u64) -> Result<(LogCheck, Vec<Frame>), LogError> {
     let mut starts = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(LogCheck::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(e) => return Err(io_err(dir, e)),
     };
     for entry in entries {
@@ -196,6 +197,7 @@ pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
         }
     }
     starts.sort_unstable();
+    let mut tail = Vec::new();
     let mut out = LogCheck {
         segments: starts.len(),
         start: starts.first().copied().unwrap_or(0),
@@ -206,11 +208,11 @@ pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
         let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
         let (frames, valid) = scan(&bytes);
         for (at, payload) in &frames {
-            if decode(payload).is_none() {
-                return Err(LogError::Damaged {
-                    path,
-                    offset: start + *at as u64,
-                });
+            let offset = start + *at as u64;
+            match decode(payload) {
+                Some(frame) if offset >= from => tail.push(frame),
+                Some(_) => {}
+                None => return Err(LogError::Damaged { path, offset }),
             }
         }
         let damaged = |offset: u64| LogError::Damaged {
@@ -230,7 +232,7 @@ pub fn check(dir: &Path) -> Result<LogCheck, LogError> {
         out.frames += frames.len();
         out.end = start + valid as u64;
     }
-    Ok(out)
+    Ok((out, tail))
 }
 
 impl Log {
