@@ -613,9 +613,14 @@ fn a_damaged_manifest_falls_back_and_both_damaged_is_an_error_naming_the_current
     }
     let manifest = dir.path().join("MANIFEST");
     let good = fs::read(&manifest).unwrap();
+    let before = shard_files(dir.path());
     fs::write(&manifest, &good[..good.len() / 2]).unwrap();
     let s = load_snapshot(dir.path()).unwrap();
     assert_eq!((s.generation(), name_of(&s, 3)), (1, "one 3".to_owned()));
+    // An open falls back too and collects nothing: the unreadable MANIFEST may name any file.
+    let s = Store::open(dir.path(), small(10)).unwrap().snapshot();
+    assert_eq!(s.generation(), 1);
+    assert_eq!(shard_files(dir.path()), before);
 
     // The fallback damaged too: nothing good is left to serve, and nothing is collected.
     fs::write(&manifest, &good).unwrap();

@@ -180,15 +180,20 @@ impl Store {
         let recovered = recover::recover(dir)?;
         let snapshot = recovered.snapshot;
         Spool::clear(&dir.join(spool::SPOOL_DIR));
-        // Only after the manifest and its files proved good: never collect on a bad read.
+        // Only after the manifest and its files proved good: never collect on a bad read. After
+        // a fallback nothing is collected: an unreadable MANIFEST may name any file here.
         let keep: HashSet<&str> = snapshot
             .file_names()
             .chain(recovered.also_kept.iter().map(String::as_str))
             .collect();
-        let removed = durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let removed = if recovered.from_manifest {
+            durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+        } else {
+            0
+        };
         tracing::info!(
             dir = %dir.display(),
             generation = snapshot.generation(),
@@ -554,7 +559,7 @@ impl Store {
     /// directory fsync covers it); after a fallback the disk's MANIFEST is not the old
     /// generation, so its manifest is written out.
     fn keep_fallback(&self, w: &Writer, old: &Snapshot) -> Result<(), StoreError> {
-        let result = if !w.manifest_current {
+        if !w.manifest_current {
             Manifest::describe(old).to_json().and_then(|bytes| {
                 durable::write_file(&self.dir, PREVIOUS, &[&bytes])
                     .map(drop)
@@ -568,8 +573,7 @@ impl Store {
             }
         } else {
             durable::link_file(&self.dir, MANIFEST, PREVIOUS).map_err(|e| self.io(PREVIOUS, e))
-        };
-        result
+        }
     }
 
     fn sync_dir(&self) -> Result<(), StoreError> {
