@@ -642,6 +642,40 @@ mod tests {
     }
 
     #[test]
+    fn check_reads_without_repairing_and_tells_a_torn_tail_from_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path()).unwrap();
+        log.append(&frame(1, 3)).unwrap();
+        let second = log.end();
+        log.append(&frame(2, 2)).unwrap();
+        let end = log.end();
+        drop(log);
+        let (c, tail) = check(dir.path(), second).unwrap();
+        assert_eq!(
+            (c.segments, c.frames, c.start, c.end, c.torn_tail),
+            (1, 2, 0, end, 0)
+        );
+        assert_eq!(tail, vec![frame(2, 2)]);
+
+        // A frame cut short by a crash: reported, left in place (a server may be writing).
+        let path = dir.path().join(segment_name(0));
+        let good = fs::read(&path).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(&good[second as usize..second as usize + 7]);
+        fs::write(&path, &torn).unwrap();
+        let (c, _) = check(dir.path(), 0).unwrap();
+        assert_eq!((c.frames, c.end, c.torn_tail), (2, end, 7));
+        assert_eq!(fs::read(&path).unwrap(), torn);
+
+        // A damaged frame followed by a good one is damage to committed history.
+        let mut bad = good.clone();
+        bad[HEADER + 2] ^= 0x10;
+        fs::write(&path, &bad).unwrap();
+        let err = check(dir.path(), 0).unwrap_err().to_string();
+        assert!(err.contains("damaged change log at offset 0"), "{err}");
+    }
+
+    #[test]
     fn frames_round_trip_across_reopen_and_rotation() {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, torn) = Log::open(dir.path()).unwrap();
