@@ -30,7 +30,7 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         Ok(Some(m)) => m.load(dir, MANIFEST).map(|s| (m, s)),
         Ok(None) => match &previous {
             // The commit replaces MANIFEST by rename: it is never missing once written.
-            Ok(Some(_)) => Err(StoreError::Manifest {
+            Ok(Some(_)) | Err(_) => Err(StoreError::Manifest {
                 path: dir.join(MANIFEST),
                 reason: format!("missing, while {PREVIOUS} exists"),
             }),
