@@ -301,22 +301,28 @@ fn drop_step(root: &Path, drops: &Mutex<Drops>) {
 /// applied again after a later one would bring its product back).
 fn check_drops(root: &Path, drops: &Mutex<Drops>, s: &Snapshot, round: usize) {
     let inbox = root.join("data/inbox");
-    let listed = |dir: &Path| -> BTreeSet<String> {
-        std::fs::read_dir(dir)
-            .map(|r| {
-                r.flatten()
-                    .map(|e| e.file_name().into_string().unwrap())
-                    .filter(|n| n.starts_with("drop-") && n.ends_with(".jsonl"))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    // Drop files in `dir`, or anywhere under it when `deep` (claims and files set aside may
+    // sit in subdirectories).
+    fn listed(dir: &Path, deep: bool) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().into_string().unwrap();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                if deep {
+                    out.extend(listed(&e.path(), true));
+                }
+            } else if name.starts_with("drop-") && name.ends_with(".jsonl") {
+                out.insert(name);
+            }
+        }
+        out
+    }
     let mut d = drops.lock().unwrap();
-    let done = listed(&inbox.join("done"));
-    assert!(
-        listed(&inbox.join("rejected")).is_empty(),
-        "round {round}: a drop was rejected"
-    );
+    let done = listed(&inbox.join("done"), false);
+    for aside in ["rejected", "poisoned"] {
+        let found = listed(&inbox.join(aside), true);
+        assert!(found.is_empty(), "round {round}: {aside}: {found:?}");
+    }
     if let Some(k) = d.pending {
         if done.contains(&drop_name(k)) {
             d.done = Some(k);
@@ -325,8 +331,8 @@ fn check_drops(root: &Path, drops: &Mutex<Drops>, s: &Snapshot, round: usize) {
     }
     let expected: BTreeSet<String> = (0..d.done.map_or(0, |m| m + 1)).map(drop_name).collect();
     assert_eq!(done, expected, "round {round}: files in done/");
-    let waiting: BTreeSet<String> = listed(&inbox)
-        .union(&listed(&inbox.join(".work")))
+    let waiting: BTreeSet<String> = listed(&inbox, false)
+        .union(&listed(&inbox.join(".work"), true))
         .cloned()
         .collect();
     let pending: BTreeSet<String> = d.pending.into_iter().map(drop_name).collect();
