@@ -469,6 +469,37 @@ mod tests {
     }
 
     #[test]
+    fn verify_finds_a_file_whose_bytes_disagree_with_its_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let profile = dir.path().join("p1");
+        std::fs::create_dir(&profile).unwrap();
+        let a = build(&profile, "full.xml", "full", "g1", when(), t, |w| {
+            w.write_all(b"<offer/>")
+        })
+        .unwrap();
+        build(&profile, "light.xml", "light", "g1", when(), t, |w| {
+            w.write_all(b"<offer light/>")
+        })
+        .unwrap();
+        let check = verify(dir.path());
+        assert_eq!((check.files, check.bytes), (2, 8 + 14));
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+
+        // Same length, other bytes: only the MD5 tells.
+        std::fs::write(&a.path, b"<offer!>").unwrap();
+        let check = verify(dir.path());
+        assert_eq!(check.files, 1);
+        assert_eq!(check.problems.len(), 1);
+        let problem = &check.problems[0];
+        assert!(
+            problem.contains("full.xml") && problem.contains(&a.md5),
+            "{problem}"
+        );
+        assert!(verify(&dir.path().join("absent")).problems.is_empty());
+    }
+
+    #[test]
     fn builds_hashes_and_reuses() {
         let dir = tempfile::tempdir().unwrap();
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
