@@ -337,3 +337,24 @@ fn a_failed_follow_up_refuses_writes_until_reopened() {
     assert_eq!(state_of(&s)[&2], "b 2");
     store.apply(upserts([2], "y"), ApplyMode::Upsert).unwrap();
 }
+
+/// Where hard links are refused (EPERM), the fallback manifest is written as a copy and the
+/// commit goes on.
+#[test]
+fn without_hard_links_the_fallback_manifest_is_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, before) = prepared(dir.path());
+    // Renames of a commit: the staged files, the link (checked twice), the manifest.
+    let renames = steps_of(Operation::Upsert)["Rename"].1;
+    let plan = Plan::fail(dir.path(), Step::Rename, renames - 3, libc::EPERM);
+    let (ok, after) = run(&store, Operation::Upsert, &before);
+    assert!(plan.fired() && ok);
+    drop(plan);
+    assert!(store.poisoned().is_none());
+    drop(store);
+    let check = verify(dir.path());
+    assert_eq!(check.current.unwrap().unwrap().generation, 3);
+    assert_eq!(check.fallback.unwrap().unwrap().generation, 2);
+    let s = Store::open(dir.path(), opts()).unwrap().snapshot();
+    assert_eq!(state_of(&s), after);
+}

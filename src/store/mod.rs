@@ -559,12 +559,15 @@ impl Store {
     /// directory fsync covers it); after a fallback the disk's MANIFEST is not the old
     /// generation, so its manifest is written out.
     fn keep_fallback(&self, w: &Writer, old: &Snapshot) -> Result<(), StoreError> {
-        if !w.manifest_current {
+        let copy = || {
             Manifest::describe(old).to_json().and_then(|bytes| {
                 durable::write_file(&self.dir, PREVIOUS, &[&bytes])
                     .map(drop)
                     .map_err(|source| self.io(PREVIOUS, source))
             })
+        };
+        if !w.manifest_current {
+            copy()
         } else if old.generation() == 0 {
             // Nothing was ever committed: no fallback.
             match std::fs::remove_file(self.dir.join(PREVIOUS)) {
@@ -572,7 +575,18 @@ impl Store {
                 _ => Ok(()),
             }
         } else {
-            durable::link_file(&self.dir, MANIFEST, PREVIOUS).map_err(|e| self.io(PREVIOUS, e))
+            match durable::link_file(&self.dir, MANIFEST, PREVIOUS) {
+                // A file system without hard links: a copy, at the cost of one more fsync.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    copy()
+                }
+                other => other.map_err(|e| self.io(PREVIOUS, e)),
+            }
         }
     }
 
