@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
             .chain(rejected.iter().map(|r| r.line))
             .enumerate()
         {
-            assert!(line >= 1 && line <= elements.len() as u64, "element {i}: line {line}");
+            assert!(
+                line >= 1 && line <= elements.len() as u64,
+                "element {i}: line {line}"
+            );
         }
     }
 });

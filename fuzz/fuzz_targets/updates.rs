@@ -15,15 +15,15 @@ const PRODUCT: &str = r#"{"kind":"product","id":17,"vat":23,"description":{"name
 
 fn product() -> &'static Product {
     static PRODUCT_RECORD: OnceLock<Product> = OnceLock::new();
-    PRODUCT_RECORD.get_or_init(|| {
-        match JsonlReader::new("product", PRODUCT.as_bytes()).next() {
+    PRODUCT_RECORD.get_or_init(
+        || match JsonlReader::new("product", PRODUCT.as_bytes()).next() {
             Some(Ok(parsed)) => match parsed.record {
                 Record::Product(p) => *p,
                 other => panic!("not a product: {other:?}"),
             },
             other => panic!("the sample product does not parse: {other:?}"),
-        }
-    })
+        },
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(changed) => {
                 assert_eq!(changed, current != before, "{update:?}");
                 let after = current.clone();
-                assert_eq!(update.apply_to(&mut current).ok(), Some(false), "{update:?}");
+                assert_eq!(
+                    update.apply_to(&mut current).ok(),
+                    Some(false),
+                    "{update:?}"
+                );
                 assert_eq!(current, after, "{update:?}");
             }
             Err(e) => {

@@ -7,7 +7,11 @@ use iofd::ingest::{JsonlReader, LineError, LineRecord, ParsedLine, Rejection};
 /// the empty string: `{"": 1}` has an unknown field called "".)
 pub fn check_rejection(r: &Rejection, source: &str, last_line: u64) {
     assert_eq!(r.source, source);
-    assert!(r.line >= 1 && r.line <= last_line, "line {} of {last_line}: {r}", r.line);
+    assert!(
+        r.line >= 1 && r.line <= last_line,
+        "line {} of {last_line}: {r}",
+        r.line
+    );
     assert!(!r.reason.is_empty(), "{r}");
     assert!(r.to_string().starts_with(&format!("{source}:{}: ", r.line)));
 }
