@@ -903,37 +903,37 @@ impl Import {
         Ok(())
     }
 
-    fn price(&self, node: Option<&Node>, zero_is_none: bool) -> Option<Price> {
-        let node = node?;
+    /// A price node; `Err` when its missing half cannot be derived (see [`Price::from_parts`]).
+    fn price(&self, node: Option<&Node>, zero_is_none: bool) -> Result<Option<Price>, String> {
+        let Some(node) = node else { return Ok(None) };
         let net = node.attr(&["net"]).and_then(decimal);
         let gross = node.attr(&["gross"]).and_then(decimal);
         let vat = node.attr(&["vat"]).and_then(decimal).unwrap_or_default();
-        let price = Price::from_parts(net, gross, vat)?;
-        if zero_is_none && price.net.is_zero() && price.gross.is_zero() {
-            return None;
-        }
-        Some(price)
+        let price =
+            Price::from_parts(net, gross, vat).map_err(|e| format!("{}: {e}", node.name))?;
+        Ok(price.filter(|p| !(zero_is_none && p.net.is_zero() && p.gross.is_zero())))
     }
 
-    fn prices(&self, node: &Node, vat: Decimal) -> Prices {
-        let with_vat = |p: Option<Price>, n: Option<&Node>| -> Option<Price> {
+    fn prices(&self, node: &Node, vat: Decimal) -> Result<Prices, String> {
+        let with_vat = |name: &str, zero_is_none: bool| -> Result<Option<Price>, String> {
             // A missing half is completed with the product's VAT.
-            let n = n?;
+            let Some(n) = node.kid(name) else {
+                return Ok(None);
+            };
+            if self.price(Some(n), zero_is_none)?.is_none() {
+                return Ok(None);
+            }
             let net = n.attr(&["net"]).and_then(decimal);
             let gross = n.attr(&["gross"]).and_then(decimal);
-            p.and(Price::from_parts(net, gross, vat))
+            Price::from_parts(net, gross, vat).map_err(|e| format!("{name}: {e}"))
         };
-        let retail = with_vat(self.price(node.kid("price"), false), node.kid("price"));
-        let srp = with_vat(self.price(node.kid("srp"), true), node.kid("srp"));
-        let sr = node.kid("strikethrough_retail_price");
-        let sw = node.kid("strikethrough_wholesale_price");
-        Prices {
-            retail,
+        Ok(Prices {
+            retail: with_vat("price", false)?,
             wholesale: None,
-            srp,
-            strikethrough_retail: with_vat(self.price(sr, true), sr),
-            strikethrough_wholesale: with_vat(self.price(sw, true), sw),
-        }
+            srp: with_vat("srp", true)?,
+            strikethrough_retail: with_vat("strikethrough_retail_price", true)?,
+            strikethrough_wholesale: with_vat("strikethrough_wholesale_price", true)?,
+        })
     }
 
     fn product(&mut self, node: &Node) -> Result<Record, String> {
@@ -968,7 +968,7 @@ impl Import {
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned),
             producer_code_standard: code_standard(node.attr(&["producer_code_standard"])),
-            prices: self.prices(node, vat),
+            prices: self.prices(node, vat)?,
             ..Product::empty(id)
         };
         for child in &node.children {
@@ -1067,19 +1067,20 @@ impl Import {
                 | "strikethrough_retail_price"
                 | "strikethrough_wholesale_price" => {}
                 "promotion" => {
+                    let price = self.price(child.kid("price"), false)?;
                     p.promotion = child.attr(&["name"]).and_then(|name| {
                         Some(Promotion {
                             name: name.to_string(),
                             start_date: child.attr(&["start_date"]).map(str::to_owned),
                             ending_date: child.attr(&["ending_date"]).map(str::to_owned),
-                            price: self.price(child.kid("price"), false)?,
+                            price: price?,
                         })
                     });
                     if child.kid("shown_in_the_zone").is_some() {
                         self.unmapped("product/promotion/shown_in_the_zone".into());
                     }
                 }
-                "sizes" => self.sizes(child, &raw_id, &mut p),
+                "sizes" => self.sizes(child, &raw_id, &mut p)?,
                 "images" => self.images(child, &mut p),
                 "parameters" => p.parameters = self.parameters(child),
                 "attachments" => p.attachments = self.attachments(child),
@@ -1141,7 +1142,7 @@ impl Import {
         d
     }
 
-    fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) {
+    fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) -> Result<(), String> {
         let group = node
             .attr(&["iaiext:group_id", "group_id"])
             .map(str::trim)
@@ -1210,7 +1211,9 @@ impl Import {
                     .map(str::to_owned),
                 weight: weight(&["weight"]),
                 weight_net: weight(&["iaiext:weight_net", "weight_net"]),
-                prices: self.prices(s, p.vat),
+                prices: self
+                    .prices(s, p.vat)
+                    .map_err(|e| format!("size {id}: {e}"))?,
                 stock,
             });
             if let Some(gid) = group_id {
@@ -1233,6 +1236,7 @@ impl Import {
                 }
             }
         }
+        Ok(())
     }
 
     fn image(&self, n: &Node) -> Option<Image> {
@@ -1785,5 +1789,38 @@ mod tests {
         );
         let e = read_full_bytes(b"<offer><products><product id=\"1\">").unwrap_err();
         assert!(e.to_string().contains("ends inside"), "{e}");
+    }
+
+    #[test]
+    fn a_price_that_cannot_be_completed_skips_its_product_with_a_note() {
+        // Found by fuzzing: a gross-only price with VAT -100 divided by zero, and a net near
+        // the decimal maximum overflowed once VAT was added; both panicked.
+        for (product, what) in [
+            (
+                r#"<product id="1" vat="-100"><srp gross="7"/></product>"#,
+                "srp",
+            ),
+            (
+                r#"<product id="2" vat="23"><sizes><size id="S"><price net="79228162514264337593543950335"/></size></sizes></product>"#,
+                "size S: price",
+            ),
+        ] {
+            let good = r#"<product id="3" vat="23"><description><name xml:lang="pol">Kubek</name></description><price net="1" gross="1.23"/><sizes><size id="U" code="3-U"><stock id="0" quantity="1"/></size></sizes></product>"#;
+            let xml = format!("<offer><products>{product}{good}</products></offer>");
+            let offer = read_full_bytes(xml.as_bytes()).expect("parse");
+            assert_eq!(
+                offer.records.len(),
+                1,
+                "only the good product is kept: {offer:?}"
+            );
+            assert!(
+                offer
+                    .notes
+                    .iter()
+                    .any(|n| n.contains("skipped") && n.contains(what)),
+                "{:?}",
+                offer.notes
+            );
+        }
     }
 }
