@@ -20,4 +20,5 @@ pub mod purge;
 pub mod render;
 pub mod snapshot;
 pub mod store;
+pub mod verify;
 pub mod xsd;

@@ -68,6 +68,13 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check every file of the data directory (store generation and its fallback, change
+    /// history, rendered files) and say what a start would serve; exits non-zero on damage.
+    /// Read-only: it may run beside a server.
+    Verify {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
     /// Play many partners against a server (or a CDN in front) and report speed and
     /// correctness: rates, latencies, hash mismatches, freshness.
     Load(iofd::load::LoadArgs),
@@ -103,6 +110,7 @@ fn main() -> ExitCode {
             report,
         } => import(args, files, full_sync, skip_invalid, strict, report),
         Command::Validate { files } => validate(files),
+        Command::Verify { args } => verify(args),
         Command::Load(args) => {
             init_tracing(LogFormat::Text);
             iofd::load::main(args).map_err(Into::into)
@@ -305,6 +313,17 @@ fn generate(products: u64, seed: u64, out: PathBuf) -> anyhow::Result<()> {
         summary.bytes as f64 / 1e6,
         secs
     );
+    Ok(())
+}
+
+fn verify(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args)?;
+    init_tracing(config.log_format);
+    let report = iofd::verify::verify(&config.data_dir);
+    println!("{report}");
+    if report.damaged() {
+        bail!("damage found under {}", config.data_dir.display());
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use iofd::catalog::{Product, Record};
 use iofd::snapshot::Snapshot;
-use iofd::store::{load_snapshot, ApplyMode, Store, StoreOptions};
+use iofd::store::{load_snapshot, verify, ApplyMode, Store, StoreOptions};
 
 /// A small valid product: an id, a Polish name and one size with some stock.
 fn product(id: u64, name: &str, stock: u32) -> Product {
@@ -64,6 +64,17 @@ fn listing(dir: &Path) -> BTreeMap<String, std::time::SystemTime> {
 fn shard_files(dir: &Path) -> BTreeSet<String> {
     listing(dir)
         .into_keys()
+        .filter(|n| n.starts_with("shard-"))
+        .collect()
+}
+
+/// The snapshot files the current generation and its fallback name.
+fn referenced(dir: &Path) -> BTreeSet<String> {
+    let check = verify(dir);
+    [check.current, check.fallback]
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g.unwrap().files)
         .filter(|n| n.starts_with("shard-"))
         .collect()
 }
@@ -180,8 +191,10 @@ fn one_product_change_rewrites_exactly_one_shard_file() {
 
     let new = store.snapshot();
     let new_files = shard_files(dir.path());
-    assert_eq!(old_files.difference(&new_files).count(), 1);
+    // The replaced file stays, with the rest of generation 1, as the fallback.
+    assert!(old_files.is_subset(&new_files));
     assert_eq!(new_files.difference(&old_files).count(), 1);
+    assert_eq!(new_files, referenced(dir.path()));
     let changed: Vec<u32> = content_ids(&old)
         .into_iter()
         .zip(content_ids(&new))
@@ -260,14 +273,19 @@ fn deletion_removes_products_and_unknown_ids_are_unchanged() {
         .apply(vec![Record::DeleteProduct { id }], ApplyMode::Upsert)
         .unwrap();
     assert_eq!((r.generation, r.shards_written), (3, 0));
-    assert_eq!(shard_files(dir.path()).len(), files_before - 1);
+    assert_eq!(store.snapshot().shards().count(), files_before - 1);
+    assert_eq!(shard_files(dir.path()), referenced(dir.path()));
     // Everything gone, then reopened: an empty catalog at the latest generation.
     store.apply(vec![], ApplyMode::FullSync).unwrap();
     drop(store);
     let s = Store::open(dir.path(), small(4)).unwrap().snapshot();
     assert!(s.is_empty());
     assert!(s.generation() >= 3);
-    assert!(shard_files(dir.path()).is_empty());
+    // The empty generation maps no file; the fallback's stay until the next commit.
+    assert_eq!(shard_files(dir.path()), referenced(dir.path()));
+    let store = Store::open(dir.path(), small(4)).unwrap();
+    store.apply(records([1], "x"), ApplyMode::Upsert).unwrap();
+    assert_eq!(shard_files(dir.path()).len(), 1);
 }
 
 #[test]
@@ -404,7 +422,7 @@ fn resharding_keeps_every_product() {
     drop(store);
     let reopened = Store::open(dir.path(), small(4)).unwrap().snapshot();
     assert_eq!(contents(&reopened), expected);
-    assert_eq!(shard_files(dir.path()).len(), reopened.shards().count());
+    assert_eq!(shard_files(dir.path()), referenced(dir.path()));
 }
 
 #[test]
@@ -517,4 +535,111 @@ fn later_records_for_the_same_id_win() {
         ("back".into(), "again".into())
     );
     assert_eq!(s.len(), 10);
+}
+
+/// Flip a byte near the end of `path` (inside the payload).
+fn damage(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x40;
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_damaged_shard_falls_back_to_the_previous_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gen1, gen1_files) = {
+        let store = Store::open(dir.path(), small(10)).unwrap();
+        store
+            .apply(records(1..=50, "one"), ApplyMode::Upsert)
+            .unwrap();
+        let gen1 = contents(&store.snapshot());
+        let files = shard_files(dir.path());
+        store.apply(records([7], "two"), ApplyMode::Upsert).unwrap();
+        (gen1, files)
+    };
+    let victim = shard_files(dir.path())
+        .difference(&gen1_files)
+        .next()
+        .unwrap()
+        .clone();
+    damage(&dir.path().join(&victim));
+
+    // `verify` names the damage and what a start would serve.
+    let check = verify(dir.path());
+    let err = check
+        .current
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&victim) && err.contains("checksum"), "{err}");
+    assert_eq!(check.serves().unwrap().generation, 1);
+
+    let store = Store::open(dir.path(), small(10)).unwrap();
+    let s = store.snapshot();
+    assert_eq!((s.generation(), contents(&s)), (1, gen1.clone()));
+    assert_eq!(contents(&load_snapshot(dir.path()).unwrap()), gen1);
+    // Nothing the damaged manifest names was collected: the evidence stays.
+    assert!(dir.path().join(&victim).exists());
+
+    // The next commit does not reuse generation 2, and makes the store whole again.
+    let r = store
+        .apply(records([8], "three"), ApplyMode::Upsert)
+        .unwrap();
+    assert_eq!(r.generation, 3);
+    drop(store);
+    let check = verify(dir.path());
+    assert_eq!(check.current.unwrap().unwrap().generation, 3);
+    assert_eq!(check.fallback.unwrap().unwrap().generation, 1);
+    assert!(!dir.path().join(&victim).exists());
+    let s = Store::open(dir.path(), small(10)).unwrap().snapshot();
+    assert_eq!(name_of(&s, 7), "one 7");
+    assert_eq!(name_of(&s, 8), "three 8");
+}
+
+#[test]
+fn a_damaged_manifest_falls_back_and_both_damaged_is_an_error_naming_the_current() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), small(10)).unwrap();
+        store
+            .apply(records(1..=20, "one"), ApplyMode::Upsert)
+            .unwrap();
+        store
+            .apply(records(1..=20, "two"), ApplyMode::Upsert)
+            .unwrap();
+    }
+    let manifest = dir.path().join("MANIFEST");
+    let good = fs::read(&manifest).unwrap();
+    let before = shard_files(dir.path());
+    fs::write(&manifest, &good[..good.len() / 2]).unwrap();
+    let s = load_snapshot(dir.path()).unwrap();
+    assert_eq!((s.generation(), name_of(&s, 3)), (1, "one 3".to_owned()));
+    // An open falls back too and collects nothing: the unreadable MANIFEST may name any file.
+    let s = Store::open(dir.path(), small(10)).unwrap().snapshot();
+    assert_eq!(s.generation(), 1);
+    assert_eq!(shard_files(dir.path()), before);
+
+    // The fallback damaged too: nothing good is left to serve, and nothing is collected.
+    fs::write(&manifest, &good).unwrap();
+    let fallback_only: Vec<String> = referenced(dir.path())
+        .difference(
+            &verify(dir.path())
+                .current
+                .unwrap()
+                .unwrap()
+                .files
+                .into_iter()
+                .collect(),
+        )
+        .cloned()
+        .collect();
+    fs::write(&manifest, &good[..good.len() / 2]).unwrap();
+    damage(&dir.path().join(&fallback_only[0]));
+    let err = Store::open(dir.path(), small(10)).unwrap_err().to_string();
+    assert!(err.contains("MANIFEST"), "{err}");
+    assert!(dir.path().join(&fallback_only[0]).exists());
+    assert!(verify(dir.path()).serves().is_none());
 }

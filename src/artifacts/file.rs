@@ -204,6 +204,80 @@ pub(crate) fn load(path: &Path, name: &str, kind: &str) -> Option<Artifact> {
     .ok()
 }
 
+/// What [`verify`] found under an artifacts directory.
+#[derive(Debug, Default)]
+pub struct ArtifactsCheck {
+    /// Rendered files whose length and MD5 match their sidecar.
+    pub files: usize,
+    pub bytes: u64,
+    /// Mismatches and unreadable files, each naming its file.
+    pub problems: Vec<String>,
+}
+
+/// Check every rendered file that has a sidecar against the length and MD5 it records (the
+/// gateway's `hash`), reading each file once. Read-only.
+pub fn verify(dir: &Path) -> ArtifactsCheck {
+    let mut out = ArtifactsCheck::default();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                out.problems.push(format!("{}: {e}", d.display()));
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "meta") {
+                match check_one(&data_path_of(&path), &path) {
+                    Ok(len) => {
+                        out.files += 1;
+                        out.bytes += len;
+                    }
+                    Err(problem) => out.problems.push(problem),
+                }
+            }
+        }
+    }
+    out.problems.sort();
+    out
+}
+
+fn check_one(data: &Path, meta_path: &Path) -> Result<u64, String> {
+    let meta: Meta = std::fs::read(meta_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", meta_path.display()))?;
+    let mut file = File::open(data).map_err(|e| format!("{}: {e}", data.display()))?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 << 10];
+    let mut len = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("{}: {e}", data.display()))?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        len += n as u64;
+    }
+    let md5 = hex(&md5.finalize());
+    if len != meta.len || md5 != meta.md5 {
+        return Err(format!(
+            "{}: {len} bytes with MD5 {md5}, but its sidecar records {} bytes with MD5 {}",
+            data.display(),
+            meta.len,
+            meta.md5
+        ));
+    }
+    Ok(len)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn artifact(
     path: &Path,
@@ -392,6 +466,37 @@ mod tests {
 
     fn when() -> jiff::civil::DateTime {
         jiff::civil::date(2026, 11, 22).at(10, 30, 0, 0)
+    }
+
+    #[test]
+    fn verify_finds_a_file_whose_bytes_disagree_with_its_sidecar() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let profile = dir.path().join("p1");
+        std::fs::create_dir(&profile).unwrap();
+        let a = build(&profile, "full.xml", "full", "g1", when(), t, |w| {
+            w.write_all(b"<offer/>")
+        })
+        .unwrap();
+        build(&profile, "light.xml", "light", "g1", when(), t, |w| {
+            w.write_all(b"<offer light/>")
+        })
+        .unwrap();
+        let check = verify(dir.path());
+        assert_eq!((check.files, check.bytes), (2, 8 + 14));
+        assert!(check.problems.is_empty(), "{:?}", check.problems);
+
+        // Same length, other bytes: only the MD5 tells.
+        std::fs::write(&a.path, b"<offer!>").unwrap();
+        let check = verify(dir.path());
+        assert_eq!(check.files, 1);
+        assert_eq!(check.problems.len(), 1);
+        let problem = &check.problems[0];
+        assert!(
+            problem.contains("full.xml") && problem.contains(&a.md5),
+            "{problem}"
+        );
+        assert!(verify(&dir.path().join("absent")).problems.is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::render::{
 use crate::snapshot::Snapshot;
 
 pub(crate) use file::{build as build_file, load as load_file, Sink};
-pub use file::{Artifact, ArtifactError};
+pub use file::{verify, Artifact, ArtifactError, ArtifactsCheck};
 pub use gateway::{GatewayCache, GatewayLinks};
 pub use light::{FragmentFile, LightBuilder, Piece};
 

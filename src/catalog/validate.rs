@@ -214,19 +214,66 @@ impl Record {
 
 impl Price {
     /// A price from whichever of net and gross the ERP sent, completing the other with `vat`.
-    pub fn from_parts(net: Option<Decimal>, gross: Option<Decimal>, vat: Decimal) -> Option<Price> {
-        let factor = Decimal::ONE + vat / Decimal::ONE_HUNDRED;
-        match (net, gross) {
+    /// `Err` says why the missing half cannot be derived: a VAT rate of -100 % leaves
+    /// nothing to divide by, and a huge amount can overflow a decimal once VAT is added.
+    pub fn from_parts(
+        net: Option<Decimal>,
+        gross: Option<Decimal>,
+        vat: Decimal,
+    ) -> Result<Option<Price>, &'static str> {
+        const TOO_LARGE: &str = "the price is too large to complete with VAT";
+        let factor = (vat / Decimal::ONE_HUNDRED)
+            .checked_add(Decimal::ONE)
+            .ok_or(TOO_LARGE)?;
+        Ok(match (net, gross) {
             (Some(net), Some(gross)) => Some(Price { net, gross }),
             (Some(net), None) => Some(Price {
                 net,
-                gross: round_money(net * factor),
+                gross: round_money(net.checked_mul(factor).ok_or(TOO_LARGE)?),
             }),
+            (None, Some(_)) if factor.is_zero() => {
+                return Err("a VAT rate of -100 % leaves no net price to derive")
+            }
             (None, Some(gross)) => Some(Price {
-                net: round_money(gross / factor),
+                net: round_money(gross.checked_div(factor).ok_or(TOO_LARGE)?),
                 gross,
             }),
             (None, None) => None,
-        }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_parts_completes_the_missing_half_and_refuses_what_cannot_be_derived() {
+        let d = |s: &str| s.parse::<Decimal>().expect("decimal");
+        let vat = d("23");
+        assert_eq!(
+            Price::from_parts(Some(d("10")), None, vat),
+            Ok(Some(Price {
+                net: d("10"),
+                gross: d("12.30")
+            }))
+        );
+        assert_eq!(
+            Price::from_parts(None, Some(d("12.30")), vat),
+            Ok(Some(Price {
+                net: d("10"),
+                gross: d("12.30")
+            }))
+        );
+        assert_eq!(Price::from_parts(None, None, vat), Ok(None));
+        // Found by fuzzing: these panicked (decimal overflow, division by zero).
+        assert!(Price::from_parts(Some(Decimal::MAX), None, vat).is_err());
+        assert!(Price::from_parts(None, Some(d("1")), d("-100")).is_err());
+        assert_eq!(
+            Price::from_parts(Some(d("1")), None, d("-100")).map(|p| p.map(|p| p.gross)),
+            Ok(Some(Decimal::ZERO))
+        );
+        // Both halves given: nothing to derive, whatever the rate.
+        assert!(Price::from_parts(Some(Decimal::MAX), Some(d("1")), d("-100")).is_ok());
     }
 }

@@ -163,6 +163,78 @@ fn is_torn_tail(rest: &[u8]) -> bool {
     len > MAX_FRAME || HEADER + len >= rest.len()
 }
 
+/// What [`check`] found in a log directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogCheck {
+    pub segments: usize,
+    pub frames: usize,
+    /// Offset of the first byte still held, and of the end of the last good frame.
+    pub start: u64,
+    pub end: u64,
+    /// Bytes after the last good frame that a crash can leave (cut off on open).
+    pub torn_tail: u64,
+}
+
+/// Check every frame of the log in `dir` without changing anything (a server may be
+/// appending: a partial last frame is reported as a torn tail, not as damage). Returns the
+/// frames at offset `from` and later.
+pub fn check(dir: &Path, from: u64) -> Result<(LogCheck, Vec<Frame>), LogError> {
+    let mut starts = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => return Err(io_err(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| io_err(dir, e))?;
+        if let Some(Ok(start)) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.strip_suffix(".log"))
+            .map(str::parse::<u64>)
+        {
+            starts.push(start);
+        }
+    }
+    starts.sort_unstable();
+    let mut tail = Vec::new();
+    let mut out = LogCheck {
+        segments: starts.len(),
+        start: starts.first().copied().unwrap_or(0),
+        ..LogCheck::default()
+    };
+    for (i, &start) in starts.iter().enumerate() {
+        let path = dir.join(segment_name(start));
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        let (frames, valid) = scan(&bytes);
+        for (at, payload) in &frames {
+            let offset = start + *at as u64;
+            match decode(payload) {
+                Some(frame) if offset >= from => tail.push(frame),
+                Some(_) => {}
+                None => return Err(LogError::Damaged { path, offset }),
+            }
+        }
+        let damaged = |offset: u64| LogError::Damaged {
+            path: path.clone(),
+            offset,
+        };
+        let last = i + 1 == starts.len();
+        if valid < bytes.len() {
+            if !last || !is_torn_tail(&bytes[valid..]) {
+                return Err(damaged(start + valid as u64));
+            }
+            out.torn_tail = (bytes.len() - valid) as u64;
+        }
+        if i > 0 && out.end != start {
+            return Err(damaged(start));
+        }
+        out.frames += frames.len();
+        out.end = start + valid as u64;
+    }
+    Ok((out, tail))
+}
+
 impl Log {
     /// Open the log in `dir` (creating an empty one starting at offset 0). Every frame is
     /// checked; a torn tail of the last segment is cut off (returns its length in bytes).
@@ -567,6 +639,40 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn check_reads_without_repairing_and_tells_a_torn_tail_from_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path()).unwrap();
+        log.append(&frame(1, 3)).unwrap();
+        let second = log.end();
+        log.append(&frame(2, 2)).unwrap();
+        let end = log.end();
+        drop(log);
+        let (c, tail) = check(dir.path(), second).unwrap();
+        assert_eq!(
+            (c.segments, c.frames, c.start, c.end, c.torn_tail),
+            (1, 2, 0, end, 0)
+        );
+        assert_eq!(tail, vec![frame(2, 2)]);
+
+        // A frame cut short by a crash: reported, left in place (a server may be writing).
+        let path = dir.path().join(segment_name(0));
+        let good = fs::read(&path).unwrap();
+        let mut torn = good.clone();
+        torn.extend_from_slice(&good[second as usize..second as usize + 7]);
+        fs::write(&path, &torn).unwrap();
+        let (c, _) = check(dir.path(), 0).unwrap();
+        assert_eq!((c.frames, c.end, c.torn_tail), (2, end, 7));
+        assert_eq!(fs::read(&path).unwrap(), torn);
+
+        // A damaged frame followed by a good one is damage to committed history.
+        let mut bad = good.clone();
+        bad[HEADER + 2] ^= 0x10;
+        fs::write(&path, &bad).unwrap();
+        let err = check(dir.path(), 0).unwrap_err().to_string();
+        assert!(err.contains("damaged change log at offset 0"), "{err}");
     }
 
     #[test]

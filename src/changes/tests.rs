@@ -448,3 +448,57 @@ fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
     w.edit(1001, |p| p.vat = Decimal::from(5));
     assert_eq!(changes.observe(&w.store.snapshot()).unwrap().records, 1);
 }
+
+#[test]
+fn verify_checks_the_checkpoint_the_log_and_the_hash_files_it_needs() {
+    let mut w = World::new();
+    let dir = w.dir.path().join("changes");
+    let changes = w.changes();
+    // A frame after the checkpoint: its hash files are checked too.
+    let first = *w.products.keys().next().unwrap();
+    w.edit(first, |p| {
+        p.description.name.insert("pol".into(), "Sprawdzona".into());
+    });
+    changes.observe(&w.store.snapshot()).unwrap();
+    let check = verify(&dir);
+    assert!(check.problems.is_empty(), "{:?}", check.problems);
+    assert!(check.checkpoint.is_some());
+    assert!(check.log.frames >= 1 && check.hash_files > 1, "{check:?}");
+    let state_shards: Vec<String> = State::read(&dir)
+        .unwrap()
+        .unwrap()
+        .shards
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    drop(changes);
+
+    // A hash file the checkpoint names and the log still needs, damaged: reported.
+    let current: HashSet<String> = w
+        .store
+        .snapshot()
+        .shards()
+        .map(|s| hashfiles::hex(&hashfiles::cid(&s.content_id)))
+        .collect();
+    let victim = state_shards
+        .iter()
+        .find(|id| current.contains(*id))
+        .expect("an unchanged shard");
+    let path = dir.join("hashes").join(format!("s{victim}.nh"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let check = verify(&dir);
+    assert_eq!(check.problems.len(), 1, "{:?}", check.problems);
+    assert!(
+        check.problems[0].contains(victim.as_str()),
+        "{:?}",
+        check.problems
+    );
+
+    // An unreadable checkpoint.
+    std::fs::write(dir.join(state::STATE), b"{").unwrap();
+    let check = verify(&dir);
+    assert!(check.problems[0].contains("STATE"), "{:?}", check.problems);
+}

@@ -171,14 +171,23 @@ impl Update {
                     None => &mut product.prices,
                     Some(id) => &mut find_size(product, Some(id))?.prices,
                 };
-                let mut changed = false;
-                for (input, slot) in [
-                    (&p.retail, &mut prices.retail),
-                    (&p.wholesale, &mut prices.wholesale),
-                    (&p.srp, &mut prices.srp),
-                ] {
+                // Every node is completed before any is set: a refused update changes nothing.
+                let mut news = [None, None, None];
+                for (new, (name, input)) in news.iter_mut().zip([
+                    ("retail", &p.retail),
+                    ("wholesale", &p.wholesale),
+                    ("srp", &p.srp),
+                ]) {
                     let Some(input) = input else { continue };
-                    let new = Price::from_parts(input.net, input.gross, vat);
+                    *new = Price::from_parts(input.net, input.gross, vat)
+                        .map_err(|reason| FieldError::new(name, reason))?;
+                }
+                let mut changed = false;
+                for (new, slot) in news.into_iter().zip([
+                    &mut prices.retail,
+                    &mut prices.wholesale,
+                    &mut prices.srp,
+                ]) {
                     if new.is_some() && *slot != new {
                         *slot = new;
                         changed = true;
@@ -300,6 +309,21 @@ mod tests {
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).expect("decimal")
+    }
+
+    #[test]
+    fn a_price_too_large_to_complete_is_refused_naming_its_node_and_changes_nothing() {
+        // Found by fuzzing: net * (1 + VAT) overflowed the decimal and panicked.
+        let mut p = product();
+        let before = p.clone();
+        let u = parse(
+            r#"{"kind":"price","product":17,"srp":{"gross":"1"},"retail":{"net":"79228162514264337593543950335"}}"#,
+        )
+        .expect("each amount is valid on its own");
+        let e = u.apply_to(&mut p).expect_err("no gross can be derived");
+        assert_eq!(e.field, "retail");
+        assert!(e.reason.contains("too large"), "{e}");
+        assert_eq!(p, before, "the srp node was not set either");
     }
 
     #[test]

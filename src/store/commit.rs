@@ -60,10 +60,7 @@ impl Store {
     /// point; an unknown product or size rejects the update. Returns after the generation is
     /// durable; an error means nothing of the group was committed.
     pub fn commit(&self, requests: Vec<Request>) -> Result<Vec<Outcome>, StoreError> {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self.lock_writer()?;
         let old = self.current.load_full();
         let mut overlay = Overlay::new();
         let mut dicts: Option<Dictionaries> = None;
@@ -190,11 +187,9 @@ impl Store {
             old.generation()
         } else {
             let mut written = Vec::new();
-            let result = self.apply_locked(&old, records, ApplyMode::Upsert, &mut written);
+            let result = self.apply_locked(&mut w, &old, records, ApplyMode::Upsert, &mut written);
             if result.is_err() {
-                for name in &written {
-                    let _ = std::fs::remove_file(self.dir.join(name));
-                }
+                self.discard(&w, &written);
             }
             result?.generation
         };

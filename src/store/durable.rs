@@ -8,7 +8,8 @@ use std::path::Path;
 
 use crate::snapshot::format;
 
-use super::manifest::MANIFEST;
+use super::fault::{self, Step};
+use super::manifest::{MANIFEST, PREVIOUS};
 
 /// Suffix of files being written; anything with it is garbage after a crash.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
@@ -20,14 +21,17 @@ pub(crate) fn write_file(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let result = (|| {
         // `create` truncates a stale temporary left by a crash; temporaries are never mapped.
+        fault::check(Step::Write, &tmp)?;
         let mut file = File::create(&tmp)?;
         let mut written = 0u64;
         for part in parts {
             file.write_all(part)?;
             written += part.len() as u64;
         }
+        fault::check(Step::Fsync, &tmp)?;
         file.sync_all()?;
         drop(file);
+        fault::check(Step::Rename, &tmp)?;
         fs::rename(&tmp, dir.join(name))?;
         Ok(written)
     })();
@@ -66,7 +70,9 @@ impl<'a> Staged<'a> {
     /// Write `parts` to the temporary file of `name`; returns the bytes written.
     pub(crate) fn write(&mut self, name: &str, parts: &[&[u8]]) -> io::Result<u64> {
         // `create` truncates a stale temporary left by a crash; temporaries are never mapped.
-        let mut file = File::create(self.tmp(name))?;
+        let tmp = self.tmp(name);
+        fault::check(Step::Write, &tmp)?;
+        let mut file = File::create(&tmp)?;
         self.names.push(name.to_owned());
         let mut written = 0u64;
         for part in parts {
@@ -93,7 +99,12 @@ impl<'a> Staged<'a> {
                 .chunks(chunk)
                 .map(|paths| {
                     // fsync acts on the inode: a fresh descriptor flushes what the writer wrote.
-                    scope.spawn(move || paths.iter().try_for_each(|p| File::open(p)?.sync_all()))
+                    scope.spawn(move || {
+                        paths.iter().try_for_each(|p| {
+                            fault::check(Step::Fsync, p)?;
+                            File::open(p)?.sync_all()
+                        })
+                    })
                 })
                 .collect();
             handles.into_iter().try_for_each(|h| {
@@ -102,6 +113,7 @@ impl<'a> Staged<'a> {
             })
         })?;
         for (tmp, name) in tmps.iter().zip(&self.names) {
+            fault::check(Step::Rename, tmp)?;
             fs::rename(tmp, self.dir.join(name))?;
         }
         self.published = true;
@@ -121,7 +133,25 @@ impl Drop for Staged<'_> {
 
 /// fsync a directory so that renames and creations in it survive a power cut.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fault::check(Step::DirFsync, dir)?;
     File::open(dir)?.sync_all()
+}
+
+/// Make `dir/to` a second name of the file `dir/from`, atomically replacing `to`: a new
+/// name costs no data write and no fsync of its own, only the directory's [`sync_dir`].
+pub(crate) fn link_file(dir: &Path, from: &str, to: &str) -> io::Result<()> {
+    let tmp = dir.join(format!("{to}{TMP_SUFFIX}"));
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fault::check(Step::Rename, &tmp)?;
+    fs::hard_link(dir.join(from), &tmp)?;
+    let result = fault::check(Step::Rename, &tmp).and_then(|()| fs::rename(&tmp, dir.join(to)));
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Remove leftovers: temporary files, and snapshot files that `keep` does not name. Files
@@ -132,10 +162,9 @@ pub(crate) fn collect_garbage(dir: &Path, keep: &HashSet<&str>) -> io::Result<us
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name
-            .strip_suffix(TMP_SUFFIX)
-            .is_some_and(|base| base == MANIFEST || format::parse_file_name(base).is_some())
-            || (format::parse_file_name(name).is_some() && !keep.contains(name));
+        let ours = name.strip_suffix(TMP_SUFFIX).is_some_and(|base| {
+            base == MANIFEST || base == PREVIOUS || format::parse_file_name(base).is_some()
+        }) || (format::parse_file_name(name).is_some() && !keep.contains(name));
         if ours && entry.file_type()?.is_file() {
             match fs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,

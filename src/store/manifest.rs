@@ -13,6 +13,10 @@ use super::{parallel, StoreError};
 /// File name of the manifest inside the store directory.
 pub(crate) const MANIFEST: &str = "MANIFEST";
 
+/// The manifest of the generation before the current one, kept (with its files) as the
+/// fallback until the next commit: a damaged current generation is not the end of the store.
+pub(crate) const PREVIOUS: &str = "MANIFEST.prev";
+
 /// Version of the manifest document.
 pub(crate) const MANIFEST_VERSION: u32 = 1;
 
@@ -51,7 +55,12 @@ impl Manifest {
 
     /// Read and check `dir/MANIFEST`; `None` when the store was never written.
     pub(crate) fn read(dir: &Path) -> Result<Option<Manifest>, StoreError> {
-        let path = dir.join(MANIFEST);
+        Manifest::read_named(dir, MANIFEST)
+    }
+
+    /// Read and check the manifest `dir/name` ([`MANIFEST`] or [`PREVIOUS`]).
+    pub(crate) fn read_named(dir: &Path, name: &str) -> Result<Option<Manifest>, StoreError> {
+        let path = dir.join(name);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -115,13 +124,23 @@ impl Manifest {
         Ok(())
     }
 
-    /// Map and validate every file, assembling the snapshot.
-    pub(crate) fn load(&self, dir: &Path) -> Result<Snapshot, StoreError> {
+    /// The names of the files this manifest lists.
+    pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {
+        self.shards
+            .iter()
+            .flatten()
+            .chain(&self.dictionaries)
+            .map(String::as_str)
+    }
+
+    /// Map and validate every file, assembling the snapshot; errors name `dir/name`, the
+    /// manifest this one was read from.
+    pub(crate) fn load(&self, dir: &Path, name: &str) -> Result<Snapshot, StoreError> {
         let published =
             self.published
                 .parse::<jiff::Timestamp>()
                 .map_err(|e| StoreError::Manifest {
-                    path: dir.join(MANIFEST),
+                    path: dir.join(name),
                     reason: format!("published {:?}: {e}", self.published),
                 })?;
         let shards = self.load_shards(dir)?;
@@ -132,7 +151,7 @@ impl Manifest {
         let snapshot = Snapshot::new(self.generation, published, shards, Arc::new(dicts))?;
         if snapshot.len() as u64 != self.products {
             return Err(StoreError::Manifest {
-                path: dir.join(MANIFEST),
+                path: dir.join(name),
                 reason: format!(
                     "lists {} products but the shard files hold {}",
                     self.products,

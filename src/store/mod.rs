@@ -4,7 +4,11 @@
 //! a `MANIFEST` naming them. An apply rewrites only the shards it touches, writes each new
 //! file durably under a new name, then replaces the manifest: the rename of the manifest is
 //! the commit point, so a crash leaves either the old or the new generation, plus garbage
-//! that the next [`Store::open`] removes. Readers never block: they load the current
+//! that the next [`Store::open`] removes. The generation before the current one stays on
+//! disk (`MANIFEST.prev` and its files) until the next commit, as the fallback
+//! [`Store::open`] serves when the current one fails verification. A failure after the
+//! commit point (the directory fsync, the caller's follow-up) leaves memory and disk
+//! possibly apart: the store then refuses every write until it is reopened. Readers never block: they load the current
 //! `Arc<Snapshot>` from an `ArcSwap`; writers are serialized by a mutex.
 //!
 //! Shard count: chosen when products are written into an empty catalog (about
@@ -18,13 +22,17 @@
 mod apply;
 mod commit;
 mod durable;
+mod fault;
+#[cfg(test)]
+mod faults;
 mod manifest;
 mod parallel;
+mod recover;
 mod spool;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use rkyv::util::AlignedVec;
@@ -33,9 +41,10 @@ use crate::catalog::{Dictionaries, FieldError, Product, ProductId, Record};
 use crate::snapshot::format::{self, PayloadKind, Shard};
 use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
 use apply::{Batch, Tally};
-use manifest::{Manifest, MANIFEST};
+use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, Committer, Op, Outcome, Request};
+pub use recover::{verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool};
 
 /// Errors of the store. Each names the file or record concerned.
@@ -63,6 +72,9 @@ pub enum StoreError {
     Serialize { what: String, reason: String },
     #[error("invalid store options: {0}")]
     Options(String),
+    /// An earlier commit failed after its commit point; writes resume after a restart.
+    #[error("the store refuses writes until it is reopened: {0}")]
+    Poisoned(String),
 }
 
 /// Tuning of a store.
@@ -114,9 +126,9 @@ pub struct Store {
     dir: PathBuf,
     opts: StoreOptions,
     current: ArcSwap<Snapshot>,
-    /// Serializes writers; holds no data, so a poisoned lock (a panicked writer) is harmless:
-    /// the published state lives in `current` and on disk, both always coherent.
-    writer: Mutex<()>,
+    /// Serializes writers and holds their state. A poisoned lock (a panicked writer) is
+    /// taken over: the published state lives in `current` and on disk.
+    writer: Mutex<Writer>,
     published: tokio::sync::watch::Sender<u64>,
 }
 
@@ -130,19 +142,31 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// What the writer knows beyond the published snapshot.
+struct Writer {
+    /// Why writes are refused: a commit failed after its commit point.
+    poisoned: Option<String>,
+    /// `MANIFEST` on disk describes the current snapshot (false after a fallback).
+    manifest_current: bool,
+    /// Files on disk kept besides the current snapshot's (the fallback's): never removed
+    /// or overwritten by a failed commit's cleanup.
+    also_kept: HashSet<String>,
+    /// The highest generation number used on disk: the next commit goes above it.
+    floor: u64,
+}
+
 /// Read the current generation of the store in `dir` without opening it for writing (no
-/// cleanup, no writer): for read-only tools and replicas that map the same files.
+/// cleanup, no writer): for read-only tools and replicas that map the same files. Falls back
+/// to the previous generation, as [`Store::open`] does, when the current one is damaged.
 pub fn load_snapshot(dir: &Path) -> Result<Snapshot, StoreError> {
-    match Manifest::read(dir)? {
-        Some(m) => m.load(dir),
-        None => Ok(Snapshot::empty()?),
-    }
+    recover::recover(dir).map(|r| r.snapshot)
 }
 
 impl Store {
     /// Open the store in `dir`, creating the directory if absent. Every file of the current
-    /// generation is validated (a damaged one is an error naming it: the store never serves
-    /// bad data); then files left by an interrupted write are removed.
+    /// generation is validated; when one is damaged the fallback generation is served (logged
+    /// as an error), and when that is damaged too the error names the current one's file:
+    /// the store never serves bad data. Then files left by an interrupted write are removed.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if opts.products_per_shard == 0 {
             return Err(StoreError::Options(
@@ -153,14 +177,23 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
-        let snapshot = load_snapshot(dir)?;
+        let recovered = recover::recover(dir)?;
+        let snapshot = recovered.snapshot;
         Spool::clear(&dir.join(spool::SPOOL_DIR));
-        // Only after the manifest and its files proved good: never collect on a bad read.
-        let keep: HashSet<&str> = snapshot.file_names().collect();
-        let removed = durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        // Only after the manifest and its files proved good: never collect on a bad read. After
+        // a fallback nothing is collected: an unreadable MANIFEST may name any file here.
+        let keep: HashSet<&str> = snapshot
+            .file_names()
+            .chain(recovered.also_kept.iter().map(String::as_str))
+            .collect();
+        let removed = if recovered.from_manifest {
+            durable::collect_garbage(dir, &keep).map_err(|source| StoreError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?
+        } else {
+            0
+        };
         tracing::info!(
             dir = %dir.display(),
             generation = snapshot.generation(),
@@ -174,7 +207,12 @@ impl Store {
             dir: dir.to_path_buf(),
             opts,
             current: ArcSwap::from_pointee(snapshot),
-            writer: Mutex::new(()),
+            writer: Mutex::new(Writer {
+                poisoned: None,
+                manifest_current: recovered.from_manifest,
+                also_kept: recovered.also_kept,
+                floor: recovered.floor,
+            }),
             published,
         })
     }
@@ -182,6 +220,59 @@ impl Store {
     /// The current generation. Lock-free; hold the `Arc` as long as needed.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.current.load_full()
+    }
+
+    /// Why the store refuses writes, when a commit failed after its commit point.
+    pub fn poisoned(&self) -> Option<String> {
+        self.writer().poisoned.clone()
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The writer, unless an earlier failure after a commit point made the store refuse
+    /// writes (memory and disk may disagree until it is reopened).
+    fn lock_writer(&self) -> Result<MutexGuard<'_, Writer>, StoreError> {
+        let w = self.writer();
+        match &w.poisoned {
+            Some(why) => Err(StoreError::Poisoned(why.clone())),
+            None => Ok(w),
+        }
+    }
+
+    /// Remove the files of a commit that failed before its commit point, except those the
+    /// fallback names (a staged file may have replaced one with identical content).
+    fn discard(&self, w: &Writer, written: &[String]) {
+        for name in written.iter().filter(|n| !w.also_kept.contains(*n)) {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+    }
+
+    /// Run the caller's follow-up of a commit; its failure poisons the store, since the
+    /// caller's own state (a drop-folder marker) now disagrees with the store's.
+    fn follow_up(
+        &self,
+        w: &mut Writer,
+        report: &ApplyReport,
+        then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        then(report).inspect_err(|e| {
+            self.poison(
+                w,
+                format!(
+                    "the follow-up of generation {} failed: {e}",
+                    report.generation
+                ),
+            );
+        })
+    }
+
+    fn poison(&self, w: &mut Writer, why: String) {
+        tracing::error!(dir = %self.dir.display(), reason = %why, "the store refuses writes until it is reopened");
+        w.poisoned = Some(why);
     }
 
     /// Notified with the generation number after each publish.
@@ -207,22 +298,17 @@ impl Store {
         mode: ApplyMode,
         then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
     ) -> Result<ApplyReport, StoreError> {
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self.lock_writer()?;
         let old = self.current.load_full();
         let mut written = Vec::new();
-        let result = self.apply_locked(&old, records, mode, &mut written);
+        let result = self.apply_locked(&mut w, &old, records, mode, &mut written);
         if result.is_err() {
             // Files of a generation that was never published: remove them now rather than at
             // the next open (a name the current generation uses is never in `written`).
-            for name in &written {
-                let _ = std::fs::remove_file(self.dir.join(name));
-            }
+            self.discard(&w, &written);
         }
         let report = result?;
-        then(&report)?;
+        self.follow_up(&mut w, &report, then)?;
         Ok(report)
     }
 
@@ -254,10 +340,7 @@ impl Store {
         then: impl FnOnce(&ApplyReport) -> Result<(), StoreError>,
     ) -> Result<ApplyReport, StoreError> {
         spool.seal()?;
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self.lock_writer()?;
         let old = self.current.load_full();
         let mut batch = Batch::split(dicts, old.shard_count())?;
         for change in changes {
@@ -272,30 +355,30 @@ impl Store {
                 .push(change);
         }
         let mut written = Vec::new();
-        let result = self.apply_batch(&old, batch, mode, Some(spool), &mut written);
+        let result = self.apply_batch(&mut w, &old, batch, mode, Some(spool), &mut written);
         if result.is_err() {
-            for name in &written {
-                let _ = std::fs::remove_file(self.dir.join(name));
-            }
+            self.discard(&w, &written);
         }
         let report = result?;
-        then(&report)?;
+        self.follow_up(&mut w, &report, then)?;
         Ok(report)
     }
 
     fn apply_locked(
         &self,
+        w: &mut Writer,
         old: &Arc<Snapshot>,
         records: Vec<Record>,
         mode: ApplyMode,
         written: &mut Vec<String>,
     ) -> Result<ApplyReport, StoreError> {
         let batch = Batch::split(records, old.shard_count())?;
-        self.apply_batch(old, batch, mode, None, written)
+        self.apply_batch(w, old, batch, mode, None, written)
     }
 
     fn apply_batch(
         &self,
+        w: &mut Writer,
         old: &Arc<Snapshot>,
         mut batch: Batch,
         mode: ApplyMode,
@@ -415,22 +498,39 @@ impl Store {
         let (shards, dicts) = next.publish(written)?;
 
         // Commit: the manifest rename makes the generation current, durably.
-        let generation = old.generation() + 1;
+        let generation = old.generation().max(w.floor) + 1;
         let snapshot = Snapshot::new(generation, jiff::Timestamp::now(), shards, dicts)?;
         let manifest = Manifest::describe(&snapshot).to_json()?;
+        self.keep_fallback(w, old)?;
         report.bytes_written += durable::write_file(&self.dir, MANIFEST, &[&manifest])
             .map_err(|source| self.io(MANIFEST, source))?;
-        // The manifest is in place and names these files: never remove them from here on. If
-        // the directory sync fails the caller gets an error (not durable) and the in-memory
-        // generation stays the old one; the next open reads whichever manifest survived.
+        // The manifest is in place and names these files: never remove them from here on.
         written.clear();
-        self.sync_dir()?;
+        w.floor = generation;
+        w.manifest_current = true;
+        if let Err(e) = self.sync_dir() {
+            // Disk may hold either generation after a power cut while memory holds the old
+            // one: any further commit could build on the wrong one, so none is taken.
+            self.poison(
+                w,
+                format!("generation {generation} may or may not be durable: {e}"),
+            );
+            return Err(e);
+        }
         report.generation = generation;
 
-        let keep: HashSet<&str> = snapshot.file_names().collect();
-        let obsolete: Vec<String> = old
+        // The old generation becomes the fallback; the one before it goes.
+        let keep: HashSet<&str> = snapshot.file_names().chain(old.file_names()).collect();
+        let obsolete: Vec<String> = w
+            .also_kept
+            .iter()
+            .filter(|n| !keep.contains(n.as_str()))
+            .cloned()
+            .collect();
+        let new: HashSet<&str> = snapshot.file_names().collect();
+        w.also_kept = old
             .file_names()
-            .filter(|n| !keep.contains(n))
+            .filter(|n| !new.contains(n))
             .map(str::to_owned)
             .collect();
         tracing::info!(
@@ -444,14 +544,50 @@ impl Store {
         self.current.store(Arc::new(snapshot));
         self.published.send_replace(generation);
 
-        // Readers still holding the old generation keep their mappings: unlinking a mapped
-        // file leaves its pages valid. A failure here only leaves garbage for the next open.
+        // Nothing maps the generation before the old one (readers hold at most the old one).
+        // A failure here only leaves garbage for the next open.
         for name in obsolete {
             if let Err(e) = std::fs::remove_file(self.dir.join(&name)) {
                 tracing::warn!(file = %name, error = %e, "cannot remove an obsolete snapshot file");
             }
         }
         Ok(report)
+    }
+
+    /// Name the generation being replaced in `MANIFEST.prev` before the commit replaces
+    /// `MANIFEST`. A link of the current manifest costs no fsync of its own (the commit's
+    /// directory fsync covers it); after a fallback the disk's MANIFEST is not the old
+    /// generation, so its manifest is written out.
+    fn keep_fallback(&self, w: &Writer, old: &Snapshot) -> Result<(), StoreError> {
+        let copy = || {
+            Manifest::describe(old).to_json().and_then(|bytes| {
+                durable::write_file(&self.dir, PREVIOUS, &[&bytes])
+                    .map(drop)
+                    .map_err(|source| self.io(PREVIOUS, source))
+            })
+        };
+        if !w.manifest_current {
+            copy()
+        } else if old.generation() == 0 {
+            // Nothing was ever committed: no fallback.
+            match std::fs::remove_file(self.dir.join(PREVIOUS)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io(PREVIOUS, e)),
+                _ => Ok(()),
+            }
+        } else {
+            match durable::link_file(&self.dir, MANIFEST, PREVIOUS) {
+                // A file system without hard links: a copy, at the cost of one more fsync.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    copy()
+                }
+                other => other.map_err(|e| self.io(PREVIOUS, e)),
+            }
+        }
     }
 
     fn sync_dir(&self) -> Result<(), StoreError> {

@@ -412,7 +412,7 @@ impl<'a> Import<'a> {
             vat,
             code: non_empty(&["code_on_card"]),
             producer_code_standard: code_standard(node.attr(&["producer_code_standard"])),
-            prices: self.prices(node, "product", vat),
+            prices: self.prices(node, "product", vat)?,
             ..Product::empty(id)
         };
         // A product-level `code` is the supplier's code: IOF's code_on_card.
@@ -512,24 +512,21 @@ impl<'a> Import<'a> {
                 | "strikethrough_retail_price"
                 | "strikethrough_wholesale_price" => {}
                 "promotion" => {
+                    let price =
+                        self.price(child.kid("price"), "product/promotion/price", vat, false)?;
                     p.promotion = child.attr(&["name"]).and_then(|name| {
                         Some(Promotion {
                             name: name.to_string(),
                             start_date: self.promotion_date(child, "start_date"),
                             ending_date: self.promotion_date(child, "ending_date"),
-                            price: self.price(
-                                child.kid("price"),
-                                "product/promotion/price",
-                                vat,
-                                false,
-                            )?,
+                            price: price?,
                         })
                     });
                     if child.kid("shown_in_the_zone").is_some() {
                         self.unmapped("product/promotion/shown_in_the_zone".into());
                     }
                 }
-                "sizes" => self.sizes(child, &raw_id, &mut p),
+                "sizes" => self.sizes(child, &raw_id, &mut p)?,
                 "images" => self.images(child, &mut p),
                 "parameters" => p.parameters = self.parameters(child),
                 "attachments" => p.attachments = self.attachments(child),

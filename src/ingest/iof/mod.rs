@@ -646,6 +646,40 @@ mod tests {
     }
 
     #[test]
+    fn a_price_that_cannot_be_completed_skips_its_product_with_a_note() {
+        // Found by fuzzing: a gross-only price with VAT -100 divided by zero, and a net near
+        // the decimal maximum overflowed once VAT was added; both panicked.
+        for (product, what) in [
+            (
+                r#"<product id="1" vat="-100"><srp gross="7"/></product>"#,
+                "vat \"-100\" is not a rate",
+            ),
+            (
+                r#"<product id="2" vat="23"><sizes><size id="S"><price net="79228162514264337593543950335"/></size></sizes></product>"#,
+                "size S: price@net",
+            ),
+        ] {
+            let good = r#"<product id="3" vat="23"><description><name xml:lang="pol">Kubek</name></description><price net="1" gross="1.23"/><sizes><size id="U" code="3-U"><stock id="0" quantity="1"/></size></sizes></product>"#;
+            let xml = format!("<offer><products>{product}{good}</products></offer>");
+            let offer = read_full_bytes(xml.as_bytes()).expect("parse");
+            assert_eq!(
+                offer.records.len(),
+                1,
+                "only the good product is kept: {offer:?}"
+            );
+            assert!(
+                offer
+                    .skipped
+                    .iter()
+                    .any(|n| n.contains("skipped") && n.contains(what)),
+                "{:?}",
+                offer.skipped
+            );
+            assert_eq!(offer.report.products_skipped, 1);
+        }
+    }
+
+    #[test]
     fn languages_are_mapped_reported_or_refused() {
         let xml = |lang: &str| {
             format!(

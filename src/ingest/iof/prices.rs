@@ -1,5 +1,6 @@
 //! Prices: amounts read with checked arithmetic and, when the feed's currency is not the
-//! store's base currency, converted with the configured rate (never relabelled).
+//! store's base currency, converted with the configured rate (never relabelled). An amount
+//! that cannot be used makes its product an error (skipped, and the offer refused by default).
 
 use crate::catalog::{round_money, Decimal, Price, Prices};
 
@@ -11,35 +12,35 @@ const MAX_AMOUNT: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, fal
 
 impl Import<'_> {
     /// One amount (`net` or `gross`) of a price node, in the base currency. Empty is "none";
-    /// a value that is no amount is reported dropped.
-    fn amount(&self, node: &Node, field: &str, name: &str) -> Option<Decimal> {
-        let raw = node.attr(&[name])?.trim();
+    /// a value that is no amount is an error: the product is not imported with a wrong price.
+    fn amount(&self, node: &Node, field: &str, name: &str) -> Result<Option<Decimal>, String> {
+        let Some(raw) = node.attr(&[name]).map(str::trim) else {
+            return Ok(None);
+        };
         if raw.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let field = format!("{field}@{name}");
+        let report_field = format!("{field}@{name}");
         let Some(v) = super::dialect::decimal(raw).filter(|v| v.abs() <= MAX_AMOUNT) else {
-            self.dropped(&field, || {
-                format!("{}: {raw:?} is not an amount", self.current)
-            });
-            return None;
+            return Err(format!(
+                "{}@{name}: {raw:?} is not an amount (at most 10^15)",
+                node.name
+            ));
         };
         match self.rate {
             None => {
-                self.mapped(&field);
-                Some(v)
+                self.mapped(&report_field);
+                Ok(Some(v))
             }
             Some(rate) => match v.checked_div(rate) {
                 Some(base) => {
-                    self.converted(&field);
-                    Some(round_money(base))
+                    self.converted(&report_field);
+                    Ok(Some(round_money(base)))
                 }
-                None => {
-                    self.dropped(&field, || {
-                        format!("{}: {raw:?} cannot be converted at {rate}", self.current)
-                    });
-                    None
-                }
+                None => Err(format!(
+                    "{}@{name}: {raw:?} cannot be converted at {rate}",
+                    node.name
+                )),
             },
         }
     }
@@ -52,30 +53,27 @@ impl Import<'_> {
         field: &str,
         vat: Decimal,
         zero_is_none: bool,
-    ) -> Option<Price> {
-        let node = node?;
-        let net = self.amount(node, field, "net");
-        let gross = self.amount(node, field, "gross");
-        // `vat` is 0..=100 (dialect::vat), amounts are bounded: from_parts cannot overflow.
-        let price = Price::from_parts(net, gross, vat)?;
-        if zero_is_none && price.net.is_zero() && price.gross.is_zero() {
-            return None;
-        }
-        Some(price)
+    ) -> Result<Option<Price>, String> {
+        let Some(node) = node else { return Ok(None) };
+        let net = self.amount(node, field, "net")?;
+        let gross = self.amount(node, field, "gross")?;
+        let price =
+            Price::from_parts(net, gross, vat).map_err(|e| format!("{}: {e}", node.name))?;
+        Ok(price.filter(|p| !(zero_is_none && p.net.is_zero() && p.gross.is_zero())))
     }
 
     /// The price nodes of a product or a size (`field` names which, for the report).
-    pub(super) fn prices(&self, node: &Node, field: &str, vat: Decimal) -> Prices {
+    pub(super) fn prices(&self, node: &Node, field: &str, vat: Decimal) -> Result<Prices, String> {
         let at = |name: &str| format!("{field}/{name}");
         let sr = "strikethrough_retail_price";
         let sw = "strikethrough_wholesale_price";
-        Prices {
-            retail: self.price(node.kid("price"), &at("price"), vat, false),
+        Ok(Prices {
+            retail: self.price(node.kid("price"), &at("price"), vat, false)?,
             wholesale: None,
-            srp: self.price(node.kid("srp"), &at("srp"), vat, true),
-            strikethrough_retail: self.price(node.kid(sr), &at(sr), vat, true),
-            strikethrough_wholesale: self.price(node.kid(sw), &at(sw), vat, true),
-        }
+            srp: self.price(node.kid("srp"), &at("srp"), vat, true)?,
+            strikethrough_retail: self.price(node.kid(sr), &at(sr), vat, true)?,
+            strikethrough_wholesale: self.price(node.kid(sw), &at(sw), vat, true)?,
+        })
     }
 }
 

@@ -48,7 +48,12 @@ fn non_empty(s: Option<&str>) -> Option<String> {
 }
 
 impl Import<'_> {
-    pub(super) fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) {
+    pub(super) fn sizes(
+        &mut self,
+        node: &Node,
+        raw_id: &str,
+        p: &mut Product,
+    ) -> Result<(), String> {
         let group = node
             .attr(&["iaiext:group_id", "group_id"])
             .map(str::trim)
@@ -142,7 +147,9 @@ impl Import<'_> {
             let weight = self.weight(s, "weight", &["weight"]);
             let weight_net =
                 self.weight(s, "iaiext:weight_net", &["iaiext:weight_net", "weight_net"]);
-            let prices = self.prices(s, "product/sizes/size", p.vat);
+            let prices = self
+                .prices(s, "product/sizes/size", p.vat)
+                .map_err(|e| format!("size {id}: {e}"))?;
             p.sizes.push(Size {
                 id: id.clone(),
                 code,
@@ -173,6 +180,7 @@ impl Import<'_> {
                 }
             }
         }
+        Ok(())
     }
 
     /// Every `<stock>` of a size; one that cannot be read is reported, never guessed.
