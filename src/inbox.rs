@@ -105,6 +105,8 @@ pub struct Inbox {
 pub struct InboxHandle {
     stop: Arc<AtomicBool>,
     scans: Arc<std::sync::atomic::AtomicU64>,
+    /// Joined on drop: the thread holds the store (and so its directory lock).
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl InboxHandle {
@@ -117,6 +119,11 @@ impl InboxHandle {
 impl Drop for InboxHandle {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        // Within one scan tick (or the file being applied): once dropped, the store this
+        // watcher fed can be opened again.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -636,7 +643,7 @@ impl Inbox {
         let stopped = stop.clone();
         let scans = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let scanned = scans.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("iofd-inbox".into())
             .spawn(move || {
                 let _watcher = watcher; // dropped with the thread
@@ -677,7 +684,11 @@ impl Inbox {
                 }
             })
             .map_err(io(&PathBuf::from("iofd-inbox thread")))?;
-        Ok(InboxHandle { stop, scans })
+        Ok(InboxHandle {
+            stop,
+            scans,
+            thread: Some(thread),
+        })
     }
 
     /// One scan: claims an error left behind first, then renamed-in and ready files at once,

@@ -15,9 +15,9 @@
 //! `products_per_shard` per shard, a power of two up to 4096) and raised, with a full
 //! rewrite, when shards average more than 4× that. It never shrinks while products remain.
 //!
-//! One process per store directory: two processes writing the same directory would collect
-//! each other's files. (A cross-process lock would need `File::try_lock`, newer than the
-//! crate's minimum Rust version.)
+//! One owner per store directory: [`Store::open`] takes an exclusive lock on `LOCK` (see
+//! `lock.rs`) before it reads or cleans anything and holds it while the store lives; a
+//! second open, from this process or another, fails at once with [`StoreError::Locked`].
 
 mod apply;
 mod commit;
@@ -25,6 +25,7 @@ mod durable;
 mod fault;
 #[cfg(test)]
 mod faults;
+mod lock;
 mod manifest;
 mod parallel;
 mod recover;
@@ -45,6 +46,7 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, Committer, Op, Outcome, Request};
 pub use recover::{verify, GenerationCheck, StoreCheck};
+pub use lock::LOCK;
 pub use spool::{Parked, Spool};
 
 /// Errors of the store. Each names the file or record concerned.
@@ -75,6 +77,13 @@ pub enum StoreError {
     /// An earlier commit failed after its commit point; writes resume after a restart.
     #[error("the store refuses writes until it is reopened: {0}")]
     Poisoned(String),
+    /// Another [`Store`] (in this process or another) owns the directory.
+    #[error(
+        "{}: the data directory is in use by {}; only one iofd process may open it. Stop that process first, or hand the data to it: the admin API (POST /v1/records, PUT /v1/products/{{id}}) or the drop folder (<data>/inbox)",
+        path.display(),
+        match pid { Some(pid) => format!("another iofd process (pid {pid})"), None => "another iofd process".to_string() }
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
 }
 
 /// Tuning of a store.
@@ -130,6 +139,8 @@ pub struct Store {
     /// taken over: the published state lives in `current` and on disk.
     writer: Mutex<Writer>,
     published: tokio::sync::watch::Sender<u64>,
+    /// Exclusive ownership of `dir`; released when the store is dropped.
+    _lock: lock::DirLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -163,10 +174,12 @@ pub fn load_snapshot(dir: &Path) -> Result<Snapshot, StoreError> {
 }
 
 impl Store {
-    /// Open the store in `dir`, creating the directory if absent. Every file of the current
-    /// generation is validated; when one is damaged the fallback generation is served (logged
-    /// as an error), and when that is damaged too the error names the current one's file:
-    /// the store never serves bad data. Then files left by an interrupted write are removed.
+    /// Open the store in `dir`, creating the directory if absent, and take its lock: a
+    /// directory another store holds is [`StoreError::Locked`] at once, before anything is
+    /// read, repaired or removed. Every file of the current generation is validated; when one
+    /// is damaged the fallback generation is served (logged as an error), and when that is
+    /// damaged too the error names the current one's file: the store never serves bad data.
+    /// Then files left by an interrupted write are removed.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if opts.products_per_shard == 0 {
             return Err(StoreError::Options(
@@ -177,6 +190,7 @@ impl Store {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock::DirLock::acquire(dir)?;
         let recovered = recover::recover(dir)?;
         let snapshot = recovered.snapshot;
         Spool::clear(&dir.join(spool::SPOOL_DIR));
@@ -214,6 +228,7 @@ impl Store {
                 floor: recovered.floor,
             }),
             published,
+            _lock: lock,
         })
     }
 
