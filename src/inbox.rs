@@ -10,6 +10,8 @@
 //! is one batch, applied atomically: it ends in `done/`, or in `rejected/` with
 //! `<name>.errors.txt` beside it (nothing of it applied, at most [`Rejections::LISTED`]
 //! problems listed).
+//! `*.full_sync.jsonl` files are full syncs, within the store's mass-deletion guard (a file
+//! beyond it is rejected with the numbers, like any batch the store refuses).
 //!
 //! No file is applied twice and none is lost, whatever moment a crash or an I/O error hits:
 //! 1. a claim directory `.work/.<id>/` is created (the id is unique: markers of earlier
@@ -1109,14 +1111,35 @@ mod tests {
             "nothing of b applied"
         );
 
+        // A full sync that would remove half the catalog: the mass-deletion guard rejects
+        // the file with the numbers, nothing is removed, and the inbox goes on.
         fs::write(
             inbox.dir.join("c.full_sync.jsonl"),
             GOOD.lines().next().unwrap(),
         )
         .unwrap();
+        assert!(matches!(
+            inbox.take("c.full_sync.jsonl").unwrap(),
+            Processed::Rejected(1)
+        ));
+        let report =
+            fs::read_to_string(inbox.dir.join("rejected/c.full_sync.jsonl.errors.txt")).unwrap();
         assert!(
-            matches!(inbox.take("c.full_sync.jsonl").unwrap(), Processed::Applied(r) if r.removed == 1)
+            report.contains("full sync refused") && report.contains("remove 1 of the 2 products"),
+            "{report}"
         );
+        assert_eq!(inbox.store.snapshot().len(), 2);
+        // One that removes nothing (it carries both products and a new one) is applied.
+        let third = r#"{"kind":"product","id":9,"vat":23,"description":{"name":{"pol":"C"}}}"#;
+        fs::write(
+            inbox.dir.join("d.full_sync.jsonl"),
+            format!("{GOOD}\n{third}\n"),
+        )
+        .unwrap();
+        assert!(
+            matches!(inbox.take("d.full_sync.jsonl").unwrap(), Processed::Applied(r) if r.removed == 0 && r.applied == 1)
+        );
+        assert_eq!(inbox.store.snapshot().len(), 3);
     }
 
     #[test]

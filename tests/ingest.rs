@@ -247,12 +247,91 @@ fn records_batches_put_delete_and_full_sync() {
     let report: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
     assert_eq!(report["removed"], 1);
 
-    // A full sync keeps only what it carries (dictionaries stay).
+    // A full sync keeps only what it carries (dictionaries stay); removing that much needs
+    // the count confirmed.
     let (status, report) = post(&server, "/v1/records?mode=full_sync", &product(5001, "A"));
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["would_remove"], 201);
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=201",
+        &product(5001, "A"),
+    );
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["unchanged"], 1);
     assert_eq!(report["removed"], 201);
     assert_eq!(server.app.store.snapshot().len(), 1);
+}
+
+/// Products light.xml lists.
+fn light_products(server: &Server) -> usize {
+    server
+        .get(LIGHT)
+        .text()
+        .expect("light")
+        .matches("<product id=")
+        .count()
+}
+
+#[test]
+fn a_short_full_sync_is_refused_with_the_numbers_until_the_removal_is_confirmed() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let listed = light_products(&server);
+    assert!(listed > 0);
+    let generation = server.app.store.snapshot().generation();
+    // A truncated export: 40 dictionary lines of the demo catalog, no product at all.
+    let short: String = iofd::app::DEMO_CATALOG
+        .lines()
+        .filter(|l| !l.contains(r#""kind":"product""#))
+        .take(40)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(short.lines().count(), 40);
+
+    let (status, report) = post(&server, "/v1/records?mode=full_sync", &short);
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["products"], 200);
+    assert_eq!(report["would_remove"], 200);
+    assert_eq!(report["full_sync_max_removal"], "20");
+    assert_eq!(report["generation"], generation);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("confirm_removal=200"),
+        "{report}"
+    );
+    // Nothing removed: the store and every partner's light.xml keep every product.
+    assert_eq!(server.app.store.snapshot().generation(), generation);
+    assert_eq!(server.app.store.snapshot().len(), 200);
+    assert_eq!(light_products(&server), listed);
+
+    // A wrong count is refused too; the exact one applies.
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=199",
+        &short,
+    );
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["confirm_removal"], 199);
+    assert_eq!(server.app.store.snapshot().len(), 200);
+    let sent = Instant::now();
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=200",
+        &short,
+    );
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["removed"], 200);
+    assert!(server.app.store.snapshot().is_empty());
+    while light_products(&server) != 0 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "light.xml still lists products after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
