@@ -384,6 +384,16 @@ impl Config {
                     reason: format!("the rate of {code} must be positive"),
                 });
             }
+            // With prices bounded too, no conversion can overflow.
+            if *rate > crate::catalog::MAX_EXCHANGE_RATE {
+                return Err(ConfigError::Invalid {
+                    setting: "currencies",
+                    reason: format!(
+                        "the rate of {code} is at most {}",
+                        crate::catalog::MAX_EXCHANGE_RATE
+                    ),
+                });
+            }
         }
         if let Some(rate) = rates.get(&base_currency) {
             if *rate != Decimal::ONE {

@@ -403,6 +403,17 @@ fn decimal(s: &str) -> Option<Decimal> {
         .ok()
 }
 
+/// The `vat` attribute of `node`: `None` when absent; an error when it is not a number or
+/// not a rate (0 to 100), so a bad value is reported instead of replaced by a default.
+fn vat_attr(node: &Node) -> Result<Option<Decimal>, String> {
+    let Some(raw) = node.attr(&["vat"]) else {
+        return Ok(None);
+    };
+    let vat = decimal(raw).ok_or_else(|| format!("{}: vat {raw:?} is not a number", node.name))?;
+    crate::catalog::check_vat(vat).map_err(|e| format!("{}: {e}", node.name))?;
+    Ok(Some(vat))
+}
+
 fn yes(s: Option<&str>) -> bool {
     matches!(
         s.map(str::trim),
@@ -903,37 +914,46 @@ impl Import {
         Ok(())
     }
 
-    fn price(&self, node: Option<&Node>, zero_is_none: bool) -> Option<Price> {
-        let node = node?;
+    /// A price node; a hostile `vat` (outside 0..=100, or not a number) is an error naming
+    /// the node, never a panic while completing the price.
+    fn price(&self, node: Option<&Node>, zero_is_none: bool) -> Result<Option<Price>, String> {
+        let Some(node) = node else { return Ok(None) };
         let net = node.attr(&["net"]).and_then(decimal);
         let gross = node.attr(&["gross"]).and_then(decimal);
-        let vat = node.attr(&["vat"]).and_then(decimal).unwrap_or_default();
-        let price = Price::from_parts(net, gross, vat)?;
+        let vat = vat_attr(node)?.unwrap_or_default();
+        let Some(price) = Price::from_parts(net, gross, vat)
+            .map_err(|e| format!("{}: {}: {}", node.name, e.field, e.reason))?
+        else {
+            return Ok(None);
+        };
         if zero_is_none && price.net.is_zero() && price.gross.is_zero() {
-            return None;
+            return Ok(None);
         }
-        Some(price)
+        Ok(Some(price))
     }
 
-    fn prices(&self, node: &Node, vat: Decimal) -> Prices {
-        let with_vat = |p: Option<Price>, n: Option<&Node>| -> Option<Price> {
+    fn prices(&self, node: &Node, vat: Decimal) -> Result<Prices, String> {
+        let with_vat = |p: Option<Price>, n: Option<&Node>| -> Result<Option<Price>, String> {
             // A missing half is completed with the product's VAT.
-            let n = n?;
+            let (Some(_), Some(n)) = (p, n) else {
+                return Ok(None);
+            };
             let net = n.attr(&["net"]).and_then(decimal);
             let gross = n.attr(&["gross"]).and_then(decimal);
-            p.and(Price::from_parts(net, gross, vat))
+            Price::from_parts(net, gross, vat)
+                .map_err(|e| format!("{}: {}: {}", n.name, e.field, e.reason))
         };
-        let retail = with_vat(self.price(node.kid("price"), false), node.kid("price"));
-        let srp = with_vat(self.price(node.kid("srp"), true), node.kid("srp"));
+        let price = node.kid("price");
+        let srp = node.kid("srp");
         let sr = node.kid("strikethrough_retail_price");
         let sw = node.kid("strikethrough_wholesale_price");
-        Prices {
-            retail,
+        Ok(Prices {
+            retail: with_vat(self.price(price, false)?, price)?,
             wholesale: None,
-            srp,
-            strikethrough_retail: with_vat(self.price(sr, true), sr),
-            strikethrough_wholesale: with_vat(self.price(sw, true), sw),
-        }
+            srp: with_vat(self.price(srp, true)?, srp)?,
+            strikethrough_retail: with_vat(self.price(sr, true)?, sr)?,
+            strikethrough_wholesale: with_vat(self.price(sw, true)?, sw)?,
+        })
     }
 
     fn product(&mut self, node: &Node) -> Result<Record, String> {
@@ -945,10 +965,8 @@ impl Import {
         if let Some(site) = node.attr(&["site"]).and_then(|s| s.trim().parse().ok()) {
             self.site.get_or_insert(site);
         }
-        let vat = node
-            .attr(&["vat"])
-            .and_then(decimal)
-            .unwrap_or(Decimal::from(23));
+        // Absent: the Polish standard rate, as IdoSell assumes. Present, it must be a rate.
+        let vat = vat_attr(node)?.unwrap_or(Decimal::from(23));
         let kind = match node.attr(&["type"]).map(str::trim) {
             None | Some("regular") => ProductType::Regular,
             Some("bundle") => ProductType::Bundle,
@@ -968,7 +986,7 @@ impl Import {
                 .filter(|c| !c.is_empty())
                 .map(str::to_owned),
             producer_code_standard: code_standard(node.attr(&["producer_code_standard"])),
-            prices: self.prices(node, vat),
+            prices: self.prices(node, vat)?,
             ..Product::empty(id)
         };
         for child in &node.children {
@@ -1067,19 +1085,23 @@ impl Import {
                 | "strikethrough_retail_price"
                 | "strikethrough_wholesale_price" => {}
                 "promotion" => {
-                    p.promotion = child.attr(&["name"]).and_then(|name| {
-                        Some(Promotion {
-                            name: name.to_string(),
-                            start_date: child.attr(&["start_date"]).map(str::to_owned),
-                            ending_date: child.attr(&["ending_date"]).map(str::to_owned),
-                            price: self.price(child.kid("price"), false)?,
-                        })
-                    });
+                    p.promotion = match child.attr(&["name"]) {
+                        Some(name) => {
+                            self.price(child.kid("price"), false)?
+                                .map(|price| Promotion {
+                                    name: name.to_string(),
+                                    start_date: child.attr(&["start_date"]).map(str::to_owned),
+                                    ending_date: child.attr(&["ending_date"]).map(str::to_owned),
+                                    price,
+                                })
+                        }
+                        None => None,
+                    };
                     if child.kid("shown_in_the_zone").is_some() {
                         self.unmapped("product/promotion/shown_in_the_zone".into());
                     }
                 }
-                "sizes" => self.sizes(child, &raw_id, &mut p),
+                "sizes" => self.sizes(child, &raw_id, &mut p)?,
                 "images" => self.images(child, &mut p),
                 "parameters" => p.parameters = self.parameters(child),
                 "attachments" => p.attachments = self.attachments(child),
@@ -1141,7 +1163,7 @@ impl Import {
         d
     }
 
-    fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) {
+    fn sizes(&mut self, node: &Node, raw_id: &str, p: &mut Product) -> Result<(), String> {
         let group = node
             .attr(&["iaiext:group_id", "group_id"])
             .map(str::trim)
@@ -1210,7 +1232,7 @@ impl Import {
                     .map(str::to_owned),
                 weight: weight(&["weight"]),
                 weight_net: weight(&["iaiext:weight_net", "weight_net"]),
-                prices: self.prices(s, p.vat),
+                prices: self.prices(s, p.vat)?,
                 stock,
             });
             if let Some(gid) = group_id {
@@ -1233,6 +1255,7 @@ impl Import {
                 }
             }
         }
+        Ok(())
     }
 
     fn image(&self, n: &Node) -> Option<Image> {

@@ -12,6 +12,9 @@
 //! product's VAT rate (rounded half away from zero to 2 places). A price update without
 //! `size` changes the product-level price.
 
+// Money, VAT and quantities come from outside: every operation on them is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::{bad_line, BadLine, LineRecord};
@@ -94,14 +97,7 @@ impl Update {
             return Err(FieldError::new("size", "must not be empty"));
         }
         match self {
-            Update::Stock(s) => {
-                if s.quantity < Decimal::ZERO && s.quantity != Decimal::NEGATIVE_ONE {
-                    return Err(FieldError::new(
-                        "quantity",
-                        "a quantity is zero or more, or -1 for unlimited",
-                    ));
-                }
-            }
+            Update::Stock(s) => crate::catalog::check_quantity("quantity", s.quantity)?,
             Update::Price(p) => {
                 let nodes = [
                     ("retail", &p.retail),
@@ -172,13 +168,18 @@ impl Update {
                     Some(id) => &mut find_size(product, Some(id))?.prices,
                 };
                 let mut changed = false;
-                for (input, slot) in [
-                    (&p.retail, &mut prices.retail),
-                    (&p.wholesale, &mut prices.wholesale),
-                    (&p.srp, &mut prices.srp),
+                for (name, input, slot) in [
+                    ("retail", &p.retail, &mut prices.retail),
+                    ("wholesale", &p.wholesale, &mut prices.wholesale),
+                    ("srp", &p.srp, &mut prices.srp),
                 ] {
                     let Some(input) = input else { continue };
-                    let new = Price::from_parts(input.net, input.gross, vat);
+                    // The half completed with the product's VAT is checked like a sent one.
+                    let new = Price::from_parts(input.net, input.gross, vat)
+                        .map_err(|e| FieldError::new(format!("{name}.{}", e.field), e.reason))?;
+                    if let Some(price) = &new {
+                        price.check(name)?;
+                    }
                     if new.is_some() && *slot != new {
                         *slot = new;
                         changed = true;
