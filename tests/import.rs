@@ -62,3 +62,41 @@ fn a_full_sync_import_that_removes_too_much_needs_the_count_confirmed() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("199 removed"));
     assert_eq!(products(&data), 1);
 }
+
+/// An IOF full.xml: one good product and the hostile values that used to panic the importer.
+const HOSTILE_OFFER: &str = r#"<?xml version="1.0"?>
+<offer xmlns="http://www.iai-shop.com/developers/iof.phtml" file_format="IOF" version="3.0">
+<products language="pol" currency="PLN">
+ <product id="1" vat="23"><description><name>Dobry</name></description><price gross="12.30"/></product>
+ <product id="2" vat="-100"><description><name>Minus sto</name></description><price gross="12.30"/></product>
+ <product id="3" vat="1e29"><description><name>Ogromny VAT</name></description><price gross="12.30"/></product>
+ <product id="4" vat="10000000000000000000000000000"><description><name>Prawie max</name></description><price net="10"/></product>
+ <product id="5" vat="23"><description><name>VAT ceny</name></description><price gross="12.30" vat="-100"/></product>
+</products>
+</offer>"#;
+
+#[test]
+fn hostile_vat_in_an_iof_offer_is_reported_with_the_product_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let offer = dir.path().join("full.xml");
+    std::fs::write(&offer, HOSTILE_OFFER).unwrap();
+    let out = import(&data, &[offer.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
+    assert!(out.status.success(), "{stderr}");
+    // Each hostile product is named with its reason; none is imported with a made-up VAT.
+    let skipped: Vec<&str> = stderr.lines().filter(|l| l.contains("skipped")).collect();
+    assert_eq!(skipped.len(), 4, "{stderr}");
+    assert!(skipped.iter().all(|l| l.contains("vat")), "{stderr}");
+    assert!(
+        stderr.contains("-100: a VAT rate is a percentage between 0 and 100"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r#"vat "1e29" is not a number"#), "{stderr}");
+    let store = Store::open(&data.join("store"), StoreOptions::default()).unwrap();
+    let snapshot = store.snapshot();
+    assert_eq!(snapshot.len(), 1);
+    let good = snapshot.product(1).unwrap();
+    assert_eq!(iofd::catalog::decimal(&good.vat).to_string(), "23");
+}
