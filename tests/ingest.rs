@@ -520,7 +520,10 @@ fn drop_folder_files_with_hostile_values_or_refused_by_the_store_do_not_stop_sta
         .product(9003)
         .expect("the valid product of the offer");
     let net = &good.prices.retail.as_ref().unwrap().net;
-    assert_eq!(iofd::catalog::decimal(net), iofd::catalog::Decimal::from(10));
+    assert_eq!(
+        iofd::catalog::decimal(net),
+        iofd::catalog::Decimal::from(10)
+    );
     // The short sync was rejected with the numbers; nothing was removed.
     assert!(data.join("inbox/rejected/short.full_sync.jsonl").exists());
     let errors =

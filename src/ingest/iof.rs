@@ -764,7 +764,8 @@ impl Import {
                         .and_then(decimal)
                         .unwrap_or_default();
                     let months = match terms.and_then(|t| t.attr(&["period_unit"])) {
-                        Some("year" | "years") => number * Decimal::from(12),
+                        // Saturating: a hostile period must not panic (it maps to 0 below).
+                        Some("year" | "years") => number.saturating_mul(Decimal::from(12)),
                         Some("day" | "days") => (number / Decimal::from(30)).ceil(),
                         _ => number,
                     };
@@ -1734,6 +1735,26 @@ mod tests {
         assert!(producers > 8, "producers.xml was read: {producers}");
         let e = read_offer(dir.path().join("nothing-here").as_path()).unwrap_err();
         assert!(matches!(e, IofError::Io { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_hostile_warranty_period_does_not_panic_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("full.xml"),
+            r#"<offer file_format="IOF" version="3.0"><products language="pol"><product id="1" vat="23"><description><name>A</name></description><warranty id="1"/></product></products></offer>"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("warranties.xml"),
+            r#"<warranties file_format="IOF" version="3.0" language="pol"><warranty id="1" name="Wieczna"><terms type="producer" period_number="70000000000000000000000000000" period_unit="years"/></warranty></warranties>"#,
+        )
+        .unwrap();
+        let offer = read_offer(dir.path()).expect("read");
+        assert!(offer
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Warranty(w) if w.period_months == 0)));
     }
 
     #[test]
