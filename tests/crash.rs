@@ -96,6 +96,9 @@ fn config(root: &Path) {
             r#"admin_token = "{TOKEN}"
 partners = "{}"
 products_per_shard = 4
+# Each full sync below removes a third of the catalog; the mass-deletion guard is tested
+# elsewhere, here it would refuse them.
+full_sync_max_removal = 100
 # Long windows: the change log is not cut while the test reads it.
 change_window = "1h"
 timezone = "Europe/Warsaw"

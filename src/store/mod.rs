@@ -46,8 +46,8 @@ use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, Committer, Op, Outcome, Request};
-pub use recover::{verify, GenerationCheck, StoreCheck};
 pub use lock::LOCK;
+pub use recover::{verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool};
 
 /// Errors of the store. Each names the file or record concerned.
