@@ -19,6 +19,10 @@ use super::StoreError;
 /// Name of the lock file inside the store directory.
 pub const LOCK: &str = "LOCK";
 
+/// Retries when the lock is held under our own pid (see [`DirLock::acquire`]): 100 ms.
+const SELF_RETRIES: u32 = 20;
+const SELF_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The held lock; released when dropped (the file stays, its content is only a hint).
 #[derive(Debug)]
 pub(crate) struct DirLock {
@@ -40,15 +44,24 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::WOULDBLOCK) => {
-                return Err(StoreError::Locked {
-                    pid: holder(&mut file),
-                    path,
-                })
+        let mut tries = 0;
+        loop {
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    let pid = holder(&mut file);
+                    // Held under our own pid: either another store of this process (refused
+                    // below) or, for an instant, a child this process is spawning, which
+                    // shares every open file until it execs. Give the latter a moment.
+                    if pid == Some(std::process::id()) && tries < SELF_RETRIES {
+                        tries += 1;
+                        std::thread::sleep(SELF_RETRY_PAUSE);
+                        continue;
+                    }
+                    return Err(StoreError::Locked { pid, path });
+                }
+                Err(e) => return Err(io(e.into())),
             }
-            Err(e) => return Err(io(e.into())),
         }
         // Ours now: replace whatever an earlier holder left. Not fsynced: after a crash the
         // lock is gone anyway and a stale pid is only a hint.
@@ -62,6 +75,7 @@ impl DirLock {
 /// The pid the holder wrote, if it has written it yet.
 fn holder(file: &mut File) -> Option<u32> {
     let mut text = String::new();
+    file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
 }
@@ -76,6 +90,8 @@ mod tests {
         let first = DirLock::acquire(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(LOCK)).unwrap();
         assert_eq!(text, format!("{}\n", std::process::id()));
+        // Refused after the short grace a spawning child gets, not after a long wait.
+        let started = std::time::Instant::now();
         match DirLock::acquire(dir.path()) {
             Err(StoreError::Locked { pid, path }) => {
                 assert_eq!(pid, Some(std::process::id()));
@@ -83,6 +99,7 @@ mod tests {
             }
             other => panic!("expected Locked, got {other:?}"),
         }
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
         drop(first);
         // A stale pid from an earlier holder is replaced, not appended to.
         std::fs::write(dir.path().join(LOCK), "4000000000\n").unwrap();
