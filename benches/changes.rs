@@ -75,6 +75,7 @@ fn build_store(dir: &Path, n: u64) -> Store {
         dir,
         StoreOptions {
             products_per_shard: (first * per_shard / n as usize).max(1),
+            ..StoreOptions::default()
         },
     )
     .expect("store");

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 use crate::partners::watch::PartnersWatcher;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
 use crate::purge::{self, PurgeHook};
-use crate::store::{ApplyMode, Committer, Store, StoreError, StoreOptions};
+use crate::store::{ApplyMode, Committer, Store, StoreError};
 
 /// The demo catalog served by `iofd serve` with no arguments.
 pub const DEMO_CATALOG: &str = include_str!("../fixtures/demo/catalog.jsonl");
@@ -120,10 +120,7 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
-        let options = StoreOptions {
-            products_per_shard: config.products_per_shard,
-        };
-        let store = Arc::new(Store::open(&config.store_dir(), options)?);
+        let store = Arc::new(Store::open(&config.store_dir(), config.store_options())?);
         if config.demo {
             seed_demo(&config, &store)?;
         }

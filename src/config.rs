@@ -134,6 +134,8 @@ struct FileConfig {
     publish_coalesce_ms: Option<u64>,
     /// Target products per store shard (chosen at the first import).
     products_per_shard: Option<usize>,
+    /// Percent of the products a full sync may remove without confirming the count.
+    full_sync_max_removal: Option<Decimal>,
     /// Least seconds between two renders of the non-light files (full.xml, CSV, ...).
     full_publish_interval_secs: Option<u64>,
     /// Amount of each currency per one unit of the base currency.
@@ -200,6 +202,10 @@ pub struct Config {
     pub publish_coalesce: std::time::Duration,
     /// Target products per store shard: smaller shards make single updates cheaper.
     pub products_per_shard: usize,
+    /// Percent (0 to 100) of the catalog's products a full sync may remove without
+    /// confirming the exact count (default 20): a truncated export must not delist the
+    /// catalog.
+    pub full_sync_max_removal: Decimal,
     /// Least time between two renders of the files other than light.xml (default 0: after
     /// every generation); light.xml follows every generation regardless.
     pub full_publish_interval: std::time::Duration,
@@ -378,6 +384,16 @@ impl Config {
                     reason: format!("the rate of {code} must be positive"),
                 });
             }
+            // With prices bounded too, no conversion can overflow.
+            if *rate > crate::catalog::MAX_EXCHANGE_RATE {
+                return Err(ConfigError::Invalid {
+                    setting: "currencies",
+                    reason: format!(
+                        "the rate of {code} is at most {}",
+                        crate::catalog::MAX_EXCHANGE_RATE
+                    ),
+                });
+            }
         }
         if let Some(rate) = rates.get(&base_currency) {
             if *rate != Decimal::ONE {
@@ -469,6 +485,16 @@ impl Config {
                 Some(n) => n,
                 None => crate::store::StoreOptions::default().products_per_shard,
             },
+            full_sync_max_removal: match file.full_sync_max_removal {
+                Some(p) if p.is_sign_negative() || p > Decimal::ONE_HUNDRED => {
+                    return Err(invalid(
+                        "full_sync_max_removal",
+                        format!("{p} is not a percentage from 0 to 100"),
+                    ))
+                }
+                Some(p) => p,
+                None => crate::store::DEFAULT_FULL_SYNC_MAX_REMOVAL,
+            },
             full_publish_interval: std::time::Duration::from_secs(
                 file.full_publish_interval_secs.unwrap_or(0),
             ),
@@ -484,6 +510,14 @@ impl Config {
     /// The exchange rate to `currency`, if configured.
     pub fn rate(&self, currency: &str) -> Option<Decimal> {
         self.rates.get(currency).copied()
+    }
+
+    /// How the store is opened: shard size and the full-sync removal guard.
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            products_per_shard: self.products_per_shard,
+            full_sync_max_removal: self.full_sync_max_removal,
+        }
     }
 
     /// Where the catalog of record lives.
@@ -719,6 +753,35 @@ mod tests {
         assert_eq!(c.change_window, std::time::Duration::from_secs(1800));
         assert_eq!(c.change_retention, std::time::Duration::from_secs(86400));
         assert_eq!(c.base_rebuild, jiff::civil::Time::constant(3, 0, 0, 0));
+    }
+
+    #[test]
+    fn the_full_sync_removal_limit_is_a_percentage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iofd.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(&ServeArgs {
+                config: Some(path.clone()),
+                ..Default::default()
+            })
+        };
+        assert_eq!(load("").unwrap().full_sync_max_removal, Decimal::from(20));
+        let c = load("full_sync_max_removal = 12.5\n").unwrap();
+        assert_eq!(c.full_sync_max_removal.to_string(), "12.5");
+        assert_eq!(c.store_options().full_sync_max_removal.to_string(), "12.5");
+        assert_eq!(
+            load("full_sync_max_removal = 100\n")
+                .unwrap()
+                .full_sync_max_removal,
+            Decimal::ONE_HUNDRED
+        );
+        for bad in ["-1", "100.5", "250"] {
+            let err = load(&format!("full_sync_max_removal = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("full_sync_max_removal"), "{err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! is one batch, applied atomically: it ends in `done/`, or in `rejected/` with
 //! `<name>.errors.txt` beside it (nothing of it applied, at most [`Rejections::LISTED`]
 //! problems listed).
+//! `*.full_sync.jsonl` files are full syncs, within the store's mass-deletion guard (a file
+//! beyond it is rejected with the numbers, like any batch the store refuses).
 //!
 //! No file is applied twice and none is lost, whatever moment a crash or an I/O error hits:
 //! 1. a claim directory `.work/.<id>/` is created (the id is unique: markers of earlier
@@ -107,6 +109,8 @@ pub struct Inbox {
 pub struct InboxHandle {
     stop: Arc<AtomicBool>,
     scans: Arc<std::sync::atomic::AtomicU64>,
+    /// Joined on drop: the thread holds the store (and so its directory lock).
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl InboxHandle {
@@ -119,6 +123,11 @@ impl InboxHandle {
 impl Drop for InboxHandle {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Release);
+        // Within one scan tick (or the file being applied): once dropped, the store this
+        // watcher fed can be opened again.
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -645,7 +654,7 @@ impl Inbox {
         let stopped = stop.clone();
         let scans = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let scanned = scans.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("iofd-inbox".into())
             .spawn(move || {
                 let _watcher = watcher; // dropped with the thread
@@ -686,7 +695,11 @@ impl Inbox {
                 }
             })
             .map_err(io(&PathBuf::from("iofd-inbox thread")))?;
-        Ok(InboxHandle { stop, scans })
+        Ok(InboxHandle {
+            stop,
+            scans,
+            thread: Some(thread),
+        })
     }
 
     /// One scan: claims an error left behind first, then renamed-in and ready files at once,
@@ -1137,14 +1150,35 @@ mod tests {
             "nothing of b applied"
         );
 
+        // A full sync that would remove half the catalog: the mass-deletion guard rejects
+        // the file with the numbers, nothing is removed, and the inbox goes on.
         fs::write(
             inbox.dir.join("c.full_sync.jsonl"),
             GOOD.lines().next().unwrap(),
         )
         .unwrap();
+        assert!(matches!(
+            inbox.take("c.full_sync.jsonl").unwrap(),
+            Processed::Rejected(1)
+        ));
+        let report =
+            fs::read_to_string(inbox.dir.join("rejected/c.full_sync.jsonl.errors.txt")).unwrap();
         assert!(
-            matches!(inbox.take("c.full_sync.jsonl").unwrap(), Processed::Applied(r) if r.removed == 1)
+            report.contains("full sync refused") && report.contains("remove 1 of the 2 products"),
+            "{report}"
         );
+        assert_eq!(inbox.store.snapshot().len(), 2);
+        // One that removes nothing (it carries both products and a new one) is applied.
+        let third = r#"{"kind":"product","id":9,"vat":23,"description":{"name":{"pol":"C"}}}"#;
+        fs::write(
+            inbox.dir.join("d.full_sync.jsonl"),
+            format!("{GOOD}\n{third}\n"),
+        )
+        .unwrap();
+        assert!(
+            matches!(inbox.take("d.full_sync.jsonl").unwrap(), Processed::Applied(r) if r.removed == 0 && r.applied == 1)
+        );
+        assert_eq!(inbox.store.snapshot().len(), 3);
     }
 
     #[test]
@@ -1493,7 +1527,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostile_iof_file_is_rejected() {
+    fn a_hostile_iof_file_is_taken_without_its_bad_product() {
         let (_dir, inbox) = inbox();
         fs::write(
             inbox.dir.join("hostile.xml"),
@@ -1502,11 +1536,14 @@ mod tests {
 </products></offer>"#,
         )
         .unwrap();
+        // VAT -100 once divided by zero; the importer now reports the product and leaves
+        // it out, so the file holds nothing to apply.
         assert!(matches!(
             inbox.take("hostile.xml").unwrap(),
-            Processed::Rejected(_)
+            Processed::Applied(_)
         ));
-        assert!(inbox.dir.join("rejected/hostile.xml.errors.txt").exists());
+        assert!(inbox.dir.join("done/hostile.xml").exists());
+        assert!(inbox.store.snapshot().product(1).is_none());
         assert_eq!(inbox.store.snapshot().generation(), 0);
     }
 

@@ -46,9 +46,14 @@ enum Command {
         /// Files to import, in order.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// The files are the complete catalog: remove products they do not contain.
+        /// The files are the complete catalog: remove products they do not contain. Refused
+        /// when that removes more than full_sync_max_removal of the products, unless
+        /// --confirm-removal gives the exact count.
         #[arg(long)]
         full_sync: bool,
+        /// With --full-sync: the number of products it removes, as the refusal said.
+        #[arg(long, value_name = "N", requires = "full_sync")]
+        confirm_removal: Option<usize>,
         /// Apply the valid lines even when some are rejected.
         #[arg(long)]
         skip_invalid: bool,
@@ -105,10 +110,18 @@ fn main() -> ExitCode {
             args,
             files,
             full_sync,
+            confirm_removal,
             skip_invalid,
             strict,
             report,
-        } => import(args, files, full_sync, skip_invalid, strict, report),
+        } => {
+            let mode = match (full_sync, confirm_removal) {
+                (false, _) => iofd::store::ApplyMode::Upsert,
+                (true, None) => iofd::store::ApplyMode::FullSync,
+                (true, Some(removal)) => iofd::store::ApplyMode::FullSyncConfirmed { removal },
+            };
+            import(args, files, mode, skip_invalid, strict, report)
+        }
         Command::Validate { files } => validate(files),
         Command::Verify { args } => verify(args),
         Command::Load(args) => {
@@ -330,7 +343,7 @@ fn verify(args: ServeArgs) -> anyhow::Result<()> {
 fn import(
     args: ServeArgs,
     files: Vec<PathBuf>,
-    full_sync: bool,
+    mode: iofd::store::ApplyMode,
     skip_invalid: bool,
     strict: bool,
     report_file: Option<PathBuf>,
@@ -354,10 +367,7 @@ fn import(
         Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
     }
     let started = std::time::Instant::now();
-    let options = iofd::store::StoreOptions {
-        products_per_shard: config.products_per_shard,
-    };
-    let store = iofd::store::Store::open(&config.store_dir(), options)?;
+    let store = iofd::store::Store::open(&config.store_dir(), config.store_options())?;
     // Products are parked in a spool as they are read: memory stays small whatever the size.
     let mut batch = iofd::inbox::SpooledJsonl {
         dicts: Vec::new(),
@@ -456,11 +466,6 @@ fn import(
         bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.total);
     }
     let parsed = started.elapsed();
-    let mode = if full_sync {
-        iofd::store::ApplyMode::FullSync
-    } else {
-        iofd::store::ApplyMode::Upsert
-    };
     let count = batch.count;
     let iofd::inbox::SpooledJsonl {
         dicts,

@@ -472,6 +472,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
         &dir.path().join("store"),
         StoreOptions {
             products_per_shard: 3,
+            ..StoreOptions::default()
         },
     )
     .unwrap();

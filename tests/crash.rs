@@ -88,14 +88,24 @@ impl Server {
 }
 
 fn config(root: &Path) {
+    // The store starts empty, so it has no shop metadata: the demo partners see shop 1 only,
+    // which the [shop] table below describes (a partner of a shop nobody describes is refused).
     let partners = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/partners.toml");
-    std::fs::copy(partners, root.join("partners.toml")).expect("partners");
+    let partners = std::fs::read_to_string(partners).expect("partners");
+    std::fs::write(
+        root.join("partners.toml"),
+        partners.replace("shops = [1, 2]", "shops = [1]"),
+    )
+    .expect("partners");
     std::fs::write(
         root.join("iofd.toml"),
         format!(
             r#"admin_token = "{TOKEN}"
 partners = "{}"
 products_per_shard = 4
+# Each full sync below removes a third of the catalog; the mass-deletion guard is tested
+# elsewhere, here it would refuse them.
+full_sync_max_removal = 100
 # Long windows: the change log is not cut while the test reads it.
 change_window = "1h"
 timezone = "Europe/Warsaw"
@@ -103,6 +113,10 @@ base_currency = "PLN"
 [currencies]
 EUR = "0.2315"
 CZK = "5.83"
+[shop]
+id = 1
+long_name = "Crash test"
+short_name = "crash-test"
 "#,
             root.join("partners.toml").display()
         ),

@@ -64,6 +64,7 @@ fn generated_catalogs_of_several_seeds_validate() {
             dir.path(),
             StoreOptions {
                 products_per_shard: 64,
+                ..StoreOptions::default()
             },
         )
         .unwrap();

@@ -247,12 +247,91 @@ fn records_batches_put_delete_and_full_sync() {
     let report: Value = serde_json::from_str(&r.text().unwrap()).unwrap();
     assert_eq!(report["removed"], 1);
 
-    // A full sync keeps only what it carries (dictionaries stay).
+    // A full sync keeps only what it carries (dictionaries stay); removing that much needs
+    // the count confirmed.
     let (status, report) = post(&server, "/v1/records?mode=full_sync", &product(5001, "A"));
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["would_remove"], 201);
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=201",
+        &product(5001, "A"),
+    );
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["unchanged"], 1);
     assert_eq!(report["removed"], 201);
     assert_eq!(server.app.store.snapshot().len(), 1);
+}
+
+/// Products light.xml lists.
+fn light_products(server: &Server) -> usize {
+    server
+        .get(LIGHT)
+        .text()
+        .expect("light")
+        .matches("<product id=")
+        .count()
+}
+
+#[test]
+fn a_short_full_sync_is_refused_with_the_numbers_until_the_removal_is_confirmed() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let listed = light_products(&server);
+    assert!(listed > 0);
+    let generation = server.app.store.snapshot().generation();
+    // A truncated export: 40 dictionary lines of the demo catalog, no product at all.
+    let short: String = iofd::app::DEMO_CATALOG
+        .lines()
+        .filter(|l| !l.contains(r#""kind":"product""#))
+        .take(40)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(short.lines().count(), 40);
+
+    let (status, report) = post(&server, "/v1/records?mode=full_sync", &short);
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["products"], 200);
+    assert_eq!(report["would_remove"], 200);
+    assert_eq!(report["full_sync_max_removal"], "20");
+    assert_eq!(report["generation"], generation);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("confirm_removal=200"),
+        "{report}"
+    );
+    // Nothing removed: the store and every partner's light.xml keep every product.
+    assert_eq!(server.app.store.snapshot().generation(), generation);
+    assert_eq!(server.app.store.snapshot().len(), 200);
+    assert_eq!(light_products(&server), listed);
+
+    // A wrong count is refused too; the exact one applies.
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=199",
+        &short,
+    );
+    assert_eq!(status, 409, "{report}");
+    assert_eq!(report["confirm_removal"], 199);
+    assert_eq!(server.app.store.snapshot().len(), 200);
+    let sent = Instant::now();
+    let (status, report) = post(
+        &server,
+        "/v1/records?mode=full_sync&confirm_removal=200",
+        &short,
+    );
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["removed"], 200);
+    assert!(server.app.store.snapshot().is_empty());
+    while light_products(&server) != 0 {
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "light.xml still lists products after 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -361,4 +440,98 @@ fn a_large_batch_is_spooled_and_applied_atomically() {
     assert_eq!(status, 422);
     assert_eq!(report["rejected"][0]["line"], 500);
     assert_eq!(report["rejected"][0]["field"], "vat");
+}
+
+#[test]
+fn hostile_money_and_vat_are_rejected_with_line_and_field_and_the_server_keeps_serving() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let generation = server.app.store.snapshot().generation();
+    let body = [
+        r#"{"kind":"product","id":7001,"vat":-100,"description":{"name":{"pol":"a"}},"prices":{"retail":{"net":"10","gross":"12.30"}}}"#,
+        r#"{"kind":"product","id":7002,"vat":"1e29","description":{"name":{"pol":"b"}}}"#,
+        r#"{"kind":"product","id":7003,"vat":23,"description":{"name":{"pol":"c"}},"prices":{"retail":{"net":"79000000000000000000000000000","gross":"79000000000000000000000000000"}}}"#,
+    ]
+    .join("\n");
+    let (status, report) = post(&server, "/v1/records", &body);
+    assert_eq!(status, 422, "{report}");
+    let rejected = report["rejected"].as_array().unwrap();
+    let lines: Vec<(u64, &str)> = rejected
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["field"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(lines[0], (1, "vat"), "{report}");
+    assert_eq!(lines[1].0, 2, "{report}");
+    assert!(lines[1].1.contains("vat"), "{report}");
+    assert_eq!(lines[2], (3, "prices.retail"), "{report}");
+
+    // A price update whose completed half would overflow, or beyond the bound: rejected.
+    for update in [
+        r#"{"kind":"price","product":1,"retail":{"net":"79000000000000000000000000000"}}"#,
+        r#"{"kind":"price","product":1,"retail":{"gross":"79000000000000000000000000000"}}"#,
+        r#"{"kind":"stock","product":1,"warehouse":1,"quantity":"79000000000000000000000000000"}"#,
+    ] {
+        let (status, report) = post(&server, "/v1/updates", update);
+        assert_eq!(status, 422, "{update}: {report}");
+        assert_eq!(report["rejected"][0]["line"], 1, "{report}");
+    }
+    assert_eq!(server.app.store.snapshot().generation(), generation);
+    assert_eq!(server.get(LIGHT).status(), 200, "still serving");
+}
+
+#[test]
+fn drop_folder_files_with_hostile_values_or_refused_by_the_store_do_not_stop_start_up() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    // Left claimed by a crash, so processed at the next start before anything is served:
+    // an IOF offer with hostile VAT (it panicked the importer, and then every start), and a
+    // truncated full sync the mass-deletion guard refuses (it failed the start).
+    let work = data.join("inbox/.work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join("hostile.xml"),
+        r#"<?xml version="1.0"?>
+<offer xmlns="http://www.iai-shop.com/developers/iof.phtml" file_format="IOF" version="3.0">
+<products language="pol">
+ <product id="9001" vat="-100"><description><name>Minus sto</name></description><price gross="12.30"/></product>
+ <product id="9002" vat="1e29"><description><name>Ogromny</name></description><price gross="12.30"/></product>
+ <product id="9003" vat="8"><description><name>Dobry</name></description><price gross="10.80"/></product>
+</products>
+</offer>"#,
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("short.full_sync.jsonl"),
+        r#"{"kind":"product","id":1,"vat":23,"description":{"name":{"pol":"Jedyny"}}}"#,
+    )
+    .unwrap();
+    let server = Server::demo(&data);
+    assert_eq!(server.get(LIGHT).status(), 200);
+    let snapshot = server.app.store.snapshot();
+    // The hostile products were reported and left out; the good one is in.
+    assert!(data.join("inbox/done/hostile.xml").exists());
+    assert!(snapshot.product(9001).is_none() && snapshot.product(9002).is_none());
+    let good = snapshot
+        .product(9003)
+        .expect("the valid product of the offer");
+    let net = &good.prices.retail.as_ref().unwrap().net;
+    assert_eq!(
+        iofd::catalog::decimal(net),
+        iofd::catalog::Decimal::from(10)
+    );
+    // The short sync was rejected with the numbers; nothing was removed.
+    assert!(data.join("inbox/rejected/short.full_sync.jsonl").exists());
+    let errors =
+        std::fs::read_to_string(data.join("inbox/rejected/short.full_sync.jsonl.errors.txt"))
+            .unwrap();
+    assert!(
+        errors.contains("would remove 200 of the 201 products"),
+        "{errors}"
+    );
+    assert_eq!(snapshot.len(), 201);
 }

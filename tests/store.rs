@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use iofd::catalog::{Product, Record};
 use iofd::snapshot::Snapshot;
-use iofd::store::{load_snapshot, verify, ApplyMode, Store, StoreOptions};
+use iofd::store::{load_snapshot, verify, ApplyMode, Store, StoreError, StoreOptions};
 
 /// A small valid product: an id, a Polish name and one size with some stock.
 fn product(id: u64, name: &str, stock: u32) -> Product {
@@ -30,7 +30,10 @@ fn records(ids: impl IntoIterator<Item = u64>, name: &str) -> Vec<Record> {
 }
 
 fn small(products_per_shard: usize) -> StoreOptions {
-    StoreOptions { products_per_shard }
+    StoreOptions {
+        products_per_shard,
+        ..StoreOptions::default()
+    }
 }
 
 /// Every product of a snapshot, deserialized, by id.
@@ -215,8 +218,50 @@ fn full_sync_removes_absent_products() {
         .apply(records(1..=100, "item"), ApplyMode::Upsert)
         .unwrap();
 
-    let report = store
+    // Half the catalog would go: more than the default 20 %, so the guard refuses the
+    // sync whole, with the numbers, and nothing changes.
+    let err = store
         .apply(records(51..=120, "item"), ApplyMode::FullSync)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::RemovalRefused {
+                removing: 50,
+                products: 100,
+                confirmed: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("confirm_removal=50"), "{err}");
+    assert_eq!(store.snapshot().generation(), 1);
+    assert_eq!(store.snapshot().len(), 100);
+    // A confirmation of another count is refused too: the catalog is not what was checked.
+    let err = store
+        .apply(
+            records(51..=120, "item"),
+            ApplyMode::FullSyncConfirmed { removal: 49 },
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::RemovalRefused {
+                confirmed: Some(49),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(store.snapshot().len(), 100);
+
+    let report = store
+        .apply(
+            records(51..=120, "item"),
+            ApplyMode::FullSyncConfirmed { removal: 50 },
+        )
         .unwrap();
     assert_eq!(report.removed, 50);
     assert_eq!(report.applied, 20);
@@ -276,7 +321,10 @@ fn deletion_removes_products_and_unknown_ids_are_unchanged() {
     assert_eq!(store.snapshot().shards().count(), files_before - 1);
     assert_eq!(shard_files(dir.path()), referenced(dir.path()));
     // Everything gone, then reopened: an empty catalog at the latest generation.
-    store.apply(vec![], ApplyMode::FullSync).unwrap();
+    let left = store.snapshot().len();
+    store
+        .apply(vec![], ApplyMode::FullSyncConfirmed { removal: left })
+        .unwrap();
     drop(store);
     let s = Store::open(dir.path(), small(4)).unwrap().snapshot();
     assert!(s.is_empty());

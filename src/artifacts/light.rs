@@ -663,6 +663,7 @@ mod tests {
             &dir.path().join("store"),
             StoreOptions {
                 products_per_shard: 20,
+                ..StoreOptions::default()
             },
         )
         .unwrap();

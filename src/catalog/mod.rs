@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 
 pub use money::{DecimalDef, DecimalSchema};
 pub use rust_decimal::Decimal;
-pub use validate::FieldError;
+pub use validate::{
+    check_quantity, check_vat, FieldError, MAX_EXCHANGE_RATE, MAX_PRICE, MAX_QUANTITY,
+};
 
 /// Product ids are positive integers: light.xsd requires `product@id` to be an integer.
 pub type ProductId = u64;

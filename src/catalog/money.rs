@@ -1,5 +1,8 @@
 //! Decimal money in the snapshot: `rust_decimal::Decimal` archived as its 16-byte form.
 
+// Money crosses this module: any arithmetic here must be checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use rust_decimal::Decimal;
 
 /// rkyv remote definition for [`Decimal`]: use `#[rkyv(with = DecimalDef)]` on a field.

@@ -48,6 +48,7 @@ impl World {
             &dir.path().join("store"),
             StoreOptions {
                 products_per_shard: 2,
+                ..StoreOptions::default()
             },
         )
         .unwrap();

@@ -1,6 +1,6 @@
 //! The admin ingest API: how an ERP feeds the store over HTTP.
 //!
-//! - `POST /v1/records?mode=upsert|full_sync&partial=true` — JSON Lines of records (or a JSON
+//! - `POST /v1/records?mode=upsert|full_sync&partial=true&confirm_removal=N` — JSON Lines of records (or a JSON
 //!   array with `Content-Type: application/json`);
 //! - `PUT /v1/products/{id}` — one product; `DELETE /v1/products/{id}`;
 //! - `POST /v1/updates?partial=true` — JSON Lines (or an array) of stock and price updates.
@@ -10,6 +10,9 @@
 //! applies nothing (422) unless `partial=true` (200, the valid lines applied); a full sync is
 //! never applied partially, since a rejected product would be deleted by it. The first
 //! [`MAX_LISTED_REJECTIONS`] rejected lines are listed; `rejected_unlisted` counts the rest.
+//! A full sync that would remove more than `full_sync_max_removal` of the products is
+//! answered 409 with the numbers and applies nothing, unless `confirm_removal=N` names the
+//! exact count.
 //!
 //! Bodies are cut into whole lines as they arrive ([`LineFeed`]) and parsed a batch of lines
 //! at a time on a blocking thread, so no thread waits on the network and the raw body is
@@ -259,11 +262,19 @@ struct Query {
 impl Query {
     fn parse(query: Option<&str>) -> Result<Query, HttpError> {
         let mut q = Query::default();
+        let mut confirm_removal = None;
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match (k, v) {
                 ("mode", "upsert") => q.mode = ApplyMode::Upsert,
                 ("mode", "full_sync") => q.mode = ApplyMode::FullSync,
+                ("confirm_removal", n) => {
+                    confirm_removal = Some(n.parse::<usize>().map_err(|_| {
+                        HttpError::BadRequest(format!(
+                            "query parameter confirm_removal={n:?}: expected the number of products the full sync removes"
+                        ))
+                    })?)
+                }
                 ("partial", "true" | "1" | "") => q.partial = true,
                 ("partial", "false" | "0") => q.partial = false,
                 ("mode" | "partial", _) => {
@@ -277,6 +288,14 @@ impl Query {
                     )))
                 }
             }
+        }
+        if let Some(removal) = confirm_removal {
+            if q.mode != ApplyMode::FullSync {
+                return Err(HttpError::BadRequest(
+                    "confirm_removal goes with mode=full_sync".into(),
+                ));
+            }
+            q.mode = ApplyMode::FullSyncConfirmed { removal };
         }
         Ok(q)
     }
@@ -760,7 +779,7 @@ async fn records(
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let full_sync = query.mode == ApplyMode::FullSync;
+    let full_sync = query.mode.is_full_sync();
     let sink = RecordSink {
         store: app.store.clone(),
         full_sync,
@@ -793,8 +812,11 @@ async fn records(
         store.apply_spooled(dicts, changes, &mut spooled.spool, mode)
     })
     .await
-    .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?
-    .map_err(store_error)?;
+    .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?;
+    let applied = match applied {
+        Err(e @ store::StoreError::RemovalRefused { .. }) => return Ok(removal_refused(app, &e)),
+        other => other.map_err(store_error)?,
+    };
     let (rejected, rejected_unlisted) = rejected.into_parts();
     Ok(report(Report {
         generation: applied.generation,
@@ -1129,6 +1151,41 @@ fn outcome_report(outcome: Outcome, lines: &[u64], mut rejected: Rejections) -> 
     }
 }
 
+/// 409: the mass-deletion guard refused a full sync; nothing applied. The numbers let the
+/// caller check the export and, if it is right, confirm with `confirm_removal`.
+fn removal_refused(app: &App, e: &store::StoreError) -> Response<Body> {
+    #[derive(serde::Serialize)]
+    struct Refusal {
+        generation: u64,
+        reason: String,
+        products: usize,
+        would_remove: usize,
+        full_sync_max_removal: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirm_removal: Option<usize>,
+    }
+    let store::StoreError::RemovalRefused {
+        removing,
+        products,
+        max_percent,
+        confirmed,
+    } = e
+    else {
+        return HttpError::Internal(e.to_string()).response();
+    };
+    json(
+        StatusCode::CONFLICT,
+        &Refusal {
+            generation: app.store.snapshot().generation(),
+            reason: e.to_string(),
+            products: *products,
+            would_remove: *removing,
+            full_sync_max_removal: max_percent.to_string(),
+            confirm_removal: *confirmed,
+        },
+    )
+}
+
 /// 422: rejected lines, nothing applied.
 fn refused(app: &App, rejected: Rejections) -> Response<Body> {
     let (rejected, rejected_unlisted) = rejected.into_parts();
@@ -1368,6 +1425,11 @@ mod tests {
         assert_eq!(Query::parse(None).unwrap(), Query::default());
         let q = Query::parse(Some("mode=full_sync&partial=true")).unwrap();
         assert_eq!((q.mode, q.partial), (ApplyMode::FullSync, true));
+        let q = Query::parse(Some("confirm_removal=200&mode=full_sync")).unwrap();
+        assert_eq!(q.mode, ApplyMode::FullSyncConfirmed { removal: 200 });
+        assert!(Query::parse(Some("confirm_removal=200")).is_err());
+        assert!(Query::parse(Some("mode=upsert&confirm_removal=1")).is_err());
+        assert!(Query::parse(Some("mode=full_sync&confirm_removal=-1")).is_err());
         assert!(Query::parse(Some("mode=replace")).is_err());
         assert!(Query::parse(Some("parital=true")).is_err());
     }

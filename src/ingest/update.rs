@@ -12,6 +12,9 @@
 //! product's VAT rate (rounded half away from zero to 2 places). A price update without
 //! `size` changes the product-level price.
 
+// Money, VAT and quantities come from outside: every operation on them is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::{bad_line, BadLine, LineRecord};
@@ -94,14 +97,7 @@ impl Update {
             return Err(FieldError::new("size", "must not be empty"));
         }
         match self {
-            Update::Stock(s) => {
-                if s.quantity < Decimal::ZERO && s.quantity != Decimal::NEGATIVE_ONE {
-                    return Err(FieldError::new(
-                        "quantity",
-                        "a quantity is zero or more, or -1 for unlimited",
-                    ));
-                }
-            }
+            Update::Stock(s) => crate::catalog::check_quantity("quantity", s.quantity)?,
             Update::Price(p) => {
                 let nodes = [
                     ("retail", &p.retail),
@@ -179,8 +175,12 @@ impl Update {
                     ("srp", &p.srp),
                 ]) {
                     let Some(input) = input else { continue };
+                    // The half completed with the product's VAT is checked like a sent one.
                     *new = Price::from_parts(input.net, input.gross, vat)
-                        .map_err(|reason| FieldError::new(name, reason))?;
+                        .map_err(|e| FieldError::new(format!("{name}.{}", e.field), e.reason))?;
+                    if let Some(price) = &*new {
+                        price.check(name)?;
+                    }
                 }
                 let mut changed = false;
                 for (new, slot) in news.into_iter().zip([

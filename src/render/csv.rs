@@ -6,6 +6,9 @@
 //! applies the partner's discount, wholesale partners get wholesale prices. `docs/csv.md`
 //! documents every column.
 
+// Money, VAT and quantities come from outside: every operation on them is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use std::collections::{HashMap, HashSet};
 use std::fmt::{Display, Write as _};
 use std::io::Write;
@@ -107,8 +110,14 @@ pub fn write_full_csv<'p>(
         let shops = join_ids(p.shops.iter().map(|s| s.to_native()));
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let price = size_price(p, size, profile.wholesale).map(|x| profile.convert(x));
-            let srp = size_srp(p, size).map(|x| profile.convert(x));
+            let overflow = |column| overflow(id, size, column);
+            let price = size_price(p, size, profile.wholesale)
+                .map(|x| profile.convert(x).ok_or_else(|| overflow("price")))
+                .transpose()?;
+            let srp = size_srp(p, size)
+                .map(|x| profile.convert(x).ok_or_else(|| overflow("srp")))
+                .transpose()?;
+            let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
             out.display(id)?;
             out.text(p.kind.as_str())?;
             out.text(p.code.as_ref().map_or("", |c| c.as_str()))?;
@@ -133,7 +142,7 @@ pub fn write_full_csv<'p>(
             out.text(&profile.currency)?;
             out.price(price.as_ref())?;
             out.price(srp.as_ref())?;
-            out.display(stock_total(size))?;
+            out.display(stock)?;
             out.opt(size.weight.as_ref().map(|g| g.to_native()))?;
             out.opt(size.weight_net.as_ref().map(|g| g.to_native()))?;
             out.text(opt_str(&p.card_url))?;
@@ -168,8 +177,14 @@ pub fn write_light_csv<'p>(
         let id = p.id.to_native();
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let price = size_price(p, size, profile.wholesale).map(|x| profile.discounted(x));
-            let srp = size_srp(p, size).map(|x| profile.convert(x));
+            let overflow = |column| overflow(id, size, column);
+            let price = size_price(p, size, profile.wholesale)
+                .map(|x| profile.discounted(x).ok_or_else(|| overflow("price")))
+                .transpose()?;
+            let srp = size_srp(p, size)
+                .map(|x| profile.convert(x).ok_or_else(|| overflow("srp")))
+                .transpose()?;
+            let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
             out.display(id)?;
             out.text(&size.id)?;
             out.text(&size.code)?;
@@ -180,7 +195,7 @@ pub fn write_light_csv<'p>(
             out.text(&profile.currency)?;
             out.price(price.as_ref())?;
             out.price(srp.as_ref())?;
-            out.display(stock_total(size))?;
+            out.display(stock)?;
             for &warehouse in &warehouses {
                 let level = size
                     .stock
@@ -243,17 +258,27 @@ fn size_srp(p: &ArchivedProduct, size: &ArchivedSize) -> Option<Price> {
     inherited(p, size, |x| &x.srp).map(price)
 }
 
-/// The size's stock summed over warehouses; -1 (unlimited) when any warehouse is unlimited.
-fn stock_total(size: &ArchivedSize) -> Decimal {
+/// The size's stock summed over warehouses; -1 (unlimited) when any warehouse is unlimited;
+/// `None` when the sum overflows.
+fn stock_total(size: &ArchivedSize) -> Option<Decimal> {
     let mut total = Decimal::ZERO;
     for level in size.stock.iter() {
         let q = catalog::decimal(&level.quantity);
         if q == Decimal::NEGATIVE_ONE {
-            return Decimal::NEGATIVE_ONE;
+            return Some(Decimal::NEGATIVE_ONE);
         }
-        total += q;
+        total = total.checked_add(q)?;
     }
-    total.normalize()
+    Some(total.normalize())
+}
+
+/// The error for a `column` of a size that cannot be computed exactly.
+fn overflow(product: u64, size: &ArchivedSize, column: &'static str) -> RenderError {
+    RenderError::Overflow {
+        product,
+        size: size.id.to_string(),
+        column,
+    }
 }
 
 /// Image URLs separated by single spaces; a space inside a URL is percent-encoded so the
@@ -439,7 +464,7 @@ impl<W: Write> Out<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Dictionaries, Product};
+    use crate::catalog::{Dictionaries, Product, Size, StockLevel};
     use crate::render::Format;
     use std::str::FromStr;
 
@@ -493,14 +518,91 @@ mod tests {
     ) -> Result<(), RenderError>;
 
     fn render(f: Render, profile: &RenderProfile, products: &[Product]) -> Vec<u8> {
+        try_render(f, profile, products).unwrap()
+    }
+
+    fn try_render(
+        f: Render,
+        profile: &RenderProfile,
+        products: &[Product],
+    ) -> Result<Vec<u8>, RenderError> {
         let d = rkyv::to_bytes::<rkyv::rancor::Error>(&dicts()).unwrap();
         let d = rkyv::access::<ArchivedDictionaries, rkyv::rancor::Error>(&d).unwrap();
         let p = rkyv::to_bytes::<rkyv::rancor::Error>(&products.to_vec()).unwrap();
         let p = rkyv::access::<rkyv::vec::ArchivedVec<ArchivedProduct>, rkyv::rancor::Error>(&p)
             .unwrap();
         let mut out = Vec::new();
-        f(&mut out, profile, d, p.iter()).unwrap();
-        out
+        f(&mut out, profile, d, p.iter())?;
+        Ok(out)
+    }
+
+    #[test]
+    fn a_price_that_overflows_on_conversion_is_an_error_naming_it_not_a_panic() {
+        let json = serde_json::json!({
+            "id": 8, "vat": "23", "description": {"name": {"pol": "Ogromna"}},
+            "prices": {"retail": {"net": "79000000000000000000000000000", "gross": "79000000000000000000000000000"}},
+            "stock": [{"warehouse": 1, "quantity": "5"}]
+        });
+        // Ingest refuses such a price (prices are bounded so conversions cannot overflow)...
+        let mut raw: Product = serde_json::from_value(json).unwrap();
+        let err = raw.clone().normalize().unwrap_err();
+        assert_eq!(err.field, "prices.retail");
+        // ...and should one reach the writer anyway, rendering stops with an error naming
+        // the product, size and column instead of panicking or writing a wrong number.
+        raw.sizes.push(Size {
+            id: "uniw".into(),
+            code: "8-uniw".into(),
+            code_producer: None,
+            code_external: None,
+            weight: None,
+            weight_net: None,
+            prices: Default::default(),
+            stock: std::mem::take(&mut raw.stock),
+        });
+        let mut pr = profile();
+        pr.currency = "EUR".into();
+        pr.rate = Decimal::from_str("4.3").unwrap();
+        let writers: [(&str, Render); 2] = [
+            ("full", |w, pr, d, p| write_full_csv(w, pr, d, p)),
+            ("light", |w, pr, d, p| write_light_csv(w, pr, d, p)),
+        ];
+        for (name, f) in writers {
+            match try_render(f, &pr, std::slice::from_ref(&raw)) {
+                Err(RenderError::Overflow {
+                    product,
+                    size,
+                    column,
+                }) => assert_eq!((product, size.as_str(), column), (8, "uniw", "price")),
+                other => panic!("{name}: expected an overflow error, got {other:?}"),
+            }
+        }
+        // A rate at or below 1 converts the same price fine.
+        pr.rate = Decimal::ONE;
+        assert_eq!(rows(&full(&pr, std::slice::from_ref(&raw))).len(), 1);
+    }
+
+    #[test]
+    fn a_stock_total_that_overflows_is_an_error_not_a_panic() {
+        let mut p = shoe();
+        let huge = Decimal::from_str("50000000000000000000000000000").unwrap();
+        p.sizes[0].stock = vec![
+            StockLevel {
+                warehouse: 1,
+                quantity: huge,
+                physical: None,
+                location: None,
+            },
+            StockLevel {
+                warehouse: 2,
+                quantity: huge,
+                physical: None,
+                location: None,
+            },
+        ];
+        match try_render(|w, pr, d, p| write_light_csv(w, pr, d, p), &profile(), &[p]) {
+            Err(RenderError::Overflow { column, .. }) => assert_eq!(column, "stock"),
+            other => panic!("expected an overflow error, got {other:?}"),
+        }
     }
 
     fn full(profile: &RenderProfile, products: &[Product]) -> Vec<u8> {
@@ -682,10 +784,10 @@ mod tests {
             net: Decimal::from_str("110.00").unwrap(),
             gross: Decimal::from_str("135.30").unwrap(),
         };
-        let d = pr.discounted(base.clone());
+        let d = pr.discounted(base.clone()).unwrap();
         assert_eq!(l[1]["price_net"], format!("{:.2}", d.net));
         assert_eq!(l[1]["price_gross"], format!("{:.2}", d.gross));
-        let c = pr.convert(base);
+        let c = pr.convert(base).unwrap();
         assert_eq!(f[1]["price_gross"], format!("{:.2}", c.gross));
     }
 

@@ -1620,11 +1620,11 @@ mod tests {
                     net: dec(net),
                     gross: dec(net) * dec("1.23"),
                 };
-                let want = profile.convert(p.clone());
+                let want = profile.convert(p.clone()).unwrap();
                 assert_eq!(full.convert(p.net), Some(want.net), "{rate} {net}");
                 assert_eq!(full.pay(p.gross), Some(want.gross), "{rate} {net}");
                 assert_eq!(light.convert(p.net), Some(want.net), "{rate} {net}");
-                let want = profile.discounted(p.clone());
+                let want = profile.discounted(p.clone()).unwrap();
                 assert_eq!(light.pay(p.net), Some(want.net), "{rate} {discount} {net}");
                 assert_eq!(
                     light.pay(p.gross),

@@ -1,6 +1,9 @@
 //! Render profiles: everything about a partner's settings that changes the bytes of a file.
 //! Partners with equal profiles share one rendered copy of each file.
 
+// Money, VAT and quantities come from outside: every operation on them is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
 use rust_decimal::Decimal;
 
 use crate::catalog::{round_money, Price};
@@ -52,21 +55,26 @@ impl RenderProfile {
         self.languages.first().map(String::as_str).unwrap_or("pol")
     }
 
-    /// A base-currency price converted to the profile's currency (as written in full.xml).
-    pub fn convert(&self, p: Price) -> Price {
-        Price {
-            net: round_money(p.net * self.rate),
-            gross: round_money(p.gross * self.rate),
-        }
+    /// A base-currency price converted to the profile's currency (as written in full.xml);
+    /// `None` when it overflows (ingest and configuration bounds keep real data far from it).
+    pub fn convert(&self, p: Price) -> Option<Price> {
+        Some(Price {
+            net: round_money(p.net.checked_mul(self.rate)?),
+            gross: round_money(p.gross.checked_mul(self.rate)?),
+        })
     }
 
-    /// A base-currency price converted and discounted (as written in light.xml).
-    pub fn discounted(&self, p: Price) -> Price {
-        let keep = (Decimal::ONE_HUNDRED - self.discount_percent) / Decimal::ONE_HUNDRED;
-        Price {
-            net: round_money(p.net * self.rate * keep),
-            gross: round_money(p.gross * self.rate * keep),
-        }
+    /// A base-currency price converted and discounted (as written in light.xml); `None` when
+    /// it overflows.
+    pub fn discounted(&self, p: Price) -> Option<Price> {
+        let keep = Decimal::ONE_HUNDRED
+            .checked_sub(self.discount_percent)?
+            .checked_div(Decimal::ONE_HUNDRED)?;
+        let pay = |d: Decimal| d.checked_mul(self.rate)?.checked_mul(keep).map(round_money);
+        Some(Price {
+            net: pay(p.net)?,
+            gross: pay(p.gross)?,
+        })
     }
 }
 
@@ -95,12 +103,28 @@ mod tests {
             net: Decimal::from_str("100.00").unwrap(),
             gross: Decimal::from_str("123.00").unwrap(),
         };
-        let c = profile().convert(p.clone());
+        let c = profile().convert(p.clone()).unwrap();
         assert_eq!(c.net.to_string(), "23.45");
         assert_eq!(c.gross.to_string(), "28.84"); // 28.8435
-        let d = profile().discounted(p);
+        let d = profile().discounted(p).unwrap();
         assert_eq!(d.net.to_string(), "21.11"); // 21.105 rounds away from zero
         assert_eq!(d.gross.to_string(), "25.96"); // 25.95915
+    }
+
+    #[test]
+    fn a_conversion_that_overflows_is_none_not_a_panic() {
+        let near_max = Decimal::from_str("79000000000000000000000000000").unwrap();
+        let p = Price {
+            net: near_max,
+            gross: near_max,
+        };
+        let mut pr = profile();
+        pr.rate = Decimal::from_str("4.3").unwrap();
+        assert_eq!(pr.convert(p.clone()), None);
+        assert_eq!(pr.discounted(p.clone()), None);
+        // A rate below 1 shrinks it: fine.
+        pr.rate = Decimal::from_str("0.5").unwrap();
+        assert!(pr.convert(p).is_some());
     }
 
     #[test]

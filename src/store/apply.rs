@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use rust_decimal::Decimal;
+
 use crate::catalog::{ArchivedProduct, Dictionaries, Product, ProductId, Record};
 use crate::snapshot::format;
 
@@ -126,18 +128,28 @@ fn dict_entry_present(d: &Dictionaries, record: &Record) -> bool {
     }
 }
 
-/// How many products a shard holds after `changes`, from the ids alone (no product is read
-/// back): the shard count is chosen before any shard is rebuilt.
+/// A shard after a batch, predicted from ids alone (no product is read back): the shard
+/// count and the removal guard are decided before any shard is rebuilt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct After {
+    /// Products the shard holds after the changes.
+    pub len: usize,
+    /// Products it holds now that are gone after them (deleted, or absent from a full sync).
+    pub removed: usize,
+}
+
+/// How a shard with `old_ids` looks after `changes`.
 pub(crate) fn count_after(
     old_ids: impl Iterator<Item = ProductId>,
     changes: &[Change],
     full_sync: bool,
-) -> usize {
+) -> After {
+    let old: HashSet<ProductId> = old_ids.collect();
     // With a full sync the result is exactly what the batch carries at its end.
     let mut ids: HashSet<ProductId> = if full_sync {
         HashSet::new()
     } else {
-        old_ids.collect()
+        old.clone()
     };
     for change in changes {
         match change {
@@ -146,11 +158,40 @@ pub(crate) fn count_after(
             Change::Delete(id) => ids.remove(id),
         };
     }
-    ids.len()
+    After {
+        len: ids.len(),
+        removed: old.iter().filter(|id| !ids.contains(id)).count(),
+    }
+}
+
+/// The mass-deletion guard of a full sync: may it remove `removing` of the `products` the
+/// catalog holds? Yes when the caller confirmed exactly that count, or, unconfirmed, when
+/// it is at most `max_percent` of them. A confirmation of another count is a no: the
+/// catalog is not what the caller looked at.
+pub(crate) fn removal_allowed(
+    products: usize,
+    removing: usize,
+    max_percent: Decimal,
+    confirmed: Option<usize>,
+) -> bool {
+    if let Some(n) = confirmed {
+        return n == removing;
+    }
+    if removing == 0 {
+        return true;
+    }
+    // removing / products <= max_percent / 100, without division; counts fit a Decimal.
+    match (
+        Decimal::from(removing).checked_mul(Decimal::ONE_HUNDRED),
+        Decimal::from(products).checked_mul(max_percent),
+    ) {
+        (Some(asked), Some(allowed)) => asked <= allowed,
+        _ => false,
+    }
 }
 
 /// Apply one shard's changes to its products. With `full_sync`, products the batch does
-/// not carry are removed. Agrees with [`count_after`] on the resulting size.
+/// not carry are removed. Agrees with [`count_after`] on the resulting size and removals.
 pub(crate) fn apply_shard(
     products: &mut BTreeMap<ProductId, Product>,
     changes: Vec<Change>,
@@ -359,9 +400,37 @@ mod tests {
                     .collect();
                 let predicted = count_after(old.iter().copied(), changes, full_sync);
                 apply_shard(&mut shard, copy, full_sync, &mut Tally::default());
-                assert_eq!(predicted, shard.len(), "{old:?} {changes:?} {full_sync}");
+                assert_eq!(
+                    predicted.len,
+                    shard.len(),
+                    "{old:?} {changes:?} {full_sync}"
+                );
+                let gone = old.iter().filter(|id| !shard.contains_key(id)).count();
+                assert_eq!(predicted.removed, gone, "{old:?} {changes:?} {full_sync}");
             }
         }
+    }
+
+    #[test]
+    fn the_removal_guard_allows_up_to_the_share_or_the_exact_confirmed_count() {
+        let pct = |s: &str| s.parse::<Decimal>().unwrap();
+        // 20 % of 200 is 40: 40 may go, 41 may not.
+        assert!(removal_allowed(200, 40, pct("20"), None));
+        assert!(!removal_allowed(200, 41, pct("20"), None));
+        assert!(!removal_allowed(200, 200, pct("20"), None));
+        // Confirmed: exactly the count, whatever the share; another count is refused.
+        assert!(removal_allowed(200, 200, pct("20"), Some(200)));
+        assert!(!removal_allowed(200, 200, pct("20"), Some(199)));
+        assert!(!removal_allowed(200, 10, pct("20"), Some(11)));
+        // Nothing removed is always fine, even from an empty catalog or with a 0 % limit.
+        assert!(removal_allowed(0, 0, pct("0"), None));
+        assert!(removal_allowed(5, 0, pct("0"), None));
+        assert!(!removal_allowed(5, 1, pct("0"), None));
+        // 100 % allows everything; fractional limits are exact.
+        assert!(removal_allowed(7, 7, pct("100"), None));
+        assert!(removal_allowed(1000, 125, pct("12.5"), None));
+        assert!(!removal_allowed(1000, 126, pct("12.5"), None));
+        assert!(removal_allowed(usize::MAX, usize::MAX, pct("100"), None));
     }
 
     #[test]

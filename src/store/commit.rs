@@ -223,14 +223,31 @@ const MAX_GROUP: usize = 4096;
 /// was being made durable and commits them as one generation.
 #[derive(Clone)]
 pub struct Committer {
-    queue: mpsc::Sender<Job>,
+    writer: Arc<Writer>,
+}
+
+/// The writer thread, joined when the last [`Committer`] clone is dropped: the thread holds
+/// the store (and so its directory lock), which is free again once the committer is gone.
+struct Writer {
+    queue: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread after the group in progress.
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Committer {
     /// Start the writer thread. It stops when the last clone of the committer is dropped.
     pub fn start(store: Arc<Store>) -> std::io::Result<Committer> {
         let (queue, jobs) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("iofd-commit".into())
             .spawn(move || {
                 while let Ok(first) = jobs.recv() {
@@ -274,13 +291,21 @@ impl Committer {
                     }
                 }
             })?;
-        Ok(Committer { queue })
+        Ok(Committer {
+            writer: Arc::new(Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+            }),
+        })
     }
 
     /// Queue `request` and wait until it is committed (durable) or refused.
     pub async fn submit(&self, request: Request) -> Result<Outcome, CommitError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.queue
+        self.writer
+            .queue
+            .as_ref()
+            .ok_or(CommitError::Stopped)?
             .send(Job { request, reply })
             .map_err(|_| CommitError::Stopped)?;
         answer.await.map_err(|_| CommitError::Stopped)?

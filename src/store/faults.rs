@@ -61,6 +61,9 @@ fn opts() -> StoreOptions {
     // Two products per shard: every operation below spans several shard files.
     StoreOptions {
         products_per_shard: 2,
+        // The full sync below removes most products: durability is under test, not the
+        // mass-deletion guard.
+        full_sync_max_removal: rust_decimal::Decimal::ONE_HUNDRED,
     }
 }
 

@@ -15,9 +15,9 @@
 //! `products_per_shard` per shard, a power of two up to 4096) and raised, with a full
 //! rewrite, when shards average more than 4× that. It never shrinks while products remain.
 //!
-//! One process per store directory: two processes writing the same directory would collect
-//! each other's files. (A cross-process lock would need `File::try_lock`, newer than the
-//! crate's minimum Rust version.)
+//! One owner per store directory: [`Store::open`] takes an exclusive lock on `LOCK` (see
+//! `lock.rs`) before it reads or cleans anything and holds it while the store lives; a
+//! second open, from this process or another, fails at once with [`StoreError::Locked`].
 
 mod apply;
 mod commit;
@@ -25,6 +25,7 @@ mod durable;
 mod fault;
 #[cfg(test)]
 mod faults;
+mod lock;
 mod manifest;
 mod parallel;
 mod recover;
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use rkyv::util::AlignedVec;
+use rust_decimal::Decimal;
 
 use crate::catalog::{Dictionaries, FieldError, Product, ProductId, Record};
 use crate::snapshot::format::{self, PayloadKind, Shard};
@@ -44,6 +46,7 @@ use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, Committer, Op, Outcome, Request};
+pub use lock::LOCK;
 pub use recover::{verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool};
 
@@ -75,6 +78,42 @@ pub enum StoreError {
     /// An earlier commit failed after its commit point; writes resume after a restart.
     #[error("the store refuses writes until it is reopened: {0}")]
     Poisoned(String),
+    /// Another [`Store`] (in this process or another) owns the directory.
+    #[error(
+        "{}: the data directory is in use by {}; only one iofd process may open it. Stop that process first, or hand the data to it: the admin API (POST /v1/records, PUT /v1/products/{{id}}) or the drop folder (<data>/inbox)",
+        path.display(),
+        match pid { Some(pid) => format!("another iofd process (pid {pid})"), None => "another iofd process".to_string() }
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
+    /// The mass-deletion guard: a full sync would remove too many products (or not the
+    /// confirmed count). Nothing was applied.
+    #[error(
+        "full sync refused: it would remove {removing} of the {products} products, {}; nothing was applied. If that is intended, repeat it confirming the count (confirm_removal={removing}, or iofd import --confirm-removal {removing})",
+        match confirmed {
+            Some(n) => format!("not the {n} confirmed"),
+            None => format!("more than full_sync_max_removal ({max_percent} %) allows"),
+        }
+    )]
+    RemovalRefused {
+        /// Current products the sync would remove.
+        removing: usize,
+        /// Products in the catalog now.
+        products: usize,
+        max_percent: Decimal,
+        /// The count the caller confirmed, if any.
+        confirmed: Option<usize>,
+    },
+}
+
+impl StoreError {
+    /// The batch was refused for what it holds (nothing applied; sending it again changes
+    /// nothing), as opposed to the store failing.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::InvalidRecord { .. } | StoreError::RemovalRefused { .. }
+        )
+    }
 }
 
 /// Tuning of a store.
@@ -83,12 +122,19 @@ pub struct StoreOptions {
     /// Target products per shard when the shard count is chosen (first import, reshard).
     /// Smaller shards make single-product changes cheaper and the snapshot more files.
     pub products_per_shard: usize,
+    /// Percent (0 to 100) of the catalog's products a full sync may remove unconfirmed;
+    /// more is [`StoreError::RemovalRefused`] (see [`ApplyMode::FullSyncConfirmed`]).
+    pub full_sync_max_removal: Decimal,
 }
+
+/// The default of [`StoreOptions::full_sync_max_removal`]: 20 %.
+pub const DEFAULT_FULL_SYNC_MAX_REMOVAL: Decimal = Decimal::from_parts(20, 0, 0, false, 0);
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             products_per_shard: 1000,
+            full_sync_max_removal: DEFAULT_FULL_SYNC_MAX_REMOVAL,
         }
     }
 }
@@ -100,8 +146,20 @@ pub enum ApplyMode {
     #[default]
     Upsert,
     /// Products absent from the batch are removed: the batch is the whole catalog.
-    /// Dictionary entries are never removed.
+    /// Dictionary entries are never removed. A sync that would remove more than
+    /// [`StoreOptions::full_sync_max_removal`] of the products is refused whole: a truncated
+    /// export must not delist the catalog.
     FullSync,
+    /// [`ApplyMode::FullSync`] whose removals the caller has seen and confirmed: applied
+    /// only when it removes exactly `removal` of the current products, whatever the share.
+    FullSyncConfirmed { removal: usize },
+}
+
+impl ApplyMode {
+    /// A full sync, confirmed or not.
+    pub fn is_full_sync(self) -> bool {
+        !matches!(self, ApplyMode::Upsert)
+    }
 }
 
 /// What an apply did.
@@ -130,6 +188,8 @@ pub struct Store {
     /// taken over: the published state lives in `current` and on disk.
     writer: Mutex<Writer>,
     published: tokio::sync::watch::Sender<u64>,
+    /// Exclusive ownership of `dir`; released when the store is dropped.
+    _lock: lock::DirLock,
 }
 
 impl std::fmt::Debug for Store {
@@ -163,20 +223,30 @@ pub fn load_snapshot(dir: &Path) -> Result<Snapshot, StoreError> {
 }
 
 impl Store {
-    /// Open the store in `dir`, creating the directory if absent. Every file of the current
-    /// generation is validated; when one is damaged the fallback generation is served (logged
-    /// as an error), and when that is damaged too the error names the current one's file:
-    /// the store never serves bad data. Then files left by an interrupted write are removed.
+    /// Open the store in `dir`, creating the directory if absent, and take its lock: a
+    /// directory another store holds is [`StoreError::Locked`] at once, before anything is
+    /// read, repaired or removed. Every file of the current generation is validated; when one
+    /// is damaged the fallback generation is served (logged as an error), and when that is
+    /// damaged too the error names the current one's file: the store never serves bad data.
+    /// Then files left by an interrupted write are removed.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store, StoreError> {
         if opts.products_per_shard == 0 {
             return Err(StoreError::Options(
                 "products_per_shard must be at least 1".into(),
             ));
         }
+        if opts.full_sync_max_removal.is_sign_negative()
+            || opts.full_sync_max_removal > Decimal::ONE_HUNDRED
+        {
+            return Err(StoreError::Options(
+                "full_sync_max_removal is a percentage from 0 to 100".into(),
+            ));
+        }
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock::DirLock::acquire(dir)?;
         let recovered = recover::recover(dir)?;
         let snapshot = recovered.snapshot;
         Spool::clear(&dir.join(spool::SPOOL_DIR));
@@ -214,6 +284,7 @@ impl Store {
                 floor: recovered.floor,
             }),
             published,
+            _lock: lock,
         })
     }
 
@@ -385,7 +456,7 @@ impl Store {
         spool: Option<&Spool>,
         written: &mut Vec<String>,
     ) -> Result<ApplyReport, StoreError> {
-        let full_sync = mode == ApplyMode::FullSync;
+        let full_sync = mode.is_full_sync();
         let count = old.shard_count();
         let mut tally = Tally::default();
 
@@ -411,10 +482,37 @@ impl Store {
         // The shard count is decided first, from ids alone, so shards can then be rebuilt
         // one wave at a time.
         let mut len = old.len();
+        let mut removing = 0;
         for (&index, changes) in &batch.products {
             let old_products = old.shard_file(index).map_or(&[][..], |f| f.products());
             let old_ids = old_products.iter().map(|p| p.id.to_native());
-            len = len - old_products.len() + apply::count_after(old_ids, changes, full_sync);
+            let after = apply::count_after(old_ids, changes, full_sync);
+            len = len - old_products.len() + after.len;
+            removing += after.removed;
+        }
+        // The mass-deletion guard, before anything is written. Deletions an upsert batch
+        // names are the caller's explicit choice; only a sync's absences are guessed at.
+        if full_sync {
+            let confirmed = match mode {
+                ApplyMode::FullSyncConfirmed { removal } => Some(removal),
+                _ => None,
+            };
+            let max_percent = self.opts.full_sync_max_removal;
+            if !apply::removal_allowed(old.len(), removing, max_percent, confirmed) {
+                tracing::warn!(
+                    products = old.len(),
+                    removing,
+                    %max_percent,
+                    ?confirmed,
+                    "full sync refused by the mass-deletion guard"
+                );
+                return Err(StoreError::RemovalRefused {
+                    removing,
+                    products: old.len(),
+                    max_percent,
+                    confirmed,
+                });
+            }
         }
         let target =
             apply::target_shard_count(count, old.is_empty(), len, self.opts.products_per_shard);

@@ -392,6 +392,26 @@ mod tests {
     }
 
     #[test]
+    fn a_hostile_warranty_period_does_not_panic_the_import() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("full.xml"),
+            r#"<offer file_format="IOF" version="3.0"><products language="pol"><product id="1" vat="23"><description><name>A</name></description><warranty id="1"/></product></products></offer>"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("warranties.xml"),
+            r#"<warranties file_format="IOF" version="3.0" language="pol"><warranty id="1" name="Wieczna"><terms type="producer" period_number="70000000000000000000000000000" period_unit="years"/></warranty></warranties>"#,
+        )
+        .unwrap();
+        let offer = read_offer(dir.path()).expect("read");
+        assert!(offer
+            .records
+            .iter()
+            .any(|r| matches!(r, Record::Warranty(w) if w.period_months == 0)));
+    }
+
+    #[test]
     fn the_official_example_offer_survives_import_and_republishing() {
         let original = read_offer(&examples()).expect("import");
         let before = products(&original);
