@@ -1527,7 +1527,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hostile_iof_file_is_taken_without_its_bad_product() {
+    fn a_hostile_iof_file_is_rejected_naming_its_bad_product() {
         let (_dir, inbox) = inbox();
         fs::write(
             inbox.dir.join("hostile.xml"),
@@ -1536,13 +1536,14 @@ mod tests {
 </products></offer>"#,
         )
         .unwrap();
-        // VAT -100 once divided by zero; the importer now reports the product and leaves
-        // it out, so the file holds nothing to apply.
+        // VAT -100 once divided by zero; now the product is an error with its reason, and
+        // an offer is taken whole or not at all, like a JSON Lines file.
         assert!(matches!(
             inbox.take("hostile.xml").unwrap(),
-            Processed::Applied(_)
+            Processed::Rejected(1)
         ));
-        assert!(inbox.dir.join("done/hostile.xml").exists());
+        let errors = fs::read_to_string(inbox.dir.join("rejected/hostile.xml.errors.txt")).unwrap();
+        assert!(errors.contains(r#"vat "-100" is not a rate"#), "{errors}");
         assert!(inbox.store.snapshot().product(1).is_none());
         assert_eq!(inbox.store.snapshot().generation(), 0);
     }

@@ -81,19 +81,28 @@ fn hostile_vat_in_an_iof_offer_is_reported_with_the_product_not_a_panic() {
     let data = dir.path().join("data");
     let offer = dir.path().join("full.xml");
     std::fs::write(&offer, HOSTILE_OFFER).unwrap();
+    // An offer is imported whole or not at all: each hostile product is named with its
+    // reason, nothing is applied, and no product gets a made-up VAT.
     let out = import(&data, &[offer.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(101), "panicked: {stderr}");
-    assert!(out.status.success(), "{stderr}");
-    // Each hostile product is named with its reason; none is imported with a made-up VAT.
+    assert!(!out.status.success(), "{stderr}");
     let skipped: Vec<&str> = stderr.lines().filter(|l| l.contains("skipped")).collect();
     assert_eq!(skipped.len(), 4, "{stderr}");
     assert!(skipped.iter().all(|l| l.contains("vat")), "{stderr}");
     assert!(
-        stderr.contains("-100: a VAT rate is a percentage between 0 and 100"),
+        stderr.contains(r#"vat "-100" is not a rate between 0 and 100"#),
         "{stderr}"
     );
-    assert!(stderr.contains(r#"vat "1e29" is not a number"#), "{stderr}");
+    assert!(
+        stderr.contains(r#"vat "1e29" is not a rate between 0 and 100"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains(r#"price@vat: "-100""#), "{stderr}");
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    // Told to, it imports the one valid product.
+    let out = import(&data, &["--skip-invalid", offer.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
     let store = Store::open(&data.join("store"), StoreOptions::default()).unwrap();
     let snapshot = store.snapshot();
     assert_eq!(snapshot.len(), 1);

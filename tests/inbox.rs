@@ -78,7 +78,7 @@ fn a_hostile_file_left_claimed_is_taken_and_the_server_starts() {
     let work = inbox.join(".work");
     fs::create_dir_all(&work).unwrap();
     // Left in `.work/` by an earlier run that it made panic (a zero VAT divisor: 1 - 100%).
-    // The importer now reports that product (VAT outside 0..=100) and leaves it out.
+    // The importer now refuses that product (VAT outside 0..=100), so the file is rejected.
     fs::write(
         work.join("hostile.xml"),
         r#"<offer file_format="IOF" version="3.0"><products currency="PLN" language="pol">
@@ -104,7 +104,7 @@ fn a_hostile_file_left_claimed_is_taken_and_the_server_starts() {
         server.get(&format!("{}/healthz", server.admin)).status(),
         200
     );
-    assert!(inbox.join("done/hostile.xml").exists());
+    assert!(inbox.join("rejected/hostile.xml").exists());
     assert!(!has_product(&server, 990002));
     assert!(
         !has_product(&server, 990003),

@@ -513,16 +513,16 @@ fn drop_folder_files_with_hostile_values_or_refused_by_the_store_do_not_stop_sta
     let server = Server::demo(&data);
     assert_eq!(server.get(LIGHT).status(), 200);
     let snapshot = server.app.store.snapshot();
-    // The hostile products were reported and left out; the good one is in.
-    assert!(data.join("inbox/done/hostile.xml").exists());
+    // The offer was rejected whole, each hostile product named with its reason.
+    assert!(data.join("inbox/rejected/hostile.xml").exists());
+    let errors =
+        std::fs::read_to_string(data.join("inbox/rejected/hostile.xml.errors.txt")).unwrap();
+    assert!(errors.contains(r#"vat "-100" is not a rate"#), "{errors}");
+    assert!(errors.contains(r#"vat "1e29" is not a rate"#), "{errors}");
     assert!(snapshot.product(9001).is_none() && snapshot.product(9002).is_none());
-    let good = snapshot
-        .product(9003)
-        .expect("the valid product of the offer");
-    let net = &good.prices.retail.as_ref().unwrap().net;
-    assert_eq!(
-        iofd::catalog::decimal(net),
-        iofd::catalog::Decimal::from(10)
+    assert!(
+        snapshot.product(9003).is_none(),
+        "nothing of the offer applied"
     );
     // The short sync was rejected with the numbers; nothing was removed.
     assert!(data.join("inbox/rejected/short.full_sync.jsonl").exists());
@@ -530,8 +530,8 @@ fn drop_folder_files_with_hostile_values_or_refused_by_the_store_do_not_stop_sta
         std::fs::read_to_string(data.join("inbox/rejected/short.full_sync.jsonl.errors.txt"))
             .unwrap();
     assert!(
-        errors.contains("would remove 200 of the 201 products"),
+        errors.contains("would remove 199 of the 200 products"),
         "{errors}"
     );
-    assert_eq!(snapshot.len(), 201);
+    assert_eq!(snapshot.len(), 200);
 }

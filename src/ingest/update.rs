@@ -321,7 +321,7 @@ mod tests {
         )
         .expect("each amount is valid on its own");
         let e = u.apply_to(&mut p).expect_err("no gross can be derived");
-        assert_eq!(e.field, "retail");
+        assert_eq!(e.field, "retail.net");
         assert!(e.reason.contains("too large"), "{e}");
         assert_eq!(p, before, "the srp node was not set either");
     }

@@ -55,6 +55,16 @@ impl Import<'_> {
         zero_is_none: bool,
     ) -> Result<Option<Price>, String> {
         let Some(node) = node else { return Ok(None) };
+        // A price node may carry its own rate; the product's completes the price, but a
+        // rate that is no rate is an error, not silently passed over.
+        if let Some(raw) = node.attr(&["vat"]).map(str::trim).filter(|r| !r.is_empty()) {
+            if super::dialect::vat(raw).is_none() {
+                return Err(format!(
+                    "{}@vat: {raw:?} is not a rate between 0 and 100",
+                    node.name
+                ));
+            }
+        }
         let net = self.amount(node, field, "net")?;
         let gross = self.amount(node, field, "gross")?;
         let price =
