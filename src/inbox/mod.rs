@@ -957,11 +957,18 @@ fn read_offer(
         tracing::info!(file = %name, "{note}");
     }
     if !offer.skipped.is_empty() {
-        // As for a JSON Lines file with a bad line: nothing of the file is applied.
+        // As for a JSON Lines file with a bad line: nothing of the file is applied. The
+        // problems name the file as the operator dropped it, not its claimed path.
+        let claimed = path.display().to_string();
+        let problems: Vec<String> = offer
+            .skipped
+            .iter()
+            .map(|p| p.replace(&claimed, name))
+            .collect();
         return Err(format!(
             "{} product(s) cannot be imported; nothing applied:\n{}",
             offer.skipped.len(),
-            offer.skipped.join("\n")
+            problems.join("\n")
         ));
     }
     let report = &offer.report;

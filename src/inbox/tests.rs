@@ -431,6 +431,15 @@ fn a_hostile_iof_file_is_rejected_naming_its_bad_product() {
     ));
     let errors = fs::read_to_string(inbox.dir.join("rejected/hostile.xml.errors.txt")).unwrap();
     assert!(errors.contains(r#"vat "-100" is not a rate"#), "{errors}");
+    // Named as dropped, with no line to name: not by its claimed path, not as "line 0".
+    assert!(
+        !errors.contains(".work") && !errors.contains(":0:"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("\nhostile.xml: product at byte"),
+        "{errors}"
+    );
     assert!(inbox.store.snapshot().product(1).is_none());
     assert_eq!(inbox.store.snapshot().generation(), 0);
 }

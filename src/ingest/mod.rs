@@ -37,7 +37,12 @@ pub struct Rejection {
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: ", self.source, self.line)?;
+        // Line 0 is "the whole input": a file-level problem has no line to name.
+        if self.line == 0 {
+            write!(f, "{}: ", self.source)?;
+        } else {
+            write!(f, "{}:{}: ", self.source, self.line)?;
+        }
         if let Some(field) = &self.field {
             write!(f, "{field}: ")?;
         }
