@@ -4,7 +4,9 @@
 # from the seed corpus in fuzz/corpus/<target>/. Fails on a crash, a timeout or a memory
 # blow-up (the input is left in fuzz/artifacts/<target>/), and when nightly or cargo-fuzz is
 # missing: it never skips. New corpus entries go to a scratch directory, so the committed
-# seeds stay small. Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
+# seeds stay small. The random seed is fixed (FUZZ_SEED, default 1) so that a run, CI's
+# included, can be replayed; FUZZ_SEED=0 lets libFuzzer pick one.
+# Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,7 @@ for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s"
   status=0
   (cd fuzz && cargo +nightly fuzz run "$target" "$scratch/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+    -max_total_time="$seconds" -seed="${FUZZ_SEED:-1}" -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
     -print_final_stats=1) >"$log" 2>&1 || status=$?
   runs="$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)"
   speed="$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)"

@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     let lengths: Vec<usize> = data.split(|&b| b == b'\n').map(<[u8]>::len).collect();
     for extra in short_seen.difference(&seen) {
         let index = usize::try_from(*extra - 1).expect("line number");
-        assert!(lengths[index] > LIMIT, "line {extra} became visible under the limit");
+        assert!(
+            lengths[index] > LIMIT,
+            "line {extra} became visible under the limit"
+        );
     }
     for parsed in &short_ok {
         assert!(accepted.iter().any(|a| a == parsed));
