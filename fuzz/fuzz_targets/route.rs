@@ -12,7 +12,8 @@ fn safe_segment(s: &str) -> bool {
         && s != "."
         && s != ".."
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+            // `@` and `.`: partner ids may be e-mail logins, as IdoSell's `client=` often is.
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@'))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -30,22 +31,32 @@ fuzz_target!(|data: &[u8]| {
     assert!(safe_segment(&req.partner), "{req:?}");
     assert!(safe_segment(&req.token), "{req:?}");
     assert!(req.shop > 0, "{req:?}");
+    if let Some(language) = &req.language {
+        assert!(
+            language.len() == 3 && language.bytes().all(|b| b.is_ascii_lowercase()),
+            "{req:?}"
+        );
+    }
+    let language = req.language.as_ref().map(|l| format!("language={l}"));
     let again = match &req.file {
         FileRef::Named(name) => {
             assert!(is_file_name(name), "{req:?}");
             assert!(!name.contains('/'), "{req:?}");
             parse(
                 &format!("/feeds/{}/{}/{}/{name}", req.partner, req.token, req.shop),
-                None,
+                language.as_deref(),
             )
         }
         FileRef::Kind { kind, csv } => {
             assert!(!kind.contains(['/', '&', '=']), "{req:?}");
             let format = if *csv { "csv" } else { "xml" };
-            let q = format!(
+            let mut q = format!(
                 "client={}&token={}&shop={}&type={kind}&format={format}&iof_3_0",
                 req.partner, req.token, req.shop
             );
+            if let Some(language) = &language {
+                q = format!("{q}&{language}");
+            }
             parse("/edi/export-offer.php", Some(&q))
         }
     };
