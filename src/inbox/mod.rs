@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
 use crate::ingest::{self, Rejection};
-use crate::store::{ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
+use crate::store::{self, ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
@@ -1071,7 +1071,7 @@ fn sync_dir(dir: &Path) -> Result<(), InboxError> {
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    fs::File::open(dir).and_then(|d| d.sync_all())
+    store::fsync_dir(dir)
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), InboxError> {
@@ -1092,17 +1092,11 @@ fn into_io(e: InboxError) -> std::io::Error {
     }
 }
 
-/// Temp file, fsync, rename, fsync the directory.
+/// The store's atomic write (temp file, fsync, rename), then the directory's fsync.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), InboxError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    store::write_file(dir, name, &[bytes]).map_err(io(path))?;
     sync_dir(dir)
 }
 

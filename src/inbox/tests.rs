@@ -1,5 +1,6 @@
 use super::*;
 use crate::store::StoreOptions;
+use std::io::Write;
 
 const GOOD: &str = r#"{"kind":"product","id":7,"vat":23,"description":{"name":{"pol":"A"}}}
 {"kind":"product","id":8,"vat":23,"description":{"name":{"pol":"B"}}}
