@@ -19,9 +19,10 @@ use super::StoreError;
 /// Name of the lock file inside the store directory.
 pub const LOCK: &str = "LOCK";
 
-/// Retries when the lock is held under our own pid (see [`DirLock::acquire`]): 100 ms.
-const SELF_RETRIES: u32 = 20;
-const SELF_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+/// Retries before a held lock is refused (see [`DirLock::acquire`]): half a second in all,
+/// long enough for a loaded machine to finish a fork and exec.
+const RETRIES: u32 = 50;
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The held lock; released when dropped (the file stays, its content is only a hint).
 #[derive(Debug)]
@@ -49,15 +50,16 @@ impl DirLock {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => break,
                 Err(rustix::io::Errno::WOULDBLOCK) => {
-                    let pid = holder(&mut file);
-                    // Held under our own pid: either another store of this process (refused
-                    // below) or, for an instant, a child this process is spawning, which
-                    // shares every open file until it execs. Give the latter a moment.
-                    if pid == Some(std::process::id()) && tries < SELF_RETRIES {
+                    // A child that any process holding the lock is spawning shares its open
+                    // files until it execs, so a lock its owner has just dropped can stay
+                    // held for an instant after. The pid in the file cannot tell that apart
+                    // (it may be a stale hint), so every refusal waits a moment first.
+                    if tries < RETRIES {
                         tries += 1;
-                        std::thread::sleep(SELF_RETRY_PAUSE);
+                        std::thread::sleep(RETRY_PAUSE);
                         continue;
                     }
+                    let pid = holder(&mut file);
                     return Err(StoreError::Locked { pid, path });
                 }
                 Err(e) => return Err(io(e.into())),
