@@ -61,11 +61,11 @@ fn check_iof(input: &[u8]) {
             // A mutated currency code has no configured rate: refused, not relabelled.
             | IofError::NoRate { position, .. },
         ) => {
-            assert!(
-                position <= input.len() as u64,
-                "{position} > {}",
-                input.len()
-            )
+            // The byte is inside the input and the line is the one that byte is on.
+            let byte = usize::try_from(position.byte).unwrap_or(usize::MAX);
+            assert!(byte <= input.len(), "{position} > {}", input.len());
+            let newlines = input[..byte].iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(position.line, newlines + 1, "{position}");
         }
         Err(e) => panic!("unexpected error kind: {e}"),
     }

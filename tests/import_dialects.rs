@@ -443,7 +443,7 @@ fn a_product_that_cannot_be_imported_refuses_the_offer_unless_told_otherwise() {
     let out = import(&data, &config, &[], &offer);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    has(&stderr, "product at byte");
+    has(&stderr, "product at line 2 (byte ");
     has(&stderr, "vat \"-100\" is not a rate between 0 and 100");
     has(&stderr, "nothing was imported");
     assert!(!data.join("store/MANIFEST").exists());

@@ -1,5 +1,5 @@
 //! The IOF importer over arbitrary bytes (a full.xml): it maps the offer or refuses it with
-//! a byte position inside the input, and every product it maps is one iofd can store.
+//! a position inside the input (the line of its byte), and every product it maps is one iofd can store.
 #![no_main]
 
 use iofd::ingest::iof::{read_full_bytes, IofError};
@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
             // A mutated currency has no configured rate: refused, not relabelled.
             | IofError::NoRate { position, .. },
         ) => {
-            assert!(position <= data.len() as u64, "{position} > {}", data.len());
+            // The byte is inside the input and the line is the one that byte is on.
+            let byte = usize::try_from(position.byte).unwrap_or(usize::MAX);
+            assert!(byte <= data.len(), "{position} > {}", data.len());
+            let newlines = data[..byte].iter().filter(|&&b| b == b'\n').count() as u64;
+            assert_eq!(position.line, newlines + 1, "{position}");
         }
         Err(e) => panic!("bytes cannot fail to read or lack a full.xml: {e}"),
     }

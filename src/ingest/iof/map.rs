@@ -11,7 +11,7 @@ use crate::catalog::{
 };
 
 use super::dialect::{code_standard, date_time, decimal, language, warranty_type, Ids};
-use super::reader::{open, Node, Stream};
+use super::reader::{open, Node, Position, Stream};
 use super::report::{Conversion, Report};
 use super::sizes::ProductCodes;
 use super::{ImportOptions, IofError, Offer};
@@ -258,9 +258,9 @@ impl<'a> Import<'a> {
                 }
                 Err(message) => {
                     self.report.borrow_mut().products_skipped += 1;
-                    self.dropped("product", || format!("at byte {at}: {message}"));
+                    self.dropped("product", || format!("at {at}: {message}"));
                     self.skipped.push(format!(
-                        "{}: product at byte {at} skipped: {message}",
+                        "{}: product at {at} skipped: {message}",
                         path.display()
                     ));
                 }
@@ -294,7 +294,7 @@ impl<'a> Import<'a> {
                     None => {
                         return Err(IofError::Invalid {
                             path: path.to_path_buf(),
-                            position: 0,
+                            position: Position::START,
                             message: format!(
                                 "products@language {v:?} is not a language code (ISO 639-1 like en, or 639-2 like eng)"
                             ),
@@ -315,7 +315,7 @@ impl<'a> Import<'a> {
     fn rate_for(
         &mut self,
         path: &Path,
-        at: u64,
+        at: Position,
         own: Option<&str>,
     ) -> Result<Option<Decimal>, IofError> {
         let currency = match own.map(|c| c.trim().to_ascii_uppercase()) {

@@ -48,6 +48,7 @@ use std::time::Instant;
 use crate::catalog::{Decimal, Record};
 
 use map::Import;
+pub use reader::Position;
 use reader::{read_document, root_name, Node, Stream};
 
 pub use report::{Conversion, FieldCounts, Report};
@@ -58,7 +59,7 @@ pub use report::{Conversion, FieldCounts, Report};
 pub struct Offer {
     pub records: Vec<Record>,
     pub notes: Vec<String>,
-    /// Products that cannot be imported, each as `file: product at byte N skipped: reason`;
+    /// Products that cannot be imported, each as `file: product at line L (byte B) skipped: reason`;
     /// callers refuse the offer unless told to import the valid rest.
     pub skipped: Vec<String>,
     pub report: Report,
@@ -85,7 +86,7 @@ impl Default for ImportOptions {
     }
 }
 
-/// Why an offer cannot be read at all. Positions are byte offsets in the file.
+/// Why an offer cannot be read at all, with the line (and byte offset) where it went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum IofError {
     #[error("{}: {source}", path.display())]
@@ -93,34 +94,34 @@ pub enum IofError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: invalid XML at byte {position}: {message}", path.display())]
+    #[error("{}: invalid XML at {position}: {message}", path.display())]
     Xml {
         path: PathBuf,
-        position: u64,
+        position: Position,
         message: String,
     },
-    #[error("{}: at byte {position}: {message}", path.display())]
+    #[error("{}: at {position}: {message}", path.display())]
     Invalid {
         path: PathBuf,
-        position: u64,
+        position: Position,
         message: String,
     },
     #[error("{}: no full.xml found (give a directory holding full.xml, a full.xml, or a gateway file)", path.display())]
     NoFull { path: PathBuf },
     /// Prices in a currency the configuration has no rate for: they are not published as if
     /// they were in the base currency.
-    #[error("{}: at byte {position}: prices are in {currency}, and there is no exchange rate for it: add {currency} = \"<units of {currency} per 1 {base}>\" under [currencies] in the configuration (base_currency is {base})", path.display())]
+    #[error("{}: at {position}: prices are in {currency}, and there is no exchange rate for it: add {currency} = \"<units of {currency} per 1 {base}>\" under [currencies] in the configuration (base_currency is {base})", path.display())]
     NoRate {
         path: PathBuf,
-        position: u64,
+        position: Position,
         currency: String,
         base: String,
     },
     /// The caller's sink refused a product (e.g. its spool could not be written).
-    #[error("{}: at byte {position}: cannot keep the product: {message}", path.display())]
+    #[error("{}: at {position}: cannot keep the product: {message}", path.display())]
     Sink {
         path: PathBuf,
-        position: u64,
+        position: Position,
         message: String,
     },
     /// `--strict`, and values were dropped.
@@ -167,7 +168,7 @@ fn locate(path: &Path) -> Result<Files, IofError> {
             other => {
                 return Err(IofError::Invalid {
                     path: path.to_path_buf(),
-                    position: 0,
+                    position: Position::START,
                     message: format!(
                         "root element <{other}>: expected an offer (full.xml) or a gateway"
                     ),
@@ -660,7 +661,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            matches!(&e, IofError::Sink { message, position, .. } if message == "disk full" && *position > 0),
+            matches!(&e, IofError::Sink { message, position, .. } if message == "disk full" && position.byte > 0),
             "{e}"
         );
     }
@@ -731,7 +732,7 @@ mod tests {
         let e =
             read_full_bytes(b"<offer><products><product id=\"1\"><price></product>").unwrap_err();
         assert!(
-            matches!(e, IofError::Xml { position, .. } if position > 0),
+            matches!(e, IofError::Xml { position, .. } if position.byte > 0 && position.line > 0),
             "{e}"
         );
         let e = read_full_bytes(b"<offer><products><product id=\"1\">").unwrap_err();

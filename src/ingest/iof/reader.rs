@@ -2,13 +2,77 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::IofError;
+
+/// Where something is in a file: its line (from 1) and byte offset (from 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    pub line: u64,
+    pub byte: u64,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} (byte {})", self.line, self.byte)
+    }
+}
+
+impl Position {
+    /// Before the first element (errors about the file as a whole).
+    pub(super) const START: Position = Position { line: 1, byte: 0 };
+}
+
+/// Counts the lines the XML parser has consumed. quick-xml consumes its input exactly up to
+/// the end of the last event, so the count taken before an event is that event's line —
+/// without keeping the file, or a table of line starts, in memory.
+pub(super) struct Lines<R> {
+    inner: R,
+    newlines: u64,
+}
+
+impl<R: BufRead> Lines<R> {
+    pub(super) fn new(inner: R) -> Self {
+        Lines { inner, newlines: 0 }
+    }
+}
+
+impl<R: BufRead> Read for Lines<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Lines<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        if let Ok(buf) = self.inner.fill_buf() {
+            let n = amt.min(buf.len());
+            self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        self.inner.consume(amt);
+    }
+}
+
+/// The position the parser of `reader` has reached.
+fn position_of<R: BufRead>(reader: &Reader<Lines<R>>) -> Position {
+    Position {
+        line: reader.get_ref().newlines + 1,
+        byte: reader.buffer_position(),
+    }
+}
 
 /// One element: local name, whether it is an `iaiext:` extension, attributes by qualified
 /// name, children and text.
@@ -55,7 +119,11 @@ pub(super) fn split_name(qname: &[u8]) -> (bool, String) {
     }
 }
 
-pub(super) fn start_node(e: &BytesStart, path: &Path, position: u64) -> Result<Node, IofError> {
+pub(super) fn start_node(
+    e: &BytesStart,
+    path: &Path,
+    position: Position,
+) -> Result<Node, IofError> {
     let (ext, name) = split_name(e.name().as_ref());
     let mut attrs = Vec::new();
     for a in e.attributes() {
@@ -85,7 +153,7 @@ pub(super) fn start_node(e: &BytesStart, path: &Path, position: u64) -> Result<N
 
 /// Streams the elements at `target` (a path of local names from the root) as trees.
 pub(super) struct Stream<R: BufRead> {
-    pub(super) reader: Reader<R>,
+    pub(super) reader: Reader<Lines<R>>,
     pub(super) path: PathBuf,
     pub(super) buf: Vec<u8>,
     pub(super) stack: Vec<String>,
@@ -98,7 +166,7 @@ pub(super) const MAX_DEPTH: usize = 64;
 
 impl<R: BufRead> Stream<R> {
     pub(super) fn new(reader: R, path: &Path, target: &'static [&'static str]) -> Self {
-        let mut reader = Reader::from_reader(reader);
+        let mut reader = Reader::from_reader(Lines::new(reader));
         reader.config_mut().trim_text(false);
         Stream {
             reader,
@@ -110,8 +178,8 @@ impl<R: BufRead> Stream<R> {
         }
     }
 
-    pub(super) fn position(&self) -> u64 {
-        self.reader.buffer_position()
+    pub(super) fn position(&self) -> Position {
+        position_of(&self.reader)
     }
 
     pub(super) fn xml_error(&self, message: impl std::fmt::Display) -> IofError {
@@ -122,8 +190,8 @@ impl<R: BufRead> Stream<R> {
         }
     }
 
-    /// The next target element and the byte offset where it started; `None` at the end.
-    pub(super) fn next_node(&mut self) -> Result<Option<(Node, u64)>, IofError> {
+    /// The next target element and where it started; `None` at the end.
+    pub(super) fn next_node(&mut self) -> Result<Option<(Node, Position)>, IofError> {
         loop {
             let at = self.position();
             self.buf.clear();
@@ -257,10 +325,10 @@ pub(super) fn open(path: &Path) -> Result<std::io::BufReader<File>, IofError> {
 
 /// The root element of a (small) file, whole.
 pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
-    let mut reader = Reader::from_reader(open(path)?);
+    let mut reader = Reader::from_reader(Lines::new(open(path)?));
     let mut buf = Vec::new();
     loop {
-        let at = reader.buffer_position();
+        let at = position_of(&reader);
         buf.clear();
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => {
@@ -297,10 +365,10 @@ pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
 
 /// The local name of a file's root element.
 pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
-    let mut reader = Reader::from_reader(open(path)?);
+    let mut reader = Reader::from_reader(Lines::new(open(path)?));
     let mut buf = Vec::new();
     loop {
-        let at = reader.buffer_position();
+        let at = position_of(&reader);
         buf.clear();
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) | Ok(Event::Empty(e)) => return Ok(split_name(e.name().as_ref()).1),
