@@ -72,7 +72,7 @@ pub struct App {
     republish_wanted: tokio::sync::Notify,
     /// `language=` profiles partners have asked for, by key: rendered from the first request
     /// on, not before (most partners never ask, and each costs a full render).
-    asked: Mutex<std::collections::BTreeMap<String, crate::render::RenderProfile>>,
+    asked: Mutex<std::collections::BTreeMap<String, crate::catalog::RenderProfile>>,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -178,7 +178,7 @@ impl App {
 
     /// A partner asked for the `language=` profile `key`, which has no files yet: have the
     /// publisher render it (and keep it rendered while an account has it).
-    pub fn ask_for_profile(&self, key: &str, profile: &crate::render::RenderProfile) {
+    pub fn ask_for_profile(&self, key: &str, profile: &crate::catalog::RenderProfile) {
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
         if asked.insert(key.to_string(), profile.clone()).is_none() {
             self.republish_wanted.notify_one();
@@ -187,7 +187,7 @@ impl App {
 
     /// The profiles to render: the partners' own, plus the `language=` ones asked for that an
     /// account still has.
-    fn render_profiles(&self) -> Vec<crate::render::RenderProfile> {
+    fn render_profiles(&self) -> Vec<crate::catalog::RenderProfile> {
         let partners = self.partners();
         let mut profiles = partners.profiles();
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,7 +276,7 @@ impl App {
             let token = account.plain_token.as_deref().unwrap_or("<token>");
             for &shop in &account.shops {
                 let names: &[&str] = match account.profile(shop).map(|p| p.format) {
-                    Some(crate::render::Format::Csv) => &["full.csv", "light.csv"],
+                    Some(crate::catalog::Format::Csv) => &["full.csv", "light.csv"],
                     _ => &["gateway.xml"],
                 };
                 for name in names {

@@ -13,9 +13,10 @@ use iofd::catalog::{
     Attachment, Bundled, BundledComponent, Decimal, Dictionaries, Group, Image, Price, Product,
     ProductParameter, Promotion, Record,
 };
+use iofd::catalog::{Format, RenderProfile};
 use iofd::changes::{Changes, ChangesOptions};
 use iofd::config::Config;
-use iofd::render::{self, DictIndex, Format, OfferMeta, RenderProfile};
+use iofd::render::{self, DictIndex, OfferMeta};
 use iofd::store::{ApplyMode, Store, StoreOptions};
 use iofd::xsd::{self, Schema};
 use jiff::Timestamp;

@@ -32,7 +32,8 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::file::{Artifact, ArtifactError};
-use crate::render::{self, DictIndex, OfferMeta, RenderProfile};
+use crate::catalog::RenderProfile;
+use crate::render::{self, DictIndex, OfferMeta};
 use crate::snapshot::{ShardView, Snapshot};
 
 /// light.xml files up to this size get an MD5 (the gateway `hash`); above it, hashing the
@@ -619,7 +620,7 @@ fn each_slice(pieces: &[Piece], mut f: impl FnMut(&[u8])) -> Result<(), Artifact
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::Format;
+    use crate::catalog::Format;
     use crate::store::{ApplyMode, Store, StoreOptions};
     use rust_decimal::Decimal;
 

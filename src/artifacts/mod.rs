@@ -20,9 +20,8 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::render::{
-    self, DictIndex, Format, OfferMeta, ReferenceKind, ReferenceMeta, RenderProfile,
-};
+use crate::catalog::{Format, RenderProfile};
+use crate::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta};
 use crate::snapshot::Snapshot;
 
 pub(crate) use file::{build as build_file, load as load_file, Sink};

@@ -60,8 +60,8 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::artifacts::{self, Artifact, ArtifactError, FullFiles};
-use crate::catalog::ProductId;
-use crate::render::{self, DictIndex, Format, MainNode, OfferMeta, RenderProfile};
+use crate::catalog::{Format, MainNode, ProductId, RenderProfile};
+use crate::render::{self, DictIndex, OfferMeta};
 use crate::snapshot::Snapshot;
 pub use hash::{
     hash_product, hash_products, DictHashError, DictHashes, Membership, NodeHash, ProductHashes,

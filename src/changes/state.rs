@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::render::RenderProfile;
+use crate::catalog::RenderProfile;
 
 pub const STATE: &str = "STATE";
 pub const VERSION: u32 = 1;

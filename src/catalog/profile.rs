@@ -1,4 +1,5 @@
-//! Render profiles: everything about a partner's settings that changes the bytes of a file.
+//! Render profiles (everything about a partner's settings that changes the bytes of a file)
+//! and the main nodes of a product, the units change detection and change files speak in.
 //! Partners with equal profiles share one rendered copy of each file.
 
 // Money, VAT and quantities come from outside: every operation on them is checked.
@@ -6,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::catalog::{round_money, Price};
+use super::{round_money, ArchivedProduct, Price};
 
 /// Data format of an offer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -50,6 +51,22 @@ impl RenderProfile {
         hash.to_hex()[..16].to_string()
     }
 
+    /// Whether the product is part of this profile's offer: offered in the profile's shop
+    /// (an empty shop list means every shop) and, for only-in-stock profiles, orderable in
+    /// some size.
+    pub fn includes(&self, p: &ArchivedProduct) -> bool {
+        self.admits(
+            || p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == self.shop),
+            || p.in_stock(),
+        )
+    }
+
+    /// [`RenderProfile::includes`] from kept facts (the changes stage remembers them for a
+    /// product that has since changed): `in_shop` and `in_stock` are asked only when needed.
+    pub fn admits(&self, in_shop: impl FnOnce() -> bool, in_stock: impl FnOnce() -> bool) -> bool {
+        in_shop() && (!self.only_in_stock || in_stock())
+    }
+
     /// The offer's default language.
     pub fn language(&self) -> &str {
         self.languages.first().map(String::as_str).unwrap_or("pol")
@@ -75,6 +92,87 @@ impl RenderProfile {
             net: pay(p.net)?,
             gross: pay(p.gross)?,
         })
+    }
+}
+
+/// The direct children of `<product>` plus its attributes: the units of change detection.
+/// Each variant is the element of the same name ([`MainNode::name`]); `Attributes` stands for
+/// the product element's own attributes (id, type, VAT, codes, currency, site).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MainNode {
+    Attributes,
+    Producer,
+    Category,
+    Unit,
+    Series,
+    Warranty,
+    Card,
+    Description,
+    Price,
+    Srp,
+    StrikethroughRetail,
+    StrikethroughWholesale,
+    Promotion,
+    Sizes,
+    Images,
+    Parameters,
+    Attachments,
+    Group,
+    Bundled,
+}
+
+impl MainNode {
+    /// Every main node, in declaration order.
+    pub const ALL: [MainNode; 19] = [
+        MainNode::Attributes,
+        MainNode::Producer,
+        MainNode::Category,
+        MainNode::Unit,
+        MainNode::Series,
+        MainNode::Warranty,
+        MainNode::Card,
+        MainNode::Description,
+        MainNode::Price,
+        MainNode::Srp,
+        MainNode::StrikethroughRetail,
+        MainNode::StrikethroughWholesale,
+        MainNode::Promotion,
+        MainNode::Sizes,
+        MainNode::Images,
+        MainNode::Parameters,
+        MainNode::Attachments,
+        MainNode::Group,
+        MainNode::Bundled,
+    ];
+
+    /// The element name (`attributes` for the product's own attributes).
+    pub fn name(self) -> &'static str {
+        match self {
+            MainNode::Attributes => "attributes",
+            MainNode::Producer => "producer",
+            MainNode::Category => "category",
+            MainNode::Unit => "unit",
+            MainNode::Series => "series",
+            MainNode::Warranty => "warranty",
+            MainNode::Card => "card",
+            MainNode::Description => "description",
+            MainNode::Price => "price",
+            MainNode::Srp => "srp",
+            MainNode::StrikethroughRetail => "strikethrough_retail_price",
+            MainNode::StrikethroughWholesale => "strikethrough_wholesale_price",
+            MainNode::Promotion => "promotion",
+            MainNode::Sizes => "sizes",
+            MainNode::Images => "images",
+            MainNode::Parameters => "parameters",
+            MainNode::Attachments => "attachments",
+            MainNode::Group => "group",
+            MainNode::Bundled => "bundled",
+        }
+    }
+
+    /// A one-bit mask of this node, for node sets.
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
     }
 }
 
