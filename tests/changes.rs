@@ -861,3 +861,64 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
     };
     assert_eq!(names(listed_changes(&server, KOWALSKI)), names(listed));
 }
+
+/// Rendered full.xml data files (bases and per-generation renders) under `dir`.
+fn rendered_full_xml(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(rendered_full_xml(&path));
+        } else if path.to_string_lossy().ends_with("-full.xml") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_xml_and_an_xml_gz_partner_of_equal_settings_render_full_xml_once() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    std::fs::create_dir_all(&data).unwrap();
+    // The demo partners (three profiles) and a twin of sklep-kowalski that differs only in
+    // its file type.
+    let partners = format!(
+        "{}\n[[partner]]\nid = \"gz-twin\"\ntoken = \"demo-gztwin-0000000001\"\nshops = [1]\n\
+         format = \"iof-3.0\"\nfile_type = \"xml.gz\"\nlanguages = [\"pol\", \"eng\"]\n\
+         currency = \"PLN\"\ndiscount_percent = \"0\"\nwholesale = false\nonly_in_stock = false\n",
+        iofd::partners::DEMO_PARTNERS
+    );
+    std::fs::write(data.join("partners.toml"), partners).unwrap();
+    let config = config(&dir, Duration::from_secs(3600));
+    let (changes_dir, artifacts_dir) = (config.changes_dir(), config.artifacts_dir());
+    let server = Server::start(config);
+    let profiles = server.app.partners().profiles();
+    assert_eq!(profiles.len(), 4);
+    let full_keys: std::collections::BTreeSet<String> =
+        profiles.iter().map(|p| p.full_key()).collect();
+    assert_eq!(full_keys.len(), 3, "the twins share their full.xml key");
+    let mut rendered = rendered_full_xml(&changes_dir);
+    rendered.extend(rendered_full_xml(&artifacts_dir));
+    assert_eq!(
+        rendered.len(),
+        3,
+        "one full.xml per distinct key: {rendered:?}"
+    );
+    // Both twins are served the same bytes: plain, and gzip-compressed as the twin's file.
+    let plain = server.get(&format!("{KOWALSKI}/full.xml"));
+    assert_eq!(plain.status(), 200);
+    let plain = plain.bytes().unwrap();
+    let gz = server.get("/feeds/gz-twin/demo-gztwin-0000000001/1/full.xml.gz");
+    assert_eq!(gz.status(), 200);
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gz.bytes().unwrap()[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
+}

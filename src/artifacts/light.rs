@@ -141,12 +141,13 @@ impl Fragment {
     }
 }
 
-/// What was last built for one profile.
+/// What was last built for one light key (profiles that differ only in file type share it).
 struct ProfileLight {
     generation: u64,
     fragments: HashMap<u32, Arc<Fragment>>,
     plain: Arc<Artifact>,
-    gz: Option<Arc<Artifact>>,
+    /// light.xml.gz, served to the profiles with the `xml.gz` file type.
+    gz: Arc<Artifact>,
 }
 
 /// Builds and keeps the light.xml of every profile.
@@ -189,11 +190,12 @@ impl LightBuilder {
         snapshot: &Snapshot,
         profile: &RenderProfile,
     ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
-        let key = profile.key();
+        let key = profile.light_key();
+        let gz_for = |gz: &Arc<Artifact>| profile.gzip.then(|| gz.clone());
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(built) = state.get(&key) {
             if built.generation >= snapshot.generation() {
-                return Ok((built.plain.clone(), built.gz.clone()));
+                return Ok((built.plain.clone(), gz_for(&built.gz)));
             }
         }
         let dir = self.dir.join(&key);
@@ -238,10 +240,10 @@ impl LightBuilder {
                 gz: gz.clone(),
             },
         );
-        Ok((plain, gz))
+        Ok((plain, gz_for(&gz)))
     }
 
-    /// Forget profiles not in `keep` (their fragments are deleted once unused).
+    /// Forget light keys not in `keep` (their fragments are deleted once unused).
     pub fn retain(&self, keep: &[String]) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.retain(|key, light| {
@@ -408,7 +410,7 @@ impl LightBuilder {
         snapshot: &Snapshot,
         profile: &RenderProfile,
         fragments: &HashMap<u32, Arc<Fragment>>,
-    ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
+    ) -> Result<(Arc<Artifact>, Arc<Artifact>), ArtifactError> {
         let published = snapshot.published();
         let generated = published.to_zoned(self.timezone.clone()).datetime();
         let expires = generated
@@ -488,7 +490,7 @@ impl LightBuilder {
             )?
         };
         let plain = Arc::new(plain.with_gzip(&gz));
-        Ok((plain, profile.gzip.then_some(gz)))
+        Ok((plain, gz))
     }
 
     fn artifact(

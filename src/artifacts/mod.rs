@@ -151,13 +151,19 @@ impl Artifacts {
             snapshot: Some(snapshot.clone()),
             by_profile: HashMap::new(),
         };
+        let mut shared: HashMap<PathBuf, Arc<Artifact>> = previous
+            .by_profile
+            .values()
+            .flat_map(|p| p.files.values())
+            .filter(|a| a.pieces.is_none())
+            .map(|a| (a.path.clone(), a.clone()))
+            .collect();
         for profile in profiles {
             let key = profile.key();
             if set.by_profile.contains_key(&key) {
                 continue;
             }
-            let before = previous.by_profile.get(&key).map(|p| p.as_ref());
-            let files = self.render_profile(snapshot, profile, full(profile), before)?;
+            let files = self.render_profile(snapshot, profile, full(profile), &mut shared)?;
             set.by_profile.insert(
                 key,
                 Arc::new(ProfileArtifacts {
@@ -196,7 +202,11 @@ impl Artifacts {
         self.current.store(set.clone());
         self.gateways.clear();
         drop(swap);
-        let keys: Vec<String> = set.by_profile.keys().cloned().collect();
+        let keys: Vec<String> = set
+            .by_profile
+            .values()
+            .map(|p| p.profile.light_key())
+            .collect();
         self.light.retain(&keys);
         self.collect_garbage(&keep);
         Ok(set)
@@ -249,24 +259,21 @@ impl Artifacts {
         Ok(set)
     }
 
+    /// Every file of `profile`. `shared` holds the files already at hand, by path — the
+    /// previous set's and those of the profiles before this one in the set being built, each
+    /// plain file with its gzip representation — and takes this profile's: a file several
+    /// profiles show (their file keys agree) is rendered and compressed once.
     fn render_profile(
         &self,
         snapshot: &Snapshot,
         profile: &RenderProfile,
         full: Option<FullFiles>,
-        before: Option<&ProfileArtifacts>,
+        shared: &mut HashMap<PathBuf, Arc<Artifact>>,
     ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
-        let dir = self.dir.join(profile.key());
-        // What the set being served already holds for the same data file (reference files
-        // while the dictionaries stay, the base and change files, with their gzip
-        // representations): shared as it is, neither read nor compressed again.
-        let held = |name: &str, path: &Path| {
-            before
-                .and_then(|b| b.files.get(name))
-                .filter(|a| a.path == path)
-                .cloned()
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
+        // Each family of files lives under the key of the settings its bytes depend on.
+        let full_dir = self.dir.join(profile.full_key());
+        let light_dir = self.dir.join(profile.light_key());
+        let reference_dir = self.dir.join(profile.reference_key());
         let published = snapshot.published();
         let generated = published.to_zoned(self.timezone.clone()).datetime();
         let modified = SystemTime::from(published);
@@ -276,30 +283,38 @@ impl Artifacts {
         let meta = OfferMeta { generated, expires };
         let dicts = DictIndex::new(snapshot.dicts());
         let generation = snapshot.generation();
-        let mut files = HashMap::new();
+        let stem = format!("g{generation}");
+        // A file at hand, complete with its gzip representation.
+        let at_hand = |shared: &HashMap<PathBuf, Arc<Artifact>>, path: &Path| {
+            shared.get(path).filter(|a| a.gzip.is_some()).cloned()
+        };
+        let mut files: Vec<Arc<Artifact>> = Vec::new();
+        let mut build = |dir: &Path,
+                         name: &str,
+                         kind: &str,
+                         stem: &str,
+                         render: &dyn Fn(&mut file::Sink) -> std::io::Result<()>|
+         -> Result<(), ArtifactError> {
+            if let Some(same) = at_hand(shared, &file::path_of(dir, stem, name)) {
+                files.push(same);
+                return Ok(());
+            }
+            std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io(dir, e))?;
+            let built = file::build(dir, name, kind, stem, generated, modified, render)?;
+            files.push(Arc::new(built));
+            Ok(())
+        };
         let mut light_files: Vec<Arc<Artifact>> = Vec::new();
         // The base full.xml and change files are kept by the changes stage (IOF only).
         let given_full: Option<Vec<Arc<Artifact>>> = full
             .filter(|_| profile.format == Format::Iof30)
             .map(|f| std::iter::once(f.base).chain(f.changes).collect());
-        let mut add = |artifact: Arc<Artifact>| {
-            files.insert(artifact.name.clone(), artifact);
-        };
         match profile.format {
             Format::Iof30 => {
-                let stem = format!("g{generation}");
                 if given_full.is_none() {
-                    add(Arc::new(file::build(
-                        &dir,
-                        "full.xml",
-                        "full",
-                        &stem,
-                        generated,
-                        modified,
-                        |w: &mut file::Sink| {
-                            render::full(w, profile, &dicts, &meta, snapshot.products())
-                        },
-                    )?));
+                    build(&full_dir, "full.xml", "full", &stem, &|w| {
+                        render::full(w, profile, &dicts, &meta, snapshot.products())
+                    })?;
                 }
                 // light.xml: incremental, shard by shard (see `light`).
                 let (plain, gz) = self.light.build(snapshot, profile)?;
@@ -311,94 +326,67 @@ impl Artifacts {
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
+                let reference_meta = ReferenceMeta { generated, expires };
+                let dict_stem = format!("d{dict_id}");
                 for kind in ReferenceKind::ALL {
                     let name = format!("{}.xml", kind.name());
-                    let reference_meta = ReferenceMeta { generated, expires };
-                    let stem = format!("d{dict_id}");
-                    if let Some(same) = held(&name, &file::path_of(&dir, &stem, &name)) {
-                        add(same);
-                        continue;
-                    }
-                    add(Arc::new(file::build(
-                        &dir,
-                        &name,
-                        kind.name(),
-                        &stem,
-                        generated,
-                        modified,
-                        |w: &mut file::Sink| {
-                            render::write_reference(
-                                w,
-                                kind,
-                                snapshot.dicts(),
-                                &profile.languages,
-                                &reference_meta,
-                            )
-                            .map_err(std::io::Error::other)
-                        },
-                    )?));
+                    build(&reference_dir, &name, kind.name(), &dict_stem, &|w| {
+                        render::write_reference(
+                            w,
+                            kind,
+                            snapshot.dicts(),
+                            &profile.languages,
+                            &reference_meta,
+                        )
+                        .map_err(std::io::Error::other)
+                    })?;
                 }
             }
             Format::Csv => {
-                let stem = format!("g{generation}");
-                add(Arc::new(file::build(
-                    &dir,
-                    "full.csv",
-                    "full",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
-                            .map_err(std::io::Error::other)
-                    },
-                )?));
-                add(Arc::new(file::build(
-                    &dir,
-                    "light.csv",
-                    "light",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
-                            .map_err(std::io::Error::other)
-                    },
-                )?));
+                build(&full_dir, "full.csv", "full", &stem, &|w| {
+                    render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
+                        .map_err(std::io::Error::other)
+                })?;
+                build(&light_dir, "light.csv", "light", &stem, &|w| {
+                    render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
+                        .map_err(std::io::Error::other)
+                })?;
             }
         }
-        // The changes stage's files are compressed too (once: the `.gz` beside each is found
-        // on disk by later publishes).
+        // The changes stage's files are compressed here too (once: later publishes find
+        // them at hand, or their `.gz` on disk).
         for a in given_full.into_iter().flatten() {
-            files.insert(a.name.clone(), a);
+            files.push(at_hand(shared, &a.path).unwrap_or(a));
         }
         // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
         // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
-        let mut plain: Vec<Arc<Artifact>> = Vec::new();
-        for artifact in files.values().cloned().collect::<Vec<_>>() {
-            let same = held(&artifact.name, &artifact.path).filter(|a| a.gzip.is_some());
-            let gz_file = format!("{}.gz", artifact.name);
-            match (same, before.and_then(|b| b.files.get(&gz_file))) {
-                (Some(same), _) if !profile.gzip => {
-                    files.insert(same.name.clone(), same);
-                }
-                (Some(same), Some(gz)) => {
-                    files.insert(same.name.clone(), same);
-                    files.insert(gz_file, gz.clone());
-                }
-                _ => plain.push(artifact),
-            }
-        }
+        let gz_path = |a: &Artifact| PathBuf::from(format!("{}.gz", a.path.display()));
+        let plain: Vec<Arc<Artifact>> =
+            files.iter().filter(|a| a.gzip.is_none()).cloned().collect();
         for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
-            files.insert(artifact.name.clone(), Arc::new(artifact.with_gzip(&gz)));
+            let with_gzip = Arc::new(artifact.with_gzip(&gz));
+            shared.insert(gz.path.clone(), Arc::new(gz));
+            shared.insert(with_gzip.path.clone(), with_gzip);
+        }
+        let mut out = HashMap::new();
+        for a in files {
+            let a = at_hand(shared, &a.path).unwrap_or(a);
             if profile.gzip {
-                files.insert(gz.name.clone(), Arc::new(gz));
+                let gz = match shared.get(&gz_path(&a)) {
+                    Some(gz) => gz.clone(),
+                    // Compressed for a profile without the `xml.gz` file type: the `.gz` is
+                    // on disk, read back rather than compressed again.
+                    None => Arc::new(file::gzip(&a)?),
+                };
+                shared.insert(gz.path.clone(), gz.clone());
+                out.insert(gz.name.clone(), gz);
             }
+            out.insert(a.name.clone(), a);
         }
         for a in light_files {
-            files.insert(a.name.clone(), a);
+            out.insert(a.name.clone(), a);
         }
-        Ok(files)
+        Ok(out)
     }
 
     /// Delete rendered files that are not in `keep`. Unlinking a file a download still has

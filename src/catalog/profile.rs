@@ -43,12 +43,56 @@ pub struct RenderProfile {
 }
 
 impl RenderProfile {
-    /// A short stable key naming this profile in artifact paths and ETags.
+    /// A short stable key naming the whole profile: the set of files one partner fetches
+    /// (its gateway, surrogate keys, `language=` alternates). Files themselves are named by
+    /// the narrower keys below, so partners that differ only where a file does not look
+    /// share that file.
     pub fn key(&self) -> String {
         // serde_json of a struct is field-ordered, so equal profiles give equal keys.
         let canonical = serde_json::to_vec(self).unwrap_or_default();
         let hash = blake3::hash(&canonical);
         hash.to_hex()[..16].to_string()
+    }
+
+    /// The key of full.xml (a base), its change files and full.csv: everything but the
+    /// delivery choice (`gzip`: an `.xml.gz` file is the same bytes compressed) and the
+    /// discount (written only in light files).
+    pub fn full_key(&self) -> String {
+        file_key(
+            "full",
+            &(
+                self.shop,
+                self.format,
+                &self.languages,
+                &self.currency,
+                self.rate,
+                self.wholesale,
+                self.only_in_stock,
+            ),
+        )
+    }
+
+    /// The key of light.xml and light.csv: the full files' settings plus the discount.
+    pub fn light_key(&self) -> String {
+        file_key(
+            "light",
+            &(
+                self.shop,
+                self.format,
+                &self.languages,
+                &self.currency,
+                self.rate,
+                self.discount_percent,
+                self.wholesale,
+                self.only_in_stock,
+            ),
+        )
+    }
+
+    /// The key of the reference files (categories.xml, sizes.xml, ...): they show the
+    /// dictionaries in the profile's languages and nothing else of it.
+    pub fn reference_key(&self) -> String {
+        file_key("reference", &(self.format, &self.languages))
     }
 
     /// Whether the product is part of this profile's offer: offered in the profile's shop
@@ -176,6 +220,16 @@ impl MainNode {
     }
 }
 
+/// A short key for the settings `fields` of one family of files; `family` keeps the keys
+/// of different families apart.
+fn file_key(family: &str, fields: &impl serde::Serialize) -> String {
+    let mut hash = blake3::Hasher::new();
+    hash.update(family.as_bytes());
+    hash.update(b"\0");
+    hash.update(&serde_json::to_vec(fields).unwrap_or_default());
+    hash.finalize().to_hex()[..16].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,5 +285,29 @@ mod tests {
         let mut other = profile();
         other.only_in_stock = true;
         assert_ne!(profile().key(), other.key());
+    }
+
+    #[test]
+    fn file_keys_hold_only_the_settings_their_files_show() {
+        let base = profile();
+        let mut gz = profile();
+        gz.gzip = true;
+        assert_ne!(base.key(), gz.key());
+        assert_eq!(base.full_key(), gz.full_key());
+        assert_eq!(base.light_key(), gz.light_key());
+        assert_eq!(base.reference_key(), gz.reference_key());
+        let mut discounted = profile();
+        discounted.discount_percent = Decimal::from_str("20").unwrap();
+        assert_eq!(base.full_key(), discounted.full_key());
+        assert_ne!(base.light_key(), discounted.light_key());
+        let mut other_shop = profile();
+        other_shop.shop = 2;
+        assert_ne!(base.full_key(), other_shop.full_key());
+        assert_eq!(base.reference_key(), other_shop.reference_key());
+        let mut other_languages = profile();
+        other_languages.languages.reverse();
+        assert_ne!(base.reference_key(), other_languages.reference_key());
+        // The families never share a key.
+        assert_ne!(base.full_key(), base.light_key());
     }
 }

@@ -38,7 +38,7 @@
 //!    than publishing a wrong change.
 //!
 //! Layout under the data directory: `changes/STATE`, `changes/log/*.log`,
-//! `changes/hashes/{s,d}*.nh`, `changes/files/{profile}/b{n}-full.xml` (bases) and
+//! `changes/hashes/{s,d}*.nh`, `changes/files/{full key}/b{n}-full.xml` (bases) and
 //! `c{n}-full_change….xml` (change files), with the artifacts' `.meta` sidecars and `.gz`
 //! variants.
 
@@ -187,6 +187,8 @@ struct Inner {
     window_offset: u64,
     window_started: Timestamp,
     next_seq: u64,
+    /// By [`RenderProfile::full_key`]: profiles that differ only in file type or discount
+    /// share a base and its change files.
     profiles: BTreeMap<String, Profile>,
     /// (when, profile directory, file stem) of files no longer listed.
     retired: Vec<(Timestamp, PathBuf, String)>,
@@ -787,7 +789,7 @@ impl Changes {
             return None;
         }
         let inner = self.lock();
-        let p = inner.profiles.get(&profile.key())?;
+        let p = inner.profiles.get(&profile.full_key())?;
         Some(FullFiles {
             base: p.base.clone(),
             changes: p.changes.iter().rev().cloned().collect(),
@@ -933,7 +935,7 @@ impl Changes {
         let window_net = net::net_changes(frames.iter().map(|l| &l.frame));
         let mut time = None;
         let mut count = 0;
-        let keys: Vec<String> = iof_profiles(profiles).map(|p| p.key()).collect();
+        let keys: Vec<String> = iof_profiles(profiles).map(|p| p.full_key()).collect();
         for key in keys {
             let Some(profile_files) = inner.profiles.get(&key) else {
                 continue;
@@ -1003,7 +1005,7 @@ impl Changes {
         now: Timestamp,
     ) -> Result<bool, ChangesError> {
         let wanted: BTreeMap<String, &RenderProfile> =
-            iof_profiles(profiles).map(|p| (p.key(), p)).collect();
+            iof_profiles(profiles).map(|p| (p.full_key(), p)).collect();
         let rebuild_due = schedule::last_rebuild(now, self.opts.rebuild_at, &self.opts.timezone);
         let retention = jiff::SignedDuration::try_from(self.opts.retention).unwrap_or_default();
         let expired_before = now.checked_sub(retention).unwrap_or(Timestamp::MIN);
@@ -1043,8 +1045,8 @@ impl Changes {
         }
 
         let mut written = Vec::new();
-        // Bases built together share one time, so profiles that differ only in how files
-        // are delivered (xml, xml.gz) serve the same bytes.
+        // Bases built together share one time (and profiles that differ only in how files
+        // are delivered, xml or xml.gz, or in light-only settings share one base).
         let mut time = None;
         for (key, profile) in &wanted {
             let due = match inner.profiles.get(key) {
@@ -1157,7 +1159,7 @@ fn iof_profiles(profiles: &[RenderProfile]) -> impl Iterator<Item = &RenderProfi
     profiles
         .iter()
         .filter(|p| p.format == Format::Iof30)
-        .filter(move |p| seen.insert(p.key()))
+        .filter(move |p| seen.insert(p.full_key()))
 }
 
 fn offer_meta(t: DateTime) -> OfferMeta {
@@ -1224,7 +1226,7 @@ fn collect_files(files_dir: &Path, profiles: &BTreeMap<String, Profile>) {
 
 /// The artifacts of a persisted profile, if every file is intact and its base is reachable.
 fn load_profile(files_dir: &Path, ps: &ProfileState, log_end: u64) -> Option<Profile> {
-    if ps.base.offset > log_end || ps.key != ps.profile.key() {
+    if ps.base.offset > log_end || ps.key != ps.profile.full_key() {
         return None;
     }
     let dir = files_dir.join(&ps.key);
