@@ -36,6 +36,8 @@ pub enum AppError {
     Inbox(#[from] crate::inbox::InboxError),
     #[error(transparent)]
     Changes(#[from] ChangesError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     #[error("cannot prepare the [shop] table of the configuration: {0}")]
     Shop(#[source] rkyv::rancor::Error),
     #[error("the demo catalog is invalid: {0}")]
@@ -344,6 +346,11 @@ impl App {
         }
     }
 
+    /// The changes and artifacts stages, as one publishing cycle works them.
+    pub fn cycle(&self) -> crate::publish::Cycle<'_> {
+        crate::publish::Cycle::new(&self.changes, &self.artifacts)
+    }
+
     /// True once artifacts of the latest snapshot are published.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -355,19 +362,18 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.render_profiles();
         let started = std::time::Instant::now();
+        let cycle = self.cycle();
         // Change tracking failing must not stop light.xml: full.xml then stays the last base.
         if let Err(e) = self
             .changes
             .observe(&snapshot)
-            .and_then(|_| self.changes.maintain(&profiles, jiff::Timestamp::now()))
+            .map_err(crate::publish::PublishError::from)
+            .and_then(|_| cycle.maintain(&profiles, jiff::Timestamp::now()))
         {
             tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
         }
         let previous = self.artifacts.current();
-        let set = match self
-            .artifacts
-            .publish_with(&snapshot, &profiles, &|p| self.changes.full_files(p))
-        {
+        let set = match cycle.publish(&snapshot, &profiles) {
             Ok(set) => set,
             Err(e) => {
                 self.metrics.artifacts_published(started.elapsed(), None, 0);
@@ -396,7 +402,7 @@ impl App {
     /// changed the files to serve. Blocking.
     pub fn tick(&self) -> Result<(), AppError> {
         let profiles = self.render_profiles();
-        if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
+        if self.cycle().maintain(&profiles, jiff::Timestamp::now())? {
             self.republish()?;
         }
         Ok(())

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use iofd::artifacts::{Artifacts, FullFiles};
 use iofd::catalog::sample::{sample_dictionaries, sample_products};
 use iofd::catalog::{
     Attachment, Bundled, BundledComponent, Decimal, Dictionaries, Group, Image, Price, Product,
@@ -16,6 +17,7 @@ use iofd::catalog::{
 use iofd::catalog::{Format, RenderProfile};
 use iofd::changes::{Changes, ChangesOptions};
 use iofd::config::Config;
+use iofd::publish::{Cycle, PublishError};
 use iofd::render::{self, DictIndex, OfferMeta};
 use iofd::store::{ApplyMode, Store, StoreOptions};
 use iofd::xsd::{self, Schema};
@@ -130,7 +132,7 @@ fn apply_change(offer: &mut BTreeMap<u64, Node>, xml: &[u8]) {
 }
 
 /// What a consumer holds after the base and every listed change file newer than it.
-fn consumer_view(changes: &Changes, profile: &RenderProfile) -> BTreeMap<u64, Node> {
+fn consumer_view(changes: &Stages, profile: &RenderProfile) -> BTreeMap<u64, Node> {
     let files = changes.full_files(profile).expect("the profile has a base");
     let mut offer = offer_map(&std::fs::read(&files.base.path).unwrap());
     for change in files.changes.iter().rev() {
@@ -414,10 +416,48 @@ fn catalog() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     prop::collection::vec((0usize..7, any::<u8>(), any::<u8>()), 0..6)
 }
 
+/// The changes and artifacts stages of one data directory, as a publish cycle drives them.
+struct Stages {
+    changes: Changes,
+    artifacts: Artifacts,
+}
+
+impl std::ops::Deref for Stages {
+    type Target = Changes;
+    fn deref(&self) -> &Changes {
+        &self.changes
+    }
+}
+
+impl Stages {
+    fn open(dir: &std::path::Path, store: &Store) -> Stages {
+        let options = Run::options();
+        let artifacts = Artifacts::new(&dir.join("artifacts"), options.timezone.clone()).unwrap();
+        let changes = Changes::open(&dir.join("changes"), &store.snapshot(), options).unwrap();
+        Stages { changes, artifacts }
+    }
+
+    fn cycle(&self) -> Cycle<'_> {
+        Cycle::new(&self.changes, &self.artifacts)
+    }
+
+    fn maintain(&self, profiles: &[RenderProfile], now: Timestamp) -> Result<bool, PublishError> {
+        self.cycle().maintain(profiles, now)
+    }
+
+    fn cut(&self, profiles: &[RenderProfile], now: Timestamp) -> Result<usize, PublishError> {
+        self.cycle().cut(profiles, now)
+    }
+
+    fn full_files(&self, profile: &RenderProfile) -> Option<FullFiles> {
+        self.cycle().full_files(profile)
+    }
+}
+
 struct Run {
     dir: tempfile::TempDir,
     store: Store,
-    changes: Option<Changes>,
+    changes: Option<Stages>,
     products: BTreeMap<u64, Product>,
     at_window_start: BTreeMap<u64, Product>,
     dicts: Dictionaries,
@@ -434,7 +474,7 @@ impl Run {
         o
     }
 
-    fn changes(&self) -> &Changes {
+    fn changes(&self) -> &Stages {
         self.changes.as_ref().unwrap()
     }
 
@@ -498,14 +538,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
     );
     store.apply(records, ApplyMode::FullSync).unwrap();
     let mut run = Run {
-        changes: Some(
-            Changes::open(
-                &dir.path().join("changes"),
-                &store.snapshot(),
-                Run::options(),
-            )
-            .unwrap(),
-        ),
+        changes: Some(Stages::open(dir.path(), &store)),
         dir,
         store,
         at_window_start: products.clone(),
@@ -579,14 +612,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
             }
             Step::Restart => {
                 run.changes = None;
-                run.changes = Some(
-                    Changes::open(
-                        &run.dir.path().join("changes"),
-                        &run.store.snapshot(),
-                        Run::options(),
-                    )
-                    .unwrap(),
-                );
+                run.changes = Some(Stages::open(run.dir.path(), &run.store));
             }
         }
     }

@@ -8,28 +8,31 @@
 //! deterministic (timestamps come from the snapshot), and files found on disk from an earlier
 //! run are reused, so a restart serves the same bytes under the same ETags.
 
+mod change_file;
 mod file;
+mod full;
 mod gateway;
 mod light;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::catalog::{Format, RenderProfile};
+use crate::changes::Listing;
 use crate::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta};
 use crate::snapshot::Snapshot;
 
-pub(crate) use file::{build as build_file, load as load_file, Sink};
+pub(crate) use change_file::write_change_file;
 pub use file::{verify, Artifact, ArtifactError, ArtifactsCheck};
 pub use gateway::{GatewayCache, GatewayLinks};
 pub use light::{FragmentFile, LightBuilder, Piece};
 
-/// full.xml as the changes stage keeps it for an IOF profile: a base rebuilt on a schedule,
+/// full.xml of an IOF profile as the changes stage lists it: a base rebuilt on a schedule,
 /// and the change files the gateway lists under it (`<full><changes>`).
 #[derive(Debug, Clone)]
 pub struct FullFiles {
@@ -41,6 +44,11 @@ pub struct FullFiles {
 
 /// Files at most this large are kept in memory; larger ones are mapped (see [`Artifact::mapped`]).
 const MEMORY_LIMIT: u64 = 1 << 20;
+
+/// How long a base or change file stays on disk once no served set lists it: downloads that
+/// started from an earlier listing (a gateway read just before) still find it. Other files
+/// have their URL's name, not their own, so they go as soon as no served set lists them.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(120);
 
 /// Every file of one profile for one generation, by file name (`full.xml`, `categories.xml`).
 #[derive(Debug)]
@@ -103,6 +111,8 @@ pub struct Artifacts {
     pub gateways: GatewayCache,
     /// light.xml of every profile, kept current shard by shard.
     pub light: LightBuilder,
+    /// Since when each file in its grace has been listed by no served set.
+    unlisted: std::sync::Mutex<HashMap<PathBuf, Instant>>,
 }
 
 impl Artifacts {
@@ -116,6 +126,7 @@ impl Artifacts {
             swap_lock: std::sync::Mutex::new(()),
             gateways: GatewayCache::default(),
             light: LightBuilder::new(dir, timezone.clone()),
+            unlisted: std::sync::Mutex::default(),
         })
     }
 
@@ -125,24 +136,24 @@ impl Artifacts {
     }
 
     /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and
-    /// delete files that neither the new nor the previous set uses. Blocking: call it from a
-    /// blocking thread. full.xml is rendered from `snapshot` (see [`Artifacts::publish_with`]).
+    /// collect the files no served set lists (see [`RETIRE_GRACE`]). Blocking: call it from
+    /// a blocking thread. full.xml is rendered from `snapshot` (see [`Artifacts::publish_with`]).
     pub fn publish(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
-        self.publish_with(snapshot, profiles, &|_| None)
+        self.publish_with(snapshot, profiles, &BTreeMap::new())
     }
 
-    /// [`Artifacts::publish`], taking each IOF profile's full.xml and change files from
-    /// `full` (the changes stage's base, not re-rendered per generation) where it has them.
-    /// `full` is consulted under the build lock, so the last publish lists the latest files.
+    /// [`Artifacts::publish`], serving each IOF profile's full.xml and change files as the
+    /// changes stage lists them (by full key: a base, not re-rendered per generation) where
+    /// it has a listing whose files are intact.
     pub fn publish_with(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
-        full: &dyn Fn(&RenderProfile) -> Option<FullFiles>,
+        full: &BTreeMap<String, Listing>,
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
         let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
         let previous = self.current.load_full();
@@ -163,7 +174,8 @@ impl Artifacts {
             if set.by_profile.contains_key(&key) {
                 continue;
             }
-            let files = self.render_profile(snapshot, profile, full(profile), &mut shared)?;
+            let listed = full.get(&profile.full_key());
+            let files = self.render_profile(snapshot, profile, listed, &mut shared)?;
             set.by_profile.insert(
                 key,
                 Arc::new(ProfileArtifacts {
@@ -267,7 +279,7 @@ impl Artifacts {
         &self,
         snapshot: &Snapshot,
         profile: &RenderProfile,
-        full: Option<FullFiles>,
+        full: Option<&Listing>,
         shared: &mut HashMap<PathBuf, Arc<Artifact>>,
     ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
         // Each family of files lives under the key of the settings its bytes depend on.
@@ -305,9 +317,16 @@ impl Artifacts {
             Ok(())
         };
         let mut light_files: Vec<Arc<Artifact>> = Vec::new();
-        // The base full.xml and change files are kept by the changes stage (IOF only).
+        // The base full.xml and change files the changes stage lists (IOF only).
         let given_full: Option<Vec<Arc<Artifact>>> = full
             .filter(|_| profile.format == Format::Iof30)
+            .and_then(|l| {
+                let files = self.listed_files(l, shared);
+                if files.is_none() {
+                    tracing::warn!(profile = %l.key, "a listed base or change file is missing; full.xml is rendered from the snapshot");
+                }
+                files
+            })
             .map(|f| std::iter::once(f.base).chain(f.changes).collect());
         match profile.format {
             Format::Iof30 => {
@@ -389,18 +408,30 @@ impl Artifacts {
         Ok(out)
     }
 
-    /// Delete rendered files that are not in `keep`. Unlinking a file a download still has
-    /// open is safe: the open descriptor keeps the data until the download ends.
+    /// The one retention rule: a rendered file may go when no served set lists it (`keep`:
+    /// the new set and the one before, which requests may still have resolved) and its
+    /// grace has passed — [`RETIRE_GRACE`] for bases and change files, none for the rest.
+    /// Unlinking a file a download still has open is safe: the open descriptor keeps the
+    /// data until the download ends.
     fn collect_garbage(&self, keep: &HashSet<PathBuf>) {
-        let Ok(profiles) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for profile_dir in profiles.flatten() {
-            if profile_dir.file_name() == light::LIGHT_DIR {
+        let now = Instant::now();
+        let mut unlisted = self.unlisted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = HashSet::new();
+        let mut dirs: Vec<(PathBuf, Duration)> = Vec::new();
+        for d in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = d.file_name();
+            if name == light::LIGHT_DIR {
                 continue; // light fragments are collected by the light builder
             }
-            let path = profile_dir.path();
-            let Ok(entries) = std::fs::read_dir(&path) else {
+            if name == full::FULL_DIR {
+                let keys = std::fs::read_dir(d.path()).into_iter().flatten().flatten();
+                dirs.extend(keys.map(|k| (k.path(), RETIRE_GRACE)));
+            } else {
+                dirs.push((d.path(), Duration::ZERO));
+            }
+        }
+        for (dir, grace) in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             let mut left = 0usize;
@@ -411,14 +442,24 @@ impl Artifacts {
                     left += 1;
                     continue;
                 }
+                if !grace.is_zero() {
+                    seen.insert(p.clone());
+                    let since = *unlisted.entry(p.clone()).or_insert(now);
+                    if now.duration_since(since) < grace {
+                        left += 1;
+                        continue;
+                    }
+                }
                 if let Err(e) = std::fs::remove_file(&p) {
                     tracing::warn!(path = %p.display(), error = %e, "cannot remove an old artifact");
                 }
             }
             if left == 0 {
-                let _ = std::fs::remove_dir(&path);
+                let _ = std::fs::remove_dir(&dir);
             }
         }
+        // Files listed again, or gone, leave the grace list.
+        unlisted.retain(|p, _| seen.contains(p));
     }
 }
 

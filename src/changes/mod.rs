@@ -1,4 +1,4 @@
-//! Change detection and IOF 3.0 differential files (`full_change…xml`).
+//! Change detection for IOF 3.0 differential files (`full_change…xml`).
 //!
 //! IOF lets a partner download the big full.xml rarely and then only the products whose main
 //! nodes changed. This stage keeps that promise exactly:
@@ -11,16 +11,17 @@
 //!    dictionary entry that changed — and appends one fsynced frame: per product, the changed
 //!    nodes with old and new hashes, or added, or removed. A generation with the same content
 //!    appends nothing.
-//! 3. **Windows** ([`Changes::maintain`]): every `window` (default 30 minutes) the frames since
+//! 3. **Windows** ([`Changes::due`]): every `window` (default 30 minutes) the frames since
 //!    the last cut are folded into each product's net change (window start against window
 //!    end: a change undone within the window disappears) and, for each IOF render profile
-//!    with changes, a `full_change<YYYY-MM-DDThh-mm-ss>.xml` is written: changed products with
-//!    all attributes and only their changed nodes (state at the window's end), products that
-//!    entered the profile's offer (new, back in stock, added to the shop) whole, and those
-//!    that left it as `removed="yes"`. The name is the time of the window's last change in
-//!    the configured zone, bumped by a second when needed so that names and `changed` times
-//!    strictly increase. See [`files::write_change_file`] for nodes that disappear.
-//! 4. **Bases**: each profile's full.xml is a base rendered at a known log offset and kept
+//!    with changes, a `full_change<YYYY-MM-DDThh-mm-ss>.xml` is due with its entries: changed
+//!    products with only their changed nodes, products that entered the profile's offer (new,
+//!    back in stock, added to the shop) whole, and those that left it as removed. The name is
+//!    the time of the window's last change in the configured zone, bumped by a second when
+//!    needed so that names and `changed` times strictly increase. The artifacts stage writes
+//!    the files (see `artifacts::write_change_file` for nodes that disappear); this stage
+//!    returns values and writes only its log, hash store and checkpoint.
+//! 4. **Bases**: each full key's full.xml is a base rendered at a known log offset and kept
 //!    until the daily rebuild (default 03:00 local) or until the profile is new; its change
 //!    files start at that offset. The gateway lists every change file within `retention`
 //!    (default 24 h), newest first — older than the base ones too, as IdoSell does, so a
@@ -32,21 +33,19 @@
 //!    generation). Hash files only restate snapshot content: they are made durable before the
 //!    checkpoint that names them, and those named only by later frames are verified on open
 //!    and recomputed from the store. The checkpoint (`STATE`) is rewritten when a window is
-//!    cut or a base changes; the frames after it are replayed on open. A restart mid-window loses and
+//!    cut or a base changes ([`Changes::commit`], after the files [`Due`] names are durable);
+//!    the frames after it are replayed on open. A restart mid-window loses and
 //!    repeats nothing: the open window is the log from its start offset, whatever happened
 //!    in between. A damaged hash store or log starts the history afresh (new bases) rather
 //!    than publishing a wrong change.
 //!
-//! Code: [`diff`] compares generations and appends frames, [`windows`] turns windows and
-//! bases into files (the only part that renders), [`verify`] checks a directory read-only.
+//! Code: [`diff`] compares generations and appends frames, [`windows`] says what is due and
+//! what each full key lists, [`verify`] checks a directory read-only.
 //!
 //! Layout under the data directory: `changes/STATE`, `changes/log/*.log`,
-//! `changes/hashes/{s,d}*.nh`, `changes/files/{full key}/b{n}-full.xml` (bases) and
-//! `c{n}-full_change….xml` (change files), with the artifacts' `.meta` sidecars and `.gz`
-//! variants.
+//! `changes/hashes/{s,d}*.nh`. The files a listing names live with the artifacts.
 
 mod diff;
-mod files;
 pub mod hash;
 mod hashfiles;
 pub mod log;
@@ -65,8 +64,7 @@ use jiff::civil::{DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
-use crate::artifacts::{ArtifactError, FullFiles};
-use crate::catalog::{Format, MainNode, ProductId, RenderProfile};
+use crate::catalog::{MainNode, ProductId};
 use crate::snapshot::Snapshot;
 use diff::{apply_slots, observe_locked, start_at};
 pub use hash::{
@@ -76,15 +74,12 @@ pub use hash::{
 use hashfiles::{Cid, HashFileError, HashFiles};
 use log::{Kind, Log, LogError};
 pub use net::Entry;
-use state::State;
+use state::{ProfileState, State};
 pub use verify::{verify, ChangesCheck};
-use windows::{collect_files, load_profile, Profile};
+pub use windows::{BaseDue, ChangeDue, Due, ListedFile, Listing};
 
 /// Start a new log segment at a cut once the current one is this large.
 const SEGMENT_BYTES: u64 = 16 << 20;
-/// Files dropped from the listing are deleted this much later (downloads that started from
-/// the previous listing still find them).
-const RETIRE_GRACE: Duration = Duration::from_secs(120);
 
 /// Settings of change detection.
 #[derive(Debug, Clone)]
@@ -125,8 +120,6 @@ pub enum ChangesError {
     HashFile(#[from] HashFileError),
     #[error(transparent)]
     Dict(#[from] DictHashError),
-    #[error(transparent)]
-    Artifact(#[from] ArtifactError),
     #[error("invalid options: {0}")]
     Options(String),
 }
@@ -188,9 +181,7 @@ struct Inner {
     next_seq: u64,
     /// By [`RenderProfile::full_key`]: profiles that differ only in file type or discount
     /// share a base and its change files.
-    profiles: BTreeMap<String, Profile>,
-    /// (when, profile directory, file stem) of files no longer listed.
-    retired: Vec<(Timestamp, PathBuf, String)>,
+    profiles: BTreeMap<String, ProfileState>,
 }
 
 /// Change detection for one data directory. `Send + Sync`; every method serializes on an
@@ -215,10 +206,6 @@ fn ms(t: Timestamp) -> i64 {
 
 fn from_ms(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
-}
-
-fn stem_of(file_name: &str) -> &str {
-    file_name.split_once('-').map_or(file_name, |(s, _)| s)
 }
 
 fn change_name(time: DateTime) -> String {
@@ -277,6 +264,11 @@ impl Changes {
             ));
         }
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        // Bases and change files used to live here; they are the artifacts stage's now.
+        let legacy = dir.join("files");
+        if legacy.exists() {
+            std::fs::remove_dir_all(&legacy).map_err(|e| io_err(&legacy, e))?;
+        }
         let hashes = HashFiles::open(&dir.join("hashes"))?;
         let inner = match Self::recover(dir, hashes, current) {
             Ok(inner) => inner,
@@ -310,10 +302,6 @@ impl Changes {
         // The state is only committed after each step succeeded; a panicked holder left the
         // last committed state.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn files_dir(&self) -> PathBuf {
-        self.dir.join("files")
     }
 
     /// Rebuild the in-memory state from the checkpoint and the log. `Err((None, _))`: no
@@ -407,20 +395,7 @@ impl Changes {
         }
         hashes.retain(&shards.values().copied().collect(), &dicts);
 
-        let files_dir = dir.join("files");
-        let mut profiles = BTreeMap::new();
-        for ps in state.profiles {
-            match load_profile(&files_dir, &ps, log.end()) {
-                Some(p) => {
-                    profiles.insert(ps.key.clone(), p);
-                }
-                None => tracing::warn!(
-                    profile = %ps.key,
-                    "a base or change file is missing or damaged; the profile gets a new base"
-                ),
-            }
-        }
-        collect_files(&files_dir, &profiles);
+        let profiles = windows::usable(state.profiles, log.end());
         Ok(Inner {
             log,
             hashes,
@@ -438,7 +413,6 @@ impl Changes {
             window_started: from_ms(state.window_started_ms),
             next_seq: state.next_seq,
             profiles,
-            retired: Vec::new(),
         })
     }
 
@@ -450,10 +424,6 @@ impl Changes {
     ) -> Result<Inner, ChangesError> {
         let hashes = HashFiles::open(&dir.join("hashes"))?;
         let log = Log::create(&dir.join("log"), 0)?;
-        let files_dir = dir.join("files");
-        if files_dir.exists() {
-            std::fs::remove_dir_all(&files_dir).map_err(|e| io_err(&files_dir, e))?;
-        }
         let mut inner = Inner {
             log,
             hashes,
@@ -471,7 +441,6 @@ impl Changes {
             window_started: Timestamp::now(),
             next_seq: 1,
             profiles: BTreeMap::new(),
-            retired: Vec::new(),
         };
         start_at(&mut inner, current)?;
         checkpoint(dir, &mut inner)?;
@@ -497,21 +466,11 @@ impl Changes {
         }
     }
 
-    /// Start the history afresh while serving: files in use are retired, not deleted.
+    /// Start the history afresh while serving: every listing is dropped (their files stay
+    /// for downloads under way until the artifacts stage collects them).
     fn restart(&self, inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesError> {
         let now = Timestamp::now();
-        let files_dir = self.files_dir();
-        for (key, p) in std::mem::take(&mut inner.profiles) {
-            let dir = files_dir.join(&key);
-            inner
-                .retired
-                .push((now, dir.clone(), format!("b{}", p.state.base.seq)));
-            for c in &p.state.changes {
-                inner
-                    .retired
-                    .push((now, dir.clone(), format!("c{}", c.seq)));
-            }
-        }
+        inner.profiles.clear();
         inner.log = Log::create(&self.dir.join("log"), 0)?;
         inner.shards.clear();
         inner.unreferenced.clear();
@@ -521,33 +480,7 @@ impl Changes {
         checkpoint(&self.dir, inner)
     }
 
-    /// Periodic work, due when [`Changes::next_deadline`] passes and after each new
-    /// generation: cut the window when its time has come, give new (or changed) IOF profiles
-    /// a base, rebuild bases on schedule, drop change files past retention. Returns true when
-    /// the files to serve changed (republish the artifacts). Blocking.
-    pub fn maintain(
-        &self,
-        profiles: &[RenderProfile],
-        now: Timestamp,
-    ) -> Result<bool, ChangesError> {
-        let mut inner = self.lock();
-        self.purge_retired(&mut inner, now);
-        let mut changed = false;
-        if now >= schedule::next_cut(inner.window_started, self.opts.window) {
-            changed |= self.cut_locked(&mut inner, profiles, now)? > 0;
-        }
-        changed |= self.bases_locked(&mut inner, profiles, now)?;
-        Ok(changed)
-    }
-
-    /// Cut the open window now, whatever the timer says: write the change files of every
-    /// profile that has a base and net changes. Returns the number of files written.
-    pub fn cut(&self, profiles: &[RenderProfile], now: Timestamp) -> Result<usize, ChangesError> {
-        let mut inner = self.lock();
-        self.cut_locked(&mut inner, profiles, now)
-    }
-
-    /// When [`Changes::maintain`] next has something to do: the end of the open window or
+    /// When [`Changes::due`] next has something to do: the end of the open window or
     /// the next scheduled base rebuild, whichever comes first.
     pub fn next_deadline(&self, now: Timestamp) -> Timestamp {
         let inner = self.lock();
@@ -556,20 +489,6 @@ impl Changes {
             Some(r) if r < cut => r,
             _ => cut,
         }
-    }
-
-    /// The base full.xml and listed change files of an IOF profile (`None` before it has a
-    /// base, and for CSV profiles).
-    pub fn full_files(&self, profile: &RenderProfile) -> Option<FullFiles> {
-        if profile.format != Format::Iof30 {
-            return None;
-        }
-        let inner = self.lock();
-        let p = inner.profiles.get(&profile.full_key())?;
-        Some(FullFiles {
-            base: p.base.clone(),
-            changes: p.changes.iter().rev().cloned().collect(),
-        })
     }
 
     /// The generation the log is up to date with.
@@ -632,7 +551,7 @@ fn checkpoint(dir: &Path, inner: &mut Inner) -> Result<(), ChangesError> {
         window_offset: inner.window_offset,
         window_started_ms: ms(inner.window_started),
         next_seq: inner.next_seq,
-        profiles: inner.profiles.values().map(|p| p.state.clone()).collect(),
+        profiles: inner.profiles.values().cloned().collect(),
     };
     state
         .write(dir)

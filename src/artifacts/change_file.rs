@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::net::Entry;
 use crate::catalog::{MainNode, ProductId, RenderProfile};
+use crate::changes::Entry;
 use crate::render::{self, DictIndex, OfferMeta};
 use crate::snapshot::Snapshot;
 
