@@ -159,6 +159,8 @@ pub struct LightBuilder {
     state: Mutex<HashMap<String, ProfileLight>>,
     /// Makes every fragment file name unique, so a file is never replaced under a reader.
     seq: AtomicU64,
+    /// Set once the directories of an earlier run's unused keys are removed.
+    swept: AtomicBool,
 }
 
 impl LightBuilder {
@@ -168,6 +170,7 @@ impl LightBuilder {
             timezone,
             memory_limit: super::MEMORY_LIMIT,
             state: Mutex::new(HashMap::new()),
+            swept: AtomicBool::new(false),
             seq: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -241,6 +244,24 @@ impl LightBuilder {
             },
         );
         Ok((plain, gz_for(&gz)))
+    }
+
+    /// Once per run, after the first publish: remove the fragment directories of keys no
+    /// profile uses (profiles gone while the server was down, an older key layout). Later,
+    /// [`LightBuilder::retain`] deletes fragments as their last reader lets go.
+    pub(crate) fn sweep_unused(&self, keep: &[String]) {
+        if self.swept.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) && !state.contains_key(&name) {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove unused light fragments");
+                }
+            }
+        }
     }
 
     /// Forget light keys not in `keep` (their fragments are deleted once unused).

@@ -220,6 +220,7 @@ impl Artifacts {
             .map(|p| p.profile.light_key())
             .collect();
         self.light.retain(&keys);
+        self.light.sweep_unused(&keys);
         self.collect_garbage(&keep);
         Ok(set)
     }

@@ -427,3 +427,30 @@ fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
     w.edit(1001, |p| p.vat = Decimal::from(5));
     assert_eq!(changes.observe(&w.store.snapshot()).unwrap().records, 1);
 }
+
+#[test]
+fn a_base_no_served_set_lists_stays_on_disk_through_its_grace() {
+    let w = World::new();
+    let changes = w.changes();
+    let profiles = [profile(1, false)];
+    changes.maintain(&profiles, Timestamp::now()).unwrap();
+    changes
+        .cycle()
+        .publish(&w.store.snapshot(), &profiles)
+        .unwrap();
+    let base = changes.full_files(&profiles[0]).unwrap().base.path.clone();
+    // The profile goes: after two publishes no served set lists its base, which stays for
+    // downloads that started from an earlier gateway.
+    let other = [profile(2, false)];
+    changes.maintain(&other, Timestamp::now()).unwrap();
+    for _ in 0..2 {
+        changes
+            .cycle()
+            .publish(&w.store.snapshot(), &other)
+            .unwrap();
+    }
+    assert!(changes.full_files(&profiles[0]).is_none());
+    assert!(base.exists(), "kept through its grace");
+    let served = changes.full_files(&other[0]).unwrap().base;
+    assert!(served.path.exists());
+}
