@@ -362,18 +362,11 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.render_profiles();
         let started = std::time::Instant::now();
-        let cycle = self.cycle();
-        // Change tracking failing must not stop light.xml: full.xml then stays the last base.
-        if let Err(e) = self
-            .changes
-            .observe(&snapshot)
-            .map_err(crate::publish::PublishError::from)
-            .and_then(|_| cycle.maintain(&profiles, jiff::Timestamp::now()))
-        {
-            tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
-        }
         let previous = self.artifacts.current();
-        let set = match cycle.publish(&snapshot, &profiles) {
+        let set = match self
+            .cycle()
+            .republish(&snapshot, &profiles, jiff::Timestamp::now())
+        {
             Ok(set) => set,
             Err(e) => {
                 self.metrics.artifacts_published(started.elapsed(), None, 0);

@@ -82,6 +82,26 @@ impl<'a> Cycle<'a> {
         self.artifacts.full_files(&self.changes.listing(profile)?)
     }
 
+    /// One cycle for a new generation (or new profiles): observe `snapshot`, carry out the
+    /// window cut and bases due, then publish every file `profiles` need. Change tracking
+    /// failing must not stop the rest: full.xml then stays the last base. Blocking.
+    pub fn republish(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        profiles: &[RenderProfile],
+        now: Timestamp,
+    ) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        if let Err(e) = self
+            .changes
+            .observe(snapshot)
+            .map_err(PublishError::from)
+            .and_then(|_| self.maintain(profiles, now))
+        {
+            tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
+        }
+        self.publish(snapshot, profiles)
+    }
+
     /// Render what `snapshot` and `profiles` need, serving full.xml as listed, and publish
     /// it. Blocking.
     pub fn publish(
