@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 
 use iofd::catalog::sample::{sample_dictionaries, sample_products};
 use iofd::catalog::{ArchivedDictionaries, ArchivedProduct, Product};
-use iofd::render::{full, light, DictIndex, Format, OfferMeta, RenderProfile};
+use iofd::catalog::{Format, RenderProfile};
+use iofd::render::{full, light, DictIndex, OfferMeta};
 
 const PRODUCTS: usize = 20_000;
 

@@ -36,6 +36,8 @@ pub enum AppError {
     Inbox(#[from] crate::inbox::InboxError),
     #[error(transparent)]
     Changes(#[from] ChangesError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
     #[error("cannot prepare the [shop] table of the configuration: {0}")]
     Shop(#[source] rkyv::rancor::Error),
     #[error("the demo catalog is invalid: {0}")]
@@ -72,7 +74,7 @@ pub struct App {
     republish_wanted: tokio::sync::Notify,
     /// `language=` profiles partners have asked for, by key: rendered from the first request
     /// on, not before (most partners never ask, and each costs a full render).
-    asked: Mutex<std::collections::BTreeMap<String, crate::render::RenderProfile>>,
+    asked: Mutex<std::collections::BTreeMap<String, crate::catalog::RenderProfile>>,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -178,7 +180,7 @@ impl App {
 
     /// A partner asked for the `language=` profile `key`, which has no files yet: have the
     /// publisher render it (and keep it rendered while an account has it).
-    pub fn ask_for_profile(&self, key: &str, profile: &crate::render::RenderProfile) {
+    pub fn ask_for_profile(&self, key: &str, profile: &crate::catalog::RenderProfile) {
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
         if asked.insert(key.to_string(), profile.clone()).is_none() {
             self.republish_wanted.notify_one();
@@ -187,7 +189,7 @@ impl App {
 
     /// The profiles to render: the partners' own, plus the `language=` ones asked for that an
     /// account still has.
-    fn render_profiles(&self) -> Vec<crate::render::RenderProfile> {
+    fn render_profiles(&self) -> Vec<crate::catalog::RenderProfile> {
         let partners = self.partners();
         let mut profiles = partners.profiles();
         let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
@@ -276,7 +278,7 @@ impl App {
             let token = account.plain_token.as_deref().unwrap_or("<token>");
             for &shop in &account.shops {
                 let names: &[&str] = match account.profile(shop).map(|p| p.format) {
-                    Some(crate::render::Format::Csv) => &["full.csv", "light.csv"],
+                    Some(crate::catalog::Format::Csv) => &["full.csv", "light.csv"],
                     _ => &["gateway.xml"],
                 };
                 for name in names {
@@ -344,6 +346,11 @@ impl App {
         }
     }
 
+    /// The changes and artifacts stages, as one publishing cycle works them.
+    pub fn cycle(&self) -> crate::publish::Cycle<'_> {
+        crate::publish::Cycle::new(&self.changes, &self.artifacts)
+    }
+
     /// True once artifacts of the latest snapshot are published.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -355,18 +362,10 @@ impl App {
         let snapshot = self.store.snapshot();
         let profiles = self.render_profiles();
         let started = std::time::Instant::now();
-        // Change tracking failing must not stop light.xml: full.xml then stays the last base.
-        if let Err(e) = self
-            .changes
-            .observe(&snapshot)
-            .and_then(|_| self.changes.maintain(&profiles, jiff::Timestamp::now()))
-        {
-            tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
-        }
         let previous = self.artifacts.current();
         let set = match self
-            .artifacts
-            .publish_with(&snapshot, &profiles, &|p| self.changes.full_files(p))
+            .cycle()
+            .republish(&snapshot, &profiles, jiff::Timestamp::now())
         {
             Ok(set) => set,
             Err(e) => {
@@ -396,7 +395,7 @@ impl App {
     /// changed the files to serve. Blocking.
     pub fn tick(&self) -> Result<(), AppError> {
         let profiles = self.render_profiles();
-        if self.changes.maintain(&profiles, jiff::Timestamp::now())? {
+        if self.cycle().maintain(&profiles, jiff::Timestamp::now())? {
             self.republish()?;
         }
         Ok(())

@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod load;
 pub mod metrics;
 pub mod partners;
+pub mod publish;
 pub mod purge;
 pub mod render;
 pub mod snapshot;

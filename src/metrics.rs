@@ -1,7 +1,7 @@
 //! Prometheus metrics, served on the admin listener at `/metrics`.
 //!
-//! One [`Metrics`] lives in the [`App`](crate::app::App); every module that has the app records
-//! through the small methods below, so metric names and labels are defined in this one file.
+//! One [`Metrics`] is shared by the running server's parts; each records through the small
+//! methods below, so metric names and labels are defined in this one file.
 //! Label values are bounded: routes come from a fixed list, statuses are numbers, and a
 //! partner label is only ever set for a partner iofd authenticated (never for an id taken
 //! from an unauthenticated URL, which would let anyone grow the series without bound).

@@ -313,9 +313,9 @@ mod tests {
     }
 
     fn set(generation: u64, profiles: &[(&str, &[(&str, &str)])]) -> ArtifactSet {
-        let profile = crate::render::RenderProfile {
+        let profile = crate::catalog::RenderProfile {
             shop: 1,
-            format: crate::render::Format::Iof30,
+            format: crate::catalog::Format::Iof30,
             gzip: false,
             languages: vec!["pol".into()],
             currency: "PLN".into(),

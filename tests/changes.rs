@@ -8,14 +8,17 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use iofd::artifacts::{Artifacts, FullFiles};
 use iofd::catalog::sample::{sample_dictionaries, sample_products};
 use iofd::catalog::{
     Attachment, Bundled, BundledComponent, Decimal, Dictionaries, Group, Image, Price, Product,
     ProductParameter, Promotion, Record,
 };
+use iofd::catalog::{Format, RenderProfile};
 use iofd::changes::{Changes, ChangesOptions};
 use iofd::config::Config;
-use iofd::render::{self, DictIndex, Format, OfferMeta, RenderProfile};
+use iofd::publish::{Cycle, PublishError};
+use iofd::render::{self, DictIndex, OfferMeta};
 use iofd::store::{ApplyMode, Store, StoreOptions};
 use iofd::xsd::{self, Schema};
 use jiff::Timestamp;
@@ -129,7 +132,7 @@ fn apply_change(offer: &mut BTreeMap<u64, Node>, xml: &[u8]) {
 }
 
 /// What a consumer holds after the base and every listed change file newer than it.
-fn consumer_view(changes: &Changes, profile: &RenderProfile) -> BTreeMap<u64, Node> {
+fn consumer_view(changes: &Stages, profile: &RenderProfile) -> BTreeMap<u64, Node> {
     let files = changes.full_files(profile).expect("the profile has a base");
     let mut offer = offer_map(&std::fs::read(&files.base.path).unwrap());
     for change in files.changes.iter().rev() {
@@ -413,10 +416,48 @@ fn catalog() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
     prop::collection::vec((0usize..7, any::<u8>(), any::<u8>()), 0..6)
 }
 
+/// The changes and artifacts stages of one data directory, as a publish cycle drives them.
+struct Stages {
+    changes: Changes,
+    artifacts: Artifacts,
+}
+
+impl std::ops::Deref for Stages {
+    type Target = Changes;
+    fn deref(&self) -> &Changes {
+        &self.changes
+    }
+}
+
+impl Stages {
+    fn open(dir: &std::path::Path, store: &Store) -> Stages {
+        let options = Run::options();
+        let artifacts = Artifacts::new(&dir.join("artifacts"), options.timezone.clone()).unwrap();
+        let changes = Changes::open(&dir.join("changes"), &store.snapshot(), options).unwrap();
+        Stages { changes, artifacts }
+    }
+
+    fn cycle(&self) -> Cycle<'_> {
+        Cycle::new(&self.changes, &self.artifacts)
+    }
+
+    fn maintain(&self, profiles: &[RenderProfile], now: Timestamp) -> Result<bool, PublishError> {
+        self.cycle().maintain(profiles, now)
+    }
+
+    fn cut(&self, profiles: &[RenderProfile], now: Timestamp) -> Result<usize, PublishError> {
+        self.cycle().cut(profiles, now)
+    }
+
+    fn full_files(&self, profile: &RenderProfile) -> Option<FullFiles> {
+        self.cycle().full_files(profile)
+    }
+}
+
 struct Run {
     dir: tempfile::TempDir,
     store: Store,
-    changes: Option<Changes>,
+    changes: Option<Stages>,
     products: BTreeMap<u64, Product>,
     at_window_start: BTreeMap<u64, Product>,
     dicts: Dictionaries,
@@ -433,7 +474,7 @@ impl Run {
         o
     }
 
-    fn changes(&self) -> &Changes {
+    fn changes(&self) -> &Stages {
         self.changes.as_ref().unwrap()
     }
 
@@ -497,14 +538,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
     );
     store.apply(records, ApplyMode::FullSync).unwrap();
     let mut run = Run {
-        changes: Some(
-            Changes::open(
-                &dir.path().join("changes"),
-                &store.snapshot(),
-                Run::options(),
-            )
-            .unwrap(),
-        ),
+        changes: Some(Stages::open(dir.path(), &store)),
         dir,
         store,
         at_window_start: products.clone(),
@@ -578,14 +612,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
             }
             Step::Restart => {
                 run.changes = None;
-                run.changes = Some(
-                    Changes::open(
-                        &run.dir.path().join("changes"),
-                        &run.store.snapshot(),
-                        Run::options(),
-                    )
-                    .unwrap(),
-                );
+                run.changes = Some(Stages::open(run.dir.path(), &run.store));
             }
         }
     }
@@ -859,4 +886,65 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
             .collect()
     };
     assert_eq!(names(listed_changes(&server, KOWALSKI)), names(listed));
+}
+
+/// Rendered full.xml data files (bases and per-generation renders) under `dir`.
+fn rendered_full_xml(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            out.extend(rendered_full_xml(&path));
+        } else if path.to_string_lossy().ends_with("-full.xml") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn an_xml_and_an_xml_gz_partner_of_equal_settings_render_full_xml_once() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    std::fs::create_dir_all(&data).unwrap();
+    // The demo partners (three profiles) and a twin of sklep-kowalski that differs only in
+    // its file type.
+    let partners = format!(
+        "{}\n[[partner]]\nid = \"gz-twin\"\ntoken = \"demo-gztwin-0000000001\"\nshops = [1]\n\
+         format = \"iof-3.0\"\nfile_type = \"xml.gz\"\nlanguages = [\"pol\", \"eng\"]\n\
+         currency = \"PLN\"\ndiscount_percent = \"0\"\nwholesale = false\nonly_in_stock = false\n",
+        iofd::partners::DEMO_PARTNERS
+    );
+    std::fs::write(data.join("partners.toml"), partners).unwrap();
+    let config = config(&dir, Duration::from_secs(3600));
+    let (changes_dir, artifacts_dir) = (config.changes_dir(), config.artifacts_dir());
+    let server = Server::start(config);
+    let profiles = server.app.partners().profiles();
+    assert_eq!(profiles.len(), 4);
+    let full_keys: std::collections::BTreeSet<String> =
+        profiles.iter().map(|p| p.full_key()).collect();
+    assert_eq!(full_keys.len(), 3, "the twins share their full.xml key");
+    let mut rendered = rendered_full_xml(&changes_dir);
+    rendered.extend(rendered_full_xml(&artifacts_dir));
+    assert_eq!(
+        rendered.len(),
+        3,
+        "one full.xml per distinct key: {rendered:?}"
+    );
+    // Both twins are served the same bytes: plain, and gzip-compressed as the twin's file.
+    let plain = server.get(&format!("{KOWALSKI}/full.xml"));
+    assert_eq!(plain.status(), 200);
+    let plain = plain.bytes().unwrap();
+    let gz = server.get("/feeds/gz-twin/demo-gztwin-0000000001/1/full.xml.gz");
+    assert_eq!(gz.status(), 200);
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gz.bytes().unwrap()[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
 }

@@ -3,10 +3,8 @@
 
 use std::str::FromStr;
 
-use iofd::catalog::Decimal;
-use iofd::render::{
-    self, DictIndex, Format, OfferMeta, ReferenceKind, ReferenceMeta, RenderProfile,
-};
+use iofd::catalog::{Decimal, Format, RenderProfile};
+use iofd::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta};
 use iofd::store::{ApplyMode, Store, StoreOptions};
 use iofd::xsd::{self, Schema};
 

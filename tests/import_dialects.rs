@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use iofd::catalog::Decimal;
-use iofd::render::{self, DictIndex, Format, OfferMeta, RenderProfile};
+use iofd::catalog::{Format, RenderProfile};
+use iofd::render::{self, DictIndex, OfferMeta};
 use iofd::store::{Store, StoreOptions};
 
 fn iofd() -> Command {

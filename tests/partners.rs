@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use iofd::catalog::Format;
 use iofd::config::Config;
 use iofd::partners::edit::{self, IssuedToken, Settings};
 use iofd::partners::FileType;
-use iofd::render::Format;
 use iofd::xsd::{self, Schema};
 use rust_decimal::{Decimal, RoundingStrategy};
 

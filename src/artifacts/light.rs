@@ -32,7 +32,8 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::file::{Artifact, ArtifactError};
-use crate::render::{self, DictIndex, OfferMeta, RenderProfile};
+use crate::catalog::RenderProfile;
+use crate::render::{self, DictIndex, OfferMeta};
 use crate::snapshot::{ShardView, Snapshot};
 
 /// light.xml files up to this size get an MD5 (the gateway `hash`); above it, hashing the
@@ -140,12 +141,13 @@ impl Fragment {
     }
 }
 
-/// What was last built for one profile.
+/// What was last built for one light key (profiles that differ only in file type share it).
 struct ProfileLight {
     generation: u64,
     fragments: HashMap<u32, Arc<Fragment>>,
     plain: Arc<Artifact>,
-    gz: Option<Arc<Artifact>>,
+    /// light.xml.gz, served to the profiles with the `xml.gz` file type.
+    gz: Arc<Artifact>,
 }
 
 /// Builds and keeps the light.xml of every profile.
@@ -157,6 +159,8 @@ pub struct LightBuilder {
     state: Mutex<HashMap<String, ProfileLight>>,
     /// Makes every fragment file name unique, so a file is never replaced under a reader.
     seq: AtomicU64,
+    /// Set once the directories of an earlier run's unused keys are removed.
+    swept: AtomicBool,
 }
 
 impl LightBuilder {
@@ -166,6 +170,7 @@ impl LightBuilder {
             timezone,
             memory_limit: super::MEMORY_LIMIT,
             state: Mutex::new(HashMap::new()),
+            swept: AtomicBool::new(false),
             seq: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -188,11 +193,12 @@ impl LightBuilder {
         snapshot: &Snapshot,
         profile: &RenderProfile,
     ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
-        let key = profile.key();
+        let key = profile.light_key();
+        let gz_for = |gz: &Arc<Artifact>| profile.gzip.then(|| gz.clone());
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(built) = state.get(&key) {
             if built.generation >= snapshot.generation() {
-                return Ok((built.plain.clone(), built.gz.clone()));
+                return Ok((built.plain.clone(), gz_for(&built.gz)));
             }
         }
         let dir = self.dir.join(&key);
@@ -237,10 +243,28 @@ impl LightBuilder {
                 gz: gz.clone(),
             },
         );
-        Ok((plain, gz))
+        Ok((plain, gz_for(&gz)))
     }
 
-    /// Forget profiles not in `keep` (their fragments are deleted once unused).
+    /// Once per run, after the first publish: remove the fragment directories of keys no
+    /// profile uses (profiles gone while the server was down, an older key layout). Later,
+    /// [`LightBuilder::retain`] deletes fragments as their last reader lets go.
+    pub(crate) fn sweep_unused(&self, keep: &[String]) {
+        if self.swept.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) && !state.contains_key(&name) {
+                if let Err(e) = std::fs::remove_dir_all(entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "cannot remove unused light fragments");
+                }
+            }
+        }
+    }
+
+    /// Forget light keys not in `keep` (their fragments are deleted once unused).
     pub fn retain(&self, keep: &[String]) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.retain(|key, light| {
@@ -407,7 +431,7 @@ impl LightBuilder {
         snapshot: &Snapshot,
         profile: &RenderProfile,
         fragments: &HashMap<u32, Arc<Fragment>>,
-    ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
+    ) -> Result<(Arc<Artifact>, Arc<Artifact>), ArtifactError> {
         let published = snapshot.published();
         let generated = published.to_zoned(self.timezone.clone()).datetime();
         let expires = generated
@@ -487,7 +511,7 @@ impl LightBuilder {
             )?
         };
         let plain = Arc::new(plain.with_gzip(&gz));
-        Ok((plain, profile.gzip.then_some(gz)))
+        Ok((plain, gz))
     }
 
     fn artifact(
@@ -619,7 +643,7 @@ fn each_slice(pieces: &[Piece], mut f: impl FnMut(&[u8])) -> Result<(), Artifact
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::render::Format;
+    use crate::catalog::Format;
     use crate::store::{ApplyMode, Store, StoreOptions};
     use rust_decimal::Decimal;
 

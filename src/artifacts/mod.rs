@@ -8,29 +8,31 @@
 //! deterministic (timestamps come from the snapshot), and files found on disk from an earlier
 //! run are reused, so a restart serves the same bytes under the same ETags.
 
+mod change_file;
 mod file;
+mod full;
 mod gateway;
 mod light;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
-use crate::render::{
-    self, DictIndex, Format, OfferMeta, ReferenceKind, ReferenceMeta, RenderProfile,
-};
+use crate::catalog::{Format, RenderProfile};
+use crate::changes::Listing;
+use crate::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta};
 use crate::snapshot::Snapshot;
 
-pub(crate) use file::{build as build_file, load as load_file, Sink};
+pub(crate) use change_file::write_change_file;
 pub use file::{verify, Artifact, ArtifactError, ArtifactsCheck};
 pub use gateway::{GatewayCache, GatewayLinks};
 pub use light::{FragmentFile, LightBuilder, Piece};
 
-/// full.xml as the changes stage keeps it for an IOF profile: a base rebuilt on a schedule,
+/// full.xml of an IOF profile as the changes stage lists it: a base rebuilt on a schedule,
 /// and the change files the gateway lists under it (`<full><changes>`).
 #[derive(Debug, Clone)]
 pub struct FullFiles {
@@ -42,6 +44,11 @@ pub struct FullFiles {
 
 /// Files at most this large are kept in memory; larger ones are mapped (see [`Artifact::mapped`]).
 const MEMORY_LIMIT: u64 = 1 << 20;
+
+/// How long a base or change file stays on disk once no served set lists it: downloads that
+/// started from an earlier listing (a gateway read just before) still find it. Other files
+/// have their URL's name, not their own, so they go as soon as no served set lists them.
+pub const RETIRE_GRACE: Duration = Duration::from_secs(120);
 
 /// Every file of one profile for one generation, by file name (`full.xml`, `categories.xml`).
 #[derive(Debug)]
@@ -104,6 +111,8 @@ pub struct Artifacts {
     pub gateways: GatewayCache,
     /// light.xml of every profile, kept current shard by shard.
     pub light: LightBuilder,
+    /// Since when each file in its grace has been listed by no served set.
+    unlisted: std::sync::Mutex<HashMap<PathBuf, Instant>>,
 }
 
 impl Artifacts {
@@ -117,6 +126,7 @@ impl Artifacts {
             swap_lock: std::sync::Mutex::new(()),
             gateways: GatewayCache::default(),
             light: LightBuilder::new(dir, timezone.clone()),
+            unlisted: std::sync::Mutex::default(),
         })
     }
 
@@ -126,24 +136,24 @@ impl Artifacts {
     }
 
     /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and
-    /// delete files that neither the new nor the previous set uses. Blocking: call it from a
-    /// blocking thread. full.xml is rendered from `snapshot` (see [`Artifacts::publish_with`]).
+    /// collect the files no served set lists (see [`RETIRE_GRACE`]). Blocking: call it from
+    /// a blocking thread. full.xml is rendered from `snapshot` (see [`Artifacts::publish_with`]).
     pub fn publish(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
-        self.publish_with(snapshot, profiles, &|_| None)
+        self.publish_with(snapshot, profiles, &BTreeMap::new())
     }
 
-    /// [`Artifacts::publish`], taking each IOF profile's full.xml and change files from
-    /// `full` (the changes stage's base, not re-rendered per generation) where it has them.
-    /// `full` is consulted under the build lock, so the last publish lists the latest files.
+    /// [`Artifacts::publish`], serving each IOF profile's full.xml and change files as the
+    /// changes stage lists them (by full key: a base, not re-rendered per generation) where
+    /// it has a listing whose files are intact.
     pub fn publish_with(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
-        full: &dyn Fn(&RenderProfile) -> Option<FullFiles>,
+        full: &BTreeMap<String, Listing>,
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
         let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
         let previous = self.current.load_full();
@@ -152,13 +162,20 @@ impl Artifacts {
             snapshot: Some(snapshot.clone()),
             by_profile: HashMap::new(),
         };
+        let mut shared: HashMap<PathBuf, Arc<Artifact>> = previous
+            .by_profile
+            .values()
+            .flat_map(|p| p.files.values())
+            .filter(|a| a.pieces.is_none())
+            .map(|a| (a.path.clone(), a.clone()))
+            .collect();
         for profile in profiles {
             let key = profile.key();
             if set.by_profile.contains_key(&key) {
                 continue;
             }
-            let before = previous.by_profile.get(&key).map(|p| p.as_ref());
-            let files = self.render_profile(snapshot, profile, full(profile), before)?;
+            let listed = full.get(&profile.full_key());
+            let files = self.render_profile(snapshot, profile, listed, &mut shared)?;
             set.by_profile.insert(
                 key,
                 Arc::new(ProfileArtifacts {
@@ -197,8 +214,13 @@ impl Artifacts {
         self.current.store(set.clone());
         self.gateways.clear();
         drop(swap);
-        let keys: Vec<String> = set.by_profile.keys().cloned().collect();
+        let keys: Vec<String> = set
+            .by_profile
+            .values()
+            .map(|p| p.profile.light_key())
+            .collect();
         self.light.retain(&keys);
+        self.light.sweep_unused(&keys);
         self.collect_garbage(&keep);
         Ok(set)
     }
@@ -250,24 +272,21 @@ impl Artifacts {
         Ok(set)
     }
 
+    /// Every file of `profile`. `shared` holds the files already at hand, by path — the
+    /// previous set's and those of the profiles before this one in the set being built, each
+    /// plain file with its gzip representation — and takes this profile's: a file several
+    /// profiles show (their file keys agree) is rendered and compressed once.
     fn render_profile(
         &self,
         snapshot: &Snapshot,
         profile: &RenderProfile,
-        full: Option<FullFiles>,
-        before: Option<&ProfileArtifacts>,
+        full: Option<&Listing>,
+        shared: &mut HashMap<PathBuf, Arc<Artifact>>,
     ) -> Result<HashMap<String, Arc<Artifact>>, ArtifactError> {
-        let dir = self.dir.join(profile.key());
-        // What the set being served already holds for the same data file (reference files
-        // while the dictionaries stay, the base and change files, with their gzip
-        // representations): shared as it is, neither read nor compressed again.
-        let held = |name: &str, path: &Path| {
-            before
-                .and_then(|b| b.files.get(name))
-                .filter(|a| a.path == path)
-                .cloned()
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
+        // Each family of files lives under the key of the settings its bytes depend on.
+        let full_dir = self.dir.join(profile.full_key());
+        let light_dir = self.dir.join(profile.light_key());
+        let reference_dir = self.dir.join(profile.reference_key());
         let published = snapshot.published();
         let generated = published.to_zoned(self.timezone.clone()).datetime();
         let modified = SystemTime::from(published);
@@ -277,30 +296,45 @@ impl Artifacts {
         let meta = OfferMeta { generated, expires };
         let dicts = DictIndex::new(snapshot.dicts());
         let generation = snapshot.generation();
-        let mut files = HashMap::new();
+        let stem = format!("g{generation}");
+        // A file at hand, complete with its gzip representation.
+        let at_hand = |shared: &HashMap<PathBuf, Arc<Artifact>>, path: &Path| {
+            shared.get(path).filter(|a| a.gzip.is_some()).cloned()
+        };
+        let mut files: Vec<Arc<Artifact>> = Vec::new();
+        let mut build = |dir: &Path,
+                         name: &str,
+                         kind: &str,
+                         stem: &str,
+                         render: &dyn Fn(&mut file::Sink) -> std::io::Result<()>|
+         -> Result<(), ArtifactError> {
+            if let Some(same) = at_hand(shared, &file::path_of(dir, stem, name)) {
+                files.push(same);
+                return Ok(());
+            }
+            std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io(dir, e))?;
+            let built = file::build(dir, name, kind, stem, generated, modified, render)?;
+            files.push(Arc::new(built));
+            Ok(())
+        };
         let mut light_files: Vec<Arc<Artifact>> = Vec::new();
-        // The base full.xml and change files are kept by the changes stage (IOF only).
+        // The base full.xml and change files the changes stage lists (IOF only).
         let given_full: Option<Vec<Arc<Artifact>>> = full
             .filter(|_| profile.format == Format::Iof30)
+            .and_then(|l| {
+                let files = self.listed_files(l, shared);
+                if files.is_none() {
+                    tracing::warn!(profile = %l.key, "a listed base or change file is missing; full.xml is rendered from the snapshot");
+                }
+                files
+            })
             .map(|f| std::iter::once(f.base).chain(f.changes).collect());
-        let mut add = |artifact: Arc<Artifact>| {
-            files.insert(artifact.name.clone(), artifact);
-        };
         match profile.format {
             Format::Iof30 => {
-                let stem = format!("g{generation}");
                 if given_full.is_none() {
-                    add(Arc::new(file::build(
-                        &dir,
-                        "full.xml",
-                        "full",
-                        &stem,
-                        generated,
-                        modified,
-                        |w: &mut file::Sink| {
-                            render::full(w, profile, &dicts, &meta, snapshot.products())
-                        },
-                    )?));
+                    build(&full_dir, "full.xml", "full", &stem, &|w| {
+                        render::full(w, profile, &dicts, &meta, snapshot.products())
+                    })?;
                 }
                 // light.xml: incremental, shard by shard (see `light`).
                 let (plain, gz) = self.light.build(snapshot, profile)?;
@@ -312,108 +346,93 @@ impl Artifacts {
                     .iter()
                     .map(|b| format!("{b:02x}"))
                     .collect();
+                let reference_meta = ReferenceMeta { generated, expires };
+                let dict_stem = format!("d{dict_id}");
                 for kind in ReferenceKind::ALL {
                     let name = format!("{}.xml", kind.name());
-                    let reference_meta = ReferenceMeta { generated, expires };
-                    let stem = format!("d{dict_id}");
-                    if let Some(same) = held(&name, &file::path_of(&dir, &stem, &name)) {
-                        add(same);
-                        continue;
-                    }
-                    add(Arc::new(file::build(
-                        &dir,
-                        &name,
-                        kind.name(),
-                        &stem,
-                        generated,
-                        modified,
-                        |w: &mut file::Sink| {
-                            render::write_reference(
-                                w,
-                                kind,
-                                snapshot.dicts(),
-                                &profile.languages,
-                                &reference_meta,
-                            )
-                            .map_err(std::io::Error::other)
-                        },
-                    )?));
+                    build(&reference_dir, &name, kind.name(), &dict_stem, &|w| {
+                        render::write_reference(
+                            w,
+                            kind,
+                            snapshot.dicts(),
+                            &profile.languages,
+                            &reference_meta,
+                        )
+                        .map_err(std::io::Error::other)
+                    })?;
                 }
             }
             Format::Csv => {
-                let stem = format!("g{generation}");
-                add(Arc::new(file::build(
-                    &dir,
-                    "full.csv",
-                    "full",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
-                            .map_err(std::io::Error::other)
-                    },
-                )?));
-                add(Arc::new(file::build(
-                    &dir,
-                    "light.csv",
-                    "light",
-                    &stem,
-                    generated,
-                    modified,
-                    |w: &mut file::Sink| {
-                        render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
-                            .map_err(std::io::Error::other)
-                    },
-                )?));
+                build(&full_dir, "full.csv", "full", &stem, &|w| {
+                    render::write_full_csv(w, profile, snapshot.dicts(), snapshot.products())
+                        .map_err(std::io::Error::other)
+                })?;
+                build(&light_dir, "light.csv", "light", &stem, &|w| {
+                    render::write_light_csv(w, profile, snapshot.dicts(), snapshot.products())
+                        .map_err(std::io::Error::other)
+                })?;
             }
         }
-        // The changes stage's files are compressed too (once: the `.gz` beside each is found
-        // on disk by later publishes).
+        // The changes stage's files are compressed here too (once: later publishes find
+        // them at hand, or their `.gz` on disk).
         for a in given_full.into_iter().flatten() {
-            files.insert(a.name.clone(), a);
+            files.push(at_hand(shared, &a.path).unwrap_or(a));
         }
         // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
         // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
-        let mut plain: Vec<Arc<Artifact>> = Vec::new();
-        for artifact in files.values().cloned().collect::<Vec<_>>() {
-            let same = held(&artifact.name, &artifact.path).filter(|a| a.gzip.is_some());
-            let gz_file = format!("{}.gz", artifact.name);
-            match (same, before.and_then(|b| b.files.get(&gz_file))) {
-                (Some(same), _) if !profile.gzip => {
-                    files.insert(same.name.clone(), same);
-                }
-                (Some(same), Some(gz)) => {
-                    files.insert(same.name.clone(), same);
-                    files.insert(gz_file, gz.clone());
-                }
-                _ => plain.push(artifact),
-            }
-        }
+        let gz_path = |a: &Artifact| PathBuf::from(format!("{}.gz", a.path.display()));
+        let plain: Vec<Arc<Artifact>> =
+            files.iter().filter(|a| a.gzip.is_none()).cloned().collect();
         for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
-            files.insert(artifact.name.clone(), Arc::new(artifact.with_gzip(&gz)));
+            let with_gzip = Arc::new(artifact.with_gzip(&gz));
+            shared.insert(gz.path.clone(), Arc::new(gz));
+            shared.insert(with_gzip.path.clone(), with_gzip);
+        }
+        let mut out = HashMap::new();
+        for a in files {
+            let a = at_hand(shared, &a.path).unwrap_or(a);
             if profile.gzip {
-                files.insert(gz.name.clone(), Arc::new(gz));
+                let gz = match shared.get(&gz_path(&a)) {
+                    Some(gz) => gz.clone(),
+                    // Compressed for a profile without the `xml.gz` file type: the `.gz` is
+                    // on disk, read back rather than compressed again.
+                    None => Arc::new(file::gzip(&a)?),
+                };
+                shared.insert(gz.path.clone(), gz.clone());
+                out.insert(gz.name.clone(), gz);
             }
+            out.insert(a.name.clone(), a);
         }
         for a in light_files {
-            files.insert(a.name.clone(), a);
+            out.insert(a.name.clone(), a);
         }
-        Ok(files)
+        Ok(out)
     }
 
-    /// Delete rendered files that are not in `keep`. Unlinking a file a download still has
-    /// open is safe: the open descriptor keeps the data until the download ends.
+    /// The one retention rule: a rendered file may go when no served set lists it (`keep`:
+    /// the new set and the one before, which requests may still have resolved) and its
+    /// grace has passed — [`RETIRE_GRACE`] for bases and change files, none for the rest.
+    /// Unlinking a file a download still has open is safe: the open descriptor keeps the
+    /// data until the download ends.
     fn collect_garbage(&self, keep: &HashSet<PathBuf>) {
-        let Ok(profiles) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for profile_dir in profiles.flatten() {
-            if profile_dir.file_name() == light::LIGHT_DIR {
+        let now = Instant::now();
+        let mut unlisted = self.unlisted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = HashSet::new();
+        let mut dirs: Vec<(PathBuf, Duration)> = Vec::new();
+        for d in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let name = d.file_name();
+            if name == light::LIGHT_DIR {
                 continue; // light fragments are collected by the light builder
             }
-            let path = profile_dir.path();
-            let Ok(entries) = std::fs::read_dir(&path) else {
+            if name == full::FULL_DIR {
+                let keys = std::fs::read_dir(d.path()).into_iter().flatten().flatten();
+                dirs.extend(keys.map(|k| (k.path(), RETIRE_GRACE)));
+            } else {
+                dirs.push((d.path(), Duration::ZERO));
+            }
+        }
+        for (dir, grace) in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             let mut left = 0usize;
@@ -424,14 +443,24 @@ impl Artifacts {
                     left += 1;
                     continue;
                 }
+                if !grace.is_zero() {
+                    seen.insert(p.clone());
+                    let since = *unlisted.entry(p.clone()).or_insert(now);
+                    if now.duration_since(since) < grace {
+                        left += 1;
+                        continue;
+                    }
+                }
                 if let Err(e) = std::fs::remove_file(&p) {
                     tracing::warn!(path = %p.display(), error = %e, "cannot remove an old artifact");
                 }
             }
             if left == 0 {
-                let _ = std::fs::remove_dir(&path);
+                let _ = std::fs::remove_dir(&dir);
             }
         }
+        // Files listed again, or gone, leave the grace list.
+        unlisted.retain(|p, _| seen.contains(p));
     }
 }
 

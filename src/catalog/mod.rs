@@ -10,8 +10,10 @@
 //! file is rendered, so a renamed producer is one record, not a million.
 
 mod money;
+mod profile;
 pub mod sample;
 mod validate;
+pub use profile::{Format, MainNode, RenderProfile};
 pub use validate::round_money;
 
 use std::collections::BTreeMap;

@@ -33,7 +33,7 @@ use crate::catalog::{
     ArchivedImage, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedProductType, Category,
     Parameter, Producer, ProductId, Series, SizeGroup, Texts, Unit, Warranty,
 };
-use crate::render::{MainNode, RenderProfile};
+use crate::catalog::{MainNode, RenderProfile};
 
 /// Number of main nodes ([`MainNode::ALL`]).
 pub const NODES: usize = MainNode::ALL.len();
@@ -94,10 +94,12 @@ impl Membership {
         }
     }
 
-    /// The same decision as [`crate::render::includes`], from the kept facts.
+    /// [`RenderProfile::includes`] of the product these facts were kept from.
     pub fn includes(&self, profile: &RenderProfile) -> bool {
-        let in_shop = self.shops.is_empty() || self.shops.contains(&profile.shop);
-        in_shop && (!profile.only_in_stock || self.in_stock)
+        profile.admits(
+            || self.shops.is_empty() || self.shops.contains(&profile.shop),
+            || self.in_stock,
+        )
     }
 }
 
@@ -1041,8 +1043,8 @@ pub(crate) fn decode_membership(bytes: &mut &[u8]) -> Option<Membership> {
 mod tests {
     use super::*;
     use crate::catalog::sample::{sample_dictionaries, sample_products};
+    use crate::catalog::Format;
     use crate::catalog::{Dictionaries, Product};
-    use crate::render::{self, Format};
 
     fn archive<T>(value: &T) -> rkyv::util::AlignedVec
     where
@@ -1304,12 +1306,7 @@ mod tests {
             for shop in [1, 2] {
                 for only in [false, true] {
                     let pr = profile(shop, only);
-                    assert_eq!(
-                        m.includes(&pr),
-                        render::includes(&pr, a),
-                        "product {}",
-                        p.id
-                    );
+                    assert_eq!(m.includes(&pr), pr.includes(a), "product {}", p.id);
                 }
             }
         }

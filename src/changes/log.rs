@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use super::hash::{self, Membership, NodeHash, ABSENT, NODES};
 use super::hashfiles::Cid;
+use crate::catalog::MainNode;
 use crate::catalog::ProductId;
-use crate::render::MainNode;
 
 const VERSION: u8 = 1;
 const HEADER: usize = 12;

@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use super::hash::{index, Membership, NodeHash};
 use super::log::{Frame, Kind};
-use crate::catalog::ProductId;
-use crate::render::{MainNode, RenderProfile};
+use crate::catalog::{MainNode, ProductId, RenderProfile};
 
 /// One product's start and end state over a window (only what its records mention).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,9 +91,9 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Format;
     use crate::changes::hash::ABSENT;
     use crate::changes::log::{NodeDelta, Record};
-    use crate::render::Format;
     use rust_decimal::Decimal;
 
     fn profile(only_in_stock: bool) -> RenderProfile {

@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::render::RenderProfile;
+use crate::catalog::RenderProfile;
 
 pub const STATE: &str = "STATE";
 pub const VERSION: u32 = 1;
@@ -37,10 +37,12 @@ pub struct ChangeState {
     pub created_ms: i64,
 }
 
-/// One IOF render profile's base and change files.
+/// The base and change files of one full key (IOF render profiles).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProfileState {
+    /// [`RenderProfile::full_key`] of `profile`.
     pub key: String,
+    /// The first profile with that key (the others render the same bytes).
     pub profile: RenderProfile,
     pub base: BaseState,
     /// Oldest first.

@@ -11,8 +11,8 @@ use super::routes::{self, FeedRequest, FileRef};
 use super::{access, respond, Body, HttpError};
 use crate::app::App;
 use crate::artifacts::GatewayLinks;
+use crate::catalog::Format;
 use crate::partners::{Access, FileType};
-use crate::render::Format;
 
 /// Answer one request on the public listener.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {

@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 
 use super::edit::{self, EditError, IssuedToken, Settings};
 use super::FileType;
+use crate::catalog::Format;
 use crate::config::{Config, ConfigError, ServeArgs};
-use crate::render::Format;
 
 /// `iofd partners` and its options (accepted before or after the action).
 #[derive(Debug, clap::Args)]

@@ -15,8 +15,8 @@ use rust_decimal::Decimal;
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
 use super::{hash_token, FileType, Partners, PartnersError, PartnersFile};
+use crate::catalog::Format;
 use crate::config::Config;
-use crate::render::Format;
 
 /// Random bytes in a generated token: 192 bits.
 const TOKEN_BYTES: usize = 24;

@@ -22,8 +22,8 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::catalog::{Format, RenderProfile};
 use crate::config::Config;
-use crate::render::{Format, RenderProfile};
 
 pub use grant::Grant;
 

@@ -16,9 +16,10 @@ use std::io::Write;
 use rust_decimal::Decimal;
 
 use super::reference::{localized, ArchivedTexts};
-use super::{RenderError, RenderProfile};
+use super::RenderError;
 use crate::catalog::{
-    self, ArchivedDictionaries, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize, Price,
+    self, ArchivedDictionaries, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize,
+    Price, RenderProfile,
 };
 
 /// The columns of `full.csv`, in order.
@@ -87,7 +88,7 @@ pub fn write_full_csv<'p>(
     let mut out = Out::new(w);
     out.header(FULL_COLUMNS.iter().copied())?;
     let mut names = Names::new(dicts, &profile.languages);
-    for p in products.into_iter().filter(|p| offered(profile, p)) {
+    for p in products.into_iter().filter(|p| profile.includes(p)) {
         let id = p.id.to_native();
         let desc = &p.description;
         let name = localized(&desc.name, &profile.languages);
@@ -173,7 +174,7 @@ pub fn write_light_csv<'p>(
             .copied()
             .chain(stock_columns.iter().map(String::as_str)),
     )?;
-    for p in products.into_iter().filter(|p| offered(profile, p)) {
+    for p in products.into_iter().filter(|p| profile.includes(p)) {
         let id = p.id.to_native();
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
@@ -208,13 +209,6 @@ pub fn write_light_csv<'p>(
         }
     }
     out.finish()
-}
-
-/// Whether the profile sees the product: offered in the profile's shop (an empty shop list
-/// means every shop) and, for only-in-stock profiles, orderable in some size.
-fn offered(profile: &RenderProfile, p: &ArchivedProduct) -> bool {
-    let in_shop = p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == profile.shop);
-    in_shop && (!profile.only_in_stock || p.in_stock())
 }
 
 fn price(p: &ArchivedPrice) -> Price {
@@ -464,8 +458,8 @@ impl<W: Write> Out<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Format;
     use crate::catalog::{Dictionaries, Product, Size, StockLevel};
-    use crate::render::Format;
     use std::str::FromStr;
 
     fn profile() -> RenderProfile {

@@ -6,7 +6,6 @@ mod dicts;
 mod error;
 mod gateway;
 mod offer;
-mod profile;
 mod reference;
 pub(crate) mod xml;
 
@@ -15,10 +14,9 @@ pub use dicts::DictIndex;
 pub use error::RenderError;
 pub use gateway::{write_gateway, Gateway, GatewayError, GatewayFile};
 pub use offer::{
-    full, includes, light, write_change_product, write_full_footer, write_full_header,
-    write_full_product, write_light_footer, write_light_header, write_light_product,
-    write_main_node, write_removed_product, MainNode, OfferMeta,
+    full, light, write_change_product, write_full_footer, write_full_header, write_full_product,
+    write_light_footer, write_light_header, write_light_product, write_main_node,
+    write_removed_product, OfferMeta,
 };
-pub use profile::{Format, RenderProfile};
 pub use reference::{write_reference, ReferenceKind, ReferenceMeta};
 pub use xml::format_datetime;

@@ -35,11 +35,11 @@ use rust_decimal::Decimal;
 
 use super::dicts::{first_text, size_def, text, ArchivedTexts, Context, DictIndex};
 use super::xml::{ncname, nmtoken, with_scratch, XmlBuf};
-use super::RenderProfile;
 use crate::catalog::{
     self, round_money, ArchivedAttachmentEnable, ArchivedAttachmentType, ArchivedAttachmentVersion,
     ArchivedBundleType, ArchivedComponentChoice, ArchivedImage, ArchivedParameterKind,
-    ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize, ArchivedWarrantyType,
+    ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize, ArchivedWarrantyType, MainNode,
+    RenderProfile,
 };
 
 /// Times written on an offer's root element.
@@ -49,86 +49,6 @@ pub struct OfferMeta {
     pub generated: DateTime,
     /// Until when it is valid (`offer@expires`); the design uses generated + 1 day.
     pub expires: DateTime,
-}
-
-/// The direct children of `<product>` plus its attributes: the units of change detection.
-/// Each variant is the element of the same name ([`MainNode::name`]); `Attributes` stands for
-/// the product element's own attributes (id, type, VAT, codes, currency, site).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MainNode {
-    Attributes,
-    Producer,
-    Category,
-    Unit,
-    Series,
-    Warranty,
-    Card,
-    Description,
-    Price,
-    Srp,
-    StrikethroughRetail,
-    StrikethroughWholesale,
-    Promotion,
-    Sizes,
-    Images,
-    Parameters,
-    Attachments,
-    Group,
-    Bundled,
-}
-
-impl MainNode {
-    /// Every main node, in declaration order.
-    pub const ALL: [MainNode; 19] = [
-        MainNode::Attributes,
-        MainNode::Producer,
-        MainNode::Category,
-        MainNode::Unit,
-        MainNode::Series,
-        MainNode::Warranty,
-        MainNode::Card,
-        MainNode::Description,
-        MainNode::Price,
-        MainNode::Srp,
-        MainNode::StrikethroughRetail,
-        MainNode::StrikethroughWholesale,
-        MainNode::Promotion,
-        MainNode::Sizes,
-        MainNode::Images,
-        MainNode::Parameters,
-        MainNode::Attachments,
-        MainNode::Group,
-        MainNode::Bundled,
-    ];
-
-    /// The element name (`attributes` for the product's own attributes).
-    pub fn name(self) -> &'static str {
-        match self {
-            MainNode::Attributes => "attributes",
-            MainNode::Producer => "producer",
-            MainNode::Category => "category",
-            MainNode::Unit => "unit",
-            MainNode::Series => "series",
-            MainNode::Warranty => "warranty",
-            MainNode::Card => "card",
-            MainNode::Description => "description",
-            MainNode::Price => "price",
-            MainNode::Srp => "srp",
-            MainNode::StrikethroughRetail => "strikethrough_retail_price",
-            MainNode::StrikethroughWholesale => "strikethrough_wholesale_price",
-            MainNode::Promotion => "promotion",
-            MainNode::Sizes => "sizes",
-            MainNode::Images => "images",
-            MainNode::Parameters => "parameters",
-            MainNode::Attachments => "attachments",
-            MainNode::Group => "group",
-            MainNode::Bundled => "bundled",
-        }
-    }
-
-    const fn bit(self) -> u32 {
-        1 << self as u32
-    }
 }
 
 /// The order child nodes are written in: the official full.xml example's.
@@ -386,12 +306,6 @@ fn price_node(o: &mut Vec<u8>, indent: &[u8], tag: &[u8], (net, gross): Pair, pl
     o.raw(b"/>\n");
 }
 
-/// Is this product part of this profile's offer (shop membership; only-in-stock)?
-pub fn includes(profile: &RenderProfile, p: &ArchivedProduct) -> bool {
-    let in_shop = p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == profile.shop);
-    in_shop && (!profile.only_in_stock || p.in_stock())
-}
-
 fn offer_open(o: &mut Vec<u8>, meta: &OfferMeta, extensions: bool) {
     o.raw(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<offer");
     o.raw(NS);
@@ -437,14 +351,14 @@ pub fn write_full_header(
     })
 }
 
-/// Writes the whole `<product>` (nothing when `!includes()`).
+/// Writes the whole `<product>` (nothing when the profile does not include it).
 pub fn write_full_product(
     w: &mut impl Write,
     profile: &RenderProfile,
     dicts: &DictIndex,
     p: &ArchivedProduct,
 ) -> io::Result<()> {
-    if !includes(profile, p) {
+    if !profile.includes(p) {
         return Ok(());
     }
     let cx = Cx::full(profile, dicts);
@@ -456,7 +370,7 @@ pub fn write_full_product(
 
 /// For change files: `<product>` with all attributes and only the listed main nodes (in
 /// the usual order, whatever the order of `nodes`). Membership is the caller's decision:
-/// this does not consult [`includes`]; a product that left the offer is written with
+/// this does not consult [`RenderProfile::includes`]; a product that left the offer is written with
 /// [`write_removed_product`]. A listed node the product does not have is not written.
 pub fn write_change_product(
     w: &mut impl Write,
@@ -523,14 +437,14 @@ pub fn write_light_header(
     })
 }
 
-/// Writes one light.xml `<product>` (nothing when `!includes()`).
+/// Writes one light.xml `<product>` (nothing when the profile does not include it).
 pub fn write_light_product(
     w: &mut impl Write,
     profile: &RenderProfile,
     dicts: &DictIndex,
     p: &ArchivedProduct,
 ) -> io::Result<()> {
-    if !includes(profile, p) {
+    if !profile.includes(p) {
         return Ok(());
     }
     let cx = Cx::light(profile, dicts);
@@ -557,7 +471,7 @@ pub fn full<'p>(
     with_scratch(|o| {
         full_header(o, profile, meta);
         for p in products {
-            if includes(profile, p) {
+            if profile.includes(p) {
                 full_product(o, &cx, p, NodeSet::ALL);
                 if o.len() >= FLUSH_AT {
                     w.write_all(o)?;
@@ -582,7 +496,7 @@ pub fn light<'p>(
     with_scratch(|o| {
         light_header(o, profile, meta);
         for p in products {
-            if includes(profile, p) {
+            if profile.includes(p) {
                 light_product(o, &cx, p);
                 if o.len() >= FLUSH_AT {
                     w.write_all(o)?;
@@ -1271,8 +1185,9 @@ mod tests {
 
     use super::*;
     use crate::catalog::sample::{sample_dictionaries, sample_products};
+    use crate::catalog::Format;
     use crate::catalog::{ArchivedDictionaries, Price};
-    use crate::render::{Format, Gateway, GatewayFile};
+    use crate::render::{Gateway, GatewayFile};
     use crate::xsd::{validate, Schema};
 
     type Products = rkyv::vec::ArchivedVec<ArchivedProduct>;
@@ -1431,8 +1346,8 @@ mod tests {
             ids(&render_full(&f, &in_stock)),
             [1001, 1003, 1004, 1005, 1007]
         );
-        assert!(!includes(&in_stock, f.product(1002)));
-        assert!(includes(&retail_pl(), f.product(1002)));
+        assert!(!in_stock.includes(f.product(1002)));
+        assert!(retail_pl().includes(f.product(1002)));
         // The per-product writer skips excluded products too.
         let dicts = DictIndex::new(f.dicts());
         let mut out = Vec::new();

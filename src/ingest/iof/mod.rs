@@ -340,7 +340,8 @@ pub fn read_full_bytes_with(bytes: &[u8], options: &ImportOptions) -> Result<Off
 mod tests {
     use super::*;
     use crate::catalog::{Decimal, Parameter, ParameterKind, Price, Prices, Product};
-    use crate::render::{self, DictIndex, Format, OfferMeta, RenderProfile};
+    use crate::catalog::{Format, RenderProfile};
+    use crate::render::{self, DictIndex, OfferMeta};
     use crate::store::{ApplyMode, Store, StoreOptions};
     use std::collections::BTreeMap;
 

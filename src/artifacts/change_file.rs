@@ -2,9 +2,9 @@
 
 use std::io::{self, Write};
 
-use super::net::Entry;
-use crate::catalog::ProductId;
-use crate::render::{self, DictIndex, MainNode, OfferMeta, RenderProfile};
+use crate::catalog::{MainNode, ProductId, RenderProfile};
+use crate::changes::Entry;
+use crate::render::{self, DictIndex, OfferMeta};
 use crate::snapshot::Snapshot;
 
 /// Write a `full_change` file: the full.xml header, one entry per product (by id), footer.

@@ -1,0 +1,313 @@
+//! Render profiles (everything about a partner's settings that changes the bytes of a file)
+//! and the main nodes of a product, the units change detection and change files speak in.
+//! Partners with equal profiles share one rendered copy of each file.
+
+// Money, VAT and quantities come from outside: every operation on them is checked.
+#![deny(clippy::arithmetic_side_effects)]
+
+use rust_decimal::Decimal;
+
+use super::{round_money, ArchivedProduct, Price};
+
+/// Data format of an offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Format {
+    /// IOF 3.0 XML.
+    #[serde(rename = "iof-3.0")]
+    Iof30,
+    /// `full.csv` / `light.csv`.
+    #[serde(rename = "csv")]
+    Csv,
+}
+
+/// The settings that decide a rendered file's bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RenderProfile {
+    /// The shop whose offer is rendered.
+    pub shop: u32,
+    pub format: Format,
+    /// Serve files gzip-compressed (`.xml.gz`).
+    pub gzip: bool,
+    /// Languages whose texts appear; the first is the offer's default (`products@language`).
+    pub languages: Vec<String>,
+    /// ISO 4217 code of the prices written (`products@currency`).
+    pub currency: String,
+    /// Amount of `currency` per one unit of the catalog's base currency.
+    pub rate: Decimal,
+    /// Percent taken off light.xml prices.
+    pub discount_percent: Decimal,
+    /// Serve wholesale prices instead of retail ones.
+    pub wholesale: bool,
+    /// Leave out products with no stock (no size with quantity above 0 or -1).
+    pub only_in_stock: bool,
+}
+
+impl RenderProfile {
+    /// A short stable key naming the whole profile: the set of files one partner fetches
+    /// (its gateway, surrogate keys, `language=` alternates). Files themselves are named by
+    /// the narrower keys below, so partners that differ only where a file does not look
+    /// share that file.
+    pub fn key(&self) -> String {
+        // serde_json of a struct is field-ordered, so equal profiles give equal keys.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        let hash = blake3::hash(&canonical);
+        hash.to_hex()[..16].to_string()
+    }
+
+    /// The key of full.xml (a base), its change files and full.csv: everything but the
+    /// delivery choice (`gzip`: an `.xml.gz` file is the same bytes compressed) and the
+    /// discount (written only in light files).
+    pub fn full_key(&self) -> String {
+        file_key(
+            "full",
+            &(
+                self.shop,
+                self.format,
+                &self.languages,
+                &self.currency,
+                self.rate,
+                self.wholesale,
+                self.only_in_stock,
+            ),
+        )
+    }
+
+    /// The key of light.xml and light.csv: the full files' settings plus the discount.
+    pub fn light_key(&self) -> String {
+        file_key(
+            "light",
+            &(
+                self.shop,
+                self.format,
+                &self.languages,
+                &self.currency,
+                self.rate,
+                self.discount_percent,
+                self.wholesale,
+                self.only_in_stock,
+            ),
+        )
+    }
+
+    /// The key of the reference files (categories.xml, sizes.xml, ...): they show the
+    /// dictionaries in the profile's languages and nothing else of it.
+    pub fn reference_key(&self) -> String {
+        file_key("reference", &(self.format, &self.languages))
+    }
+
+    /// Whether the product is part of this profile's offer: offered in the profile's shop
+    /// (an empty shop list means every shop) and, for only-in-stock profiles, orderable in
+    /// some size.
+    pub fn includes(&self, p: &ArchivedProduct) -> bool {
+        self.admits(
+            || p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == self.shop),
+            || p.in_stock(),
+        )
+    }
+
+    /// [`RenderProfile::includes`] from kept facts (the changes stage remembers them for a
+    /// product that has since changed): `in_shop` and `in_stock` are asked only when needed.
+    pub fn admits(&self, in_shop: impl FnOnce() -> bool, in_stock: impl FnOnce() -> bool) -> bool {
+        in_shop() && (!self.only_in_stock || in_stock())
+    }
+
+    /// The offer's default language.
+    pub fn language(&self) -> &str {
+        self.languages.first().map(String::as_str).unwrap_or("pol")
+    }
+
+    /// A base-currency price converted to the profile's currency (as written in full.xml);
+    /// `None` when it overflows (ingest and configuration bounds keep real data far from it).
+    pub fn convert(&self, p: Price) -> Option<Price> {
+        Some(Price {
+            net: round_money(p.net.checked_mul(self.rate)?),
+            gross: round_money(p.gross.checked_mul(self.rate)?),
+        })
+    }
+
+    /// A base-currency price converted and discounted (as written in light.xml); `None` when
+    /// it overflows.
+    pub fn discounted(&self, p: Price) -> Option<Price> {
+        let keep = Decimal::ONE_HUNDRED
+            .checked_sub(self.discount_percent)?
+            .checked_div(Decimal::ONE_HUNDRED)?;
+        let pay = |d: Decimal| d.checked_mul(self.rate)?.checked_mul(keep).map(round_money);
+        Some(Price {
+            net: pay(p.net)?,
+            gross: pay(p.gross)?,
+        })
+    }
+}
+
+/// The direct children of `<product>` plus its attributes: the units of change detection.
+/// Each variant is the element of the same name ([`MainNode::name`]); `Attributes` stands for
+/// the product element's own attributes (id, type, VAT, codes, currency, site).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MainNode {
+    Attributes,
+    Producer,
+    Category,
+    Unit,
+    Series,
+    Warranty,
+    Card,
+    Description,
+    Price,
+    Srp,
+    StrikethroughRetail,
+    StrikethroughWholesale,
+    Promotion,
+    Sizes,
+    Images,
+    Parameters,
+    Attachments,
+    Group,
+    Bundled,
+}
+
+impl MainNode {
+    /// Every main node, in declaration order.
+    pub const ALL: [MainNode; 19] = [
+        MainNode::Attributes,
+        MainNode::Producer,
+        MainNode::Category,
+        MainNode::Unit,
+        MainNode::Series,
+        MainNode::Warranty,
+        MainNode::Card,
+        MainNode::Description,
+        MainNode::Price,
+        MainNode::Srp,
+        MainNode::StrikethroughRetail,
+        MainNode::StrikethroughWholesale,
+        MainNode::Promotion,
+        MainNode::Sizes,
+        MainNode::Images,
+        MainNode::Parameters,
+        MainNode::Attachments,
+        MainNode::Group,
+        MainNode::Bundled,
+    ];
+
+    /// The element name (`attributes` for the product's own attributes).
+    pub fn name(self) -> &'static str {
+        match self {
+            MainNode::Attributes => "attributes",
+            MainNode::Producer => "producer",
+            MainNode::Category => "category",
+            MainNode::Unit => "unit",
+            MainNode::Series => "series",
+            MainNode::Warranty => "warranty",
+            MainNode::Card => "card",
+            MainNode::Description => "description",
+            MainNode::Price => "price",
+            MainNode::Srp => "srp",
+            MainNode::StrikethroughRetail => "strikethrough_retail_price",
+            MainNode::StrikethroughWholesale => "strikethrough_wholesale_price",
+            MainNode::Promotion => "promotion",
+            MainNode::Sizes => "sizes",
+            MainNode::Images => "images",
+            MainNode::Parameters => "parameters",
+            MainNode::Attachments => "attachments",
+            MainNode::Group => "group",
+            MainNode::Bundled => "bundled",
+        }
+    }
+
+    /// A one-bit mask of this node, for node sets.
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// A short key for the settings `fields` of one family of files; `family` keeps the keys
+/// of different families apart.
+fn file_key(family: &str, fields: &impl serde::Serialize) -> String {
+    let mut hash = blake3::Hasher::new();
+    hash.update(family.as_bytes());
+    hash.update(b"\0");
+    hash.update(&serde_json::to_vec(fields).unwrap_or_default());
+    hash.finalize().to_hex()[..16].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn profile() -> RenderProfile {
+        RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: false,
+            languages: vec!["eng".into(), "pol".into()],
+            currency: "EUR".into(),
+            rate: Decimal::from_str("0.2345").unwrap(),
+            discount_percent: Decimal::from_str("10").unwrap(),
+            wholesale: false,
+            only_in_stock: false,
+        }
+    }
+
+    #[test]
+    fn conversion_and_discount_round_to_cents() {
+        let p = Price {
+            net: Decimal::from_str("100.00").unwrap(),
+            gross: Decimal::from_str("123.00").unwrap(),
+        };
+        let c = profile().convert(p.clone()).unwrap();
+        assert_eq!(c.net.to_string(), "23.45");
+        assert_eq!(c.gross.to_string(), "28.84"); // 28.8435
+        let d = profile().discounted(p).unwrap();
+        assert_eq!(d.net.to_string(), "21.11"); // 21.105 rounds away from zero
+        assert_eq!(d.gross.to_string(), "25.96"); // 25.95915
+    }
+
+    #[test]
+    fn a_conversion_that_overflows_is_none_not_a_panic() {
+        let near_max = Decimal::from_str("79000000000000000000000000000").unwrap();
+        let p = Price {
+            net: near_max,
+            gross: near_max,
+        };
+        let mut pr = profile();
+        pr.rate = Decimal::from_str("4.3").unwrap();
+        assert_eq!(pr.convert(p.clone()), None);
+        assert_eq!(pr.discounted(p.clone()), None);
+        // A rate below 1 shrinks it: fine.
+        pr.rate = Decimal::from_str("0.5").unwrap();
+        assert!(pr.convert(p).is_some());
+    }
+
+    #[test]
+    fn equal_profiles_share_a_key() {
+        assert_eq!(profile().key(), profile().key());
+        let mut other = profile();
+        other.only_in_stock = true;
+        assert_ne!(profile().key(), other.key());
+    }
+
+    #[test]
+    fn file_keys_hold_only_the_settings_their_files_show() {
+        let base = profile();
+        let mut gz = profile();
+        gz.gzip = true;
+        assert_ne!(base.key(), gz.key());
+        assert_eq!(base.full_key(), gz.full_key());
+        assert_eq!(base.light_key(), gz.light_key());
+        assert_eq!(base.reference_key(), gz.reference_key());
+        let mut discounted = profile();
+        discounted.discount_percent = Decimal::from_str("20").unwrap();
+        assert_eq!(base.full_key(), discounted.full_key());
+        assert_ne!(base.light_key(), discounted.light_key());
+        let mut other_shop = profile();
+        other_shop.shop = 2;
+        assert_ne!(base.full_key(), other_shop.full_key());
+        assert_eq!(base.reference_key(), other_shop.reference_key());
+        let mut other_languages = profile();
+        other_languages.languages.reverse();
+        assert_ne!(base.reference_key(), other_languages.reference_key());
+        // The families never share a key.
+        assert_ne!(base.full_key(), base.light_key());
+    }
+}
