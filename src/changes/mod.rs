@@ -61,6 +61,7 @@ use jiff::Timestamp;
 
 use crate::artifacts::{self, Artifact, ArtifactError, FullFiles};
 use crate::catalog::ProductId;
+use crate::clock::Clock;
 use crate::render::{self, DictIndex, Format, MainNode, OfferMeta, RenderProfile};
 use crate::snapshot::Snapshot;
 pub use hash::{
@@ -89,6 +90,9 @@ pub struct ChangesOptions {
     pub rebuild_at: Time,
     /// Zone of file names, `changed` times and the rebuild schedule.
     pub timezone: TimeZone,
+    /// Where the time of a fresh or restarted window is read (the system's clock by
+    /// default); the times of cuts and rebuilds are passed in by the caller.
+    pub clock: Clock,
 }
 
 impl ChangesOptions {
@@ -99,6 +103,7 @@ impl ChangesOptions {
             retention: Duration::from_secs(24 * 3600),
             rebuild_at: Time::constant(3, 0, 0, 0),
             timezone,
+            clock: Clock::system(),
         }
     }
 }
@@ -511,7 +516,7 @@ impl Changes {
                         "the change history cannot be trusted; starting it afresh (new bases)"
                     ),
                 }
-                Self::fresh(dir, current, clock)?
+                Self::fresh(dir, current, clock, opts.clock.now())?
             }
         };
         let changes = Changes {
@@ -669,6 +674,7 @@ impl Changes {
         dir: &Path,
         current: &Arc<Snapshot>,
         clock: Option<DateTime>,
+        now: Timestamp,
     ) -> Result<Inner, ChangesError> {
         let hashes = HashFiles::open(&dir.join("hashes"))?;
         let log = Log::create(&dir.join("log"), 0)?;
@@ -690,7 +696,7 @@ impl Changes {
             dict_hashes: Arc::new(DictHashes::default()),
             clock,
             window_offset: 0,
-            window_started: Timestamp::now(),
+            window_started: now,
             next_seq: 1,
             profiles: BTreeMap::new(),
             retired: Vec::new(),
@@ -721,7 +727,7 @@ impl Changes {
 
     /// Start the history afresh while serving: files in use are retired, not deleted.
     fn restart(&self, inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesError> {
-        let now = Timestamp::now();
+        let now = self.opts.clock.now();
         let files_dir = self.files_dir();
         for (key, p) in std::mem::take(&mut inner.profiles) {
             let dir = files_dir.join(&key);
