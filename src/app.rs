@@ -151,7 +151,8 @@ impl App {
         let (committer, commit_worker) = Committer::new(store.clone());
         let metrics = Arc::new(Metrics::new());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
-        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst);
+        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
+            .with_clock(config.clock.clone());
         let changes = Changes::open(
             &config.changes_dir(),
             &store.snapshot(),

@@ -1,5 +1,6 @@
 //! The wall clock the origin's timed behaviour reads: when change windows are cut, when bases
-//! are rebuilt, the times written into change files and bases.
+//! are rebuilt, the times written into change files and bases, and how far the partners'
+//! rate-limit buckets have refilled.
 //!
 //! The server runs on [`Clock::system`]. Tests run on [`Clock::manual`], which stands still
 //! until [`Clock::advance`] moves it, so a test that needs a window to pass moves the clock
@@ -14,7 +15,14 @@ use tokio::sync::watch;
 /// A source of the current time; clones share it.
 #[derive(Clone, Default)]
 pub struct Clock {
-    manual: Option<Arc<watch::Sender<Timestamp>>>,
+    manual: Option<Arc<Manual>>,
+}
+
+struct Manual {
+    time: watch::Sender<Timestamp>,
+    /// The time it was made with, and the monotonic instant it stands for.
+    start: Timestamp,
+    origin: tokio::time::Instant,
 }
 
 impl Clock {
@@ -26,7 +34,11 @@ impl Clock {
     /// A clock that reads `start` until [`Clock::advance`] moves it.
     pub fn manual(start: Timestamp) -> Clock {
         Clock {
-            manual: Some(Arc::new(watch::Sender::new(start))),
+            manual: Some(Arc::new(Manual {
+                time: watch::Sender::new(start),
+                start,
+                origin: tokio::time::Instant::now(),
+            })),
         }
     }
 
@@ -34,7 +46,19 @@ impl Clock {
     pub fn now(&self) -> Timestamp {
         match &self.manual {
             None => Timestamp::now(),
-            Some(time) => *time.borrow(),
+            Some(m) => *m.time.borrow(),
+        }
+    }
+
+    /// The current time as a monotonic instant, for intervals (the system clock's own
+    /// monotonic time; on a manual clock, an instant that moves with [`Clock::advance`]).
+    pub fn instant(&self) -> tokio::time::Instant {
+        match &self.manual {
+            None => tokio::time::Instant::now(),
+            Some(m) => {
+                let moved = m.time.borrow().duration_since(m.start);
+                m.origin + Duration::try_from(moved).unwrap_or(Duration::ZERO)
+            }
         }
     }
 
@@ -46,11 +70,12 @@ impl Clock {
     /// Move a manual clock forward by `by` and wake its sleepers whose time has come. The
     /// system clock cannot be moved: a call on it is refused with `false`.
     pub fn advance(&self, by: Duration) -> bool {
-        let Some(time) = &self.manual else {
+        let Some(m) = &self.manual else {
             return false;
         };
         let by = SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
-        time.send_modify(|t| *t = t.checked_add(by).unwrap_or(Timestamp::MAX));
+        m.time
+            .send_modify(|t| *t = t.checked_add(by).unwrap_or(Timestamp::MAX));
         true
     }
 
@@ -66,8 +91,8 @@ impl Clock {
                     .unwrap_or(Duration::ZERO);
                 tokio::time::sleep(wait).await;
             }
-            Some(time) => {
-                let mut moved = time.subscribe();
+            Some(m) => {
+                let mut moved = m.time.subscribe();
                 // The sender lives as long as this clock, so the wait only ends on time.
                 let _ = moved.wait_for(|now| *now >= deadline).await;
             }
@@ -79,7 +104,7 @@ impl std::fmt::Debug for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.manual {
             None => f.write_str("Clock::system"),
-            Some(time) => write!(f, "Clock::manual({})", *time.borrow()),
+            Some(m) => write!(f, "Clock::manual({})", *m.time.borrow()),
         }
     }
 }
@@ -95,6 +120,9 @@ mod tests {
         assert_eq!(clock.now(), start);
         assert!(clock.clone().advance(Duration::from_secs(90)));
         assert_eq!(clock.now(), start + SignedDuration::from_secs(90));
+        let before = clock.instant();
+        clock.advance(Duration::from_millis(1500));
+        assert_eq!(clock.instant() - before, Duration::from_millis(1500));
         assert!(!Clock::system().advance(Duration::from_secs(1)));
     }
 

@@ -642,34 +642,13 @@ const RESELLER: &str = "/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1";
 const ADMIN_TOKEN: &str = "changes-test-admin-token";
 
 /// A config with change windows of `window` on the manual `clock`: windows pass when the
-/// test moves the clock (see [`pass`]), never by waiting.
+/// test moves the clock (see `Server::pass`), never by waiting.
 fn config(dir: &tempfile::TempDir, window: Duration, clock: &Clock) -> Config {
     let mut c = Config::for_data_dir(&data_path(dir));
     c.change_window = window;
     c.admin_token = Some(ADMIN_TOKEN.into());
     c.clock = clock.clone();
     c
-}
-
-/// Move the server's clock by `by` (past the end of the open window) and wait until the
-/// publisher has cut that window. Generations already published are logged first, so they
-/// belong to the window being cut.
-fn pass(server: &Server, clock: &Clock, by: Duration) {
-    let app = &server.app;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let wait = |what: &str, done: &dyn Fn() -> bool| {
-        while !done() {
-            assert!(Instant::now() < deadline, "{what} within 20 s");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    };
-    wait("the change log follows the store", &|| {
-        app.changes.generation() == app.store.snapshot().generation()
-    });
-    assert!(clock.advance(by), "a manual clock");
-    wait("the window is cut", &|| {
-        app.changes.next_deadline(clock.now()) > clock.now()
-    });
 }
 
 /// `(url, hash)` of the change files a gateway lists, newest first.
@@ -758,7 +737,7 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         iofd::app::DEMO_CATALOG.to_string(),
     );
     assert_eq!(report["applied"], 0, "{report}");
-    pass(&server, &clock, Duration::from_millis(4500));
+    server.pass(Duration::from_millis(4500));
     assert!(listed_changes(&server, KOWALSKI).is_empty());
 
     // One product's stock (a stock update), another's description (the whole product sent
@@ -810,7 +789,7 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         (deleted.id, true, vec![]),
     ];
     expected.sort();
-    pass(&server, &clock, Duration::from_secs(2));
+    server.pass(Duration::from_secs(2));
     for feed in [KOWALSKI, RESELLER] {
         let listed = wait_for_changes(&server, feed, 1);
         assert_eq!(listed.len(), 1, "{feed}: {listed:?}");
@@ -830,7 +809,7 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         assert_eq!(got, expected, "{feed}");
     }
     // The base full.xml did not move; a later window with nothing in it adds no file.
-    pass(&server, &clock, Duration::from_millis(4500));
+    server.pass(Duration::from_millis(4500));
     assert_eq!(listed_changes(&server, KOWALSKI).len(), 1);
 }
 
@@ -862,7 +841,7 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
 
     // Restarted with short windows: the open window is cut once, with the change once.
     let server = Server::start(config(&dir, Duration::from_secs(2), &clock));
-    pass(&server, &clock, Duration::from_secs(2));
+    server.pass(Duration::from_secs(2));
     let listed = wait_for_changes(&server, KOWALSKI, 1);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let body = server.get(&listed[0].0).bytes().unwrap();
@@ -882,7 +861,7 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
     // And the cut window survives another restart, listed with the same hash.
     server.stop();
     let server = Server::start(config(&dir, Duration::from_secs(2), &clock));
-    pass(&server, &clock, Duration::from_millis(2500));
+    server.pass(Duration::from_millis(2500));
     let names = |l: Vec<(String, String)>| -> Vec<(String, String)> {
         l.into_iter()
             .map(|(url, hash)| (url.rsplit('/').next().unwrap().to_string(), hash))

@@ -81,6 +81,27 @@ impl Server {
             thread: Some(thread),
         })
     }
+    /// Move the server's manual clock (`Config::clock`) by `by`, past the end of the open
+    /// change window, and wait until the publisher has cut that window. Generations already
+    /// published are logged first, so they belong to the window being cut.
+    pub fn pass(&self, by: std::time::Duration) {
+        let (app, clock) = (&self.app, &self.app.config.clock);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what} within 20 s");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        wait("the change log follows the store", &|| {
+            app.changes.generation() == app.store.snapshot().generation()
+        });
+        assert!(clock.advance(by), "the server runs on a manual clock");
+        wait("the window is cut", &|| {
+            app.changes.next_deadline(clock.now()) > clock.now()
+        });
+    }
+
     pub fn get(&self, path_or_url: &str) -> reqwest::blocking::Response {
         self.request(reqwest::Method::GET, path_or_url, &[])
     }
