@@ -62,11 +62,6 @@ impl Clock {
         }
     }
 
-    /// Whether this is a manual clock.
-    pub fn is_manual(&self) -> bool {
-        self.manual.is_some()
-    }
-
     /// Move a manual clock forward by `by` and wake its sleepers whose time has come. The
     /// system clock cannot be moved: a call on it is refused with `false`.
     pub fn advance(&self, by: Duration) -> bool {
