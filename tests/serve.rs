@@ -309,3 +309,51 @@ fn a_clean_stop_returns_ok_and_frees_the_store() {
     let config = iofd::config::Config::for_data_dir(&data_path(&dir));
     iofd::store::Store::open(&config.store_dir(), config.store_options()).expect("reopen");
 }
+
+#[test]
+fn server_run_serves_until_its_shutdown_future_resolves() {
+    let dir = tempdir();
+    let config = iofd::config::Config::for_data_dir(&data_path(&dir));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let bind = || async {
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind")
+            };
+            let listeners = iofd::server::Listeners {
+                public: bind().await,
+                admin: bind().await,
+            };
+            addr_tx
+                .send(listeners.admin.local_addr().expect("addr"))
+                .expect("send");
+            iofd::server::run(config, listeners, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let admin = addr_rx.recv().expect("bound");
+    // The listener is bound before the app opens: the request waits in its backlog, and is
+    // answered once the files are published.
+    let status = client()
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .expect("readyz")
+        .status();
+    assert_eq!(status, 200);
+    stop_tx.send(()).expect("stop");
+    thread.join().expect("joined").expect("a clean run");
+    assert!(
+        std::net::TcpStream::connect(admin).is_err(),
+        "the admin listener is closed after the run"
+    );
+}
