@@ -14,10 +14,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use iofd::app::App;
 use iofd::config::Config;
 use iofd::http::rules::{self, Conditions, Validators};
-use iofd::http::{self, Surface};
+use iofd::server::{Listeners, Server};
 
 const GATEWAY: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/gateway.xml";
 const FULL: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/full.xml";
@@ -25,8 +24,11 @@ const LIGHT: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/light.xml"
 
 struct Origin {
     addr: std::net::SocketAddr,
-    _dir: tempfile::TempDir,
+    // Dropped in this order: the server signals its tasks, the runtime waits for them, then
+    // the data directory goes.
+    _server: Server,
     _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
 }
 
 /// The demo server on its own runtime (one worker, so client and server share the machine
@@ -39,25 +41,21 @@ fn origin() -> Origin {
         .enable_all()
         .build()
         .expect("runtime");
-    let addr = runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = tokio::task::spawn_blocking(move || App::open(config))
-            .await
-            .expect("join")
-            .expect("App::open");
-        tokio::spawn(http::serve(
-            listener,
-            app,
-            Surface::Public,
-            std::future::pending(),
-        ));
-        addr
+    let server = runtime.block_on(async move {
+        let bind = || async {
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind")
+        };
+        let listeners = Listeners {
+            public: bind().await,
+            admin: bind().await,
+        };
+        Server::start(config, listeners).await.expect("server")
     });
     Origin {
-        addr,
+        addr: server.public_addr(),
+        _server: server,
         _dir: dir,
         _runtime: runtime,
     }

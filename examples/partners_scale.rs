@@ -180,7 +180,8 @@ fn main() -> anyhow::Result<()> {
         )?;
     }
     let t = Instant::now();
-    let app = App::open(config.clone())?;
+    // No server around it: the committer and the drop folder are not run (nothing ingests).
+    let (app, _workers) = App::open(config.clone())?;
     let open = t.elapsed();
     let set = app.artifacts.current();
     let files = set.file_count();

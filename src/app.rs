@@ -15,8 +15,8 @@ use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::partners::watch::PartnersWatcher;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
-use crate::purge::{self, PurgeHook};
-use crate::store::{ApplyMode, Committer, Store, StoreError};
+use crate::purge::{self, PurgeHook, PurgeWorker};
+use crate::store::{ApplyMode, CommitWorker, Committer, Store, StoreError};
 
 /// The demo catalog served by `iofd serve` with no arguments.
 pub const DEMO_CATALOG: &str = include_str!("../fixtures/demo/catalog.jsonl");
@@ -60,8 +60,6 @@ pub struct App {
     /// Change log, change windows and the base full.xml of every IOF profile.
     pub changes: Changes,
     ready: AtomicBool,
-    /// The drop folder watcher; stops with the app.
-    _inbox: crate::inbox::InboxHandle,
     /// Counters and histograms served at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Tells the cache in front which files are stale.
@@ -75,6 +73,16 @@ pub struct App {
     /// `language=` profiles partners have asked for, by key: rendered from the first request
     /// on, not before (most partners never ask, and each costs a full render).
     asked: Mutex<std::collections::BTreeMap<String, crate::catalog::RenderProfile>>,
+}
+
+/// The background work [`App::open`] prepares but does not start: [`crate::server`] runs it.
+pub struct Workers {
+    /// The drop folder, its leftovers finished, not yet watched.
+    pub inbox: crate::inbox::Inbox,
+    /// The writer of [`App::committer`].
+    pub committer: CommitWorker,
+    /// The sender of [`App::purge`] (`None` without a purge target).
+    pub purge: Option<PurgeWorker>,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -116,8 +124,10 @@ pub struct PartnersReload {
 
 impl App {
     /// Open the data directory, seed it with the demo catalog and partners in demo mode, and
-    /// publish the artifacts of the current snapshot. Blocking.
-    pub fn open(config: Config) -> Result<Arc<App>, AppError> {
+    /// publish the artifacts of the current snapshot. Starts nothing: the committer, the
+    /// purge sender and the drop-folder watch are returned for the caller to run (ingest
+    /// requests wait until the committer runs). Blocking.
+    pub fn open(config: Config) -> Result<(Arc<App>, Workers), AppError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
             path: config.data_dir.clone(),
             source,
@@ -135,19 +145,16 @@ impl App {
                     strict: false,
                 });
         inbox.recover()?;
-        let inbox = inbox.watch()?;
         let mut artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
         artifacts.gateways =
             GatewayCache::with_fallback(config.shop.as_ref()).map_err(AppError::Shop)?;
         let partners = Partners::load(&config.partners_path(), &config)?;
         check_shops(&partners, &config, &artifacts, &store.snapshot())?;
-        let committer = Committer::start(store.clone()).map_err(|source| AppError::Io {
-            path: config.store_dir(),
-            source,
-        })?;
+        let (committer, commit_worker) = Committer::new(store.clone());
         let metrics = Arc::new(Metrics::new());
-        let purge = PurgeHook::start(config.purge.clone(), metrics.clone());
-        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst);
+        let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
+        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
+            .with_clock(config.clock.clone());
         let changes = Changes::open(
             &config.changes_dir(),
             &store.snapshot(),
@@ -156,6 +163,7 @@ impl App {
                 retention: config.change_retention,
                 rebuild_at: config.base_rebuild,
                 timezone: config.timezone.clone(),
+                clock: config.clock.clone(),
             },
         )?;
         let app = Arc::new(App {
@@ -166,7 +174,6 @@ impl App {
             artifacts,
             changes,
             ready: AtomicBool::new(false),
-            _inbox: inbox,
             metrics,
             purge,
             rate_limiter,
@@ -175,7 +182,12 @@ impl App {
             asked: Mutex::default(),
         });
         app.republish()?;
-        Ok(app)
+        let workers = Workers {
+            inbox,
+            committer: commit_worker,
+            purge: purge_worker,
+        };
+        Ok((app, workers))
     }
 
     /// A partner asked for the `language=` profile `key`, which has no files yet: have the
@@ -365,7 +377,7 @@ impl App {
         let previous = self.artifacts.current();
         let set = match self
             .cycle()
-            .republish(&snapshot, &profiles, jiff::Timestamp::now())
+            .republish(&snapshot, &profiles, self.config.clock.now())
         {
             Ok(set) => set,
             Err(e) => {
@@ -395,7 +407,7 @@ impl App {
     /// changed the files to serve. Blocking.
     pub fn tick(&self) -> Result<(), AppError> {
         let profiles = self.render_profiles();
-        if self.cycle().maintain(&profiles, jiff::Timestamp::now())? {
+        if self.cycle().maintain(&profiles, self.config.clock.now())? {
             self.republish()?;
         }
         Ok(())
@@ -458,14 +470,13 @@ impl App {
         // After a failure, do not retry a past deadline in a tight loop.
         let mut backoff = Duration::ZERO;
         loop {
-            let now = jiff::Timestamp::now();
-            let wait = self
+            // Deadlines are read on the app's clock, which tests move instead of waiting.
+            let clock = &self.config.clock;
+            let now = clock.now();
+            let due = self
                 .changes
                 .next_deadline(now)
-                .duration_since(now)
-                .try_into()
-                .unwrap_or(Duration::ZERO)
-                .max(backoff);
+                .max(now.checked_add(backoff).unwrap_or(jiff::Timestamp::MAX));
             let app = self.clone();
             let work: Box<dyn FnOnce() -> Result<(), AppError> + Send> = tokio::select! {
                 _ = self.republish_wanted.notified() => Box::new(move || app.republish()),
@@ -475,7 +486,7 @@ impl App {
                     }
                     Box::new(move || app.republish())
                 }
-                _ = tokio::time::sleep(wait) => Box::new(move || app.tick()),
+                _ = clock.sleep_until(due) => Box::new(move || app.tick()),
             };
             // Generations published meanwhile are included in this republish.
             generations.borrow_and_update();

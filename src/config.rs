@@ -222,6 +222,9 @@ pub struct Config {
     /// The `[shop]` table: the gateway metadata of its shop id while the catalog has none for
     /// it (an imported offer without a gateway, a store the ERP has not filled yet).
     pub shop: Option<crate::catalog::Shop>,
+    /// Where timed behaviour (change windows, base rebuilds) reads the time: the system's
+    /// clock; tests put a manual one here to move time instead of waiting.
+    pub clock: crate::clock::Clock,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -504,6 +507,7 @@ impl Config {
             change_retention,
             base_rebuild,
             shop,
+            clock: crate::clock::Clock::system(),
         })
     }
 

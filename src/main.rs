@@ -8,7 +8,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use iofd::app::App;
 use iofd::config::{Config, LogFormat, ServeArgs};
-use iofd::http::{self, Surface};
+use iofd::http;
+use iofd::server::{Listeners, Server};
 
 #[derive(Parser)]
 #[command(
@@ -159,43 +160,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let public = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let admin = tokio::net::TcpListener::bind(config.admin_listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", config.admin_listen))?;
-        let app = tokio::task::spawn_blocking(move || App::open(config))
-            .await
-            .context("start-up task failed")??;
-        print_gateways(&app);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
-        let watcher = tokio::spawn(app.clone().run_partners_watcher(stopped(stop_rx.clone())));
-        let public_task = tokio::spawn(http::serve(
-            public,
-            app.clone(),
-            Surface::Public,
-            stopped(stop_rx.clone()),
-        ));
-        let admin_task = tokio::spawn(http::serve(
-            admin,
-            app.clone(),
-            Surface::Admin,
-            stopped(stop_rx.clone()),
-        ));
+        let listeners = Listeners::bind(&config).await?;
+        let server = Server::start(config, listeners).await?;
+        print_gateways(server.app());
         #[cfg(unix)]
-        tokio::spawn(reload_on_hangup(app.clone()));
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
-        let _ = stop_tx.send(true);
-        public_task.await.context("public listener task")??;
-        admin_task.await.context("admin listener task")??;
-        publisher.await.context("publisher task")?;
-        watcher.await.context("partners watcher task")?;
+        server.spawn("hangup reload", reload_on_hangup(server.app().clone()));
+        server
+            .run_until(async {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing requests in flight");
+            })
+            .await?;
         Ok(())
     })
 }
@@ -273,12 +248,16 @@ fn print_gateways(app: &Arc<App>) {
     }
 }
 
-/// `kill -HUP`: read the partners file again (and purge what changed).
+/// `kill -HUP`: read the partners file again (and purge what changed). A reload that fails
+/// is logged and the accounts in force stay.
 #[cfg(unix)]
-async fn reload_on_hangup(app: Arc<App>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        return;
+async fn reload_on_hangup(app: Arc<App>) -> Result<(), std::convert::Infallible> {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot catch SIGHUP; reload the partners file by editing it");
+            return Ok(());
+        }
     };
     while hangups.recv().await.is_some() {
         let app = app.clone();
@@ -290,6 +269,7 @@ async fn reload_on_hangup(app: Arc<App>) {
             Err(e) => tracing::error!(error = %e, "the reload task failed"),
         }
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {

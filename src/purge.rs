@@ -108,29 +108,69 @@ pub struct PurgeHook {
     metrics: Arc<Metrics>,
 }
 
+/// The purge hook's sender, not yet running: the server runs [`PurgeWorker::run`] as one of
+/// its tasks.
+pub struct PurgeWorker {
+    target: PurgeTarget,
+    rx: mpsc::Receiver<Vec<String>>,
+    metrics: Arc<Metrics>,
+}
+
+impl PurgeWorker {
+    /// Send what is queued until every [`PurgeHook`] is dropped.
+    pub async fn run(self) {
+        run(self.target, self.rx, self.metrics).await
+    }
+}
+
 impl PurgeHook {
+    /// A hook that queues for `target` and the sender that empties the queue; disabled (no
+    /// sender) when there is no target.
+    pub fn new(
+        target: Option<PurgeTarget>,
+        metrics: Arc<Metrics>,
+    ) -> (PurgeHook, Option<PurgeWorker>) {
+        let Some(target) = target else {
+            return (
+                PurgeHook {
+                    queue: None,
+                    metrics,
+                },
+                None,
+            );
+        };
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let worker = PurgeWorker {
+            target,
+            rx,
+            metrics: metrics.clone(),
+        };
+        (
+            PurgeHook {
+                queue: Some(tx),
+                metrics,
+            },
+            Some(worker),
+        )
+    }
+
     /// A hook that sends to `target` from a task on the current Tokio runtime; disabled
     /// (with a warning) when there is no target or no runtime.
     pub fn start(target: Option<PurgeTarget>, metrics: Arc<Metrics>) -> PurgeHook {
-        let Some(target) = target else {
-            return PurgeHook {
-                queue: None,
-                metrics,
-            };
-        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("no async runtime: the purge hook is disabled");
+            if target.is_some() {
+                tracing::warn!("no async runtime: the purge hook is disabled");
+            }
             return PurgeHook {
                 queue: None,
                 metrics,
             };
         };
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        runtime.spawn(run(target, rx, metrics.clone()));
-        PurgeHook {
-            queue: Some(tx),
-            metrics,
+        let (hook, worker) = PurgeHook::new(target, metrics);
+        if let Some(worker) = worker {
+            runtime.spawn(worker.run());
         }
+        hook
     }
 
     /// Whether purges are sent anywhere.

@@ -169,6 +169,8 @@ fn a_partner_over_its_rate_gets_429_with_retry_after_and_strangers_cannot_spend_
     let mut c = config(&data_path(&dir));
     c.limits.rate_limit = 1.0;
     c.limits.rate_burst = 3;
+    // Buckets refill on a clock the test moves.
+    c.clock = iofd::clock::Clock::manual(jiff::Timestamp::now());
     let server = Server::start(c);
     let addr = raw::addr(&server.base);
     // Wrong tokens under the partner's id are not the partner: they do not use its budget.
@@ -196,12 +198,34 @@ fn a_partner_over_its_rate_gets_429_with_retry_after_and_strangers_cannot_spend_
         200,
         "per partner"
     );
-    std::thread::sleep(Duration::from_millis(1100));
+    assert!(server.app.config.clock.advance(Duration::from_millis(1100)));
     assert_eq!(
         raw::get(addr, &path, &[]).unwrap().status,
         200,
         "refilled at the rate"
     );
+}
+
+/// Wait (up to 10 s) until the server counts `n` connections being served.
+fn wait_for_open_connections(server: &Server, n: usize) {
+    let want = format!("\niofd_connections_open {n}\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = server.app.metrics.encode(iofd::metrics::StateSample {
+            snapshot_generation: 0,
+            snapshot_published: std::time::SystemTime::now(),
+            artifacts_generation: 0,
+            artifact_files: 0,
+        });
+        if metrics.contains(&want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not {n} connections open: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]
@@ -212,7 +236,7 @@ fn connections_over_the_limit_get_a_quick_503_and_slots_free_up() {
     let server = Server::start(c);
     let addr = raw::addr(&server.base);
     let idle: Vec<_> = (0..2).map(|_| raw::connect(addr).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_open_connections(&server, 2);
     let started = Instant::now();
     let r = raw::get(addr, &format!("{KOWALSKI}/light.xml"), &[]).unwrap();
     assert_eq!(r.status, 503);
@@ -223,7 +247,7 @@ fn connections_over_the_limit_get_a_quick_503_and_slots_free_up() {
         started.elapsed()
     );
     drop(idle);
-    std::thread::sleep(Duration::from_millis(100));
+    wait_for_open_connections(&server, 0);
     assert_eq!(
         raw::get(addr, &format!("{KOWALSKI}/light.xml"), &[])
             .unwrap()

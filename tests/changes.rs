@@ -16,6 +16,7 @@ use iofd::catalog::{
 };
 use iofd::catalog::{Format, RenderProfile};
 use iofd::changes::{Changes, ChangesOptions};
+use iofd::clock::Clock;
 use iofd::config::Config;
 use iofd::publish::{Cycle, PublishError};
 use iofd::render::{self, DictIndex, OfferMeta};
@@ -667,10 +668,13 @@ const RESELLER: &str = "/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1";
 
 const ADMIN_TOKEN: &str = "changes-test-admin-token";
 
-fn config(dir: &tempfile::TempDir, window: Duration) -> Config {
+/// A config with change windows of `window` on the manual `clock`: windows pass when the
+/// test moves the clock (see `Server::pass`), never by waiting.
+fn config(dir: &tempfile::TempDir, window: Duration, clock: &Clock) -> Config {
     let mut c = Config::for_data_dir(&data_path(dir));
     c.change_window = window;
     c.admin_token = Some(ADMIN_TOKEN.into());
+    c.clock = clock.clone();
     c
 }
 
@@ -746,7 +750,8 @@ fn admin(server: &Server, method: reqwest::Method, path: &str, body: String) -> 
 #[test]
 fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
     let dir = tempdir();
-    let server = Server::start(config(&dir, Duration::from_secs(2)));
+    let clock = Clock::manual(Timestamp::now());
+    let server = Server::start(config(&dir, Duration::from_secs(2), &clock));
     let app = server.app.clone();
     assert!(listed_changes(&server, KOWALSKI).is_empty());
 
@@ -759,7 +764,7 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         iofd::app::DEMO_CATALOG.to_string(),
     );
     assert_eq!(report["applied"], 0, "{report}");
-    std::thread::sleep(Duration::from_millis(4500));
+    server.pass(Duration::from_millis(4500));
     assert!(listed_changes(&server, KOWALSKI).is_empty());
 
     // One product's stock (a stock update), another's description (the whole product sent
@@ -811,6 +816,7 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         (deleted.id, true, vec![]),
     ];
     expected.sort();
+    server.pass(Duration::from_secs(2));
     for feed in [KOWALSKI, RESELLER] {
         let listed = wait_for_changes(&server, feed, 1);
         assert_eq!(listed.len(), 1, "{feed}: {listed:?}");
@@ -830,15 +836,17 @@ fn a_served_window_lists_one_change_file_with_exactly_the_changed_nodes() {
         assert_eq!(got, expected, "{feed}");
     }
     // The base full.xml did not move; a later window with nothing in it adds no file.
-    std::thread::sleep(Duration::from_millis(4500));
+    server.pass(Duration::from_millis(4500));
     assert_eq!(listed_changes(&server, KOWALSKI).len(), 1);
 }
 
 #[test]
 fn a_restart_mid_window_loses_and_duplicates_nothing() {
     let dir = tempdir();
+    // One clock for the three runs, so time never goes back across a restart.
+    let clock = Clock::manual(Timestamp::now());
     // A long window: the change is still in the open window when the server stops.
-    let server = Server::start(config(&dir, Duration::from_secs(3600)));
+    let server = Server::start(config(&dir, Duration::from_secs(3600), &clock));
     let [mut p, ..]: [Product; 3] = three_products(&server.app).try_into().unwrap();
     p.vat = Decimal::from(8);
     server
@@ -859,7 +867,8 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
     server.stop();
 
     // Restarted with short windows: the open window is cut once, with the change once.
-    let server = Server::start(config(&dir, Duration::from_secs(2)));
+    let server = Server::start(config(&dir, Duration::from_secs(2), &clock));
+    server.pass(Duration::from_secs(2));
     let listed = wait_for_changes(&server, KOWALSKI, 1);
     assert_eq!(listed.len(), 1, "{listed:?}");
     let body = server.get(&listed[0].0).bytes().unwrap();
@@ -878,8 +887,8 @@ fn a_restart_mid_window_loses_and_duplicates_nothing() {
 
     // And the cut window survives another restart, listed with the same hash.
     server.stop();
-    let server = Server::start(config(&dir, Duration::from_secs(2)));
-    std::thread::sleep(Duration::from_millis(2500));
+    let server = Server::start(config(&dir, Duration::from_secs(2), &clock));
+    server.pass(Duration::from_millis(2500));
     let names = |l: Vec<(String, String)>| -> Vec<(String, String)> {
         l.into_iter()
             .map(|(url, hash)| (url.rsplit('/').next().unwrap().to_string(), hash))
@@ -919,7 +928,7 @@ fn an_xml_and_an_xml_gz_partner_of_equal_settings_render_full_xml_once() {
         iofd::partners::DEMO_PARTNERS
     );
     std::fs::write(data.join("partners.toml"), partners).unwrap();
-    let config = config(&dir, Duration::from_secs(3600));
+    let config = config(&dir, Duration::from_secs(3600), &Clock::system());
     let (changes_dir, artifacts_dir) = (config.changes_dir(), config.artifacts_dir());
     let server = Server::start(config);
     let profiles = server.app.partners().profiles();

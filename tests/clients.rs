@@ -116,6 +116,9 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
         ..Default::default()
     })
     .unwrap();
+    // Change windows pass when the test moves the clock.
+    let mut config = config;
+    config.clock = iofd::clock::Clock::manual(jiff::Timestamp::now());
     let server = Server::start(config);
     assert!(server.app.store.snapshot().dicts().shops.is_empty());
     let entries = server.app.entry_urls();
@@ -158,6 +161,7 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
         .send()
         .unwrap();
     assert_eq!(put.status(), 200, "{}", put.text().unwrap());
+    server.pass(Duration::from_secs(1));
     let gateway = &entries[0].url;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -233,3 +233,127 @@ fn health_and_readiness_on_the_admin_listener() {
         "feeds are not on the admin listener"
     );
 }
+
+/// Wait (up to `within`) until nothing accepts on `addr` any more.
+fn wait_until_closed(addr: &str, within: std::time::Duration) -> bool {
+    let addr: std::net::SocketAddr = addr.trim_start_matches("http://").parse().unwrap();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_err() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_task_that_fails_stops_every_listener_and_fails_the_run() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    assert_eq!(
+        server.get(&format!("{}/healthz", server.admin)).status(),
+        200
+    );
+    server.server.spawn("doomed task", async {
+        Err::<(), _>(std::io::Error::other("forced failure"))
+    });
+    let within = std::time::Duration::from_secs(20);
+    assert!(
+        wait_until_closed(&server.base, within),
+        "public listener still open"
+    );
+    assert!(
+        wait_until_closed(&server.admin, within),
+        "admin listener still open"
+    );
+    match server.stop_result() {
+        Err(iofd::server::ServerError::Task { task, source }) => {
+            assert_eq!(task, "doomed task");
+            assert_eq!(source.to_string(), "forced failure");
+        }
+        other => panic!("expected the task's failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_task_that_panics_stops_the_server_and_fails_the_run() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    let forced = std::sync::atomic::AtomicBool::new(true);
+    server.server.spawn("panicking task", async move {
+        if forced.load(std::sync::atomic::Ordering::Relaxed) {
+            panic!("forced panic");
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    assert!(
+        wait_until_closed(&server.base, std::time::Duration::from_secs(20)),
+        "public listener still open"
+    );
+    match server.stop_result() {
+        Err(iofd::server::ServerError::Panicked { task, message }) => {
+            assert_eq!(task, "panicking task");
+            assert_eq!(message, "forced panic");
+        }
+        other => panic!("expected the task's panic, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_clean_stop_returns_ok_and_frees_the_store() {
+    let dir = tempdir();
+    let server = Server::demo(&data_path(&dir));
+    assert!(server.stop_result().is_ok());
+    // Every task holding the store ended with the server: it opens again at once.
+    let config = iofd::config::Config::for_data_dir(&data_path(&dir));
+    iofd::store::Store::open(&config.store_dir(), config.store_options()).expect("reopen");
+}
+
+#[test]
+fn server_run_serves_until_its_shutdown_future_resolves() {
+    let dir = tempdir();
+    let config = iofd::config::Config::for_data_dir(&data_path(&dir));
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let bind = || async {
+                tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind")
+            };
+            let listeners = iofd::server::Listeners {
+                public: bind().await,
+                admin: bind().await,
+            };
+            addr_tx
+                .send(listeners.admin.local_addr().expect("addr"))
+                .expect("send");
+            iofd::server::run(config, listeners, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    });
+    let admin = addr_rx.recv().expect("bound");
+    // The listener is bound before the app opens: the request waits in its backlog, and is
+    // answered once the files are published.
+    let status = client()
+        .get(format!("http://{admin}/readyz"))
+        .send()
+        .expect("readyz")
+        .status();
+    assert_eq!(status, 200);
+    stop_tx.send(()).expect("stop");
+    thread.join().expect("joined").expect("a clean run");
+    assert!(
+        std::net::TcpStream::connect(admin).is_err(),
+        "the admin listener is closed after the run"
+    );
+}

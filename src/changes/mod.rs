@@ -65,6 +65,7 @@ use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use crate::catalog::{MainNode, ProductId};
+use crate::clock::Clock;
 use crate::snapshot::Snapshot;
 use diff::{apply_slots, observe_locked, start_at};
 pub use hash::{
@@ -92,6 +93,9 @@ pub struct ChangesOptions {
     pub rebuild_at: Time,
     /// Zone of file names, `changed` times and the rebuild schedule.
     pub timezone: TimeZone,
+    /// Where the time of a fresh or restarted window is read (the system's clock by
+    /// default); the times of cuts and rebuilds are passed in by the caller.
+    pub clock: Clock,
 }
 
 impl ChangesOptions {
@@ -102,6 +106,7 @@ impl ChangesOptions {
             retention: Duration::from_secs(24 * 3600),
             rebuild_at: Time::constant(3, 0, 0, 0),
             timezone,
+            clock: Clock::system(),
         }
     }
 }
@@ -281,7 +286,7 @@ impl Changes {
                         "the change history cannot be trusted; starting it afresh (new bases)"
                     ),
                 }
-                Self::fresh(dir, current, clock)?
+                Self::fresh(dir, current, clock, opts.clock.now())?
             }
         };
         let changes = Changes {
@@ -421,6 +426,7 @@ impl Changes {
         dir: &Path,
         current: &Arc<Snapshot>,
         clock: Option<DateTime>,
+        now: Timestamp,
     ) -> Result<Inner, ChangesError> {
         let hashes = HashFiles::open(&dir.join("hashes"))?;
         let log = Log::create(&dir.join("log"), 0)?;
@@ -438,7 +444,7 @@ impl Changes {
             dict_hashes: Arc::new(DictHashes::default()),
             clock,
             window_offset: 0,
-            window_started: Timestamp::now(),
+            window_started: now,
             next_seq: 1,
             profiles: BTreeMap::new(),
         };
@@ -469,7 +475,7 @@ impl Changes {
     /// Start the history afresh while serving: every listing is dropped (their files stay
     /// for downloads under way until the artifacts stage collects them).
     fn restart(&self, inner: &mut Inner, snapshot: &Arc<Snapshot>) -> Result<(), ChangesError> {
-        let now = Timestamp::now();
+        let now = self.opts.clock.now();
         inner.profiles.clear();
         inner.log = Log::create(&self.dir.join("log"), 0)?;
         inner.shards.clear();

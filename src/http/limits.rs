@@ -55,6 +55,8 @@ pub struct RateLimiter {
     rate: f64,
     burst: f64,
     shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    /// Buckets refill on this clock (tests move a manual one instead of waiting).
+    clock: crate::clock::Clock,
 }
 
 impl RateLimiter {
@@ -64,14 +66,20 @@ impl RateLimiter {
             rate,
             burst: f64::from(burst.max(1)),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// The same limiter, refilling on `clock`.
+    pub fn with_clock(self, clock: crate::clock::Clock) -> RateLimiter {
+        RateLimiter { clock, ..self }
     }
 
     /// Take one request from `key`'s bucket, or say how long until one is available.
     ///
     /// Keys are authenticated partner ids, so the map is bounded by the partners file.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        self.check_at(key, Instant::now())
+        self.check_at(key, self.clock.instant())
     }
 
     fn check_at(&self, key: &str, now: Instant) -> Result<(), Duration> {

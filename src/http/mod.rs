@@ -174,7 +174,8 @@ pub enum Surface {
 }
 
 /// Serve `surface` on `listener` until `shutdown` resolves, then let requests in flight
-/// finish (up to a drain timeout).
+/// finish (up to a drain timeout, after which the connections still open are closed); returns
+/// once no task of the listener's connections is left.
 ///
 /// At most `max_connections` connections are served at once, fewer when the descriptor limit
 /// is too low for it (see [`limits::ConnectionBudget`]), and at most
@@ -221,6 +222,7 @@ pub async fn serve(
     let per_ip = limits::PerIp::new(app.config.limits.max_connections_per_ip);
     let uploads = ingest::Uploads::new(app.config.ingest_max_concurrent);
     let mut backoff = limits::AcceptBackoff::default();
+    let tasks = Tasks::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -245,7 +247,7 @@ pub async fn serve(
                     // One client holds its address's share: answered like a full server.
                     app.metrics.connection_rejected();
                     if let Ok(wait_slot) = waiting.clone().try_acquire_owned() {
-                        tokio::spawn(async move {
+                        tasks.spawn(async move {
                             overloaded(stream).await;
                             drop(wait_slot);
                         });
@@ -253,7 +255,7 @@ pub async fn serve(
                     continue;
                 };
                 if let Ok(slot) = slots.clone().try_acquire_owned() {
-                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), &uploads, graceful.watcher());
+                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), &uploads, (graceful.watcher(), &tasks));
                     continue;
                 }
                 let Ok(wait_slot) = waiting.clone().try_acquire_owned() else {
@@ -262,14 +264,14 @@ pub async fn serve(
                     continue;
                 };
                 let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
-                let uploads = uploads.clone();
+                let (uploads, spawner) = (uploads.clone(), tasks.clone());
 
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     let slot = tokio::time::timeout(CONNECTION_WAIT, slots.acquire_owned()).await;
                     match slot {
                         Ok(Ok(slot)) => {
                             drop(wait_slot);
-                            connection(stream, peer, app, surface, (slot, ip_slot), &uploads, watcher)
+                            connection(stream, peer, app, surface, (slot, ip_slot), &uploads, (watcher, &spawner))
                         }
                         _ => {
                             app.metrics.connection_rejected();
@@ -288,7 +290,29 @@ pub async fn serve(
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timeout: closing connections still open"),
     }
+    // No connection task outlives the listener: those still running after the drain are cut.
+    tasks.cut.cancel();
+    tasks.tracker.close();
+    tasks.tracker.wait().await;
     Ok(())
+}
+
+/// The connection tasks of one listener (and its 503 answers), tracked so that [`serve`]
+/// returns only once none is left.
+#[derive(Clone, Default)]
+struct Tasks {
+    tracker: tokio_util::task::TaskTracker,
+    /// Cuts the tasks still running when the drain times out.
+    cut: tokio_util::sync::CancellationToken,
+}
+
+impl Tasks {
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let cut = self.cut.clone();
+        self.tracker.spawn(async move {
+            cut.run_until_cancelled(task).await;
+        });
+    }
 }
 
 /// Answer a connection over the limit with 503 (through [`HttpError::response`]) and close
@@ -314,7 +338,8 @@ fn connection(
     surface: Surface,
     slot: (OwnedSemaphorePermit, limits::IpSlot),
     uploads: &Arc<ingest::Uploads>,
-    watcher: Watcher,
+    // Graceful shutdown's hold on the connection, and the listener's tasks to run it on.
+    (watcher, tasks): (Watcher, &Tasks),
 ) {
     app.metrics.connection_opened();
     let limits = app.config.limits.clone();
@@ -348,7 +373,7 @@ fn connection(
                 }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
@@ -371,7 +396,7 @@ fn connection(
                 async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }

@@ -636,6 +636,27 @@ impl Inbox {
 
     /// Watch the inbox on a thread until the handle is dropped.
     pub fn watch(self) -> Result<InboxHandle, InboxError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let scans = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let watch = self.watcher(stop.clone(), scans.clone())?;
+        let thread = std::thread::Builder::new()
+            .name("iofd-inbox".into())
+            .spawn(watch)
+            .map_err(io(&PathBuf::from("iofd-inbox thread")))?;
+        Ok(InboxHandle {
+            stop,
+            scans,
+            thread: Some(thread),
+        })
+    }
+
+    /// Start watching the folder and return the loop that takes its files, to run on a
+    /// thread of the caller's choosing until `stop` is set; `scans` counts its scans.
+    pub fn watcher(
+        self,
+        stop: Arc<AtomicBool>,
+        scans: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<impl FnOnce() + Send + 'static, InboxError> {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |event| {
             let _ = tx.send(event);
@@ -650,55 +671,44 @@ impl Inbox {
                 path: self.dir.clone(),
                 source,
             })?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let scans = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let scanned = scans.clone();
-        let thread = std::thread::Builder::new()
-            .name("iofd-inbox".into())
-            .spawn(move || {
-                let _watcher = watcher; // dropped with the thread
-                let mut seen: HashMap<String, Seen> = HashMap::new();
-                let mut next_scan = Instant::now();
-                while !stopped.load(Ordering::Acquire) {
-                    let mut renamed = Vec::new();
-                    let wait = next_scan.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(Ok(event)) => {
-                            let event: notify::Event = event;
-                            if is_renamed_in(&event.kind) {
-                                renamed.extend(
-                                    event
-                                        .paths
-                                        .iter()
-                                        .filter(|p| p.parent() == Some(self.dir.as_path()))
-                                        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned)),
-                                );
-                            }
+        let (stopped, scanned) = (stop, scans);
+        Ok(move || {
+            let _watcher = watcher; // dropped with the loop
+            let mut seen: HashMap<String, Seen> = HashMap::new();
+            let mut next_scan = Instant::now();
+            while !stopped.load(Ordering::Acquire) {
+                let mut renamed = Vec::new();
+                let wait = next_scan.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(Ok(event)) => {
+                        let event: notify::Event = event;
+                        if is_renamed_in(&event.kind) {
+                            renamed.extend(
+                                event
+                                    .paths
+                                    .iter()
+                                    .filter(|p| p.parent() == Some(self.dir.as_path()))
+                                    .filter_map(|p| p.file_name()?.to_str().map(str::to_owned)),
+                            );
                         }
-                        Ok(Err(_)) | Err(RecvTimeoutError::Timeout) => {}
-                        // The watcher is gone: keep scanning on the clock.
-                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
                     }
-                    // Other events (writes in progress, and the open and close of the
-                    // directory that each scan itself causes) wait for the next scan: acting
-                    // on them would scan in a loop.
-                    if renamed.is_empty() && Instant::now() < next_scan {
-                        continue;
-                    }
-                    next_scan = Instant::now() + TICK;
-                    scanned.fetch_add(1, Ordering::Relaxed);
-                    if let Err(e) = self.tick(&mut seen, &renamed) {
-                        tracing::error!(error = %e, "drop folder");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
+                    Ok(Err(_)) | Err(RecvTimeoutError::Timeout) => {}
+                    // The watcher is gone: keep scanning on the clock.
+                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
                 }
-            })
-            .map_err(io(&PathBuf::from("iofd-inbox thread")))?;
-        Ok(InboxHandle {
-            stop,
-            scans,
-            thread: Some(thread),
+                // Other events (writes in progress, and the open and close of the
+                // directory that each scan itself causes) wait for the next scan: acting
+                // on them would scan in a loop.
+                if renamed.is_empty() && Instant::now() < next_scan {
+                    continue;
+                }
+                next_scan = Instant::now() + TICK;
+                scanned.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.tick(&mut seen, &renamed) {
+                    tracing::error!(error = %e, "drop folder");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
         })
     }
 

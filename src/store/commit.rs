@@ -216,26 +216,34 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Outcome, CommitError>>,
 }
 
+/// What the writer is sent: a request to commit, or the order to stop once the requests
+/// queued before it are committed.
+enum Message {
+    Commit(Job),
+    Stop,
+}
+
 /// The most requests committed together; more wait for the next round.
 const MAX_GROUP: usize = 4096;
 
-/// Group commit: a writer thread that takes every request queued while the previous group
-/// was being made durable and commits them as one generation.
+/// Group commit: a writer that takes every request queued while the previous group was being
+/// made durable and commits them as one generation.
 #[derive(Clone)]
 pub struct Committer {
     writer: Arc<Writer>,
 }
 
-/// The writer thread, joined when the last [`Committer`] clone is dropped: the thread holds
-/// the store (and so its directory lock), which is free again once the committer is gone.
+/// The queue, and the writer thread when [`Committer::start`] started one: that thread is
+/// joined when the last [`Committer`] clone is dropped, as it holds the store (and so its
+/// directory lock), which is free again once the committer is gone.
 struct Writer {
-    queue: Option<mpsc::Sender<Job>>,
+    queue: Option<mpsc::Sender<Message>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        // Closing the queue ends the thread after the group in progress.
+        // Closing the queue ends the writer after the group in progress.
         self.queue.take();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -243,60 +251,108 @@ impl Drop for Writer {
     }
 }
 
+/// The writer's loop, not yet running: [`CommitWorker::run`] it on a thread of your own.
+pub struct CommitWorker {
+    store: Arc<Store>,
+    jobs: mpsc::Receiver<Message>,
+}
+
+impl CommitWorker {
+    /// Commit queued requests until [`Committer::stop`] or until every [`Committer`] clone is
+    /// dropped. Blocking.
+    pub fn run(self) {
+        let CommitWorker { store, jobs } = self;
+        let mut stopping = false;
+        while !stopping {
+            let Ok(Message::Commit(first)) = jobs.recv() else {
+                return;
+            };
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP {
+                match jobs.try_recv() {
+                    Ok(Message::Commit(job)) => group.push(job),
+                    Ok(Message::Stop) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            commit_group(&store, group);
+        }
+    }
+}
+
+fn commit_group(store: &Store, mut group: Vec<Job>) {
+    let requests = group
+        .iter_mut()
+        .map(|j| std::mem::take(&mut j.request))
+        .collect();
+    let started = std::time::Instant::now();
+    // A panic must not take the writer (and so all ingest) down.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.commit(requests)))
+        .unwrap_or_else(|_| {
+            Err(StoreError::Options(
+                "the commit panicked; nothing was applied".into(),
+            ))
+        });
+    tracing::debug!(
+        requests = group.len(),
+        micros = started.elapsed().as_micros() as u64,
+        "group committed"
+    );
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in group.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed; nothing of the group was applied");
+            let message = e.to_string();
+            for job in group {
+                let _ = job.reply.send(Err(CommitError::Store(message.clone())));
+            }
+        }
+    }
+}
+
 impl Committer {
-    /// Start the writer thread. It stops when the last clone of the committer is dropped.
+    /// A committer and its writer loop, which the caller runs (the server runs it as one of
+    /// its tasks). Requests submitted before the loop runs wait for it.
+    pub fn new(store: Arc<Store>) -> (Committer, CommitWorker) {
+        let (queue, jobs) = mpsc::channel::<Message>();
+        let committer = Committer {
+            writer: Arc::new(Writer {
+                queue: Some(queue),
+                thread: None,
+            }),
+        };
+        (committer, CommitWorker { store, jobs })
+    }
+
+    /// A committer with its writer on a thread of its own, which stops when the last clone
+    /// of the committer is dropped.
     pub fn start(store: Arc<Store>) -> std::io::Result<Committer> {
-        let (queue, jobs) = mpsc::channel::<Job>();
+        let (queue, jobs) = mpsc::channel::<Message>();
+        let worker = CommitWorker { store, jobs };
         let thread = std::thread::Builder::new()
             .name("iofd-commit".into())
-            .spawn(move || {
-                while let Ok(first) = jobs.recv() {
-                    let mut group = vec![first];
-                    while group.len() < MAX_GROUP {
-                        match jobs.try_recv() {
-                            Ok(job) => group.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    let requests = group
-                        .iter_mut()
-                        .map(|j| std::mem::take(&mut j.request))
-                        .collect();
-                    let started = std::time::Instant::now();
-                    // A panic must not take the writer thread (and so all ingest) down.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        store.commit(requests)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Options("the commit panicked; nothing was applied".into()))
-                    });
-                    tracing::debug!(
-                        requests = group.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "group committed"
-                    );
-                    match result {
-                        Ok(outcomes) => {
-                            for (job, outcome) in group.into_iter().zip(outcomes) {
-                                let _ = job.reply.send(Ok(outcome));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "commit failed; nothing of the group was applied");
-                            let message = e.to_string();
-                            for job in group {
-                                let _ = job.reply.send(Err(CommitError::Store(message.clone())));
-                            }
-                        }
-                    }
-                }
-            })?;
+            .spawn(move || worker.run())?;
         Ok(Committer {
             writer: Arc::new(Writer {
                 queue: Some(queue),
                 thread: Some(thread),
             }),
         })
+    }
+
+    /// Have the writer stop once the requests queued so far are committed; later requests
+    /// are refused with [`CommitError::Stopped`].
+    pub fn stop(&self) {
+        if let Some(queue) = &self.writer.queue {
+            let _ = queue.send(Message::Stop);
+        }
     }
 
     /// Queue `request` and wait until it is committed (durable) or refused.
@@ -306,7 +362,7 @@ impl Committer {
             .queue
             .as_ref()
             .ok_or(CommitError::Stopped)?
-            .send(Job { request, reply })
+            .send(Message::Commit(Job { request, reply }))
             .map_err(|_| CommitError::Stopped)?;
         answer.await.map_err(|_| CommitError::Stopped)?
     }

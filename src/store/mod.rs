@@ -45,7 +45,7 @@ use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
 use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST, PREVIOUS};
 
-pub use commit::{CommitError, Committer, Op, Outcome, Request};
+pub use commit::{CommitError, CommitWorker, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
 pub(crate) use durable::{sync_dir as fsync_dir, write_file};
 pub use lock::LOCK;

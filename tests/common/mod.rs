@@ -1,21 +1,23 @@
-//! A real iofd server on 127.0.0.1:0 for integration tests, stopped on drop.
+//! A real iofd server on 127.0.0.1:0 for integration tests (through `iofd::server`, as
+//! `iofd serve` runs it), stopped on drop; a server task that failed fails the test.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iofd::app::App;
 use iofd::config::Config;
-use iofd::http::{self, Surface};
+use iofd::server::{Listeners, ServerError};
 
 pub struct Server {
     pub base: String,
     pub admin: String,
     pub app: Arc<App>,
-    stop: Option<tokio::sync::watch::Sender<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The running server, for tests that add tasks to it.
+    pub server: Arc<iofd::server::Server>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
 }
 
 impl Server {
@@ -26,10 +28,15 @@ impl Server {
 
     /// Start with `config`; gateway links point at the server's own random port unless the
     /// config already names a public URL other than the default.
-    pub fn start(mut config: Config) -> Server {
+    pub fn start(config: Config) -> Server {
+        Server::try_start(config).unwrap_or_else(|e| panic!("the server failed to start: {e:?}"))
+    }
+
+    /// Start with `config`, or say why it cannot start.
+    pub fn try_start(mut config: Config) -> Result<Server, ServerError> {
         let own_url = config.public_url == format!("http://{}", config.listen);
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(SocketAddr, SocketAddr, Arc<App>)>();
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -37,56 +44,62 @@ impl Server {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
-                let public = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
-                    .await
-                    .expect("bind");
-                let (pa, aa) = (
-                    public.local_addr().expect("addr"),
-                    admin.local_addr().expect("addr"),
-                );
-                if own_url {
-                    config.public_url = format!("http://{pa}");
-                }
-                let app = tokio::task::spawn_blocking(move || App::open(config))
-                    .await
-                    .expect("join")
-                    .expect("App::open");
-                let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-                    let _ = rx.wait_for(|s| *s).await;
+                let listeners = Listeners {
+                    public: tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind"),
+                    admin: tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind"),
                 };
-                let publisher = tokio::spawn(app.clone().run_publisher(stopped(stop_rx.clone())));
-                let watcher =
-                    tokio::spawn(app.clone().run_partners_watcher(stopped(stop_rx.clone())));
-                let p = tokio::spawn(http::serve(
-                    public,
-                    app.clone(),
-                    Surface::Public,
-                    stopped(stop_rx.clone()),
-                ));
-                let a = tokio::spawn(http::serve(
-                    admin,
-                    app.clone(),
-                    Surface::Admin,
-                    stopped(stop_rx.clone()),
-                ));
-                ready_tx.send((pa, aa, app)).expect("ready");
-                let _ = p.await;
-                let _ = a.await;
-                let _ = publisher.await;
-                let _ = watcher.await;
-            });
+                if own_url {
+                    let addr = listeners.public.local_addr().expect("addr");
+                    config.public_url = format!("http://{addr}");
+                }
+                let server = match iofd::server::Server::start(config, listeners).await {
+                    Ok(server) => Arc::new(server),
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let _ = ready_tx.send(Ok(server.clone()));
+                server
+                    .run_until(async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+            })
         });
-        let (pa, aa, app) = ready_rx.recv().expect("server failed to start");
-        Server {
-            base: format!("http://{pa}"),
-            admin: format!("http://{aa}"),
-            app,
+        let server = ready_rx.recv().expect("the server thread ended")?;
+        Ok(Server {
+            base: format!("http://{}", server.public_addr()),
+            admin: format!("http://{}", server.admin_addr()),
+            app: server.app().clone(),
+            server,
             stop: Some(stop_tx),
             thread: Some(thread),
-        }
+        })
+    }
+    /// Move the server's manual clock (`Config::clock`) by `by`, past the end of the open
+    /// change window, and wait until the publisher has cut that window. Generations already
+    /// published are logged first, so they belong to the window being cut.
+    pub fn pass(&self, by: std::time::Duration) {
+        let (app, clock) = (&self.app, &self.app.config.clock);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let wait = |what: &str, done: &dyn Fn() -> bool| {
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what} within 20 s");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        wait("the change log follows the store", &|| {
+            app.changes.generation() == app.store.snapshot().generation()
+        });
+        assert!(clock.advance(by), "the server runs on a manual clock");
+        wait("the window is cut", &|| {
+            app.changes.next_deadline(clock.now()) > clock.now()
+        });
     }
 
     pub fn get(&self, path_or_url: &str) -> reqwest::blocking::Response {
@@ -111,24 +124,37 @@ impl Server {
         req.send().unwrap_or_else(|e| panic!("{url}: {e}"))
     }
 
-    /// Stop and wait until the listeners are closed.
+    /// Stop and wait until every task has stopped; a task that failed fails the test.
     pub fn stop(mut self) {
-        self.shutdown();
+        if let Err(e) = self.shutdown() {
+            panic!("a server task failed: {e:?}");
+        }
     }
 
-    fn shutdown(&mut self) {
+    /// Stop and wait until every task has stopped; the first task failure, if any.
+    pub fn stop_result(mut self) -> Result<(), ServerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServerError> {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(true);
+            let _ = stop.send(());
         }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match self.thread.take().map(|t| t.join()) {
+            None => Ok(()),
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shutdown();
+        let result = self.shutdown();
+        // A test already failing keeps its own message.
+        if let (Err(e), false) = (result, std::thread::panicking()) {
+            panic!("a server task failed: {e:?}");
+        }
     }
 }
 

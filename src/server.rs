@@ -1,0 +1,349 @@
+//! The running server: one owner for every long-lived activity of the origin.
+//!
+//! [`Server::start`] opens the [`App`] and starts, each as a task it supervises, the public
+//! and admin listeners (each drains its connections on shutdown), the publisher, the
+//! partners-file watcher, the drop-folder watcher, the store's group committer and the purge
+//! hook's sender. A task that fails (returns an error or panics) shuts the rest down, and
+//! [`Server::shutdown`] returns that error, so a listener that dies in a test fails the test.
+//!
+//! Shutdown runs in two rounds: first the listeners stop accepting and drain, and the
+//! publisher and watchers stop; then, with no request left that could queue an ingest, the
+//! committer, the drop-folder watcher and the purge sender stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{App, AppError, Workers};
+use crate::config::Config;
+use crate::http::{self, Surface};
+use crate::inbox::InboxError;
+
+/// The two listeners of a server, already bound (tests bind `127.0.0.1:0`).
+pub struct Listeners {
+    /// Partner feeds.
+    pub public: TcpListener,
+    /// Health, readiness, metrics and the ingest API.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Bind the addresses `config` names.
+    pub async fn bind(config: &Config) -> Result<Listeners, ServerError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServerError::Bind { addr, source })
+        };
+        Ok(Listeners {
+            public: bind(config.listen).await?,
+            admin: bind(config.admin_listen).await?,
+        })
+    }
+}
+
+/// Why the server could not start, or the first failure of one of its tasks.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Open(#[from] AppError),
+    #[error("cannot watch the drop folder")]
+    Inbox(#[source] InboxError),
+    #[error("the start-up task did not finish")]
+    StartUp(#[source] tokio::task::JoinError),
+    #[error("the {task} failed")]
+    Task {
+        task: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the {task} panicked: {message}")]
+    Panicked { task: &'static str, message: String },
+}
+
+/// A running server (see the module documentation).
+pub struct Server {
+    app: Arc<App>,
+    public_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    /// Stops the listeners, the publisher, the watchers and the tasks of [`Server::spawn`].
+    stop: CancellationToken,
+    front: TaskTracker,
+    /// Stops the purge sender; the committer and the drop folder are stopped by hand, as they
+    /// run on threads.
+    core_stop: CancellationToken,
+    core: TaskTracker,
+    inbox_stop: Arc<AtomicBool>,
+    /// The first task failure, returned by [`Server::shutdown`].
+    failure: Arc<Mutex<Option<ServerError>>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Serve `config` on `listeners` until `shutdown` resolves or a task fails; then stop every
+/// task and return the first failure.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    Server::start(config, listeners)
+        .await?
+        .run_until(shutdown)
+        .await
+}
+
+impl Server {
+    /// Open the app (blocking work, off the runtime's workers) and start every task.
+    pub async fn start(config: Config, listeners: Listeners) -> Result<Server, ServerError> {
+        let public_addr = listeners
+            .public
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let admin_addr = listeners
+            .admin
+            .local_addr()
+            .map_err(|source| ServerError::Bind {
+                addr: config.admin_listen,
+                source,
+            })?;
+        let (app, workers) = tokio::task::spawn_blocking(move || App::open(config))
+            .await
+            .map_err(ServerError::StartUp)??;
+        let Workers {
+            inbox,
+            committer,
+            purge,
+        } = workers;
+        let inbox_stop = Arc::new(AtomicBool::new(false));
+        let server = Server {
+            app: app.clone(),
+            public_addr,
+            admin_addr,
+            stop: CancellationToken::new(),
+            front: TaskTracker::new(),
+            core_stop: CancellationToken::new(),
+            core: TaskTracker::new(),
+            inbox_stop: inbox_stop.clone(),
+            failure: Arc::default(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+
+        let watch_inbox = inbox
+            .watcher(inbox_stop, Arc::default())
+            .map_err(ServerError::Inbox)?;
+        server.supervise(
+            &server.core,
+            "drop-folder watcher",
+            tokio::task::spawn_blocking(move || {
+                watch_inbox();
+                Ok(())
+            }),
+        );
+        server.supervise(
+            &server.core,
+            "store committer",
+            tokio::task::spawn_blocking(move || {
+                committer.run();
+                Ok(())
+            }),
+        );
+        if let Some(purge) = purge {
+            let stop = server.core_stop.clone();
+            server.supervise(
+                &server.core,
+                "purge sender",
+                tokio::spawn(async move {
+                    // What is still queued at shutdown is not sent: the cache then serves
+                    // those files until their max-age runs out, as without a hook.
+                    stop.run_until_cancelled(purge.run()).await;
+                    Ok(())
+                }),
+            );
+        }
+
+        for (listener, surface, task) in [
+            (listeners.public, Surface::Public, "public listener"),
+            (listeners.admin, Surface::Admin, "admin listener"),
+        ] {
+            let serving = http::serve(
+                listener,
+                app.clone(),
+                surface,
+                server.stop.clone().cancelled_owned(),
+            );
+            server.supervise(
+                &server.front,
+                task,
+                tokio::spawn(async move {
+                    serving.await.map_err(|e| ServerError::Task {
+                        task,
+                        source: Box::new(e),
+                    })
+                }),
+            );
+        }
+        let publishing = app
+            .clone()
+            .run_publisher(server.stop.clone().cancelled_owned());
+        server.supervise(
+            &server.front,
+            "publisher",
+            tokio::spawn(async move {
+                publishing.await;
+                Ok(())
+            }),
+        );
+        let watching = app
+            .clone()
+            .run_partners_watcher(server.stop.clone().cancelled_owned());
+        server.supervise(
+            &server.front,
+            "partners watcher",
+            tokio::spawn(async move {
+                watching.await;
+                Ok(())
+            }),
+        );
+        Ok(server)
+    }
+
+    /// The app the tasks serve.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Where the public listener accepts.
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public_addr
+    }
+
+    /// Where the admin listener accepts.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Run `task` beside the others until shutdown (it is then dropped); its error or panic
+    /// shuts the server down like any other task's. Callable from outside the runtime.
+    pub fn spawn<F, E>(&self, name: &'static str, task: F)
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let stop = self.stop.clone();
+        let handle = self.runtime.spawn(async move {
+            match stop.run_until_cancelled(task).await {
+                Some(Err(e)) => Err(ServerError::Task {
+                    task: name,
+                    source: e.into(),
+                }),
+                Some(Ok(())) | None => Ok(()),
+            }
+        });
+        let _guard = self.runtime.enter();
+        self.supervise(&self.front, name, handle);
+    }
+
+    /// Resolves once shutdown has begun: asked for, or a task failed.
+    pub async fn stopping(&self) {
+        self.stop.cancelled().await
+    }
+
+    /// Serve until `shutdown` resolves or a task fails, then shut down.
+    pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = self.stop.cancelled() => {}
+        }
+        self.shutdown().await
+    }
+
+    /// Stop every task (see the module documentation for the order) and return the first
+    /// task failure, if any.
+    pub async fn shutdown(&self) -> Result<(), ServerError> {
+        self.stop.cancel();
+        self.front.close();
+        self.front.wait().await;
+        self.stop_core();
+        self.core.close();
+        self.core.wait().await;
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn stop_core(&self) {
+        self.core_stop.cancel();
+        self.inbox_stop.store(true, Ordering::Release);
+        // Requests queued before this are committed first.
+        self.app.committer.stop();
+    }
+
+    /// Watch `handle` on `tracker`: a failure is recorded (the first one is kept) and starts
+    /// the shutdown.
+    fn supervise(
+        &self,
+        tracker: &TaskTracker,
+        task: &'static str,
+        handle: JoinHandle<Result<(), ServerError>>,
+    ) {
+        let failure = self.failure.clone();
+        let stop = self.stop.clone();
+        tracker.spawn(async move {
+            let error = match handle.await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e,
+                Err(e) if e.is_panic() => ServerError::Panicked {
+                    task,
+                    message: panic_message(e.into_panic()),
+                },
+                // Cancelled: only when the runtime itself shuts down.
+                Err(_) => return,
+            };
+            tracing::error!(task, error = %error, "a server task failed; shutting down");
+            failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(error);
+            stop.cancel();
+        });
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped without [`Server::shutdown`] still stops its tasks (without waiting),
+    /// so the threads holding the store end and the runtime can shut down.
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.stop_core();
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(not a string)".to_string(), |s| s.to_string()),
+    }
+}
