@@ -6,13 +6,12 @@ use super::Cx;
 use crate::catalog::{self, ArchivedProduct};
 use crate::render::xml::XmlBuf;
 pub(super) fn light_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
-    let places = cx.pricing.places;
+    let places = cx.places;
     o.raw(b"\t<product");
     o.attr_u64(b"id", p.id.to_native());
     o.attr_decimal(b"vat", catalog::decimal(&p.vat), 1);
     o.raw(b">\n");
-    let inherited = PriceNodes::product(cx, &p.prices);
-    inherited.write_all(o, b"\t\t", places);
+    PriceNodes::of(&cx.pricing, &p.prices, None).write_all(o, b"\t\t", places);
     if !p.sizes.is_empty() {
         let group = p
             .size_group
@@ -39,7 +38,7 @@ pub(super) fn light_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
                 o.attr_u64(b"iaiext:weight_net", u64::from(weight.to_native()));
             }
             o.raw(b">\n");
-            PriceNodes::size(cx, &size.prices, &p.prices, &inherited).write_all(
+            PriceNodes::of(&cx.pricing, &p.prices, Some(&size.prices)).write_all(
                 o,
                 b"\t\t\t\t",
                 places,

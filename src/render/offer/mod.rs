@@ -18,6 +18,7 @@
 //!   Wholesale profiles get the wholesale price in `<price>`, taken from the size, then the
 //!   product, then falling back to the retail price of the size, then of the product. A price
 //!   that overflows on conversion (beyond 7.9e28) is left out rather than written wrong.
+//!   The formula is [`super::pricing`]'s, which the CSV offer uses too.
 //! - **Sizes in light.xml** keep their full.xml ids and codes (`uniw`, `33-uniw`), so light
 //!   joins to full on `size@id` and `size@code`; IdoSell's own sample writes `0` there.
 //! - **Numbers.** full.xml prices drop trailing zeros (`1563.6`), light.xml prices have two
@@ -45,8 +46,9 @@ use std::io::{self, Write};
 
 use jiff::civil::DateTime;
 
-use self::price::{price_node, PriceNodes, Pricing};
+use self::price::{price_node, PriceNodes};
 use super::dicts::{first_text, text, ArchivedTexts, DictIndex};
+use super::pricing::Pricing;
 use super::xml::{with_scratch, XmlBuf};
 use super::RenderProfile;
 use crate::catalog::{self, ArchivedProduct};
@@ -170,8 +172,7 @@ impl NodeSet {
     const PRICED: u32 = MainNode::Price.bit()
         | MainNode::Srp.bit()
         | MainNode::StrikethroughRetail.bit()
-        | MainNode::StrikethroughWholesale.bit()
-        | MainNode::Sizes.bit();
+        | MainNode::StrikethroughWholesale.bit();
 
     fn of(nodes: &[MainNode]) -> Self {
         NodeSet(nodes.iter().fold(0, |acc, n| acc | n.bit()))
@@ -197,6 +198,8 @@ struct Cx<'c, 'd> {
     profile: &'c RenderProfile,
     dicts: &'c DictIndex<'d>,
     pricing: Pricing,
+    /// Decimal places prices are written with at least.
+    places: u32,
 }
 
 impl<'c, 'd> Cx<'c, 'd> {
@@ -205,6 +208,7 @@ impl<'c, 'd> Cx<'c, 'd> {
             profile,
             dicts,
             pricing: Pricing::full(profile),
+            places: 0,
         }
     }
 
@@ -213,6 +217,7 @@ impl<'c, 'd> Cx<'c, 'd> {
             profile,
             dicts,
             pricing: Pricing::light(profile),
+            places: 2,
         }
     }
 
@@ -471,7 +476,7 @@ fn product_attributes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
 
 fn product_prices(cx: &Cx, p: &ArchivedProduct, set: NodeSet) -> PriceNodes {
     if set.needs_prices() {
-        PriceNodes::product(cx, &p.prices)
+        PriceNodes::of(&cx.pricing, &p.prices, None)
     } else {
         PriceNodes::default()
     }
@@ -490,7 +495,7 @@ fn full_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, set: NodeSet) {
 }
 
 fn main_node(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, node: MainNode, prices: &PriceNodes) {
-    let places = cx.pricing.places;
+    let places = cx.places;
     match node {
         MainNode::Attributes => {}
         MainNode::Producer => refs::producer(o, cx, p),
@@ -507,27 +512,27 @@ fn main_node(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, node: MainNode, pric
         }
         MainNode::Description => description::description(o, cx, p),
         MainNode::Price => {
-            if let Some(pair) = prices.price {
-                price_node(o, b"\t\t", b"price", pair, places);
+            if let Some(price) = &prices.price {
+                price_node(o, b"\t\t", b"price", price, places);
             }
         }
         MainNode::Srp => {
-            if let Some(pair) = prices.srp {
-                price_node(o, b"\t\t", b"srp", pair, places);
+            if let Some(price) = &prices.srp {
+                price_node(o, b"\t\t", b"srp", price, places);
             }
         }
         MainNode::StrikethroughRetail => {
-            if let Some(pair) = prices.strikethrough_retail {
-                price_node(o, b"\t\t", b"strikethrough_retail_price", pair, places);
+            if let Some(price) = &prices.strikethrough_retail {
+                price_node(o, b"\t\t", b"strikethrough_retail_price", price, places);
             }
         }
         MainNode::StrikethroughWholesale => {
-            if let Some(pair) = prices.strikethrough_wholesale {
-                price_node(o, b"\t\t", b"strikethrough_wholesale_price", pair, places);
+            if let Some(price) = &prices.strikethrough_wholesale {
+                price_node(o, b"\t\t", b"strikethrough_wholesale_price", price, places);
             }
         }
         MainNode::Promotion => price::promotion(o, cx, p),
-        MainNode::Sizes => sizes::full_sizes(o, cx, p, prices),
+        MainNode::Sizes => sizes::full_sizes(o, cx, p),
         MainNode::Images => media::images(o, p),
         MainNode::Parameters => parameters::parameters(o, cx, p),
         MainNode::Attachments => media::attachments(o, cx, p),

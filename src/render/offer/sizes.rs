@@ -28,7 +28,7 @@ pub(super) fn size_name<'x>(
     }
 }
 
-pub(super) fn full_sizes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, inherited: &PriceNodes) {
+pub(super) fn full_sizes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
     if p.sizes.is_empty() {
         return;
     }
@@ -66,10 +66,10 @@ pub(super) fn full_sizes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, inherite
         }
         o.attr_u64(b"iaiext:priority", priority as u64);
         o.raw(b">\n");
-        PriceNodes::size(cx, &size.prices, &p.prices, inherited).write_all(
+        PriceNodes::of(&cx.pricing, &p.prices, Some(&size.prices)).write_all(
             o,
             b"\t\t\t\t",
-            cx.pricing.places,
+            cx.places,
         );
         for s in size.stock.iter() {
             let quantity = catalog::decimal(&s.quantity);
