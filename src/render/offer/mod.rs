@@ -335,7 +335,8 @@ pub fn write_removed_product(w: &mut impl Write, id: u64) -> io::Result<()> {
 
 /// Writes one main node alone, exactly as it appears inside full.xml's `<product>`
 /// (nothing if the product lacks it). [`MainNode::Attributes`] is written as an empty
-/// `<product .../>` element. Used to hash nodes canonically.
+/// `<product .../>` element. Change files use it to tell whether a changed node still
+/// renders (node hashes come from the data, not from this).
 pub fn write_main_node(
     w: &mut impl Write,
     profile: &RenderProfile,
