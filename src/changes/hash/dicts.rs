@@ -42,10 +42,13 @@ const MISSING: NodeHash = [0; 16];
 
 /// Why dictionary hashes could not be computed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read dictionary entry {what}: {reason}")]
+#[error("cannot {step} dictionary entry {what}")]
 pub struct DictHashError {
+    /// `read` (the archive) or `encode` (the canonical JSON).
+    step: &'static str,
     what: String,
-    reason: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
 }
 
 fn entry_hash<A, T>(archived: &A, what: impl Fn() -> String) -> Result<NodeHash, DictHashError>
@@ -55,13 +58,15 @@ where
 {
     let owned: T =
         rkyv::deserialize::<T, rkyv::rancor::Error>(archived).map_err(|e| DictHashError {
+            step: "read",
             what: what(),
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
     // serde_json writes struct fields in declaration order and maps sorted: canonical.
     let json = serde_json::to_vec(&owned).map_err(|e| DictHashError {
+        step: "encode",
         what: what(),
-        reason: e.to_string(),
+        source: Box::new(e),
     })?;
     Ok(hash16(&json))
 }
