@@ -2,7 +2,8 @@
 //! IOF 3.0 offers (IdoSell's Internet Offer Format) and CSV.
 //!
 //! Data flows one way through the stages, each a module with a small public surface:
-//! `ingest → store → snapshot → changes → render → artifacts → http`.
+//! `ingest → store → snapshot → changes → artifacts → http`; `render` is the library the
+//! artifacts stage writes with. `docs/design.md` §2 has the map.
 
 pub mod app;
 pub mod artifacts;

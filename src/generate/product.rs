@@ -8,7 +8,15 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::dict::{self, texts, Dictionary, Gender, Leaf, Theme};
+mod codes;
+mod words;
+
+#[cfg(test)]
+pub(super) use codes::check_digit;
+use codes::{ean13, hex, isbn13, slug};
+use words::*;
+
+use super::dict::{self, texts, Dictionary, Leaf, Theme};
 use crate::catalog::{
     round_money, Attachment, AttachmentEnable, AttachmentType, AttachmentVersion, BundleType,
     Bundled, BundledComponent, CodeStandard, ComponentChoice, Decimal, Description, Group, Icons,
@@ -30,149 +38,6 @@ enum Stream {
     Detail = 1,
     Family = 2,
 }
-
-const ADJECTIVES: [(&str, &str, &str, &str, &str); 11] = [
-    (
-        "elegancki",
-        "elegancka",
-        "eleganckie",
-        "eleganckie",
-        "elegant",
-    ),
-    ("wygodny", "wygodna", "wygodne", "wygodne", "comfortable"),
-    ("lekki", "lekka", "lekkie", "lekkie", "lightweight"),
-    (
-        "klasyczny",
-        "klasyczna",
-        "klasyczne",
-        "klasyczne",
-        "classic",
-    ),
-    (
-        "nowoczesny",
-        "nowoczesna",
-        "nowoczesne",
-        "nowoczesne",
-        "modern",
-    ),
-    (
-        "wytrzymały",
-        "wytrzymała",
-        "wytrzymałe",
-        "wytrzymałe",
-        "durable",
-    ),
-    ("miękki", "miękka", "miękkie", "miękkie", "soft"),
-    (
-        "praktyczny",
-        "praktyczna",
-        "praktyczne",
-        "praktyczne",
-        "practical",
-    ),
-    // Food-friendly ones last: food picks only from here.
-    (
-        "ekologiczny",
-        "ekologiczna",
-        "ekologiczne",
-        "ekologiczne",
-        "organic",
-    ),
-    (
-        "świąteczny",
-        "świąteczna",
-        "świąteczne",
-        "świąteczne",
-        "festive",
-    ),
-    (
-        "rzemieślniczy",
-        "rzemieślnicza",
-        "rzemieślnicze",
-        "rzemieślnicze",
-        "artisan",
-    ),
-];
-const FOOD_ADJECTIVES: usize = 8;
-
-const MODELS: [&str; 20] = [
-    "Łódź",
-    "Gdańsk",
-    "Kraków",
-    "Zakopane",
-    "Wrocław",
-    "Poznań",
-    "Żywiec",
-    "Sopot",
-    "Białowieża",
-    "Toruń",
-    "Kołobrzeg",
-    "Świnoujście",
-    "Nałęczów",
-    "Ustka",
-    "Hel",
-    "Kazimierz",
-    "Mazury",
-    "Bieszczady",
-    "Pieniny",
-    "Częstochowa",
-];
-
-/// Name suffixes that need XML escaping downstream: `(pol, eng)`.
-const SPECIAL_SUFFIXES: [(&str, &str); 4] = [
-    (" \"Limited\"", " \"Limited\""),
-    (" & etui", " & case"),
-    (" <nowość>", " <new>"),
-    (" 2w1 'Duo'", " 2-in-1 'Duo'"),
-];
-
-const TITLES: [(&str, &str); 10] = [
-    ("Cisza nad Wartą", "Silence over the Warta"),
-    ("Kuchnia polska na co dzień", "Everyday Polish cooking"),
-    ("Ogród w mieście", "A garden in the city"),
-    ("Zdrowy sen & dobry dzień", "Good sleep & a good day"),
-    ("Sztuka negocjacji", "The art of negotiation"),
-    ("Żółw, który się spieszył", "The tortoise in a hurry"),
-    ("Rust <od podstaw>", "Rust <from scratch>"),
-    ("Śladami Piastów", "In the footsteps of the Piasts"),
-    ("Mały książę z Łodzi", "The little prince of Łódź"),
-    ("Pieniądze > marzenia?", "Money > dreams?"),
-];
-
-const FEATURES: [(&str, &str); 6] = [
-    (
-        "Wysoka jakość wykonania i szybka wysyłka.",
-        "High-quality workmanship and fast shipping.",
-    ),
-    (
-        "Wymiary opakowania < 30 × 20 cm.",
-        "Package dimensions < 30 × 20 cm.",
-    ),
-    (
-        "Świetny pomysł na prezent – święta & urodziny.",
-        "A great gift idea – holidays & birthdays.",
-    ),
-    (
-        "Produkt sprawdzony przez naszych klientów.",
-        "Tried and tested by our customers.",
-    ),
-    (
-        "Gwarantujemy zwrot do 30 dni, bez \"ale\".",
-        "30-day returns, no \"buts\".",
-    ),
-    (
-        "Zamówienia > 200 zł wysyłamy gratis.",
-        "Free shipping on orders > PLN 200.",
-    ),
-];
-
-const SERVICE_TIERS: [(&str, &str); 3] = [
-    ("Standard", "Standard"),
-    ("Komfort", "Comfort"),
-    ("Ekspres", "Express"),
-];
-
-const PROMOTIONS: [&str; 3] = ["Promocja tygodnia", "Wyprzedaż sezonowa", "Black Week -20%"];
 
 /// A variant group: consecutive products sharing everything but their colour.
 #[derive(Clone, Copy)]
@@ -253,46 +118,6 @@ fn scale(cents: i64, percent: i64) -> i64 {
     (cents * percent + 50) / 100
 }
 
-/// EAN-13/ISBN-13 check digit of 12 digits.
-pub(super) fn check_digit(digits12: &str) -> u32 {
-    let sum: u32 = digits12
-        .bytes()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 1 } else { 3 })
-        .sum();
-    (10 - sum % 10) % 10
-}
-
-/// A valid EAN-13 with the Polish prefix 590, unique per `(id, size)` for the first 62.5
-/// million products: the serial is scrambled by a bijection of 0..10^9 so codes look random.
-fn ean13(id: ProductId, size: usize) -> String {
-    const M: u64 = 1_000_000_000;
-    let serial = (id.wrapping_mul(16).wrapping_add(size as u64) % M) * 387_420_489 % M;
-    let body = format!("590{serial:09}");
-    let check = check_digit(&body);
-    format!("{body}{check}")
-}
-
-/// A valid ISBN-13 in the Polish 978-83 range.
-fn isbn13(id: ProductId) -> String {
-    const M: u64 = 10_000_000;
-    let serial = (id % M) * 1_594_323 % M;
-    let body = format!("97883{serial:07}");
-    let check = check_digit(&body);
-    format!("{body}{check}")
-}
-
-fn hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes * 2);
-    for _ in 0..bytes {
-        let b: u8 = rng.gen();
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
-}
-
 /// A `YYYY-MM-DD hh:mm:ss` timestamp in 2025.
 fn timestamp(rng: &mut ChaCha8Rng) -> String {
     format!(
@@ -310,40 +135,6 @@ fn capitalize(s: &str) -> String {
     match chars.next() {
         Some(c) => c.to_uppercase().chain(chars).collect(),
         None => String::new(),
-    }
-}
-
-/// A URL slug: lowercase ASCII, Polish letters transliterated, runs of others as one `-`.
-fn slug(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars().flat_map(char::to_lowercase) {
-        let c = match c {
-            'ą' => 'a',
-            'ć' => 'c',
-            'ę' => 'e',
-            'ł' => 'l',
-            'ń' => 'n',
-            'ó' => 'o',
-            'ś' => 's',
-            'ź' | 'ż' => 'z',
-            c => c,
-        };
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_owned()
-}
-
-fn adjective(i: usize, gender: Gender) -> &'static str {
-    let a = ADJECTIVES[i];
-    match gender {
-        Gender::Masculine => a.0,
-        Gender::Feminine => a.1,
-        Gender::Neuter => a.2,
-        Gender::Plural => a.3,
     }
 }
 
@@ -1118,40 +909,5 @@ impl<'d> Synth<'d> {
             },
             components,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn check_digits_match_known_codes() {
-        // 5901234123457 is the classic EAN-13 example; 9788301000000 an ISBN shape.
-        assert_eq!(check_digit("590123412345"), 7);
-        assert_eq!(check_digit("978030640615"), 7);
-        assert_eq!(check_digit("400638133393"), 1);
-    }
-
-    #[test]
-    fn eans_are_unique_per_product_and_size() {
-        let mut seen = std::collections::HashSet::new();
-        for id in 1..2_000 {
-            for size in 0..11 {
-                let code = ean13(id, size);
-                assert_eq!(code.len(), 13);
-                assert!(code.starts_with("590"));
-                assert!(seen.insert(code), "duplicate EAN for {id}/{size}");
-            }
-        }
-    }
-
-    #[test]
-    fn slug_is_ascii_and_tidy() {
-        assert_eq!(
-            slug("Elegant dress Łódź \"Limited\""),
-            "elegant-dress-lodz-limited"
-        );
-        assert_eq!(slug("Set: mug + accessories"), "set-mug-accessories");
     }
 }

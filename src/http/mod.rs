@@ -1,4 +1,5 @@
-//! The HTTP surface: the only module that knows hyper.
+//! The HTTP server: the only module that serves requests (hyper is also a client in `purge`,
+//! which calls the CDN, and in the `load` tool).
 //!
 //! A request's path from socket to bytes: [`serve`] accepts a connection and hands each
 //! request to [`feeds::handle`], which parses the route ([`routes`]), checks the partner,

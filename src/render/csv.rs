@@ -2,9 +2,9 @@
 //! (the partner's prices and stock), one row per product size.
 //!
 //! UTF-8 without BOM, RFC 4180 quoting (only where needed), CRLF line ends, a header row.
-//! Prices follow the XML offer exactly: full converts to the partner's currency, light also
-//! applies the partner's discount, wholesale partners get wholesale prices. `docs/csv.md`
-//! documents every column.
+//! Prices come from the formula the XML offer uses ([`super::pricing`]): full converts to the
+//! partner's currency, light also applies the partner's discount, wholesale partners get
+//! wholesale prices. `docs/csv.md` documents every column.
 
 // Money, VAT and quantities come from outside: every operation on them is checked.
 #![deny(clippy::arithmetic_side_effects)]
@@ -15,12 +15,10 @@ use std::io::Write;
 
 use rust_decimal::Decimal;
 
+use super::pricing::{PriceNode, Pricing};
 use super::reference::{localized, ArchivedTexts};
 use super::RenderError;
-use crate::catalog::{
-    self, ArchivedDictionaries, ArchivedPrice, ArchivedPrices, ArchivedProduct, ArchivedSize,
-    Price, RenderProfile,
-};
+use crate::catalog::{self, ArchivedDictionaries, ArchivedProduct, ArchivedSize, Price, RenderProfile};
 
 /// The columns of `full.csv`, in order.
 pub const FULL_COLUMNS: &[&str] = &[
@@ -85,6 +83,7 @@ pub fn write_full_csv<'p>(
     dicts: &ArchivedDictionaries,
     products: impl IntoIterator<Item = &'p ArchivedProduct>,
 ) -> Result<(), RenderError> {
+    let pricing = Pricing::full(profile);
     let mut out = Out::new(w);
     out.header(FULL_COLUMNS.iter().copied())?;
     let mut names = Names::new(dicts, &profile.languages);
@@ -112,12 +111,13 @@ pub fn write_full_csv<'p>(
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
             let overflow = |column| overflow(id, size, column);
-            let price = size_price(p, size, profile.wholesale)
-                .map(|x| profile.convert(x).ok_or_else(|| overflow("price")))
-                .transpose()?;
-            let srp = size_srp(p, size)
-                .map(|x| profile.convert(x).ok_or_else(|| overflow("srp")))
-                .transpose()?;
+            let [price, srp] =
+                [(PriceNode::Price, "price"), (PriceNode::Srp, "srp")].map(|(node, column)| {
+                    pricing
+                        .quote(node, &p.prices, Some(&size.prices))
+                        .or_overflow(|| overflow(column))
+                });
+            let (price, srp) = (price?, srp?);
             let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
             out.display(id)?;
             out.text(p.kind.as_str())?;
@@ -166,6 +166,7 @@ pub fn write_light_csv<'p>(
     products: impl IntoIterator<Item = &'p ArchivedProduct>,
 ) -> Result<(), RenderError> {
     let warehouses: Vec<u32> = dicts.warehouses.iter().map(|w| w.id.to_native()).collect();
+    let pricing = Pricing::light(profile);
     let mut out = Out::new(w);
     let stock_columns: Vec<String> = warehouses.iter().map(|id| format!("stock_{id}")).collect();
     out.header(
@@ -179,12 +180,13 @@ pub fn write_light_csv<'p>(
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
             let overflow = |column| overflow(id, size, column);
-            let price = size_price(p, size, profile.wholesale)
-                .map(|x| profile.discounted(x).ok_or_else(|| overflow("price")))
-                .transpose()?;
-            let srp = size_srp(p, size)
-                .map(|x| profile.convert(x).ok_or_else(|| overflow("srp")))
-                .transpose()?;
+            let [price, srp] =
+                [(PriceNode::Price, "price"), (PriceNode::Srp, "srp")].map(|(node, column)| {
+                    pricing
+                        .quote(node, &p.prices, Some(&size.prices))
+                        .or_overflow(|| overflow(column))
+                });
+            let (price, srp) = (price?, srp?);
             let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
             out.display(id)?;
             out.text(&size.id)?;
@@ -209,47 +211,6 @@ pub fn write_light_csv<'p>(
         }
     }
     out.finish()
-}
-
-fn price(p: &ArchivedPrice) -> Price {
-    Price {
-        net: catalog::decimal(&p.net),
-        gross: catalog::decimal(&p.gross),
-    }
-}
-
-/// One price field of a size, inherited from the product when the size does not set it.
-fn inherited<'a>(
-    p: &'a ArchivedProduct,
-    size: &'a ArchivedSize,
-    field: impl Fn(&'a ArchivedPrices) -> &'a rkyv::option::ArchivedOption<ArchivedPrice>,
-) -> Option<&'a ArchivedPrice> {
-    field(&size.prices)
-        .as_ref()
-        .or_else(|| field(&p.prices).as_ref())
-}
-
-/// The base-currency price a partner pays for a size, before conversion and discount: the
-/// wholesale price for wholesale partners, else (or when there is none) the retail one. Each
-/// field is first inherited from the product, so a size's own retail price does not hide the
-/// product's wholesale price.
-pub(crate) fn size_price(
-    p: &ArchivedProduct,
-    size: &ArchivedSize,
-    wholesale: bool,
-) -> Option<Price> {
-    let retail = || inherited(p, size, |x| &x.retail);
-    let chosen = if wholesale {
-        inherited(p, size, |x| &x.wholesale).or_else(retail)
-    } else {
-        retail()
-    };
-    chosen.map(price)
-}
-
-/// The suggested retail price of a size (inherited from the product), base currency.
-fn size_srp(p: &ArchivedProduct, size: &ArchivedSize) -> Option<Price> {
-    inherited(p, size, |x| &x.srp).map(price)
 }
 
 /// The size's stock summed over warehouses; -1 (unlimited) when any warehouse is unlimited;
@@ -773,7 +734,7 @@ mod tests {
             ("28.14", "34.61")
         );
         assert_eq!(f[0]["srp_net"], l[0]["srp_net"]);
-        // Same semantics as the profile's own conversion, the one the XML offer uses.
+        // The same values as the profile's own conversion and discount.
         let base = Price {
             net: Decimal::from_str("110.00").unwrap(),
             gross: Decimal::from_str("135.30").unwrap(),

@@ -6,6 +6,7 @@ mod dicts;
 mod error;
 mod gateway;
 mod offer;
+mod pricing;
 mod reference;
 pub(crate) mod xml;
 
