@@ -94,7 +94,7 @@ fn an_iof_offer_dropped_as_a_directory_is_imported() {
         Processed::Rejected(1)
     ));
     let report = fs::read_to_string(inbox.dir.join("rejected/broken.xml.errors.txt")).unwrap();
-    assert!(report.contains("at byte"), "{report}");
+    assert!(report.contains("at line 1 (byte 33)"), "{report}");
 }
 
 #[test]
@@ -438,7 +438,7 @@ fn a_hostile_iof_file_is_rejected_naming_its_bad_product() {
         "{errors}"
     );
     assert!(
-        errors.contains("\nhostile.xml: product at byte"),
+        errors.contains("\nhostile.xml: product at line 2 (byte 80)"),
         "{errors}"
     );
     assert!(inbox.store.snapshot().product(1).is_none());
