@@ -9,6 +9,7 @@ pub mod artifacts;
 pub mod catalog;
 pub mod changes;
 pub mod config;
+pub mod fsio;
 pub mod generate;
 pub mod http;
 pub mod inbox;

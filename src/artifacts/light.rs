@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -217,9 +217,7 @@ impl LightBuilder {
         let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
         if !rendered.is_empty() {
             // One directory sync for every fragment renamed into place.
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| ArtifactError::io(&dir, e))?;
+            crate::fsio::sync_dir(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
         }
         fragments.extend(rendered);
         for (index, old) in &previous {
@@ -552,17 +550,9 @@ fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u6
 /// Temp file, write, fsync, rename. The caller syncs the directory once for all fragments.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, ArtifactError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ArtifactError::io(&path, e));
-    }
+    crate::fsio::Disk::PLAIN
+        .write(&path, &[bytes])
+        .map_err(|e| ArtifactError::io(&path, e))?;
     Ok(FragmentFile::at(path, bytes.len() as u64))
 }
 

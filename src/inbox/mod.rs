@@ -42,8 +42,9 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
+use crate::fsio;
 use crate::ingest::{self, Rejection};
-use crate::store::{self, ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
+use crate::store::{ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
@@ -369,9 +370,8 @@ impl Inbox {
                 continue;
             }
             let claim = self.new_claim()?;
-            fs::rename(&path, claim.join(name)).map_err(io(&path))?;
-            sync_dir(&claim)?;
-            sync_dir(&work)?;
+            // The claim's creation is in `.work/`, which the move syncs too.
+            fsio::rename(&path, &claim.join(name)).map_err(io(&path))?;
             tracing::warn!(file = %name, "drop folder: adopted a file left by an earlier version");
         }
         Ok(())
@@ -381,12 +381,13 @@ impl Inbox {
     pub fn take(&self, name: &str) -> Result<Processed, InboxError> {
         let from = self.dir.join(name);
         let claim = self.new_claim()?;
-        if let Err(e) = fs::rename(&from, claim.join(name)) {
+        if let Err(e) = fsio::rename(&from, &claim.join(name)) {
+            // Only a claim the file never reached is empty and goes; one whose sync failed
+            // holds the file and is resumed at the next start.
             let _ = fs::remove_dir(&claim);
             return Err(io(&from)(e));
         }
-        sync_dir(&self.dir)?;
-        sync_dir(&claim)?;
+        // The claim directory's own entry.
         sync_dir(&self.dir.join(WORK))?;
         self.fault(Step::Claimed).map_err(io(&claim))?;
         // The companion served this file: a later file of the name must bring its own.
@@ -555,9 +556,7 @@ impl Inbox {
             .map(|n| n.trim_start_matches('.'))
             .unwrap_or("claim");
         let dir = self.dir.join(POISONED).join(id);
-        fs::rename(claim, &dir)?;
-        fsync_dir(&self.dir.join(POISONED))?;
-        fsync_dir(&self.dir.join(WORK))?;
+        fsio::rename(claim, &dir)?;
         Ok(dir)
     }
 
@@ -576,12 +575,12 @@ impl Inbox {
     /// the claim.
     fn finish(&self, claim: &Path, name: &str, to: &str) -> Result<(), InboxError> {
         self.move_to(&claim.join(name), name, to)?;
-        sync_dir(claim)?;
         self.fault(Step::Moved).map_err(io(claim))?;
         self.release(claim)
     }
 
-    /// Rename `from` to `to/name`, replacing what has that name there, durably.
+    /// Rename `from` to `to/name`, replacing what has that name there, durably (both
+    /// directories synced).
     fn move_to(&self, from: &Path, name: &str, to: &str) -> Result<(), InboxError> {
         let dest = self.dir.join(to).join(name);
         match fs::symlink_metadata(&dest) {
@@ -589,8 +588,7 @@ impl Inbox {
             Ok(_) if from.is_dir() => fs::remove_file(&dest).map_err(io(&dest))?,
             _ => {}
         }
-        fs::rename(from, &dest).map_err(io(from))?;
-        sync_dir(&self.dir.join(to))
+        fsio::rename(from, &dest).map_err(io(from))
     }
 
     /// Remove a claim whose file has left: its marker, then its directory.
@@ -1067,11 +1065,7 @@ pub fn spool_more(
 }
 
 fn sync_dir(dir: &Path) -> Result<(), InboxError> {
-    fsync_dir(dir).map_err(io(dir))
-}
-
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    store::fsync_dir(dir)
+    fsio::sync_dir(dir).map_err(io(dir))
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), InboxError> {
@@ -1092,12 +1086,9 @@ fn into_io(e: InboxError) -> std::io::Error {
     }
 }
 
-/// The store's atomic write (temp file, fsync, rename), then the directory's fsync.
+/// Atomic write (temp file, fsync, rename), then the directory's fsync.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), InboxError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    store::write_file(dir, name, &[bytes]).map_err(io(path))?;
-    sync_dir(dir)
+    fsio::write(path, bytes).map_err(io(path))
 }
 
 /// A file renamed into the folder: the sign of a complete drop, taken at once.

@@ -406,34 +406,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("partners.toml");
     // A unique temp name, so two writers never write into the same temp file.
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}.tmp",
-        std::process::id(),
-        rand::rngs::OsRng.next_u32()
-    ));
+    let mut file = crate::fsio::create(path).map_err(io)?;
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
         match std::fs::metadata(path) {
-            Ok(meta) => file.set_permissions(meta.permissions())?,
-            Err(_) => restrict(&file)?,
+            Ok(meta) => file.file().set_permissions(meta.permissions())?,
+            Err(_) => restrict(file.file())?,
         }
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
+        file.commit_and_sync_dir()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.map_err(io)
 }
 

@@ -3,17 +3,7 @@
 //! with the error it carries, as a full disk or a failing device would.
 
 /// A durability step of a file publication or of the commit point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Step {
-    /// Creating or writing a temporary file.
-    Write,
-    /// `sync_all` of a file.
-    Fsync,
-    /// Renaming (or linking) a file into place.
-    Rename,
-    /// `sync_all` of a directory.
-    DirFsync,
-}
+pub(crate) use crate::fsio::Step;
 
 /// Called before each step on `path` (the file, or the directory for [`Step::DirFsync`]).
 #[cfg(not(test))]

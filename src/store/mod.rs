@@ -47,7 +47,6 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
-pub(crate) use durable::{sync_dir as fsync_dir, write_file};
 pub use lock::LOCK;
 pub use recover::{verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool};
