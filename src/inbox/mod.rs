@@ -43,8 +43,8 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
 use crate::fsio;
-use crate::ingest::{self, Rejection};
-use crate::store::{ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
+use crate::ingest::{self, BatchBuilder, Rejection};
+use crate::store::{ApplyMode, ApplyReport, Parked, Spool, SpooledBatch, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
@@ -932,6 +932,7 @@ impl Inbox {
                     .to_string(),
             );
         }
+        let spooled = spooled.into_target();
         Ok((
             Batch {
                 dicts: spooled.dicts,
@@ -986,81 +987,47 @@ fn read_offer(
             "IOF values not imported"
         );
     }
+    // The same duplicate rule as for every batch; an offer has no lines.
+    let mut builder = BatchBuilder::new(Vec::new());
+    let mut rejected = Rejections::default();
+    for record in offer.records {
+        let Ok(duplicate) = builder.add(name, 0, record);
+        if let Some(r) = duplicate {
+            rejected.push(r);
+        }
+    }
     Ok((
         Batch {
-            records: offer.records,
+            records: builder.into_target(),
             ..Batch::default()
         },
-        Rejections::default(),
+        rejected,
     ))
 }
 
-/// A JSON Lines input parsed for [`Store::apply_spooled`]: products parked in a spool,
-/// dictionary records and deletions in order.
-pub struct SpooledJsonl {
-    pub dicts: Vec<Record>,
-    pub changes: Vec<Parked>,
-    pub spool: Spool,
-    /// Accepted records.
-    pub count: usize,
-}
-
-/// Read JSON Lines from `reader`, parking every accepted product in a new spool of `store`;
-/// a product id seen earlier rejects the later line. Memory: about 16 bytes per product.
+/// Read JSON Lines from `reader` into a new spooled batch of `store`, under ingest's one
+/// duplicate rule (see [`BatchBuilder`]). Memory: about 16 bytes per product.
 /// `Err` when the input cannot be read or the spool written.
 pub fn spool_jsonl(
     store: &Store,
     name: &str,
     reader: impl std::io::BufRead,
-) -> Result<(SpooledJsonl, Rejections), String> {
-    let mut out = SpooledJsonl {
-        dicts: Vec::new(),
-        changes: Vec::new(),
-        spool: store.spool().map_err(|e| e.to_string())?,
-        count: 0,
-    };
-    spool_more(&mut out, &mut HashMap::new(), name, reader).map(|rejected| (out, rejected))
+) -> Result<(BatchBuilder<SpooledBatch>, Rejections), String> {
+    let mut builder =
+        BatchBuilder::new(SpooledBatch::new(store.spool().map_err(|e| e.to_string())?));
+    spool_more(&mut builder, name, reader).map(|rejected| (builder, rejected))
 }
 
-/// Add another input to `out` (several files as one batch); `seen` carries product ids.
+/// Add another input to `builder` (several files as one batch).
 pub fn spool_more(
-    out: &mut SpooledJsonl,
-    seen: &mut HashMap<u64, (String, u64)>,
+    builder: &mut BatchBuilder<SpooledBatch>,
     name: &str,
     reader: impl std::io::BufRead,
 ) -> Result<Rejections, String> {
     let mut rejected = Rejections::default();
-    for item in ingest::JsonlReader::new(name, reader) {
-        match item {
-            Ok(parsed) => match parsed.record {
-                Record::Product(p) => {
-                    if let Some((file, first)) = seen.get(&p.id) {
-                        rejected.push(Rejection {
-                            source: name.to_string(),
-                            line: parsed.line,
-                            field: Some("id".into()),
-                            reason: format!("duplicate of product {} on {file}:{first}", p.id),
-                        });
-                        continue;
-                    }
-                    seen.insert(p.id, (name.to_string(), parsed.line));
-                    out.changes
-                        .push(out.spool.park(&p).map_err(|e| e.to_string())?);
-                    out.count += 1;
-                }
-                Record::DeleteProduct { id } => {
-                    out.changes.push(Parked::Delete(id));
-                    out.count += 1;
-                }
-                dict => {
-                    out.dicts.push(dict);
-                    out.count += 1;
-                }
-            },
-            Err(ingest::LineError::Rejected(r)) => rejected.push(r),
-            Err(ingest::LineError::Fatal(e)) => return Err(e.to_string()),
-        }
-    }
+    builder
+        .add_jsonl(name, reader, &mut |r| rejected.push(r))
+        .map_err(|e| e.to_string())?;
     Ok(rejected)
 }
 
