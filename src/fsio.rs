@@ -50,9 +50,6 @@ impl std::fmt::Debug for Disk {
     }
 }
 
-/// How many files are fsynced at once; the threads wait on the device, not on a core.
-const SYNC_THREADS: usize = 8;
-
 impl Disk {
     /// No hook: what production code uses.
     pub const PLAIN: Disk = Disk { hook: no_hook };
@@ -98,36 +95,21 @@ impl Disk {
         File::open(dir)?.sync_all()
     }
 
-    /// fsync files written earlier (several at once: the device sees one deep queue instead
-    /// of one flush after another). A file that is gone needs no sync when `missing_ok`.
+    /// fsync files written earlier, several at once on the shared pool (the device sees a
+    /// queue instead of one flush after another). A file that is gone needs no sync when `missing_ok`.
     pub fn sync_files(&self, paths: &[PathBuf], missing_ok: bool) -> io::Result<()> {
         if paths.is_empty() {
             return Ok(());
         }
-        let chunk = paths.len().div_ceil(SYNC_THREADS);
+        use rayon::prelude::*;
         let hook = self.hook;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = paths
-                .chunks(chunk)
-                .map(|paths| {
-                    // fsync acts on the inode: a fresh descriptor flushes what the writer wrote.
-                    scope.spawn(move || {
-                        paths.iter().try_for_each(|p| {
-                            hook(Step::Fsync, p)?;
-                            match File::open(p).and_then(|f| f.sync_all()) {
-                                Err(e) if missing_ok && e.kind() == io::ErrorKind::NotFound => {
-                                    Ok(())
-                                }
-                                other => other,
-                            }
-                        })
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
+        // fsync acts on the inode: a fresh descriptor flushes what the writer wrote.
+        paths.par_iter().with_max_len(1).try_for_each(|p| {
+            hook(Step::Fsync, p)?;
+            match File::open(p).and_then(|f| f.sync_all()) {
+                Err(e) if missing_ok && e.kind() == io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
         })
     }
 

@@ -408,46 +408,17 @@ pub(crate) fn gzip(plain: &Artifact) -> Result<Artifact, ArtifactError> {
     )
 }
 
-/// [`gzip`] for each of `plain`, on all cores (largest first, so one big full.xml does not
+/// [`gzip`] for each of `plain`, on the shared pool's cores (largest first, so one big full.xml does not
 /// start last); results in the order of `plain`.
 pub(crate) fn gzip_all(plain: &[Arc<Artifact>]) -> Result<Vec<Artifact>, ArtifactError> {
+    use rayon::prelude::*;
     let mut order: Vec<usize> = (0..plain.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(plain[i].len));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(plain.len().max(1));
-    let mut done: Vec<(usize, Result<Artifact, ArtifactError>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&i) = order.get(k) else {
-                            return out;
-                        };
-                        out.push((i, gzip(&plain[i])));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![(
-                        usize::MAX,
-                        Err(ArtifactError::io(
-                            Path::new("gzip"),
-                            std::io::Error::other("a compression thread panicked"),
-                        )),
-                    )]
-                })
-            })
-            .collect()
-    });
+    let mut done: Vec<(usize, Result<Artifact, ArtifactError>)> = order
+        .par_iter()
+        .with_max_len(1)
+        .map(|&i| (i, gzip(&plain[i])))
+        .collect();
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
 }

@@ -258,34 +258,15 @@ impl LightBuilder {
         dicts: &DictIndex,
         dicts_id: [u8; 32],
     ) -> Result<Vec<(u32, Arc<Fragment>)>, ArtifactError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(shards.len().max(1));
-        let chunk = shards.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|s| {
-                                self.render_shard(dir, s, profile, dicts, dicts_id)
-                                    .map(|f| (s.index, Arc::new(f)))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                let part = h
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                out.extend(part);
-            }
-            Ok(out)
-        })
+        use rayon::prelude::*;
+        // On the shared pool; fragments in shard order.
+        shards
+            .par_iter()
+            .map(|s| {
+                self.render_shard(dir, s, profile, dicts, dicts_id)
+                    .map(|f| (s.index, Arc::new(f)))
+            })
+            .collect()
     }
 
     fn render_shard(
