@@ -151,10 +151,6 @@ impl<W: Write> Write for Tee<W> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -259,7 +255,7 @@ fn check_one(data: &Path, meta_path: &Path) -> Result<u64, String> {
         md5.update(&buf[..n]);
         len += n as u64;
     }
-    let md5 = hex(&md5.finalize());
+    let md5 = hex::encode(md5.finalize());
     if len != meta.len || md5 != meta.md5 {
         return Err(format!(
             "{}: {len} bytes with MD5 {md5}, but its sidecar records {} bytes with MD5 {}",
@@ -362,7 +358,7 @@ pub(crate) fn build(
         .into_inner()
         .map_err(|e| ArtifactError::io(&path, e.into_error()))?;
     file.commit().map_err(|e| ArtifactError::io(&path, e))?;
-    let md5 = hex(&md5.finalize());
+    let md5 = hex::encode(md5.finalize());
     let b3 = blake3.finalize().to_hex().to_string();
     write_meta(
         &path,
@@ -471,7 +467,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(a.len, 8);
-        assert_eq!(a.md5, hex(&Md5::digest(b"<offer/>")));
+        assert_eq!(a.md5, hex::encode(Md5::digest(b"<offer/>")));
         assert_eq!(a.memory.as_deref(), Some(&b"<offer/>"[..]));
         assert!(a.etag.starts_with('"') && a.etag.ends_with('"'));
         // Same input: found on disk, the renderer is not called.

@@ -195,10 +195,7 @@ fn render_gateway(
     };
     let mut bytes = Vec::with_capacity(8 * 1024);
     render::write_gateway(&mut bytes, &gateway).ok()?;
-    let md5: String = Md5::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let md5 = hex::encode(Md5::digest(&bytes));
     let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
     let gz = super::file::gzip_bytes(&bytes).ok()?;
     let plain = Artifact {
@@ -219,10 +216,7 @@ fn render_gateway(
     };
     let encoded = Artifact {
         len: gz.len() as u64,
-        md5: Md5::digest(&gz)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        md5: hex::encode(Md5::digest(&gz)),
         etag: format!("\"{}\"", &blake3::hash(&gz).to_hex()[..32]),
         content_encoding: Some("gzip"),
         memory: Some(Bytes::from(gz)),

@@ -483,7 +483,7 @@ impl LightBuilder {
         let md5 = if len <= MD5_LIMIT {
             let mut md5 = Md5::new();
             each_slice(&pieces, |b| md5.update(b))?;
-            md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(md5.finalize())
         } else {
             String::new()
         };
@@ -516,11 +516,10 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// `s{index}-{content}-{dicts}`: what a fragment's bytes depend on (with the profile, which
 /// is the directory).
 fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!(
         "s{index}-{}-{}",
-        hex(&content_id[..12]),
-        hex(&dicts_id[..6])
+        hex::encode(&content_id[..12]),
+        hex::encode(&dicts_id[..6])
     )
 }
 

@@ -308,10 +308,7 @@ impl Artifacts {
                 light_files.extend(gz);
                 // Reference files change only with the dictionaries: key them by content so
                 // their hash and `changed` stay put across catalog generations.
-                let dict_id: String = snapshot.dicts_content_id()[..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let dict_id = hex::encode(&snapshot.dicts_content_id()[..8]);
                 for kind in ReferenceKind::ALL {
                     let name = format!("{}.xml", kind.name());
                     let reference_meta = ReferenceMeta { generated, expires };

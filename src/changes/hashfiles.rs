@@ -33,26 +33,15 @@ pub fn cid(content_id: &[u8; 32]) -> Cid {
     out
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// A content id in lowercase hex, as names and the checkpoint spell it.
+pub fn hex(cid: &Cid) -> String {
+    hex::encode(cid)
 }
 
-/// Parse what [`hex`] wrote.
+/// A content id as [`hex`] wrote it (exactly 32 hex digits).
 pub fn unhex(s: &str) -> Option<Cid> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 16];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 

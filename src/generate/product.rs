@@ -282,15 +282,10 @@ fn isbn13(id: ProductId) -> String {
     format!("{body}{check}")
 }
 
-fn hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes * 2);
-    for _ in 0..bytes {
-        let b: u8 = rng.gen();
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+/// `bytes` random bytes in lowercase hex (one draw per byte, so a seed's catalog stays put).
+fn random_hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
+    let drawn: Vec<u8> = (0..bytes).map(|_| rng.gen::<u8>()).collect();
+    hex::encode(drawn)
 }
 
 /// A `YYYY-MM-DD hh:mm:ss` timestamp in 2025.
@@ -882,7 +877,7 @@ impl<'d> Synth<'d> {
         let full = rng.gen_bool(0.8);
         Image {
             url,
-            md5: full.then(|| hex(rng, 16)),
+            md5: full.then(|| random_hex(rng, 16)),
             changed: full.then(|| timestamp(rng)),
             width: Some(width),
             height: Some(height),

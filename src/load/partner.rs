@@ -39,10 +39,6 @@ pub fn gunzip_if_gz(url: &str, bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// MD5 (and optionally a copy) of the identity bytes of a body.
 struct Sink {
     md5: Md5,
@@ -368,7 +364,7 @@ impl Partner {
         let outcome = self.get_listed("full", full, claim).await;
         let md5 = match (&outcome, &full.hash) {
             (Outcome::Verified(_), Some(h)) => h.clone(),
-            (Outcome::Verified(Some(bytes)), None) => hex(&Md5::digest(bytes)),
+            (Outcome::Verified(Some(bytes)), None) => hex::encode(Md5::digest(bytes)),
             (Outcome::Verified(None), None) => String::new(),
             _ => {
                 if claim {
@@ -518,8 +514,9 @@ impl Partner {
                 return;
             };
             let step = c.hash.clone().unwrap_or_else(|| c.url.clone());
-            let key =
-                hex(&blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16]);
+            let key = hex::encode(
+                &blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16],
+            );
             base.offer = match (base.offer.take(), products) {
                 (Some(offer), Some(products)) => {
                     derive(&shared.offers, &key, offer, products).await
@@ -690,7 +687,7 @@ impl Partner {
                 self.lengths.insert(uri.to_string(), wire);
                 let sink = writer.finish().map_err(|_| "gzip_decode".to_string())?;
                 Ok(Fetched::Body(Body {
-                    md5: hex(&sink.md5.finalize()),
+                    md5: hex::encode(sink.md5.finalize()),
                     etag,
                     bytes: sink.keep,
                 }))
@@ -792,7 +789,7 @@ impl Partner {
         self.lengths.insert(uri.to_string(), total);
         let sink = writer.finish().map_err(|_| "gzip_decode".to_string())?;
         Ok(Fetched::Body(Body {
-            md5: hex(&sink.md5.finalize()),
+            md5: hex::encode(sink.md5.finalize()),
             etag,
             bytes: sink.keep,
         }))
@@ -934,7 +931,10 @@ mod tests {
         w.write(&gz[..3]).unwrap();
         w.write(&gz[3..]).unwrap();
         let sink = w.finish().unwrap();
-        assert_eq!(hex(&sink.md5.finalize()), hex(&Md5::digest(b"hello")));
+        assert_eq!(
+            hex::encode(sink.md5.finalize()),
+            hex::encode(Md5::digest(b"hello"))
+        );
         assert_eq!(sink.keep.as_deref(), Some(&b"hello"[..]));
     }
 }

@@ -109,10 +109,7 @@ pub fn generate_token() -> String {
 
 /// Hex SHA-256 of a token, as stored in `token_sha256`.
 pub fn token_sha256_hex(token: &str) -> String {
-    hash_token(token)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hash_token(token))
 }
 
 fn base64url(bytes: &[u8]) -> String {

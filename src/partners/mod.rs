@@ -483,15 +483,9 @@ fn one_line(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -525,11 +519,7 @@ offer_access = false
 "#;
 
     fn two() -> String {
-        let hex: String = hash_token("0123456789abcdef-b")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        TWO.replace("SHA", &hex)
+        TWO.replace("SHA", &hex::encode(hash_token("0123456789abcdef-b")))
     }
 
     #[test]
