@@ -1,9 +1,10 @@
 //! Gateways: the one file that differs per partner (its links carry the partner's token).
 //! Small, rendered on first request after each publish and kept until the next one.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -78,7 +79,7 @@ impl GatewayCache {
 
     /// Forget every gateway (after a publish or a partners reload).
     pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.map.lock().clear();
     }
 
     /// The partner's gateway for `files`, rendering it on first use. `None` when neither the
@@ -104,7 +105,7 @@ impl GatewayCache {
             snapshot.generation(),
             files as *const ProfileArtifacts as usize,
         );
-        if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(found) = self.map.lock().get(&key) {
             return Some(found.clone());
         }
         let fallback = self
@@ -114,7 +115,7 @@ impl GatewayCache {
             .and_then(|(_, bytes)| rkyv::access::<ArchivedShop, rkyv::rancor::Error>(bytes).ok());
         let shop = catalog_shop(snapshot, links.shop).or(fallback)?;
         let rendered = Arc::new(render_gateway(links, files, snapshot, shop, timezone)?);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map.lock();
         // Bound the cache: one entry per partner and shop in steady state.
         if map.len() > 100_000 {
             map.clear();

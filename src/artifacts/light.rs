@@ -20,12 +20,13 @@
 //!   dropped, so downloads in flight keep their bytes. After a restart the files of the
 //!   current shards are adopted (and re-hashed); the rest are removed.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -189,7 +190,7 @@ impl LightBuilder {
         profile: &RenderProfile,
     ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
         let key = profile.key();
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         if let Some(built) = state.get(&key) {
             if built.generation >= snapshot.generation() {
                 return Ok((built.plain.clone(), built.gz.clone()));
@@ -240,7 +241,7 @@ impl LightBuilder {
 
     /// Forget profiles not in `keep` (their fragments are deleted once unused).
     pub fn retain(&self, keep: &[String]) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         state.retain(|key, light| {
             let kept = keep.contains(key);
             if !kept {

@@ -103,7 +103,7 @@ pub struct Inbox {
     /// Currencies for IOF offers (prices in another currency are converted, or refused).
     iof: ingest::iof::ImportOptions,
     #[cfg(test)]
-    faults: std::sync::Mutex<Vec<(Step, Fault)>>,
+    faults: parking_lot::Mutex<Vec<(Step, Fault)>>,
 }
 
 /// A running watcher; stops when dropped.
@@ -258,7 +258,7 @@ impl Inbox {
             stable,
             iof: ingest::iof::ImportOptions::default(),
             #[cfg(test)]
-            faults: std::sync::Mutex::new(Vec::new()),
+            faults: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -613,7 +613,6 @@ impl Inbox {
             let fault = self
                 .faults
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .iter()
                 .find(|(s, _)| *s == step)
                 .map(|(_, f)| *f);

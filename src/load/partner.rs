@@ -341,11 +341,7 @@ impl Partner {
             }
         };
         if let Some(index) = index {
-            let seen = shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .check(&index, received);
+            let seen = shared.pending.lock().check(&index, received);
             for d in seen {
                 shared.stats.freshness(d);
             }
@@ -426,11 +422,7 @@ impl Partner {
             stats.base_equal.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let touched = self
-            .shared
-            .touched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let touched = self.shared.touched.lock();
         let explained = differing
             .iter()
             .filter(|id| self.shared.opts.external_writes || touched.contains(id))

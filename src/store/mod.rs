@@ -31,9 +31,10 @@ mod parallel;
 mod recover;
 mod spool;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rkyv::util::AlignedVec;
@@ -300,9 +301,7 @@ impl Store {
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.writer.lock()
     }
 
     /// The writer, unless an earlier failure after a commit point made the store refuse

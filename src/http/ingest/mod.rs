@@ -22,9 +22,10 @@
 //! committed from it once the body is complete. Small requests go through the group
 //! committer and share fsyncs; large ones and full syncs are applied on their own.
 
+use parking_lot::Mutex;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, BufRead, Read, Seek, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -33,7 +33,7 @@ impl BufRead for ArrivedReader {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         // An empty chunk is no data, not the end of the body.
         while self.current.is_empty() {
-            let mut arrived = self.arrived.lock().unwrap_or_else(|p| p.into_inner());
+            let mut arrived = self.arrived.lock();
             match arrived.chunks.pop_front() {
                 Some(chunk) => self.current = chunk,
                 None if arrived.ended => break,
@@ -102,18 +102,14 @@ impl LineFeed {
             self.add(&data);
             return Ok(());
         };
-        arrived
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .chunks
-            .push_back(data);
+        arrived.lock().chunks.push_back(data);
         self.drain_array()
     }
 
     /// The body ended: the last line is whole, a JSON array must be closed.
     pub(super) fn finish(&mut self) -> io::Result<()> {
         if let Some((_, arrived)) = &self.array {
-            arrived.lock().unwrap_or_else(|p| p.into_inner()).ended = true;
+            arrived.lock().ended = true;
             self.drain_array()?;
         }
         if self.line_start < self.buf.len() || self.too_long.is_some() {
