@@ -29,8 +29,12 @@ pub enum EditError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{path}: `partner` must be a list of [[partner]] tables")]
     Shape { path: PathBuf },
     #[error("no partner {0:?} in the file")]
@@ -247,9 +251,9 @@ pub fn set_sharing(path: &Path, config: &Config, on: bool) -> Result<(), EditErr
 pub fn list(path: &Path, config: &Config) -> Result<PartnersFile, EditError> {
     let text = read(path)?;
     Partners::parse(&text, path, config).map_err(EditError::Invalid)?;
-    toml::from_str(&text).map_err(|e| EditError::Syntax {
+    toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -265,7 +269,7 @@ fn edit(
             .parse()
             .map_err(|e: toml_edit::TomlError| EditError::Syntax {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source: Box::new(e),
             })?;
     change(&mut doc)?;
     let after = doc.to_string();

@@ -199,8 +199,14 @@ pub enum PartnersError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `message` is the parser's error on one line, with the offending line quoted.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("{path}: partner {id:?}: {reason}")]
     Invalid {
         path: PathBuf,
@@ -244,6 +250,7 @@ impl Partners {
         let file: PartnersFile = toml::from_str(text).map_err(|e| PartnersError::Parse {
             path: path.to_path_buf(),
             message: one_line(text, &e),
+            source: Box::new(e),
         })?;
         let mut accounts = HashMap::new();
         let mut order = Vec::new();

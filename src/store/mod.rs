@@ -71,10 +71,18 @@ pub enum StoreError {
         subject: String,
         source: FieldError,
     },
-    #[error("cannot read back {what} from the current snapshot: {reason}")]
-    Deserialize { what: String, reason: String },
-    #[error("cannot serialize {what}: {reason}")]
-    Serialize { what: String, reason: String },
+    #[error("cannot read back {what} from the current snapshot: {source}")]
+    Deserialize {
+        what: String,
+        #[source]
+        source: rkyv::rancor::Error,
+    },
+    #[error("cannot serialize {what}: {source}")]
+    Serialize {
+        what: String,
+        #[source]
+        source: rkyv::rancor::Error,
+    },
     #[error("invalid store options: {0}")]
     Options(String),
     /// An earlier commit failed after its commit point; writes resume after a restart.
@@ -466,7 +474,7 @@ impl Store {
             let mut dicts: Dictionaries = rkyv::deserialize::<_, rkyv::rancor::Error>(old.dicts())
                 .map_err(|e| StoreError::Deserialize {
                     what: "dictionaries".into(),
-                    reason: e.to_string(),
+                    source: e,
                 })?;
             if apply::apply_dicts(&mut dicts, &batch.dicts, &mut tally) {
                 dicts_changed = Some(dicts);
@@ -778,7 +786,7 @@ impl<'a> Builder<'a> {
         let payload =
             rkyv::to_bytes::<rkyv::rancor::Error>(dicts).map_err(|e| StoreError::Serialize {
                 what: "dictionaries".into(),
-                reason: e.to_string(),
+                source: e,
             })?;
         let content_id = *blake3::hash(&payload).as_bytes();
         if content_id == self.old.dicts_content_id() {
@@ -895,7 +903,7 @@ fn freeze(index: u32, products: Vec<Product>, hint: usize) -> Result<Frozen, Sto
         rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&Shard { products }, buffer)
             .map_err(|e| StoreError::Serialize {
                 what: format!("shard {index}"),
-                reason: e.to_string(),
+                source: e,
             })?;
     let content_id = *blake3::hash(&payload).as_bytes();
     Ok(Some((payload, content_id)))

@@ -133,7 +133,7 @@ impl Spool {
         let bytes =
             rkyv::to_bytes::<rkyv::rancor::Error>(product).map_err(|e| StoreError::Serialize {
                 what: format!("product {}", product.id),
-                reason: e.to_string(),
+                source: e,
             })?;
         let Some(w) = self.writer.as_mut() else {
             return Err(self.io(std::io::Error::other("the spool is sealed")));
@@ -176,7 +176,7 @@ impl Spool {
         rkyv::from_bytes::<Product, rkyv::rancor::Error>(&buf).map_err(|e| {
             StoreError::Deserialize {
                 what: format!("spooled product at {at}"),
-                reason: e.to_string(),
+                source: e,
             }
         })
     }

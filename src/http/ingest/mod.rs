@@ -384,7 +384,7 @@ fn outcome_report(outcome: Outcome, lines: &[u64], mut rejected: Rejections) -> 
 
 /// 409: the mass-deletion guard refused a full sync; nothing applied. The numbers let the
 /// caller check the export and, if it is right, confirm with `confirm_removal`.
-fn removal_refused(app: &App, e: &store::StoreError) -> Response<Body> {
+fn removal_refused(app: &App, e: store::StoreError) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Refusal {
         generation: u64,
@@ -395,6 +395,7 @@ fn removal_refused(app: &App, e: &store::StoreError) -> Response<Body> {
         #[serde(skip_serializing_if = "Option::is_none")]
         confirm_removal: Option<usize>,
     }
+    let reason = e.to_string();
     let store::StoreError::RemovalRefused {
         removing,
         products,
@@ -402,17 +403,17 @@ fn removal_refused(app: &App, e: &store::StoreError) -> Response<Body> {
         confirmed,
     } = e
     else {
-        return HttpError::Internal(e.to_string()).response();
+        return HttpError::internal("a full sync", e).response();
     };
     json(
         StatusCode::CONFLICT,
         &Refusal {
             generation: app.store.snapshot().generation(),
-            reason: e.to_string(),
-            products: *products,
-            would_remove: *removing,
+            reason,
+            products,
+            would_remove: removing,
             full_sync_max_removal: max_percent.to_string(),
-            confirm_removal: *confirmed,
+            confirm_removal: confirmed,
         },
     )
 }

@@ -91,9 +91,9 @@ pub(super) async fn records(
         store.apply_spooled(dicts, changes, &mut spooled.spool, mode)
     })
     .await
-    .map_err(|e| HttpError::Internal(format!("apply task: {e}")))?;
+    .map_err(|e| HttpError::internal("apply task", e))?;
     let applied = match applied {
-        Err(e @ store::StoreError::RemovalRefused { .. }) => return Ok(removal_refused(app, &e)),
+        Err(e @ store::StoreError::RemovalRefused { .. }) => return Ok(removal_refused(app, e)),
         other => other.map_err(store_error)?,
     };
     let (rejected, rejected_unlisted) = rejected.into_parts();

@@ -347,7 +347,7 @@ impl<S: Send + 'static> Parser<S> {
             Parser::Idle(state) => Ok(state),
             Parser::Busy(task) => task
                 .await
-                .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?
+                .map_err(|e| HttpError::internal("parser task", e))?
                 .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied"))),
         }
     }
@@ -369,6 +369,6 @@ where
         parse_batch(batch, &mut sink, &mut rejected).map(|()| (sink, rejected))
     })
     .await
-    .map_err(|e| HttpError::Internal(format!("parser task: {e}")))?
+    .map_err(|e| HttpError::internal("parser task", e))?
     .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))
 }

@@ -148,7 +148,7 @@ pub(super) async fn updates(
     };
     let mut received = tokio::task::spawn_blocking(move || sink.finish())
         .await
-        .map_err(|e| HttpError::Internal(format!("spool task: {e}")))?
+        .map_err(|e| HttpError::internal("spool task", e))?
         .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
     let mut total = Report {
         generation: app.store.snapshot().generation(),
@@ -161,7 +161,7 @@ pub(super) async fn updates(
             (received, ops)
         })
         .await
-        .map_err(|e| HttpError::Internal(format!("spool task: {e}")))?;
+        .map_err(|e| HttpError::internal("spool task", e))?;
         received = back;
         let ops = ops.map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
         let Some(&(first, _)) = ops.first() else {

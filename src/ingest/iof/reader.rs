@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::IofError;
+use super::{IofError, XmlProblem};
 
 /// One element: local name, whether it is an `iaiext:` extension, attributes by qualified
 /// name, children and text.
@@ -62,7 +62,7 @@ pub(super) fn start_node(e: &BytesStart, path: &Path, position: u64) -> Result<N
         let a = a.map_err(|err| IofError::Xml {
             path: path.to_path_buf(),
             position,
-            message: err.to_string(),
+            problem: quick_xml::Error::from(err).into(),
         })?;
         let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
         let value = a
@@ -70,7 +70,7 @@ pub(super) fn start_node(e: &BytesStart, path: &Path, position: u64) -> Result<N
             .map_err(|err| IofError::Xml {
                 path: path.to_path_buf(),
                 position,
-                message: err.to_string(),
+                problem: err.into(),
             })?
             .into_owned();
         attrs.push((key, value));
@@ -114,11 +114,11 @@ impl<R: BufRead> Stream<R> {
         self.reader.buffer_position()
     }
 
-    pub(super) fn xml_error(&self, message: impl std::fmt::Display) -> IofError {
+    pub(super) fn xml_error(&self, problem: impl Into<XmlProblem>) -> IofError {
         IofError::Xml {
             path: self.path.clone(),
             position: self.position(),
-            message: message.to_string(),
+            problem: problem.into(),
         }
     }
 
@@ -133,7 +133,7 @@ impl<R: BufRead> Stream<R> {
                 .map_err(|e| IofError::Xml {
                     path: self.path.clone(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })?;
             match event {
                 Event::Start(e) => {
@@ -189,7 +189,7 @@ impl<R: BufRead> Stream<R> {
                 .map_err(|e| IofError::Xml {
                     path: self.path.clone(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })?;
             match event {
                 Event::Start(e) => {
@@ -205,7 +205,7 @@ impl<R: BufRead> Stream<R> {
                     }
                 }
                 Event::Text(t) => {
-                    let text = t.unescape().map_err(|e| e.to_string());
+                    let text = t.unescape();
                     match text {
                         Ok(text) => {
                             if let Some(top) = open.last_mut() {
@@ -216,9 +216,7 @@ impl<R: BufRead> Stream<R> {
                     }
                 }
                 Event::CData(c) => {
-                    let text = std::str::from_utf8(&c)
-                        .map(str::to_owned)
-                        .map_err(|e| e.to_string());
+                    let text = std::str::from_utf8(&c).map(str::to_owned);
                     match text {
                         Ok(text) => {
                             if let Some(top) = open.last_mut() {
@@ -280,7 +278,7 @@ pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: "no root element".into(),
+                    problem: "no root element".into(),
                 })
             }
             Ok(_) => {}
@@ -288,7 +286,7 @@ pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })
             }
         }
@@ -308,7 +306,7 @@ pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: "no root element".into(),
+                    problem: "no root element".into(),
                 })
             }
             Ok(_) => {}
@@ -316,7 +314,7 @@ pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })
             }
         }
