@@ -64,9 +64,12 @@ impl Disk {
         let dir = parent(dest);
         let name = dest.file_name().and_then(|n| n.to_str()).unwrap_or("file");
         (self.hook)(Step::Write, &dir.join(temp_name_hint(name)))?;
+        // The mode `File::create` gives (0666 less the umask), not a temporary file's 0600:
+        // published files are read by other processes too. A writer wanting less restricts it.
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(TMP_SUFFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)?;
         Ok(AtomicFile {
             tmp,
