@@ -431,9 +431,7 @@ fn import(
         let reader = std::fs::File::open(file)
             .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
             .with_context(|| format!("cannot read {name}"))?;
-        rejected.append(
-            iofd::inbox::spool_more(&mut batch, &name, reader).map_err(anyhow::Error::msg)?,
-        );
+        rejected.append(iofd::inbox::spool_more(&mut batch, &name, reader)?);
     }
     if let Some(path) = &report_file {
         // Written before anything is applied or refused: what the files held, either way.

@@ -43,7 +43,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
 use crate::fsio;
-use crate::ingest::{self, BatchBuilder, Rejection};
+use crate::ingest::{self, BatchBuilder, BatchError, Rejection};
 use crate::store::{ApplyMode, ApplyReport, Parked, Spool, SpooledBatch, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
@@ -921,7 +921,9 @@ impl Inbox {
             &self.store,
             name,
             std::io::BufReader::with_capacity(256 << 10, &file),
-        )?;
+        )
+        // The reason of the file's rejection report.
+        .map_err(|e| e.to_string())?;
         // A writer still at work (an in-place write taken as stable) would be caught here.
         let after = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
         if (before.len(), before.modified().ok()) != (after.len(), after.modified().ok()) {
@@ -1011,9 +1013,9 @@ pub fn spool_jsonl(
     store: &Store,
     name: &str,
     reader: impl std::io::BufRead,
-) -> Result<(BatchBuilder<SpooledBatch>, Rejections), String> {
-    let mut builder =
-        BatchBuilder::new(SpooledBatch::new(store.spool().map_err(|e| e.to_string())?));
+) -> Result<(BatchBuilder<SpooledBatch>, Rejections), BatchError<StoreError>> {
+    let spool = store.spool().map_err(BatchError::Target)?;
+    let mut builder = BatchBuilder::new(SpooledBatch::new(spool));
     spool_more(&mut builder, name, reader).map(|rejected| (builder, rejected))
 }
 
@@ -1022,11 +1024,9 @@ pub fn spool_more(
     builder: &mut BatchBuilder<SpooledBatch>,
     name: &str,
     reader: impl std::io::BufRead,
-) -> Result<Rejections, String> {
+) -> Result<Rejections, BatchError<StoreError>> {
     let mut rejected = Rejections::default();
-    builder
-        .add_jsonl(name, reader, &mut |r| rejected.push(r))
-        .map_err(|e| e.to_string())?;
+    builder.add_jsonl(name, reader, &mut |r| rejected.push(r))?;
     Ok(rejected)
 }
 
