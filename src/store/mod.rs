@@ -62,6 +62,13 @@ pub enum StoreError {
     },
     #[error("{}: invalid manifest: {reason}", path.display())]
     Manifest { path: PathBuf, reason: String },
+    /// A manifest that is not its JSON document (or cannot be written as one).
+    #[error("{}: invalid manifest: {source}", path.display())]
+    ManifestJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("record {index} ({subject}): {source}")]
