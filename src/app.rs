@@ -2,7 +2,9 @@
 //! together, plus the loop that republishes artifacts when the catalog changes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -193,7 +195,7 @@ impl App {
     /// A partner asked for the `language=` profile `key`, which has no files yet: have the
     /// publisher render it (and keep it rendered while an account has it).
     pub fn ask_for_profile(&self, key: &str, profile: &crate::catalog::RenderProfile) {
-        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut asked = self.asked.lock();
         if asked.insert(key.to_string(), profile.clone()).is_none() {
             self.republish_wanted.notify_one();
         }
@@ -204,7 +206,7 @@ impl App {
     fn render_profiles(&self) -> Vec<crate::catalog::RenderProfile> {
         let partners = self.partners();
         let mut profiles = partners.profiles();
-        let mut asked = self.asked.lock().unwrap_or_else(|p| p.into_inner());
+        let mut asked = self.asked.lock();
         asked.retain(|key, _| partners.has_alternate(key));
         profiles.extend(asked.values().cloned());
         profiles
@@ -220,7 +222,7 @@ impl App {
     /// access have their downloads in flight cut; cached gateways are dropped; render profiles
     /// without files are handed to the publisher (off the request path). Blocking.
     pub fn reload_partners(&self) -> Result<PartnersReload, AppError> {
-        let mut status = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = self.reload_lock.lock();
         let started = std::time::Instant::now();
         status.attempts += 1;
         let path = self.config.partners_path();
@@ -316,10 +318,7 @@ impl App {
 
     /// Outcome of the partner reloads so far.
     pub fn partners_status(&self) -> PartnersStatus {
-        self.reload_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.reload_lock.lock().clone()
     }
 
     /// Reload the partners file whenever it changes, until `shutdown` resolves. Without a

@@ -287,8 +287,12 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("{setting}: {reason}")]
     Invalid {
         setting: &'static str,
@@ -307,9 +311,9 @@ impl Config {
         let file = match &args.config {
             Some(path) => read_file(path)?,
             // Demo mode: the bundled demo configuration (its exchange rates serve the demo partners).
-            None if demo => toml::from_str(DEMO_CONFIG).map_err(|e| ConfigError::Parse {
+            None if demo => toml::from_str(DEMO_CONFIG).map_err(|source| ConfigError::Parse {
                 path: PathBuf::from("fixtures/demo/iofd.toml"),
-                message: e.to_string(),
+                source: Box::new(source),
             })?,
             None => FileConfig::default(),
         };
@@ -728,9 +732,9 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(source),
     })
 }
 

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod changes;
 pub mod clock;
 pub mod config;
+pub mod fsio;
 pub mod generate;
 pub mod http;
 pub mod inbox;

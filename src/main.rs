@@ -349,13 +349,8 @@ fn import(
     let started = std::time::Instant::now();
     let store = iofd::store::Store::open(&config.store_dir(), config.store_options())?;
     // Products are parked in a spool as they are read: memory stays small whatever the size.
-    let mut batch = iofd::inbox::SpooledJsonl {
-        dicts: Vec::new(),
-        changes: Vec::new(),
-        spool: store.spool()?,
-        count: 0,
-    };
-    let mut seen = std::collections::HashMap::new();
+    // One batch under ingest's one duplicate rule, whatever mix of files.
+    let mut batch = iofd::ingest::BatchBuilder::new(iofd::store::SpooledBatch::new(store.spool()?));
     let mut rejected = iofd::inbox::Rejections::default();
     // IOF offers read without a gateway: they bring no shop metadata.
     let mut without_shop = Vec::new();
@@ -363,17 +358,11 @@ fn import(
         let is_iof = file.is_dir() || file.extension().is_some_and(|e| e == "xml");
         if is_iof {
             // Products are parked as they are mapped, so memory stays flat however large.
+            let source = file.display().to_string();
             let mut park = |record: iofd::catalog::Record| -> Result<(), String> {
-                batch.count += 1;
-                match record {
-                    iofd::catalog::Record::Product(p) => {
-                        let parked = batch.spool.park(&p).map_err(|e| e.to_string())?;
-                        batch.changes.push(parked);
-                    }
-                    iofd::catalog::Record::DeleteProduct { id } => {
-                        batch.changes.push(iofd::store::Parked::Delete(id));
-                    }
-                    dict => batch.dicts.push(dict),
+                // An offer has no lines: a duplicate names the file.
+                if let Some(r) = batch.add(&source, 0, record).map_err(|e| e.to_string())? {
+                    rejected.push(r);
                 }
                 Ok(())
             };
@@ -422,10 +411,7 @@ fn import(
         let reader = std::fs::File::open(file)
             .map(|f| std::io::BufReader::with_capacity(256 << 10, f))
             .with_context(|| format!("cannot read {name}"))?;
-        rejected.append(
-            iofd::inbox::spool_more(&mut batch, &mut seen, &name, reader)
-                .map_err(anyhow::Error::msg)?,
-        );
+        rejected.append(iofd::inbox::spool_more(&mut batch, &name, reader)?);
     }
     if let Some(path) = &report_file {
         // Written before anything is applied or refused: what the files held, either way.
@@ -446,13 +432,12 @@ fn import(
         bail!("{} line(s) rejected; nothing was imported (use --skip-invalid to import the valid lines)", rejected.total);
     }
     let parsed = started.elapsed();
-    let count = batch.count;
-    let iofd::inbox::SpooledJsonl {
+    let count = batch.count();
+    let iofd::store::SpooledBatch {
         dicts,
         changes,
         mut spool,
-        ..
-    } = batch;
+    } = batch.into_target();
     let report = store.apply_spooled(dicts, changes, &mut spool, mode)?;
     println!(
         "{count} records: {} applied, {} unchanged, {} removed, {} rejected; generation {} ({} shard files, {:.1} MB written); parse {:.2} s, total {:.2} s",

@@ -13,7 +13,9 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -281,12 +283,7 @@ impl Server {
         self.stop_core();
         self.core.close();
         self.core.wait().await;
-        match self
-            .failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        match self.failure.lock().take() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -321,10 +318,7 @@ impl Server {
                 Err(_) => return,
             };
             tracing::error!(task, error = %error, "a server task failed; shutting down");
-            failure
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(error);
+            failure.lock().get_or_insert(error);
             stop.cancel();
         });
     }

@@ -41,7 +41,7 @@ impl Artifacts {
         if due.changes.is_empty() && due.bases.is_empty() {
             return Ok(());
         }
-        let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.build_lock.lock();
         let dicts = DictIndex::new(snapshot.dicts());
         let modified = SystemTime::from(due.now());
         let mut written: Vec<PathBuf> = Vec::new();

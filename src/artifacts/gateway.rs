@@ -1,9 +1,10 @@
 //! Gateways: the one file that differs per partner (its links carry the partner's token).
 //! Small, rendered on first request after each publish and kept until the next one.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -78,7 +79,7 @@ impl GatewayCache {
 
     /// Forget every gateway (after a publish or a partners reload).
     pub fn clear(&self) {
-        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.map.lock().clear();
     }
 
     /// The partner's gateway for `files`, rendering it on first use. `None` when neither the
@@ -104,7 +105,7 @@ impl GatewayCache {
             snapshot.generation(),
             files as *const ProfileArtifacts as usize,
         );
-        if let Some(found) = self.map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        if let Some(found) = self.map.lock().get(&key) {
             return Some(found.clone());
         }
         let fallback = self
@@ -114,7 +115,7 @@ impl GatewayCache {
             .and_then(|(_, bytes)| rkyv::access::<ArchivedShop, rkyv::rancor::Error>(bytes).ok());
         let shop = catalog_shop(snapshot, links.shop).or(fallback)?;
         let rendered = Arc::new(render_gateway(links, files, snapshot, shop, timezone)?);
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.map.lock();
         // Bound the cache: one entry per partner and shop in steady state.
         if map.len() > 100_000 {
             map.clear();
@@ -195,10 +196,7 @@ fn render_gateway(
     };
     let mut bytes = Vec::with_capacity(8 * 1024);
     render::write_gateway(&mut bytes, &gateway).ok()?;
-    let md5: String = Md5::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let md5 = hex::encode(Md5::digest(&bytes));
     let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
     let gz = super::file::gzip_bytes(&bytes).ok()?;
     let plain = Artifact {
@@ -219,10 +217,7 @@ fn render_gateway(
     };
     let encoded = Artifact {
         len: gz.len() as u64,
-        md5: Md5::digest(&gz)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
+        md5: hex::encode(Md5::digest(&gz)),
         etag: format!("\"{}\"", &blake3::hash(&gz).to_hex()[..32]),
         content_encoding: Some("gzip"),
         memory: Some(Bytes::from(gz)),

@@ -20,12 +20,13 @@
 //!   dropped, so downloads in flight keep their bytes. After a restart the files of the
 //!   current shards are adopted (and re-hashed); the rest are removed.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -195,7 +196,7 @@ impl LightBuilder {
     ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
         let key = profile.light_key();
         let gz_for = |gz: &Arc<Artifact>| profile.gzip.then(|| gz.clone());
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         if let Some(built) = state.get(&key) {
             if built.generation >= snapshot.generation() {
                 return Ok((built.plain.clone(), gz_for(&built.gz)));
@@ -223,9 +224,7 @@ impl LightBuilder {
         let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
         if !rendered.is_empty() {
             // One directory sync for every fragment renamed into place.
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| ArtifactError::io(&dir, e))?;
+            crate::fsio::sync_dir(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
         }
         fragments.extend(rendered);
         for (index, old) in &previous {
@@ -253,7 +252,7 @@ impl LightBuilder {
         if self.swept.swap(true, Ordering::AcqRel) {
             return;
         }
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.lock();
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !keep.contains(&name) && !state.contains_key(&name) {
@@ -266,7 +265,7 @@ impl LightBuilder {
 
     /// Forget light keys not in `keep` (their fragments are deleted once unused).
     pub fn retain(&self, keep: &[String]) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock();
         state.retain(|key, light| {
             let kept = keep.contains(key);
             if !kept {
@@ -284,34 +283,15 @@ impl LightBuilder {
         dicts: &DictIndex,
         dicts_id: [u8; 32],
     ) -> Result<Vec<(u32, Arc<Fragment>)>, ArtifactError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .min(shards.len().max(1));
-        let chunk = shards.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shards
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|s| {
-                                self.render_shard(dir, s, profile, dicts, dicts_id)
-                                    .map(|f| (s.index, Arc::new(f)))
-                            })
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::new();
-            for h in handles {
-                let part = h
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-                out.extend(part);
-            }
-            Ok(out)
-        })
+        use rayon::prelude::*;
+        // On the shared pool; fragments in shard order.
+        shards
+            .par_iter()
+            .map(|s| {
+                self.render_shard(dir, s, profile, dicts, dicts_id)
+                    .map(|f| (s.index, Arc::new(f)))
+            })
+            .collect()
     }
 
     fn render_shard(
@@ -528,7 +508,7 @@ impl LightBuilder {
         let md5 = if len <= MD5_LIMIT {
             let mut md5 = Md5::new();
             each_slice(&pieces, |b| md5.update(b))?;
-            md5.finalize().iter().map(|b| format!("{b:02x}")).collect()
+            hex::encode(md5.finalize())
         } else {
             String::new()
         };
@@ -561,11 +541,10 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// `s{index}-{content}-{dicts}`: what a fragment's bytes depend on (with the profile, which
 /// is the directory).
 fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
-    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     format!(
         "s{index}-{}-{}",
-        hex(&content_id[..12]),
-        hex(&dicts_id[..6])
+        hex::encode(&content_id[..12]),
+        hex::encode(&dicts_id[..6])
     )
 }
 
@@ -576,17 +555,9 @@ fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u6
 /// Temp file, write, fsync, rename. The caller syncs the directory once for all fragments.
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, ArtifactError> {
     let path = dir.join(name);
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(ArtifactError::io(&path, e));
-    }
+    crate::fsio::Disk::PLAIN
+        .write(&path, &[bytes])
+        .map_err(|e| ArtifactError::io(&path, e))?;
     Ok(FragmentFile::at(path, bytes.len() as u64))
 }
 

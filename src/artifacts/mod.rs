@@ -105,14 +105,14 @@ pub struct Artifacts {
     timezone: jiff::tz::TimeZone,
     current: ArcSwap<ArtifactSet>,
     /// Serializes builds; serving never waits on it.
-    build_lock: std::sync::Mutex<()>,
+    build_lock: parking_lot::Mutex<()>,
     /// Serializes swaps of `current` (held only while a set is assembled from the last one).
-    swap_lock: std::sync::Mutex<()>,
+    swap_lock: parking_lot::Mutex<()>,
     pub gateways: GatewayCache,
     /// light.xml of every profile, kept current shard by shard.
     pub light: LightBuilder,
     /// Since when each file in its grace has been listed by no served set.
-    unlisted: std::sync::Mutex<HashMap<PathBuf, Instant>>,
+    unlisted: parking_lot::Mutex<HashMap<PathBuf, Instant>>,
 }
 
 impl Artifacts {
@@ -122,11 +122,11 @@ impl Artifacts {
             dir: dir.to_path_buf(),
             timezone: timezone.clone(),
             current: ArcSwap::from_pointee(ArtifactSet::default()),
-            build_lock: std::sync::Mutex::new(()),
-            swap_lock: std::sync::Mutex::new(()),
+            build_lock: parking_lot::Mutex::new(()),
+            swap_lock: parking_lot::Mutex::new(()),
             gateways: GatewayCache::default(),
             light: LightBuilder::new(dir, timezone.clone()),
-            unlisted: std::sync::Mutex::default(),
+            unlisted: parking_lot::Mutex::default(),
         })
     }
 
@@ -155,7 +155,7 @@ impl Artifacts {
         profiles: &[RenderProfile],
         full: &BTreeMap<String, Listing>,
     ) -> Result<Arc<ArtifactSet>, ArtifactError> {
-        let _guard = self.build_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _guard = self.build_lock.lock();
         let previous = self.current.load_full();
         let mut set = ArtifactSet {
             generation: snapshot.generation(),
@@ -184,7 +184,7 @@ impl Artifacts {
                 }),
             );
         }
-        let swap = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let swap = self.swap_lock.lock();
         // light.xml may have moved on (publish_light) while the rest was rendering: keep the
         // newest light of every profile, and the newest snapshot for gateways.
         let latest = self.current.load_full();
@@ -243,7 +243,7 @@ impl Artifacts {
                 built.insert(key.clone(), self.light.build(snapshot, &files.profile)?);
             }
         }
-        let _swap = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _swap = self.swap_lock.lock();
         let latest = self.current.load_full();
         if latest.generation >= snapshot.generation() {
             return Ok(latest);
@@ -342,10 +342,7 @@ impl Artifacts {
                 light_files.extend(gz);
                 // Reference files change only with the dictionaries: key them by content so
                 // their hash and `changed` stay put across catalog generations.
-                let dict_id: String = snapshot.dicts_content_id()[..8]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let dict_id = hex::encode(&snapshot.dicts_content_id()[..8]);
                 let reference_meta = ReferenceMeta { generated, expires };
                 let dict_stem = format!("d{dict_id}");
                 for kind in ReferenceKind::ALL {
@@ -416,7 +413,7 @@ impl Artifacts {
     /// data until the download ends.
     fn collect_garbage(&self, keep: &HashSet<PathBuf>) {
         let now = Instant::now();
-        let mut unlisted = self.unlisted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unlisted = self.unlisted.lock();
         let mut seen = HashSet::new();
         let mut dirs: Vec<(PathBuf, Duration)> = Vec::new();
         for d in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {

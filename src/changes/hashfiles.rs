@@ -12,16 +12,16 @@
 //! those named only by later log frames are verified on open and recomputed from the store.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::hash::{self, DictHashes, ProductHashes};
+use crate::fsio;
 
 const MAGIC: &[u8; 8] = b"IOFDNH01";
 const SHARD: u8 = 1;
 const DICTS: u8 = 2;
-const TMP: &str = ".tmp";
 
 /// A content id, shortened to 128 bits for names and the log.
 pub type Cid = [u8; 16];
@@ -33,26 +33,15 @@ pub fn cid(content_id: &[u8; 32]) -> Cid {
     out
 }
 
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+/// A content id in lowercase hex, as names and the checkpoint spell it.
+pub fn hex(cid: &Cid) -> String {
+    hex::encode(cid)
 }
 
-/// Parse what [`hex`] wrote.
+/// A content id as [`hex`] wrote it (exactly 32 hex digits).
 pub fn unhex(s: &str) -> Option<Cid> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 16];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 
@@ -104,19 +93,16 @@ impl HashFiles {
         if path.exists() {
             return Ok(0);
         }
-        let tmp = self.dir.join(format!("{name}{TMP}"));
         let checksum = blake3::hash(payload);
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = fsio::create(&path)?;
             f.write_all(MAGIC)?;
             f.write_all(&[kind])?;
             f.write_all(payload)?;
             f.write_all(&checksum.as_bytes()[..16])?;
-            drop(f);
-            fs::rename(&tmp, &path)
+            f.persist()
         })();
         if let Err(e) = result {
-            let _ = fs::remove_file(&tmp);
             return Err(self.io(name, e));
         }
         Ok((MAGIC.len() + 1 + payload.len() + 16) as u64)
@@ -196,29 +182,11 @@ impl HashFiles {
         if names.is_empty() {
             return Ok(());
         }
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let failure = std::sync::Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..8.min(names.len()) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(name) = names.get(i) else { return };
-                    let path = self.dir.join(name);
-                    if let Err(e) = File::open(&path).and_then(|f| f.sync_all()) {
-                        // A file removed since (its shard left) needs no sync.
-                        if e.kind() != io::ErrorKind::NotFound {
-                            let mut slot = failure.lock().unwrap_or_else(|p| p.into_inner());
-                            slot.get_or_insert(HashFileError::Io { path, source: e });
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
+        let paths: Vec<PathBuf> = names.iter().map(|n| self.dir.join(n)).collect();
+        // A file removed since (its shard left) needs no sync.
+        fsio::Disk::PLAIN
+            .sync_files(&paths, true)
+            .and_then(|()| fsio::sync_dir(&self.dir))
             .map_err(|source| HashFileError::Io {
                 path: self.dir.clone(),
                 source,

@@ -126,9 +126,7 @@ fn segment_name(start: u64) -> String {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(dir, e))
+    crate::fsio::sync_dir(dir).map_err(|e| io_err(dir, e))
 }
 
 /// Frames in `bytes`, stopping at the first that is incomplete or fails its checksum.

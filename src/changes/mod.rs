@@ -57,7 +57,9 @@ mod windows;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use jiff::civil::{DateTime, Time};
@@ -217,41 +219,13 @@ fn change_name(time: DateTime) -> String {
     format!("full_change{}.xml", schedule::name_stamp(time))
 }
 
-/// `f` over `items` on every core (each worker takes the next item), results in order.
+/// `f` over `items` on every core (rayon's shared pool), results in order.
 /// Workers hold one item's intermediate data at a time, so memory stays bounded by the
 /// number of cores, not of items.
 fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let (next, f) = (&next, &f);
-    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(item) = items.get(i) else {
-                            return done;
-                        };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            // A worker only panics on a bug: surface it.
-            .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    out.sort_unstable_by_key(|(i, _)| *i);
-    out.into_iter().map(|(_, r)| r).collect()
+    use rayon::prelude::*;
+    // One item per task: each worker of the shared pool takes the next item.
+    items.par_iter().with_max_len(1).map(&f).collect()
 }
 
 impl Changes {
@@ -303,10 +277,10 @@ impl Changes {
         &self.opts
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
         // The state is only committed after each step succeeded; a panicked holder left the
         // last committed state.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 
     /// Rebuild the in-memory state from the checkpoint and the log. `Err((None, _))`: no

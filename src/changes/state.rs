@@ -3,8 +3,7 @@
 //! Frames after `log_offset` are replayed on open, so the checkpoint is written only when
 //! windows are cut or bases change, not on every generation.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use crate::catalog::RenderProfile;
@@ -94,13 +93,7 @@ impl State {
     /// Replace the checkpoint durably. Returns the bytes written.
     pub fn write(&self, dir: &Path) -> std::io::Result<u64> {
         let bytes = serde_json::to_vec(self).map_err(std::io::Error::other)?;
-        let tmp = dir.join(format!("{STATE}.tmp"));
-        let mut f = File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, dir.join(STATE))?;
-        File::open(dir)?.sync_all()?;
+        crate::fsio::write(&dir.join(STATE), &bytes)?;
         Ok(bytes.len() as u64)
     }
 }

@@ -10,11 +10,12 @@
 mod dict;
 mod product;
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::catalog::Record;
+use crate::fsio;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,42 +116,14 @@ pub fn generate(opts: &GenerateOptions, out_dir: &Path) -> Result<GenerateSummar
     };
     fs::create_dir_all(out_dir).map_err(file_err(out_dir))?;
     let target = out_dir.join(CATALOG_FILE);
-    let temp = out_dir.join(format!(".{CATALOG_FILE}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&temp).map_err(file_err(&temp))?;
-        let summary = match generate_to(&mut file, opts) {
-            Err(GenerateError::Write(source)) => return Err(file_err(&temp)(source)),
-            other => other?,
-        };
-        file.sync_all().map_err(file_err(&temp))?;
-        drop(file);
-        fs::rename(&temp, &target).map_err(file_err(&target))?;
-        Ok(summary)
-    })();
-    match result {
-        Ok(summary) => {
-            sync_dir(out_dir).map_err(file_err(out_dir))?;
-            Ok(summary)
-        }
-        Err(e) => {
-            // Best effort: the error being reported matters more than a leftover temp file.
-            let _ = fs::remove_file(&temp);
-            Err(e)
-        }
-    }
-}
-
-/// Make a rename durable: fsync the directory that holds the entry (a no-op off Unix).
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-        Ok(())
-    }
+    // Dropped on an error, the temporary file is removed.
+    let mut file = fsio::create(&target).map_err(file_err(&target))?;
+    let summary = match generate_to(&mut file, opts) {
+        Err(GenerateError::Write(source)) => return Err(file_err(&target)(source)),
+        other => other?,
+    };
+    file.commit_and_sync_dir().map_err(file_err(&target))?;
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod words;
 
 #[cfg(test)]
 pub(super) use codes::check_digit;
-use codes::{ean13, hex, isbn13, slug};
+use codes::{ean13, isbn13, random_hex, slug};
 use words::*;
 
 use super::dict::{self, texts, Dictionary, Leaf, Theme};
@@ -673,7 +673,7 @@ impl<'d> Synth<'d> {
         let full = rng.gen_bool(0.8);
         Image {
             url,
-            md5: full.then(|| hex(rng, 16)),
+            md5: full.then(|| random_hex(rng, 16)),
             changed: full.then(|| timestamp(rng)),
             width: Some(width),
             height: Some(height),

@@ -7,9 +7,9 @@
 //! the connection's task is woken, the next socket operation fails, and the socket is closed
 //! with a reset, which also discards what the kernel still had queued for the client.
 
+use parking_lot::Mutex;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -27,7 +27,7 @@ impl ConnCut {
     /// Cut the connection: its next socket operation fails and the socket is reset.
     pub fn fire(&self) {
         self.fired.store(true, Ordering::Release);
-        let waker = self.waker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let waker = self.waker.lock().take();
         if let Some(w) = waker {
             w.wake();
         }
@@ -39,7 +39,7 @@ impl ConnCut {
     }
 
     fn register(&self, cx: &Context<'_>) {
-        let mut slot = self.waker.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.waker.lock();
         match slot.as_ref() {
             Some(w) if w.will_wake(cx.waker()) => {}
             _ => *slot = Some(cx.waker().clone()),

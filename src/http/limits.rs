@@ -24,6 +24,7 @@
 //! the process's descriptor limit, [`PerIp`] keeps one client address from taking every slot,
 //! and [`AcceptBackoff`] makes a failing `accept` (out of descriptors) wait instead of spin.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -32,7 +33,6 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -89,7 +89,7 @@ impl RateLimiter {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut hasher);
         let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
-        let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = shard.lock();
         let bucket = map.entry(key.to_string()).or_insert(Bucket {
             tokens: self.burst,
             last: now,
@@ -221,7 +221,7 @@ impl PerIp {
         }
         // An IPv4 client on a dual-stack socket is the same client as over IPv4.
         let ip = ip.to_canonical();
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self.counts.lock();
         let count = counts.entry(ip).or_insert(0);
         if *count >= self.cap {
             return None;
@@ -234,7 +234,7 @@ impl PerIp {
 
     /// Connections `ip` holds now.
     pub fn held(&self, ip: IpAddr) -> usize {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let counts = self.counts.lock();
         counts.get(&ip.to_canonical()).copied().unwrap_or(0)
     }
 }
@@ -244,7 +244,7 @@ impl Drop for IpSlot {
         let Some((owner, ip)) = self.owner.take() else {
             return;
         };
-        let mut counts = owner.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = owner.counts.lock();
         if let Some(count) = counts.get_mut(&ip) {
             *count -= 1;
             if *count == 0 {
@@ -682,10 +682,7 @@ mod tests {
         let third = per_ip.try_take(a).expect("a slot was given back");
         drop((second, third));
         assert_eq!(per_ip.held(a), 0);
-        assert!(
-            per_ip.counts.lock().unwrap().is_empty(),
-            "no entry left behind"
-        );
+        assert!(per_ip.counts.lock().is_empty(), "no entry left behind");
         let off = PerIp::new(0);
         let all: Vec<_> = (0..1000).map(|_| off.try_take(a).unwrap()).collect();
         assert_eq!(all.len(), 1000);

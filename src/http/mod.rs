@@ -66,8 +66,14 @@ pub enum HttpError {
     /// Every connection slot is taken.
     #[error("the server is busy; retry shortly")]
     Overloaded,
+    /// A fault of the server, not of the request: logged with its cause, answered 500.
     #[error("internal error")]
-    Internal(String),
+    Internal {
+        /// What was being done.
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Admin API: no or wrong bearer token.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -94,6 +100,16 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// [`HttpError::Internal`]: `what` was being done when `source` happened.
+    pub fn internal(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> HttpError {
+        HttpError::Internal {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
     /// The one place errors become statuses. Error answers are never cached: a revoked
     /// partner restored a second later must not be served a stale 403.
     pub fn response(&self) -> Response<Body> {
@@ -112,8 +128,8 @@ impl HttpError {
             HttpError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            HttpError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
+            HttpError::Internal { what, source } => {
+                tracing::error!(what = %what, error = %source, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };

@@ -89,14 +89,14 @@ pub async fn file(
             return builder
                 .status(StatusCode::NOT_MODIFIED)
                 .body(body::empty())
-                .map_err(|e| HttpError::Internal(e.to_string()));
+                .map_err(|e| HttpError::internal("building a response", e));
         }
         Precondition::Failed => {
             return builder
                 .status(StatusCode::PRECONDITION_FAILED)
                 .header(header::CONTENT_LENGTH, 0)
                 .body(body::empty())
-                .map_err(|e| HttpError::Internal(e.to_string()));
+                .map_err(|e| HttpError::internal("building a response", e));
         }
         Precondition::Proceed => {}
     }
@@ -127,7 +127,7 @@ pub async fn file(
                 .header(header::CONTENT_RANGE, format!("bytes */{len}"))
                 .header(header::CONTENT_LENGTH, 0)
                 .body(body::empty())
-                .map_err(|e| HttpError::Internal(e.to_string()));
+                .map_err(|e| HttpError::internal("building a response", e));
         }
     };
     builder = builder
@@ -144,11 +144,11 @@ pub async fn file(
     } else {
         body::file_range(&artifact.path, start, count, revocable)
             .await
-            .map_err(|e| HttpError::Internal(format!("{}: {e}", artifact.path.display())))?
+            .map_err(|e| HttpError::internal(artifact.path.display().to_string(), e))?
     };
     builder
         .body(body)
-        .map_err(|e| HttpError::Internal(e.to_string()))
+        .map_err(|e| HttpError::internal("building a response", e))
 }
 
 #[cfg(test)]

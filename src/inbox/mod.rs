@@ -42,8 +42,9 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{EventKind, RecursiveMode, Watcher};
 
 use crate::catalog::Record;
-use crate::ingest::{self, Rejection};
-use crate::store::{self, ApplyMode, ApplyReport, Parked, Spool, Store, StoreError};
+use crate::fsio;
+use crate::ingest::{self, BatchBuilder, BatchError, Rejection};
+use crate::store::{ApplyMode, ApplyReport, Parked, Spool, SpooledBatch, Store, StoreError};
 
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +103,7 @@ pub struct Inbox {
     /// Currencies for IOF offers (prices in another currency are converted, or refused).
     iof: ingest::iof::ImportOptions,
     #[cfg(test)]
-    faults: std::sync::Mutex<Vec<(Step, Fault)>>,
+    faults: parking_lot::Mutex<Vec<(Step, Fault)>>,
 }
 
 /// A running watcher; stops when dropped.
@@ -257,7 +258,7 @@ impl Inbox {
             stable,
             iof: ingest::iof::ImportOptions::default(),
             #[cfg(test)]
-            faults: std::sync::Mutex::new(Vec::new()),
+            faults: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -369,9 +370,8 @@ impl Inbox {
                 continue;
             }
             let claim = self.new_claim()?;
-            fs::rename(&path, claim.join(name)).map_err(io(&path))?;
-            sync_dir(&claim)?;
-            sync_dir(&work)?;
+            // The claim's creation is in `.work/`, which the move syncs too.
+            fsio::rename(&path, &claim.join(name)).map_err(io(&path))?;
             tracing::warn!(file = %name, "drop folder: adopted a file left by an earlier version");
         }
         Ok(())
@@ -381,12 +381,13 @@ impl Inbox {
     pub fn take(&self, name: &str) -> Result<Processed, InboxError> {
         let from = self.dir.join(name);
         let claim = self.new_claim()?;
-        if let Err(e) = fs::rename(&from, claim.join(name)) {
+        if let Err(e) = fsio::rename(&from, &claim.join(name)) {
+            // Only a claim the file never reached is empty and goes; one whose sync failed
+            // holds the file and is resumed at the next start.
             let _ = fs::remove_dir(&claim);
             return Err(io(&from)(e));
         }
-        sync_dir(&self.dir)?;
-        sync_dir(&claim)?;
+        // The claim directory's own entry.
         sync_dir(&self.dir.join(WORK))?;
         self.fault(Step::Claimed).map_err(io(&claim))?;
         // The companion served this file: a later file of the name must bring its own.
@@ -555,9 +556,7 @@ impl Inbox {
             .map(|n| n.trim_start_matches('.'))
             .unwrap_or("claim");
         let dir = self.dir.join(POISONED).join(id);
-        fs::rename(claim, &dir)?;
-        fsync_dir(&self.dir.join(POISONED))?;
-        fsync_dir(&self.dir.join(WORK))?;
+        fsio::rename(claim, &dir)?;
         Ok(dir)
     }
 
@@ -576,12 +575,12 @@ impl Inbox {
     /// the claim.
     fn finish(&self, claim: &Path, name: &str, to: &str) -> Result<(), InboxError> {
         self.move_to(&claim.join(name), name, to)?;
-        sync_dir(claim)?;
         self.fault(Step::Moved).map_err(io(claim))?;
         self.release(claim)
     }
 
-    /// Rename `from` to `to/name`, replacing what has that name there, durably.
+    /// Rename `from` to `to/name`, replacing what has that name there, durably (both
+    /// directories synced).
     fn move_to(&self, from: &Path, name: &str, to: &str) -> Result<(), InboxError> {
         let dest = self.dir.join(to).join(name);
         match fs::symlink_metadata(&dest) {
@@ -589,8 +588,7 @@ impl Inbox {
             Ok(_) if from.is_dir() => fs::remove_file(&dest).map_err(io(&dest))?,
             _ => {}
         }
-        fs::rename(from, &dest).map_err(io(from))?;
-        sync_dir(&self.dir.join(to))
+        fsio::rename(from, &dest).map_err(io(from))
     }
 
     /// Remove a claim whose file has left: its marker, then its directory.
@@ -615,7 +613,6 @@ impl Inbox {
             let fault = self
                 .faults
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .iter()
                 .find(|(s, _)| *s == step)
                 .map(|(_, f)| *f);
@@ -934,7 +931,9 @@ impl Inbox {
             &self.store,
             name,
             std::io::BufReader::with_capacity(256 << 10, &file),
-        )?;
+        )
+        // The reason of the file's rejection report.
+        .map_err(|e| e.to_string())?;
         // A writer still at work (an in-place write taken as stable) would be caught here.
         let after = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
         if (before.len(), before.modified().ok()) != (after.len(), after.modified().ok()) {
@@ -944,6 +943,7 @@ impl Inbox {
                     .to_string(),
             );
         }
+        let spooled = spooled.into_target();
         Ok((
             Batch {
                 dicts: spooled.dicts,
@@ -998,90 +998,50 @@ fn read_offer(
             "IOF values not imported"
         );
     }
+    // The same duplicate rule as for every batch; an offer has no lines.
+    let mut builder = BatchBuilder::new(Vec::new());
+    let mut rejected = Rejections::default();
+    for record in offer.records {
+        let Ok(duplicate) = builder.add(name, 0, record);
+        if let Some(r) = duplicate {
+            rejected.push(r);
+        }
+    }
     Ok((
         Batch {
-            records: offer.records,
+            records: builder.into_target(),
             ..Batch::default()
         },
-        Rejections::default(),
+        rejected,
     ))
 }
 
-/// A JSON Lines input parsed for [`Store::apply_spooled`]: products parked in a spool,
-/// dictionary records and deletions in order.
-pub struct SpooledJsonl {
-    pub dicts: Vec<Record>,
-    pub changes: Vec<Parked>,
-    pub spool: Spool,
-    /// Accepted records.
-    pub count: usize,
-}
-
-/// Read JSON Lines from `reader`, parking every accepted product in a new spool of `store`;
-/// a product id seen earlier rejects the later line. Memory: about 16 bytes per product.
+/// Read JSON Lines from `reader` into a new spooled batch of `store`, under ingest's one
+/// duplicate rule (see [`BatchBuilder`]). Memory: about 16 bytes per product.
 /// `Err` when the input cannot be read or the spool written.
 pub fn spool_jsonl(
     store: &Store,
     name: &str,
     reader: impl std::io::BufRead,
-) -> Result<(SpooledJsonl, Rejections), String> {
-    let mut out = SpooledJsonl {
-        dicts: Vec::new(),
-        changes: Vec::new(),
-        spool: store.spool().map_err(|e| e.to_string())?,
-        count: 0,
-    };
-    spool_more(&mut out, &mut HashMap::new(), name, reader).map(|rejected| (out, rejected))
+) -> Result<(BatchBuilder<SpooledBatch>, Rejections), BatchError<StoreError>> {
+    let spool = store.spool().map_err(BatchError::Target)?;
+    let mut builder = BatchBuilder::new(SpooledBatch::new(spool));
+    spool_more(&mut builder, name, reader).map(|rejected| (builder, rejected))
 }
 
-/// Add another input to `out` (several files as one batch); `seen` carries product ids.
+/// Add another input to `builder` (several files as one batch).
 pub fn spool_more(
-    out: &mut SpooledJsonl,
-    seen: &mut HashMap<u64, (String, u64)>,
+    builder: &mut BatchBuilder<SpooledBatch>,
     name: &str,
     reader: impl std::io::BufRead,
-) -> Result<Rejections, String> {
+) -> Result<Rejections, BatchError<StoreError>> {
     let mut rejected = Rejections::default();
-    for item in ingest::JsonlReader::new(name, reader) {
-        match item {
-            Ok(parsed) => match parsed.record {
-                Record::Product(p) => {
-                    if let Some((file, first)) = seen.get(&p.id) {
-                        rejected.push(Rejection {
-                            source: name.to_string(),
-                            line: parsed.line,
-                            field: Some("id".into()),
-                            reason: format!("duplicate of product {} on {file}:{first}", p.id),
-                        });
-                        continue;
-                    }
-                    seen.insert(p.id, (name.to_string(), parsed.line));
-                    out.changes
-                        .push(out.spool.park(&p).map_err(|e| e.to_string())?);
-                    out.count += 1;
-                }
-                Record::DeleteProduct { id } => {
-                    out.changes.push(Parked::Delete(id));
-                    out.count += 1;
-                }
-                dict => {
-                    out.dicts.push(dict);
-                    out.count += 1;
-                }
-            },
-            Err(ingest::LineError::Rejected(r)) => rejected.push(r),
-            Err(ingest::LineError::Fatal(e)) => return Err(e.to_string()),
-        }
-    }
+    builder.add_jsonl(name, reader, &mut |r| rejected.push(r))?;
     Ok(rejected)
 }
 
 fn sync_dir(dir: &Path) -> Result<(), InboxError> {
-    fsync_dir(dir).map_err(io(dir))
-}
-
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    store::fsync_dir(dir)
+    fsio::sync_dir(dir).map_err(io(dir))
 }
 
 fn remove_if_exists(path: &Path) -> Result<(), InboxError> {
@@ -1102,12 +1062,9 @@ fn into_io(e: InboxError) -> std::io::Error {
     }
 }
 
-/// The store's atomic write (temp file, fsync, rename), then the directory's fsync.
+/// Atomic write (temp file, fsync, rename), then the directory's fsync.
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), InboxError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    store::write_file(dir, name, &[bytes]).map_err(io(path))?;
-    sync_dir(dir)
+    fsio::write(path, bytes).map_err(io(path))
 }
 
 /// A file renamed into the folder: the sign of a complete drop, taken at once.

@@ -230,7 +230,7 @@ fn open(dir: &Path) -> Inbox {
 }
 
 fn inject(inbox: &Inbox, step: Step, fault: Fault) {
-    inbox.faults.lock().unwrap().push((step, fault));
+    inbox.faults.lock().push((step, fault));
 }
 
 /// Did `f` die of an injected crash?
@@ -302,11 +302,7 @@ fn an_io_error_before_the_commit_or_after_the_marker_is_retried_not_repeated() {
         fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
         inject(&inbox, step, Fault::Fail);
         assert!(inbox.take("a.jsonl").is_err(), "{step:?}");
-        inbox
-            .faults
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        inbox.faults.lock().clear();
         // The next scan finishes it: applied once (before the commit) or only cleaned up.
         inbox.resume_claims().unwrap();
         assert_eq!(inbox.store.snapshot().generation(), 1, "{step:?}");
@@ -402,11 +398,7 @@ fn a_file_that_makes_iofd_panic_is_rejected_and_the_next_one_applied() {
         "{report}"
     );
     assert_eq!(inbox.store.snapshot().generation(), 0);
-    inbox
-        .faults
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clear();
+    inbox.faults.lock().clear();
     fs::write(inbox.dir.join("b.jsonl"), GOOD).unwrap();
     assert!(matches!(
         inbox.take("b.jsonl").unwrap(),

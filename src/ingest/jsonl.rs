@@ -6,7 +6,6 @@
 //! it) a line is parsed in one pass straight into the typed record; otherwise the object is
 //! buffered as a JSON value first, which is slower but accepts keys in any order.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::iter::FusedIterator;
@@ -18,8 +17,9 @@ use line::parse_record;
 pub use line::BadLine;
 pub(super) use line::{bad_line, json_reason};
 
+use super::batch::{BatchBuilder, BatchError, Target};
 use super::{IngestError, LineError, Rejection};
-use crate::catalog::{ProductId, Record};
+use crate::catalog::Record;
 
 /// The longest line accepted, in bytes (16 MiB). A longer line is rejected without being
 /// held in memory.
@@ -260,30 +260,25 @@ impl<R: BufRead, T: LineRecord> FusedIterator for JsonlReader<R, T> {}
 /// a product id seen earlier in the same input rejects the later line. Fails only when the
 /// input cannot be read.
 pub fn read_jsonl(source: &str, reader: impl BufRead) -> Result<ParsedBatch, IngestError> {
-    let mut batch = ParsedBatch::default();
-    let mut product_lines: HashMap<ProductId, u64> = HashMap::new();
-    for item in JsonlReader::new(source, reader) {
-        match item {
-            Ok(parsed) => {
-                if let Record::Product(p) = &parsed.record {
-                    if let Some(first) = product_lines.get(&p.id) {
-                        batch.rejected.push(Rejection {
-                            source: source.to_owned(),
-                            line: parsed.line,
-                            field: Some("id".into()),
-                            reason: format!("duplicate of product {} on line {first}", p.id),
-                        });
-                        continue;
-                    }
-                    product_lines.insert(p.id, parsed.line);
-                }
-                batch.records.push(parsed);
-            }
-            Err(LineError::Rejected(r)) => batch.rejected.push(r),
-            Err(LineError::Fatal(e)) => return Err(e),
+    struct Lines(Vec<ParsedLine>);
+    impl Target for Lines {
+        type Error = std::convert::Infallible;
+        fn push(&mut self, line: u64, record: Record) -> Result<(), Self::Error> {
+            self.0.push(ParsedLine { line, record });
+            Ok(())
         }
     }
-    Ok(batch)
+    let mut builder = BatchBuilder::new(Lines(Vec::new()));
+    let mut rejected = Vec::new();
+    match builder.add_jsonl(source, reader, &mut |r| rejected.push(r)) {
+        Ok(()) => {}
+        Err(BatchError::Read(e)) => return Err(e),
+        Err(BatchError::Target(never)) => match never {},
+    }
+    Ok(ParsedBatch {
+        records: builder.into_target().0,
+        rejected,
+    })
 }
 
 /// [`read_jsonl`] on a file; rejections name the file as `path` was given.

@@ -5,6 +5,7 @@
 //! failure to read the input at all (an I/O error) is fatal, as an [`IngestError`].
 
 mod array;
+pub mod batch;
 pub mod iof;
 mod jsonl;
 mod update;
@@ -13,6 +14,7 @@ use std::fmt;
 use std::io;
 
 pub use array::ArrayLines;
+pub use batch::{BatchBuilder, BatchError, Target};
 pub use jsonl::{
     read_jsonl, read_jsonl_file, record_schema, record_schema_json, BadLine, JsonlReader,
     LineRecord, ParsedBatch, ParsedLine, MAX_LINE_BYTES,

@@ -2,8 +2,9 @@
 //! key). The first partner to need a key parses it; the others wait for that result instead
 //! of parsing the same bytes again. Entries live as long as some partner holds them.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 enum Slot<T> {
@@ -35,8 +36,8 @@ impl<T> Default for ParseCache<T> {
 }
 
 impl<T> ParseCache<T> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot<T>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Slot<T>>> {
+        self.map.lock()
     }
 
     /// The value, or a claim on producing it, or word that someone else is.

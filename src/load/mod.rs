@@ -22,9 +22,10 @@ mod offer;
 mod partner;
 mod report;
 
+use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -529,7 +530,6 @@ pub async fn run(opts: LoadOptions) -> Result<Report, LoadError> {
     let unseen = shared
         .pending
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .unseen_before(Instant::now().checked_sub(unseen_grace).unwrap_or(started));
     Ok(shared.stats.report(elapsed, opts.partners, unseen))
 }

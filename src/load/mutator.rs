@@ -292,7 +292,7 @@ pub async fn run(
     }
     let request = Arc::new((uri, headers));
     // Idle keep-alive connections, one per update in flight at most.
-    let idle: Arc<std::sync::Mutex<Vec<Client>>> = Arc::default();
+    let idle: Arc<parking_lot::Mutex<Vec<Client>>> = Arc::default();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut in_flight = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / m.rate));
@@ -313,11 +313,7 @@ pub async fn run(
         };
         let price = rng.gen_bool(m.price_share);
         let (line, watch, value) = update_line(target, price, n, &mut rng);
-        shared
-            .touched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(target.product);
+        shared.touched.lock().insert(target.product);
         if lock(&shared).sent(watch.clone(), value, n) {
             shared
                 .stats
@@ -327,13 +323,12 @@ pub async fn run(
         shared.stats.mutations_sent.fetch_add(1, Ordering::Relaxed);
         let client = idle
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .pop()
             .unwrap_or_else(|| Client::new(shared.opts.allow_remote));
         let (shared, idle, request) = (shared.clone(), idle.clone(), request.clone());
         in_flight.spawn(async move {
             let client = send_update(&shared, client, &request.0, &request.1, line, watch, n).await;
-            idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            idle.lock().push(client);
             drop(slot);
         });
     }
@@ -405,8 +400,8 @@ async fn send_update(
     client
 }
 
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Pending> {
-    shared.pending.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(shared: &Shared) -> parking_lot::MutexGuard<'_, Pending> {
+    shared.pending.lock()
 }
 
 #[cfg(test)]

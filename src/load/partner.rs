@@ -39,10 +39,6 @@ pub fn gunzip_if_gz(url: &str, bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// MD5 (and optionally a copy) of the identity bytes of a body.
 struct Sink {
     md5: Md5,
@@ -345,11 +341,7 @@ impl Partner {
             }
         };
         if let Some(index) = index {
-            let seen = shared
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .check(&index, received);
+            let seen = shared.pending.lock().check(&index, received);
             for d in seen {
                 shared.stats.freshness(d);
             }
@@ -368,7 +360,7 @@ impl Partner {
         let outcome = self.get_listed("full", full, claim).await;
         let md5 = match (&outcome, &full.hash) {
             (Outcome::Verified(_), Some(h)) => h.clone(),
-            (Outcome::Verified(Some(bytes)), None) => hex(&Md5::digest(bytes)),
+            (Outcome::Verified(Some(bytes)), None) => hex::encode(Md5::digest(bytes)),
             (Outcome::Verified(None), None) => String::new(),
             _ => {
                 if claim {
@@ -430,11 +422,7 @@ impl Partner {
             stats.base_equal.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let touched = self
-            .shared
-            .touched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let touched = self.shared.touched.lock();
         let explained = differing
             .iter()
             .filter(|id| self.shared.opts.external_writes || touched.contains(id))
@@ -518,8 +506,9 @@ impl Partner {
                 return;
             };
             let step = c.hash.clone().unwrap_or_else(|| c.url.clone());
-            let key =
-                hex(&blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16]);
+            let key = hex::encode(
+                &blake3::hash(format!("{}+{step}", base.key).as_bytes()).as_bytes()[..16],
+            );
             base.offer = match (base.offer.take(), products) {
                 (Some(offer), Some(products)) => {
                     derive(&shared.offers, &key, offer, products).await
@@ -690,7 +679,7 @@ impl Partner {
                 self.lengths.insert(uri.to_string(), wire);
                 let sink = writer.finish().map_err(|_| "gzip_decode".to_string())?;
                 Ok(Fetched::Body(Body {
-                    md5: hex(&sink.md5.finalize()),
+                    md5: hex::encode(sink.md5.finalize()),
                     etag,
                     bytes: sink.keep,
                 }))
@@ -792,7 +781,7 @@ impl Partner {
         self.lengths.insert(uri.to_string(), total);
         let sink = writer.finish().map_err(|_| "gzip_decode".to_string())?;
         Ok(Fetched::Body(Body {
-            md5: hex(&sink.md5.finalize()),
+            md5: hex::encode(sink.md5.finalize()),
             etag,
             bytes: sink.keep,
         }))
@@ -934,7 +923,10 @@ mod tests {
         w.write(&gz[..3]).unwrap();
         w.write(&gz[3..]).unwrap();
         let sink = w.finish().unwrap();
-        assert_eq!(hex(&sink.md5.finalize()), hex(&Md5::digest(b"hello")));
+        assert_eq!(
+            hex::encode(sink.md5.finalize()),
+            hex::encode(Md5::digest(b"hello"))
+        );
         assert_eq!(sink.keep.as_deref(), Some(&b"hello"[..]));
     }
 }

@@ -29,8 +29,12 @@ pub enum EditError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Syntax {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{path}: `partner` must be a list of [[partner]] tables")]
     Shape { path: PathBuf },
     #[error("no partner {0:?} in the file")]
@@ -109,10 +113,7 @@ pub fn generate_token() -> String {
 
 /// Hex SHA-256 of a token, as stored in `token_sha256`.
 pub fn token_sha256_hex(token: &str) -> String {
-    hash_token(token)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hash_token(token))
 }
 
 fn base64url(bytes: &[u8]) -> String {
@@ -250,9 +251,9 @@ pub fn set_sharing(path: &Path, config: &Config, on: bool) -> Result<(), EditErr
 pub fn list(path: &Path, config: &Config) -> Result<PartnersFile, EditError> {
     let text = read(path)?;
     Partners::parse(&text, path, config).map_err(EditError::Invalid)?;
-    toml::from_str(&text).map_err(|e| EditError::Syntax {
+    toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(e),
     })
 }
 
@@ -268,7 +269,7 @@ fn edit(
             .parse()
             .map_err(|e: toml_edit::TomlError| EditError::Syntax {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source: Box::new(e),
             })?;
     change(&mut doc)?;
     let after = doc.to_string();
@@ -406,34 +407,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EditError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("partners.toml");
     // A unique temp name, so two writers never write into the same temp file.
-    let tmp = dir.join(format!(
-        ".{name}.{}.{:08x}.tmp",
-        std::process::id(),
-        rand::rngs::OsRng.next_u32()
-    ));
+    let mut file = crate::fsio::create(path).map_err(io)?;
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
         match std::fs::metadata(path) {
-            Ok(meta) => file.set_permissions(meta.permissions())?,
-            Err(_) => restrict(&file)?,
+            Ok(meta) => file.file().set_permissions(meta.permissions())?,
+            Err(_) => restrict(file.file())?,
         }
         file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(&dir)?.sync_all()
+        file.commit_and_sync_dir()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result.map_err(io)
 }
 

@@ -199,8 +199,14 @@ pub enum PartnersError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// `message` is the parser's error on one line, with the offending line quoted.
     #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        path: PathBuf,
+        message: String,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
     #[error("{path}: partner {id:?}: {reason}")]
     Invalid {
         path: PathBuf,
@@ -244,6 +250,7 @@ impl Partners {
         let file: PartnersFile = toml::from_str(text).map_err(|e| PartnersError::Parse {
             path: path.to_path_buf(),
             message: one_line(text, &e),
+            source: Box::new(e),
         })?;
         let mut accounts = HashMap::new();
         let mut order = Vec::new();
@@ -483,15 +490,9 @@ fn one_line(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-fn decode_hash(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
-    for (i, chunk) in hex.as_bytes().chunks(2).enumerate() {
-        let s = std::str::from_utf8(chunk).ok()?;
-        out[i] = u8::from_str_radix(s, 16).ok()?;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
@@ -525,11 +526,7 @@ offer_access = false
 "#;
 
     fn two() -> String {
-        let hex: String = hash_token("0123456789abcdef-b")
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        TWO.replace("SHA", &hex)
+        TWO.replace("SHA", &hex::encode(hash_token("0123456789abcdef-b")))
     }
 
     #[test]

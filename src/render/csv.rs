@@ -18,7 +18,9 @@ use rust_decimal::Decimal;
 use super::pricing::{PriceNode, Pricing};
 use super::reference::{localized, ArchivedTexts};
 use super::RenderError;
-use crate::catalog::{self, ArchivedDictionaries, ArchivedProduct, ArchivedSize, Price, RenderProfile};
+use crate::catalog::{
+    self, ArchivedDictionaries, ArchivedProduct, ArchivedSize, Price, RenderProfile,
+};
 
 /// The columns of `full.csv`, in order.
 pub const FULL_COLUMNS: &[&str] = &[

@@ -250,11 +250,7 @@ pub fn shard_of(id: ProductId, shard_count: u32) -> u32 {
 /// Lowercase hex of the first 16 bytes of a content id, used in file names: 128 bits make an
 /// accidental collision between two shards of one store negligible.
 pub fn short_hex(id: &[u8; 32]) -> String {
-    use std::fmt::Write;
-    id[..16].iter().fold(String::with_capacity(32), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(&id[..16])
 }
 
 /// File name of a shard file: index and content, so unchanged shards keep their file.

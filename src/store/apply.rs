@@ -254,7 +254,7 @@ pub(crate) fn thaw(
                 .map(|p| (p.id, p))
                 .map_err(|e| StoreError::Deserialize {
                     what: format!("product {}", p.id.to_native()),
-                    reason: e.to_string(),
+                    source: e,
                 })
         })
         .collect()

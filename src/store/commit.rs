@@ -83,7 +83,7 @@ impl Store {
                                 rkyv::deserialize::<Product, rkyv::rancor::Error>(p).map_err(|e| {
                                     StoreError::Deserialize {
                                         what: format!("product {id}"),
-                                        reason: e.to_string(),
+                                        source: e,
                                     }
                                 })
                             })
@@ -122,7 +122,7 @@ impl Store {
                                             rkyv::deserialize::<_, rkyv::rancor::Error>(old.dicts())
                                                 .map_err(|e| StoreError::Deserialize {
                                                     what: "dictionaries".into(),
-                                                    reason: e.to_string(),
+                                                    source: e,
                                                 })?
                                         }
                                     }),
@@ -205,7 +205,7 @@ impl Store {
 pub enum CommitError {
     /// The store failed; nothing of the request's group was committed.
     #[error("the store could not commit: {0}")]
-    Store(String),
+    Store(#[source] std::sync::Arc<StoreError>),
     /// The committer has stopped (the server is shutting down).
     #[error("the committer has stopped")]
     Stopped,
@@ -309,9 +309,10 @@ fn commit_group(store: &Store, mut group: Vec<Job>) {
         }
         Err(e) => {
             tracing::error!(error = %e, "commit failed; nothing of the group was applied");
-            let message = e.to_string();
+            // Every request of the group shares the one failure.
+            let e = Arc::new(e);
             for job in group {
-                let _ = job.reply.send(Err(CommitError::Store(message.clone())));
+                let _ = job.reply.send(Err(CommitError::Store(Arc::clone(&e))));
             }
         }
     }

@@ -1,84 +1,59 @@
-//! Durable file publication: temporary file → write → `sync_all` → rename → fsync the
-//! directory. A published file is never opened for writing again (it may be mapped).
+//! The store's use of [`crate::fsio`]: every step reports to the fault-injection seam, and a
+//! generation's files are staged together. A published file is never opened for writing again
+//! (it may be mapped).
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::fsio::{self, AtomicFile, Disk};
 use crate::snapshot::format;
 
-use super::fault::{self, Step};
+use super::fault;
 use super::manifest::{MANIFEST, PREVIOUS};
 
 /// Suffix of files being written; anything with it is garbage after a crash.
-pub(crate) const TMP_SUFFIX: &str = ".tmp";
+pub(crate) const TMP_SUFFIX: &str = fsio::TMP_SUFFIX;
+
+/// The durable operations, each step checked by the fault-injection seam first.
+const DISK: Disk = Disk::hooked(fault::check);
 
 /// Write `parts` as the file `dir/name`, durably and atomically: readers and a crash see
 /// either no file or the complete one. Returns the bytes written. The directory still needs
 /// [`sync_dir`] for the rename itself to be durable.
 pub(crate) fn write_file(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<u64> {
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let result = (|| {
-        // `create` truncates a stale temporary left by a crash; temporaries are never mapped.
-        fault::check(Step::Write, &tmp)?;
-        let mut file = File::create(&tmp)?;
-        let mut written = 0u64;
-        for part in parts {
-            file.write_all(part)?;
-            written += part.len() as u64;
-        }
-        fault::check(Step::Fsync, &tmp)?;
-        file.sync_all()?;
-        drop(file);
-        fault::check(Step::Rename, &tmp)?;
-        fs::rename(&tmp, dir.join(name))?;
-        Ok(written)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    DISK.write(&dir.join(name), parts)
 }
 
 /// A group of files published together. Each is written to a temporary file; on
-/// [`Staged::publish`] all are fsynced concurrently (the device sees one deep queue instead
-/// of one flush after another), renamed into place, and the directory is fsynced once.
-/// Dropped unpublished, it removes its temporary files.
+/// [`Staged::publish`] all are fsynced concurrently, renamed into place, and the directory
+/// is fsynced once. Dropped unpublished, it removes its temporary files.
 pub(crate) struct Staged<'a> {
     dir: &'a Path,
     names: Vec<String>,
-    published: bool,
+    files: Vec<AtomicFile>,
 }
-
-/// How many files are fsynced at once; the threads wait on the device, not on a core.
-const SYNC_THREADS: usize = 8;
 
 impl<'a> Staged<'a> {
     pub(crate) fn new(dir: &'a Path) -> Self {
         Staged {
             dir,
             names: Vec::new(),
-            published: false,
+            files: Vec::new(),
         }
-    }
-
-    fn tmp(&self, name: &str) -> std::path::PathBuf {
-        self.dir.join(format!("{name}{TMP_SUFFIX}"))
     }
 
     /// Write `parts` to the temporary file of `name`; returns the bytes written.
     pub(crate) fn write(&mut self, name: &str, parts: &[&[u8]]) -> io::Result<u64> {
-        // `create` truncates a stale temporary left by a crash; temporaries are never mapped.
-        let tmp = self.tmp(name);
-        fault::check(Step::Write, &tmp)?;
-        let mut file = File::create(&tmp)?;
-        self.names.push(name.to_owned());
+        let mut file = DISK.create(&self.dir.join(name))?;
         let mut written = 0u64;
         for part in parts {
             file.write_all(part)?;
             written += part.len() as u64;
         }
+        self.names.push(name.to_owned());
+        self.files.push(file);
         Ok(written)
     }
 
@@ -89,69 +64,31 @@ impl<'a> Staged<'a> {
 
     /// Make every staged file durable under its final name.
     pub(crate) fn publish(&mut self) -> io::Result<()> {
-        if self.names.is_empty() {
+        if self.files.is_empty() {
             return Ok(());
         }
-        let tmps: Vec<_> = self.names.iter().map(|n| self.tmp(n)).collect();
-        let chunk = tmps.len().div_ceil(SYNC_THREADS);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = tmps
-                .chunks(chunk)
-                .map(|paths| {
-                    // fsync acts on the inode: a fresh descriptor flushes what the writer wrote.
-                    scope.spawn(move || {
-                        paths.iter().try_for_each(|p| {
-                            fault::check(Step::Fsync, p)?;
-                            File::open(p)?.sync_all()
-                        })
-                    })
-                })
-                .collect();
-            handles.into_iter().try_for_each(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        })?;
-        for (tmp, name) in tmps.iter().zip(&self.names) {
-            fault::check(Step::Rename, tmp)?;
-            fs::rename(tmp, self.dir.join(name))?;
+        let tmps: Vec<_> = self
+            .files
+            .iter()
+            .map(|f| f.temp_path().to_path_buf())
+            .collect();
+        DISK.sync_files(&tmps, false)?;
+        for file in std::mem::take(&mut self.files) {
+            file.persist()?;
         }
-        self.published = true;
         sync_dir(self.dir)
-    }
-}
-
-impl Drop for Staged<'_> {
-    fn drop(&mut self) {
-        if !self.published {
-            for name in &self.names {
-                let _ = fs::remove_file(self.tmp(name));
-            }
-        }
     }
 }
 
 /// fsync a directory so that renames and creations in it survive a power cut.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    fault::check(Step::DirFsync, dir)?;
-    File::open(dir)?.sync_all()
+    DISK.sync_dir(dir)
 }
 
 /// Make `dir/to` a second name of the file `dir/from`, atomically replacing `to`: a new
 /// name costs no data write and no fsync of its own, only the directory's [`sync_dir`].
 pub(crate) fn link_file(dir: &Path, from: &str, to: &str) -> io::Result<()> {
-    let tmp = dir.join(format!("{to}{TMP_SUFFIX}"));
-    match fs::remove_file(&tmp) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    fault::check(Step::Rename, &tmp)?;
-    fs::hard_link(dir.join(from), &tmp)?;
-    let result = fault::check(Step::Rename, &tmp).and_then(|()| fs::rename(&tmp, dir.join(to)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    DISK.link(dir, from, to)
 }
 
 /// Remove leftovers: temporary files, and snapshot files that `keep` does not name. Files
@@ -162,9 +99,14 @@ pub(crate) fn collect_garbage(dir: &Path, keep: &HashSet<&str>) -> io::Result<us
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name.strip_suffix(TMP_SUFFIX).is_some_and(|base| {
-            base == MANIFEST || base == PREVIOUS || format::parse_file_name(base).is_some()
-        }) || (format::parse_file_name(name).is_some() && !keep.contains(name));
+        // Temporaries of ours: this module's (`.name.XXXXXX.tmp`) and older versions'
+        // (`name.tmp`).
+        let ours = fsio::temp_target(name)
+            .or_else(|| name.strip_suffix(TMP_SUFFIX))
+            .is_some_and(|base| {
+                base == MANIFEST || base == PREVIOUS || format::parse_file_name(base).is_some()
+            })
+            || (format::parse_file_name(name).is_some() && !keep.contains(name));
         if ours && entry.file_type()?.is_file() {
             match fs::remove_file(entry.path()) {
                 Ok(()) => removed += 1,

@@ -3,17 +3,7 @@
 //! with the error it carries, as a full disk or a failing device would.
 
 /// A durability step of a file publication or of the commit point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Step {
-    /// Creating or writing a temporary file.
-    Write,
-    /// `sync_all` of a file.
-    Fsync,
-    /// Renaming (or linking) a file into place.
-    Rename,
-    /// `sync_all` of a directory.
-    DirFsync,
-}
+pub(crate) use crate::fsio::Step;
 
 /// Called before each step on `path` (the file, or the directory for [`Step::DirFsync`]).
 #[cfg(not(test))]
@@ -28,10 +18,10 @@ pub(crate) use armed::{check, count, Plan};
 #[cfg(test)]
 mod armed {
     use super::Step;
+    use parking_lot::Mutex;
     use std::collections::HashMap;
     use std::io;
     use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
 
     /// Fail the `nth` (from 0) occurrence of `step` under `dir` with the OS error `errno`,
     /// once; every step under `dir` is counted while the plan is armed.
@@ -50,10 +40,8 @@ mod armed {
     /// Tests run in parallel threads, each in its own directory: plans are keyed by it.
     static PLANS: Mutex<Vec<Armed>> = Mutex::new(Vec::new());
 
-    fn plans() -> std::sync::MutexGuard<'static, Vec<Armed>> {
-        PLANS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn plans() -> parking_lot::MutexGuard<'static, Vec<Armed>> {
+        PLANS.lock()
     }
 
     impl Plan {

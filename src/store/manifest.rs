@@ -70,7 +70,11 @@ impl Manifest {
             path: path.clone(),
             reason,
         };
-        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        let m: Manifest =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::ManifestJson {
+                path: path.clone(),
+                source,
+            })?;
         m.check().map_err(bad)?;
         Ok(Some(m))
     }
@@ -180,10 +184,11 @@ impl Manifest {
 
     /// The document as written to disk.
     pub(crate) fn to_json(&self) -> Result<Vec<u8>, StoreError> {
-        let mut bytes = serde_json::to_vec_pretty(self).map_err(|e| StoreError::Manifest {
-            path: MANIFEST.into(),
-            reason: e.to_string(),
-        })?;
+        let mut bytes =
+            serde_json::to_vec_pretty(self).map_err(|source| StoreError::ManifestJson {
+                path: MANIFEST.into(),
+                source,
+            })?;
         bytes.push(b'\n');
         Ok(bytes)
     }

@@ -31,9 +31,10 @@ mod parallel;
 mod recover;
 mod spool;
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use rkyv::util::AlignedVec;
@@ -47,10 +48,9 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 
 pub use commit::{CommitError, CommitWorker, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
-pub(crate) use durable::{sync_dir as fsync_dir, write_file};
 pub use lock::LOCK;
 pub use recover::{verify, GenerationCheck, StoreCheck};
-pub use spool::{Parked, Spool};
+pub use spool::{Parked, Spool, SpooledBatch};
 
 /// Errors of the store. Each names the file or record concerned.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,13 @@ pub enum StoreError {
     },
     #[error("{}: invalid manifest: {reason}", path.display())]
     Manifest { path: PathBuf, reason: String },
+    /// A manifest that is not its JSON document (or cannot be written as one).
+    #[error("{}: invalid manifest: {source}", path.display())]
+    ManifestJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Snapshot(#[from] SnapshotError),
     #[error("record {index} ({subject}): {source}")]
@@ -71,10 +78,18 @@ pub enum StoreError {
         subject: String,
         source: FieldError,
     },
-    #[error("cannot read back {what} from the current snapshot: {reason}")]
-    Deserialize { what: String, reason: String },
-    #[error("cannot serialize {what}: {reason}")]
-    Serialize { what: String, reason: String },
+    #[error("cannot read back {what} from the current snapshot: {source}")]
+    Deserialize {
+        what: String,
+        #[source]
+        source: rkyv::rancor::Error,
+    },
+    #[error("cannot serialize {what}: {source}")]
+    Serialize {
+        what: String,
+        #[source]
+        source: rkyv::rancor::Error,
+    },
     #[error("invalid store options: {0}")]
     Options(String),
     /// An earlier commit failed after its commit point; writes resume after a restart.
@@ -301,9 +316,7 @@ impl Store {
     }
 
     fn writer(&self) -> MutexGuard<'_, Writer> {
-        self.writer
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.writer.lock()
     }
 
     /// The writer, unless an earlier failure after a commit point made the store refuse
@@ -468,7 +481,7 @@ impl Store {
             let mut dicts: Dictionaries = rkyv::deserialize::<_, rkyv::rancor::Error>(old.dicts())
                 .map_err(|e| StoreError::Deserialize {
                     what: "dictionaries".into(),
-                    reason: e.to_string(),
+                    source: e,
                 })?;
             if apply::apply_dicts(&mut dicts, &batch.dicts, &mut tally) {
                 dicts_changed = Some(dicts);
@@ -780,7 +793,7 @@ impl<'a> Builder<'a> {
         let payload =
             rkyv::to_bytes::<rkyv::rancor::Error>(dicts).map_err(|e| StoreError::Serialize {
                 what: "dictionaries".into(),
-                reason: e.to_string(),
+                source: e,
             })?;
         let content_id = *blake3::hash(&payload).as_bytes();
         if content_id == self.old.dicts_content_id() {
@@ -897,7 +910,7 @@ fn freeze(index: u32, products: Vec<Product>, hint: usize) -> Result<Frozen, Sto
         rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&Shard { products }, buffer)
             .map_err(|e| StoreError::Serialize {
                 what: format!("shard {index}"),
-                reason: e.to_string(),
+                source: e,
             })?;
     let content_id = *blake3::hash(&payload).as_bytes();
     Ok(Some((payload, content_id)))

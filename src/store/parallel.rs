@@ -1,45 +1,26 @@
-//! A minimal order-preserving parallel map over the machine's cores, for the CPU-bound
-//! steps of large batches (serializing shards, validating shards at open).
+//! Order-preserving parallel maps for the CPU-bound steps of large batches (serializing
+//! shards, validating shards at open), on rayon's one process-wide pool.
 
-/// How many worker threads a CPU-bound step uses.
+use rayon::prelude::*;
+
+/// How many worker threads a CPU-bound step uses: the shared pool's.
 pub(crate) fn parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
+    rayon::current_num_threads()
 }
 
-/// Apply `f` to every item, on up to [`parallelism`] scoped threads working on contiguous
-/// chunks; results come back in input order. One item (the common single-shard change) runs
-/// inline, without spawning.
+/// Apply `f` to every item on the shared pool; results come back in input order. One item
+/// (the common single-shard change) runs inline. A panic in `f` is a bug, not bad data: it
+/// propagates as is.
 pub(crate) fn par_map<T, R, F>(items: Vec<T>, f: F) -> Vec<R>
 where
     T: Send,
     R: Send,
     F: Fn(T) -> R + Sync,
 {
-    let threads = parallelism().min(items.len());
-    if threads <= 1 {
+    if items.len() <= 1 {
         return items.into_iter().map(f).collect();
     }
-    let per = items.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<T>> = Vec::with_capacity(threads);
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        chunks.push(items.by_ref().take(per).collect());
-    }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| {
-                // A panic in a worker is a bug, not bad data: propagate it as is.
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+    items.into_par_iter().map(&f).collect()
 }
 
 #[cfg(test)]

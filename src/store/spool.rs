@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rkyv::util::AlignedVec;
 
 use super::StoreError;
-use crate::catalog::{Product, ProductId};
+use crate::catalog::{Product, ProductId, Record};
+use crate::ingest::Target;
 
 /// The spool directory inside a store directory.
 pub(crate) const SPOOL_DIR: &str = "spool";
@@ -37,6 +38,38 @@ impl Parked {
         match self {
             Parked::Product { id, .. } | Parked::Delete(id) => *id,
         }
+    }
+}
+
+/// A batch on its way to [`super::Store::apply_spooled`]: products parked in a spool (so a
+/// batch of any size holds only its index in memory), dictionary records and deletions in
+/// order. The [`Target`] of ingest's batch builder for large batches.
+#[derive(Debug)]
+pub struct SpooledBatch {
+    pub spool: Spool,
+    pub dicts: Vec<Record>,
+    pub changes: Vec<Parked>,
+}
+
+impl SpooledBatch {
+    pub fn new(spool: Spool) -> SpooledBatch {
+        SpooledBatch {
+            spool,
+            dicts: Vec::new(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+impl Target for SpooledBatch {
+    type Error = StoreError;
+    fn push(&mut self, _line: u64, record: Record) -> Result<(), StoreError> {
+        match record {
+            Record::Product(p) => self.changes.push(self.spool.park(&p)?),
+            Record::DeleteProduct { id } => self.changes.push(Parked::Delete(id)),
+            dict => self.dicts.push(dict),
+        }
+        Ok(())
     }
 }
 
@@ -100,7 +133,7 @@ impl Spool {
         let bytes =
             rkyv::to_bytes::<rkyv::rancor::Error>(product).map_err(|e| StoreError::Serialize {
                 what: format!("product {}", product.id),
-                reason: e.to_string(),
+                source: e,
             })?;
         let Some(w) = self.writer.as_mut() else {
             return Err(self.io(std::io::Error::other("the spool is sealed")));
@@ -143,7 +176,7 @@ impl Spool {
         rkyv::from_bytes::<Product, rkyv::rancor::Error>(&buf).map_err(|e| {
             StoreError::Deserialize {
                 what: format!("spooled product at {at}"),
-                reason: e.to_string(),
+                source: e,
             }
         })
     }

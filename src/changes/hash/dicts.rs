@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use super::codec::{take, take_u64};
 use super::{hash16, index, NodeHash, ProductHashes, Refs, ABSENT, NODES};
+use crate::catalog::MainNode;
 use crate::catalog::{
     ArchivedDictionaries, ArchivedProduct, Category, Parameter, Producer, Series, SizeGroup, Unit,
     Warranty,
 };
-use crate::catalog::MainNode;
 
 /// Hash of every dictionary entry a product node can show, by dictionary and id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use super::enc::{
     attachment_codes, bundle_type, code_standard, component_choice, product_type, Enc,
 };
 use super::{index, node_hash, Membership, ProductHashes, Refs, ABSENT, NODES};
-use crate::catalog::{self, ArchivedProduct};
 use crate::catalog::MainNode;
+use crate::catalog::{self, ArchivedProduct};
 
 type OptId = rkyv::option::ArchivedOption<rkyv::rend::u64_le>;
 

@@ -6,9 +6,9 @@ use rust_decimal::Decimal;
 use super::enc::Enc;
 use super::*;
 use crate::catalog::sample::{sample_dictionaries, sample_products};
+use crate::catalog::Format;
 use crate::catalog::{self, ArchivedDictionaries};
 use crate::catalog::{Dictionaries, Product};
-use crate::catalog::Format;
 
 fn archive<T>(value: &T) -> rkyv::util::AlignedVec
 where

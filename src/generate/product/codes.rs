@@ -35,15 +35,10 @@ pub(super) fn isbn13(id: ProductId) -> String {
     format!("{body}{check}")
 }
 
-pub(super) fn hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes * 2);
-    for _ in 0..bytes {
-        let b: u8 = rng.gen();
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    out
+/// `bytes` random bytes in lowercase hex (one draw per byte, so a seed's catalog stays put).
+pub(super) fn random_hex(rng: &mut ChaCha8Rng, bytes: usize) -> String {
+    let drawn: Vec<u8> = (0..bytes).map(|_| rng.gen::<u8>()).collect();
+    hex::encode(drawn)
 }
 
 /// A URL slug: lowercase ASCII, Polish letters transliterated, runs of others as one `-`.

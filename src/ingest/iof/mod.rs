@@ -94,11 +94,12 @@ pub enum IofError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: invalid XML at {position}: {message}", path.display())]
+    #[error("{}: invalid XML at {position}: {problem}", path.display())]
     Xml {
         path: PathBuf,
         position: Position,
-        message: String,
+        #[source]
+        problem: XmlProblem,
     },
     #[error("{}: at {position}: {message}", path.display())]
     Invalid {
@@ -133,6 +134,30 @@ pub enum IofError {
         /// The whole report, for printing.
         report: Box<Report>,
     },
+}
+
+/// What is wrong with an offer's XML: the parser's error, kept as the source, or a rule of
+/// the offer's shape the parser does not check.
+#[derive(Debug, thiserror::Error)]
+pub enum XmlProblem {
+    #[error(transparent)]
+    Parser(#[from] quick_xml::Error),
+    #[error(transparent)]
+    Utf8(#[from] std::str::Utf8Error),
+    #[error("{0}")]
+    Shape(String),
+}
+
+impl From<&str> for XmlProblem {
+    fn from(s: &str) -> Self {
+        XmlProblem::Shape(s.to_owned())
+    }
+}
+
+impl From<String> for XmlProblem {
+    fn from(s: String) -> Self {
+        XmlProblem::Shape(s)
+    }
 }
 
 /// Where the files of an offer are.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::IofError;
+use super::{IofError, XmlProblem};
 
 /// Where something is in a file: its line (from 1) and byte offset (from 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,7 +130,7 @@ pub(super) fn start_node(
         let a = a.map_err(|err| IofError::Xml {
             path: path.to_path_buf(),
             position,
-            message: err.to_string(),
+            problem: quick_xml::Error::from(err).into(),
         })?;
         let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
         let value = a
@@ -138,7 +138,7 @@ pub(super) fn start_node(
             .map_err(|err| IofError::Xml {
                 path: path.to_path_buf(),
                 position,
-                message: err.to_string(),
+                problem: err.into(),
             })?
             .into_owned();
         attrs.push((key, value));
@@ -182,11 +182,11 @@ impl<R: BufRead> Stream<R> {
         position_of(&self.reader)
     }
 
-    pub(super) fn xml_error(&self, message: impl std::fmt::Display) -> IofError {
+    pub(super) fn xml_error(&self, problem: impl Into<XmlProblem>) -> IofError {
         IofError::Xml {
             path: self.path.clone(),
             position: self.position(),
-            message: message.to_string(),
+            problem: problem.into(),
         }
     }
 
@@ -201,7 +201,7 @@ impl<R: BufRead> Stream<R> {
                 .map_err(|e| IofError::Xml {
                     path: self.path.clone(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })?;
             match event {
                 Event::Start(e) => {
@@ -257,7 +257,7 @@ impl<R: BufRead> Stream<R> {
                 .map_err(|e| IofError::Xml {
                     path: self.path.clone(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })?;
             match event {
                 Event::Start(e) => {
@@ -273,7 +273,7 @@ impl<R: BufRead> Stream<R> {
                     }
                 }
                 Event::Text(t) => {
-                    let text = t.unescape().map_err(|e| e.to_string());
+                    let text = t.unescape();
                     match text {
                         Ok(text) => {
                             if let Some(top) = open.last_mut() {
@@ -284,9 +284,7 @@ impl<R: BufRead> Stream<R> {
                     }
                 }
                 Event::CData(c) => {
-                    let text = std::str::from_utf8(&c)
-                        .map(str::to_owned)
-                        .map_err(|e| e.to_string());
+                    let text = std::str::from_utf8(&c).map(str::to_owned);
                     match text {
                         Ok(text) => {
                             if let Some(top) = open.last_mut() {
@@ -348,7 +346,7 @@ pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: "no root element".into(),
+                    problem: "no root element".into(),
                 })
             }
             Ok(_) => {}
@@ -356,7 +354,7 @@ pub(super) fn read_document(path: &Path) -> Result<Node, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })
             }
         }
@@ -376,7 +374,7 @@ pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: "no root element".into(),
+                    problem: "no root element".into(),
                 })
             }
             Ok(_) => {}
@@ -384,7 +382,7 @@ pub(super) fn root_name(path: &Path) -> Result<String, IofError> {
                 return Err(IofError::Xml {
                     path: path.to_path_buf(),
                     position: at,
-                    message: e.to_string(),
+                    problem: e.into(),
                 })
             }
         }

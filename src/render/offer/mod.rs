@@ -50,8 +50,8 @@ use self::price::{price_node, PriceNodes};
 use super::dicts::{first_text, text, ArchivedTexts, DictIndex};
 use super::pricing::Pricing;
 use super::xml::{with_scratch, XmlBuf};
-use crate::catalog::{MainNode, RenderProfile};
 use crate::catalog::{self, ArchivedProduct};
+use crate::catalog::{MainNode, RenderProfile};
 /// Times written on an offer's root element.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OfferMeta {

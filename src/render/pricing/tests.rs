@@ -8,10 +8,10 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 
 use super::*;
+use crate::catalog::Format;
 use crate::catalog::{ArchivedDictionaries, ArchivedProduct, Dictionaries, Product, Record};
 use crate::generate::{generate_to, GenerateOptions};
 use crate::ingest::read_jsonl;
-use crate::catalog::Format;
 use crate::render::{full, light, write_full_csv, write_light_csv, DictIndex, OfferMeta};
 
 fn dec(s: &str) -> Decimal {
