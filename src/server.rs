@@ -130,6 +130,7 @@ impl Server {
             inbox,
             committer,
             purge,
+            publisher,
         } = workers;
         let inbox_stop = Arc::new(AtomicBool::new(false));
         let server = Server {
@@ -199,9 +200,7 @@ impl Server {
                 }),
             );
         }
-        let publishing = app
-            .clone()
-            .run_publisher(server.stop.clone().cancelled_owned());
+        let publishing = publisher.run(server.stop.clone().cancelled_owned());
         server.supervise(
             &server.front,
             "publisher",
