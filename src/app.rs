@@ -1,7 +1,7 @@
 //! The running origin: the store, the partner accounts and the published artifacts, wired
 //! together; the publisher ([`crate::publish::Publisher`]) keeps the artifacts current.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -10,12 +10,11 @@ use std::time::Duration;
 use crate::artifacts::{ArtifactError, Artifacts, GatewayCache};
 use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
-use crate::http::RateLimiter;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::partners::watch::PartnersWatcher;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
-use crate::publish::{Demand, Publisher};
+use crate::publish::{Demand, Publisher, Readiness};
 use crate::purge::{self, PurgeHook, PurgeWorker};
 use crate::store::{ApplyMode, CommitWorker, Committer, Store, StoreError};
 
@@ -61,14 +60,12 @@ pub struct App {
     pub artifacts: Arc<Artifacts>,
     /// Change log, change windows and the base full.xml of every IOF profile.
     pub changes: Arc<Changes>,
-    /// Set by the publisher once artifacts are published.
-    ready: Arc<AtomicBool>,
+    /// True once the publisher has published artifacts of the latest snapshot.
+    pub readiness: Readiness,
     /// Counters and histograms served at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Tells the cache in front which files are stale.
     pub purge: Arc<PurgeHook>,
-    /// Per-partner request rate limit of the public listener.
-    pub rate_limiter: RateLimiter,
     /// Serializes partner reloads, so each new file inherits grants from its predecessor.
     reload_lock: Mutex<PartnersStatus>,
 }
@@ -153,8 +150,6 @@ impl App {
         let (committer, commit_worker) = Committer::new(store.clone());
         let metrics = Arc::new(Metrics::new());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
-        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
-            .with_clock(config.clock.clone());
         let changes = Changes::open(
             &config.changes_dir(),
             &store.snapshot(),
@@ -186,10 +181,9 @@ impl App {
             demand: publisher.demand.clone(),
             artifacts: publisher.artifacts.clone(),
             changes: publisher.changes.clone(),
-            ready: publisher.ready.clone(),
+            readiness: publisher.readiness(),
             metrics: publisher.metrics.clone(),
             purge: publisher.purge.clone(),
-            rate_limiter,
             reload_lock: Mutex::new(PartnersStatus::default()),
         });
         let workers = Workers {
@@ -354,8 +348,7 @@ impl App {
 
     /// True once artifacts of the latest snapshot are published.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-            && self.artifacts.current().generation == self.store.snapshot().generation()
+        self.readiness.is_ready()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::changes::{Changes, ChangesError, Due, Listing};
 use crate::snapshot::Snapshot;
 
 mod loops;
-pub use loops::{Demand, Publisher};
+pub use loops::{Demand, Publisher, Readiness};
 
 /// Why a step of the cycle failed.
 #[derive(Debug, thiserror::Error)]

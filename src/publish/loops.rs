@@ -76,6 +76,21 @@ impl Demand {
     }
 }
 
+/// The readiness check: true once artifacts of the latest snapshot are published.
+#[derive(Clone)]
+pub struct Readiness {
+    ready: Arc<AtomicBool>,
+    artifacts: Arc<Artifacts>,
+    store: Arc<Store>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+            && self.artifacts.current().generation == self.store.snapshot().generation()
+    }
+}
+
 /// The handles the publisher works with.
 #[derive(Clone)]
 pub struct Publisher {
@@ -96,6 +111,15 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The readiness check of what this publisher publishes.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            ready: self.ready.clone(),
+            artifacts: self.artifacts.clone(),
+            store: self.store.clone(),
+        }
+    }
+
     /// The changes and artifacts stages, as one publishing cycle works them.
     pub fn cycle(&self) -> Cycle<'_> {
         Cycle::new(&self.changes, &self.artifacts)
