@@ -122,7 +122,7 @@ pub struct PartnersReload {
 impl App {
     /// Open the data directory, seed it with the demo catalog and partners in demo mode, and
     /// publish the artifacts of the current snapshot. Starts nothing: the committer, the
-    /// purge sender and the drop-folder watch are returned for the caller to run (ingest
+    /// purge sender, the drop-folder watch and the publisher are returned for the caller to run (ingest
     /// requests wait until the committer runs). Blocking.
     pub fn open(config: Config) -> Result<(Arc<App>, Workers), AppError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {

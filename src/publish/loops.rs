@@ -259,3 +259,54 @@ impl Publisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    fn partners(languages: &str) -> Partners {
+        let text = format!(
+            "[[partner]]\nid = \"a\"\ntoken = \"token-a-0000000000\"\nshops = [1]\nlanguages = {languages}\n"
+        );
+        let config = Config::for_data_dir(Path::new("unused"));
+        Partners::parse(&text, Path::new("partners.toml"), &config).unwrap()
+    }
+
+    async fn woken(demand: &Demand) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), demand.wanted.notified())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_asked_profile_wakes_the_publisher_once_and_is_rendered_while_an_account_has_it() {
+        let demand = Demand::new(partners(r#"["pol", "eng"]"#));
+        let own = demand.render_profiles();
+        assert_eq!(own.len(), 1);
+        let current = demand.partners();
+        let account = current.accounts().next().unwrap();
+        let (profile, key) = account.profile_in(1, Some("eng")).unwrap();
+
+        demand.ask_for_profile(key, profile);
+        assert!(woken(&demand).await);
+        // Asking again for a profile already asked for is no new work.
+        demand.ask_for_profile(key, profile);
+        assert!(!woken(&demand).await);
+        let keys = |d: &Demand| {
+            d.render_profiles()
+                .iter()
+                .map(|p| p.key())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&demand), [own[0].key(), profile.key()]);
+
+        // The account no longer has the language: the profile is not rendered any more.
+        demand.set_partners(partners(r#"["pol"]"#));
+        let own = demand.partners().profiles();
+        assert_eq!(keys(&demand), [own[0].key()]);
+        assert_ne!(own[0].key(), profile.key());
+    }
+}
