@@ -1,22 +1,20 @@
 //! The running origin: the store, the partner accounts and the published artifacts, wired
-//! together, plus the loop that republishes artifacts when the catalog changes.
+//! together; the publisher ([`crate::publish::Publisher`]) keeps the artifacts current.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-
 use crate::artifacts::{ArtifactError, Artifacts, GatewayCache};
 use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
-use crate::http::RateLimiter;
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::partners::watch::PartnersWatcher;
 use crate::partners::{Partners, PartnersError, DEMO_PARTNERS};
+use crate::publish::{Demand, Publisher, Readiness};
 use crate::purge::{self, PurgeHook, PurgeWorker};
 use crate::store::{ApplyMode, CommitWorker, Committer, Store, StoreError};
 
@@ -57,24 +55,19 @@ pub struct App {
     pub store: Arc<Store>,
     /// Group commit of ingest requests (see [`Committer`]).
     pub committer: Committer,
-    partners: ArcSwap<Partners>,
-    pub artifacts: Artifacts,
+    /// The partner accounts in force and the profiles the publisher renders for them.
+    pub demand: Arc<Demand>,
+    pub artifacts: Arc<Artifacts>,
     /// Change log, change windows and the base full.xml of every IOF profile.
-    pub changes: Changes,
-    ready: AtomicBool,
+    pub changes: Arc<Changes>,
+    /// True once the publisher has published artifacts of the latest snapshot.
+    pub readiness: Readiness,
     /// Counters and histograms served at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Tells the cache in front which files are stale.
-    pub purge: PurgeHook,
-    /// Per-partner request rate limit of the public listener.
-    pub rate_limiter: RateLimiter,
+    pub purge: Arc<PurgeHook>,
     /// Serializes partner reloads, so each new file inherits grants from its predecessor.
     reload_lock: Mutex<PartnersStatus>,
-    /// Wakes the publisher when a reload brings render profiles that have no files yet.
-    republish_wanted: tokio::sync::Notify,
-    /// `language=` profiles partners have asked for, by key: rendered from the first request
-    /// on, not before (most partners never ask, and each costs a full render).
-    asked: Mutex<std::collections::BTreeMap<String, crate::catalog::RenderProfile>>,
 }
 
 /// The background work [`App::open`] prepares but does not start: [`crate::server`] runs it.
@@ -85,6 +78,8 @@ pub struct Workers {
     pub committer: CommitWorker,
     /// The sender of [`App::purge`] (`None` without a purge target).
     pub purge: Option<PurgeWorker>,
+    /// The loops that keep the artifacts current (the first publish is done).
+    pub publisher: Publisher,
 }
 
 /// Outcome of the latest partner reloads, for operators and tests.
@@ -127,7 +122,7 @@ pub struct PartnersReload {
 impl App {
     /// Open the data directory, seed it with the demo catalog and partners in demo mode, and
     /// publish the artifacts of the current snapshot. Starts nothing: the committer, the
-    /// purge sender and the drop-folder watch are returned for the caller to run (ingest
+    /// purge sender, the drop-folder watch and the publisher are returned for the caller to run (ingest
     /// requests wait until the committer runs). Blocking.
     pub fn open(config: Config) -> Result<(Arc<App>, Workers), AppError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|source| AppError::Io {
@@ -155,8 +150,6 @@ impl App {
         let (committer, commit_worker) = Committer::new(store.clone());
         let metrics = Arc::new(Metrics::new());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
-        let rate_limiter = RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
-            .with_clock(config.clock.clone());
         let changes = Changes::open(
             &config.changes_dir(),
             &store.snapshot(),
@@ -168,26 +161,36 @@ impl App {
                 clock: config.clock.clone(),
             },
         )?;
+        let publisher = Publisher {
+            store: store.clone(),
+            changes: Arc::new(changes),
+            artifacts: Arc::new(artifacts),
+            purge: Arc::new(purge),
+            metrics,
+            demand: Arc::new(Demand::new(partners)),
+            ready: Arc::new(AtomicBool::new(false)),
+            clock: config.clock.clone(),
+            publish_coalesce: config.publish_coalesce,
+            full_publish_interval: config.full_publish_interval,
+        };
+        publisher.republish()?;
         let app = Arc::new(App {
             config,
             store,
             committer,
-            partners: ArcSwap::from_pointee(partners),
-            artifacts,
-            changes,
-            ready: AtomicBool::new(false),
-            metrics,
-            purge,
-            rate_limiter,
+            demand: publisher.demand.clone(),
+            artifacts: publisher.artifacts.clone(),
+            changes: publisher.changes.clone(),
+            readiness: publisher.readiness(),
+            metrics: publisher.metrics.clone(),
+            purge: publisher.purge.clone(),
             reload_lock: Mutex::new(PartnersStatus::default()),
-            republish_wanted: tokio::sync::Notify::new(),
-            asked: Mutex::default(),
         });
-        app.republish()?;
         let workers = Workers {
             inbox,
             committer: commit_worker,
             purge: purge_worker,
+            publisher,
         };
         Ok((app, workers))
     }
@@ -195,26 +198,12 @@ impl App {
     /// A partner asked for the `language=` profile `key`, which has no files yet: have the
     /// publisher render it (and keep it rendered while an account has it).
     pub fn ask_for_profile(&self, key: &str, profile: &crate::catalog::RenderProfile) {
-        let mut asked = self.asked.lock();
-        if asked.insert(key.to_string(), profile.clone()).is_none() {
-            self.republish_wanted.notify_one();
-        }
-    }
-
-    /// The profiles to render: the partners' own, plus the `language=` ones asked for that an
-    /// account still has.
-    fn render_profiles(&self) -> Vec<crate::catalog::RenderProfile> {
-        let partners = self.partners();
-        let mut profiles = partners.profiles();
-        let mut asked = self.asked.lock();
-        asked.retain(|key, _| partners.has_alternate(key));
-        profiles.extend(asked.values().cloned());
-        profiles
+        self.demand.ask_for_profile(key, profile);
     }
 
     /// The partner accounts in force.
     pub fn partners(&self) -> Arc<Partners> {
-        self.partners.load_full()
+        self.demand.partners()
     }
 
     /// Read the partners file again and put it in force. A file that does not load is
@@ -239,7 +228,7 @@ impl App {
                 return Err(e.into());
             }
         };
-        let previous = self.partners.load_full();
+        let previous = self.demand.partners();
         let revoked = partners.inherit(&previous);
         // Cached copies of every partner whose access, token or settings changed are stale.
         let purge_keys = purge::partner_changes(&previous, &partners);
@@ -252,13 +241,13 @@ impl App {
         let profile_keys = |p: &Partners| p.profiles().iter().map(|p| p.key()).collect::<Vec<_>>();
         let profiles_changed = profile_keys(&previous) != profile_keys(&partners);
         let accounts = partners.len();
-        self.partners.store(Arc::new(partners));
+        self.demand.set_partners(partners);
         // Gateways carry per-partner links; drop them so none outlives a token or account.
         self.artifacts.gateways.clear();
         // New profiles need files; profiles no partner uses any more are superseded, and the
         // republish sends their files to the purge hook.
         if new_profiles > 0 || profiles_changed {
-            self.republish_wanted.notify_one();
+            self.demand.want_republish();
         }
         let purged = purge_keys.len();
         self.purge.purge(purge_keys);
@@ -357,149 +346,9 @@ impl App {
         }
     }
 
-    /// The changes and artifacts stages, as one publishing cycle works them.
-    pub fn cycle(&self) -> crate::publish::Cycle<'_> {
-        crate::publish::Cycle::new(&self.changes, &self.artifacts)
-    }
-
     /// True once artifacts of the latest snapshot are published.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-            && self.artifacts.current().generation == self.store.snapshot().generation()
-    }
-
-    /// Render what the current snapshot and partners need and publish it. Blocking.
-    pub fn republish(&self) -> Result<(), AppError> {
-        let snapshot = self.store.snapshot();
-        let profiles = self.render_profiles();
-        let started = std::time::Instant::now();
-        let previous = self.artifacts.current();
-        let set = match self
-            .cycle()
-            .republish(&snapshot, &profiles, self.config.clock.now())
-        {
-            Ok(set) => set,
-            Err(e) => {
-                self.metrics.artifacts_published(started.elapsed(), None, 0);
-                return Err(e.into());
-            }
-        };
-        self.metrics
-            .artifacts_published(started.elapsed(), Some(set.generation), set.file_count());
-        // Purge only after the new set is served, so the cache refetches new bytes.
-        self.purge.purge(purge::superseded(&previous, &set));
-        // Rendering touched every mapped page; serving reads rendered files, not the snapshot.
-        snapshot.release_pages();
-        tracing::info!(
-            generation = set.generation,
-            profiles = set.by_profile.len(),
-            files = set.file_count(),
-            products = snapshot.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "artifacts published"
-        );
-        self.ready.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// Timer work of the changes stage (cut a window, rebuild bases); republish when it
-    /// changed the files to serve. Blocking.
-    pub fn tick(&self) -> Result<(), AppError> {
-        let profiles = self.render_profiles();
-        if self.cycle().maintain(&profiles, self.config.clock.now())? {
-            self.republish()?;
-        }
-        Ok(())
-    }
-
-    /// Republish whenever the store publishes a new generation or a partners reload needs new
-    /// profiles rendered, and cut change windows on time, until `shutdown` resolves.
-    ///
-    /// Two loops: light.xml follows every generation on its own (a burst of updates within
-    /// `publish_coalesce` publishes once; only changed shards are rendered), so it is fresh
-    /// within a second whatever the rest costs; the other files, the change log and the change
-    /// windows are the work of a second loop that always takes the newest generation when it
-    /// is free (one loop, so those publishes never race each other).
-    pub async fn run_publisher(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        let light = self.clone().light_loop();
-        let full = self.clone().full_loop();
-        tokio::select! {
-            _ = shutdown => {}
-            _ = async { tokio::join!(light, full) } => {}
-        }
-    }
-
-    async fn light_loop(self: Arc<Self>) {
-        let mut generations = self.store.subscribe();
-        loop {
-            if generations.changed().await.is_err() {
-                return;
-            }
-            // Gather a burst: the updates acknowledged meanwhile publish together.
-            tokio::time::sleep(self.config.publish_coalesce).await;
-            generations.borrow_and_update();
-            let app = self.clone();
-            let published = tokio::task::spawn_blocking(move || {
-                let snapshot = app.store.snapshot();
-                let started = std::time::Instant::now();
-                let previous = app.artifacts.current();
-                let set = app.artifacts.publish_light(&snapshot)?;
-                // The superseded light.xml (and gateways) leave the cache in front now; the
-                // full publisher purges what it supersedes later.
-                app.purge.purge(purge::superseded(&previous, &set));
-                Ok::<_, crate::artifacts::ArtifactError>((set, started.elapsed()))
-            })
-            .await;
-            match published {
-                Ok(Ok((set, elapsed))) => tracing::debug!(
-                    generation = set.generation,
-                    micros = elapsed.as_micros() as u64,
-                    "light.xml published"
-                ),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot publish light.xml; the previous one keeps serving")
-                }
-                Err(e) => tracing::error!(error = %e, "the light publisher task failed"),
-            }
-        }
-    }
-
-    async fn full_loop(self: Arc<Self>) {
-        let mut generations = self.store.subscribe();
-        // After a failure, do not retry a past deadline in a tight loop.
-        let mut backoff = Duration::ZERO;
-        loop {
-            // Deadlines are read on the app's clock, which tests move instead of waiting.
-            let clock = &self.config.clock;
-            let now = clock.now();
-            let due = self
-                .changes
-                .next_deadline(now)
-                .max(now.checked_add(backoff).unwrap_or(jiff::Timestamp::MAX));
-            let app = self.clone();
-            let work: Box<dyn FnOnce() -> Result<(), AppError> + Send> = tokio::select! {
-                _ = self.republish_wanted.notified() => Box::new(move || app.republish()),
-                changed = generations.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    Box::new(move || app.republish())
-                }
-                _ = clock.sleep_until(due) => Box::new(move || app.tick()),
-            };
-            // Generations published meanwhile are included in this republish.
-            generations.borrow_and_update();
-            let started = tokio::time::Instant::now();
-            backoff = Duration::from_secs(5);
-            match tokio::task::spawn_blocking(work).await {
-                Ok(Ok(())) => backoff = Duration::ZERO,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot publish artifacts; the previous ones keep serving")
-                }
-                Err(e) => tracing::error!(error = %e, "the publisher task failed"),
-            }
-            tokio::time::sleep_until(started + self.config.full_publish_interval).await;
-        }
+        self.readiness.is_ready()
     }
 }
 

@@ -1,6 +1,7 @@
 //! The publishing cycle: the changes stage says what is due (window cuts, bases), the
 //! artifacts stage writes it and serves the listings. Neither stage knows the other's
-//! insides; this module passes values between them.
+//! insides; this module passes values between them. [`Publisher`] runs the cycle as the
+//! server's publishing task.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use crate::artifacts::{ArtifactError, ArtifactSet, Artifacts, FullFiles};
 use crate::catalog::RenderProfile;
 use crate::changes::{Changes, ChangesError, Due, Listing};
 use crate::snapshot::Snapshot;
+
+mod loops;
+pub use loops::{Demand, Publisher, Readiness};
 
 /// Why a step of the cycle failed.
 #[derive(Debug, thiserror::Error)]

@@ -130,6 +130,7 @@ impl Server {
             inbox,
             committer,
             purge,
+            publisher,
         } = workers;
         let inbox_stop = Arc::new(AtomicBool::new(false));
         let server = Server {
@@ -178,13 +179,25 @@ impl Server {
             );
         }
 
+        // The listeners see the handles they serve from, not the app.
+        let state = Arc::new(http::State::new(
+            http::Handles {
+                demand: app.demand.clone(),
+                artifacts: app.artifacts.clone(),
+                store: app.store.clone(),
+                committer: app.committer.clone(),
+                metrics: app.metrics.clone(),
+                readiness: app.readiness.clone(),
+            },
+            &app.config,
+        ));
         for (listener, surface, task) in [
             (listeners.public, Surface::Public, "public listener"),
             (listeners.admin, Surface::Admin, "admin listener"),
         ] {
             let serving = http::serve(
                 listener,
-                app.clone(),
+                state.clone(),
                 surface,
                 server.stop.clone().cancelled_owned(),
             );
@@ -199,9 +212,7 @@ impl Server {
                 }),
             );
         }
-        let publishing = app
-            .clone()
-            .run_publisher(server.stop.clone().cancelled_owned());
+        let publishing = publisher.run(server.stop.clone().cancelled_owned());
         server.supervise(
             &server.front,
             "publisher",

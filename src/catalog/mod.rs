@@ -13,7 +13,9 @@ mod money;
 mod profile;
 pub mod sample;
 mod validate;
-pub use profile::{Format, MainNode, RenderProfile};
+pub use profile::{
+    convert_amount, discount_amount, discount_keep, Format, MainNode, RenderProfile,
+};
 pub use validate::round_money;
 
 use std::collections::BTreeMap;

@@ -120,23 +120,41 @@ impl RenderProfile {
     /// `None` when it overflows (ingest and configuration bounds keep real data far from it).
     pub fn convert(&self, p: Price) -> Option<Price> {
         Some(Price {
-            net: round_money(p.net.checked_mul(self.rate)?),
-            gross: round_money(p.gross.checked_mul(self.rate)?),
+            net: convert_amount(p.net, self.rate)?,
+            gross: convert_amount(p.gross, self.rate)?,
         })
     }
 
     /// A base-currency price converted and discounted (as written in light.xml); `None` when
     /// it overflows.
     pub fn discounted(&self, p: Price) -> Option<Price> {
-        let keep = Decimal::ONE_HUNDRED
-            .checked_sub(self.discount_percent)?
-            .checked_div(Decimal::ONE_HUNDRED)?;
-        let pay = |d: Decimal| d.checked_mul(self.rate)?.checked_mul(keep).map(round_money);
+        let keep = discount_keep(self.discount_percent)?;
         Some(Price {
-            net: pay(p.net)?,
-            gross: pay(p.gross)?,
+            net: discount_amount(p.net, self.rate, keep)?,
+            gross: discount_amount(p.gross, self.rate, keep)?,
         })
     }
+}
+
+// The price formula, amount by amount; `render::pricing` applies the same functions, so full
+// and light files and these methods cannot drift apart.
+
+/// A base-currency amount at `rate`, rounded to the cent; `None` when it overflows.
+pub fn convert_amount(d: Decimal, rate: Decimal) -> Option<Decimal> {
+    d.checked_mul(rate).map(round_money)
+}
+
+/// What a discounted price keeps of the converted one: `(100 - discount_percent) / 100`.
+pub fn discount_keep(discount_percent: Decimal) -> Option<Decimal> {
+    Decimal::ONE_HUNDRED
+        .checked_sub(discount_percent)?
+        .checked_div(Decimal::ONE_HUNDRED)
+}
+
+/// A base-currency amount at `rate`, times `keep` (see [`discount_keep`]), rounded to the
+/// cent; `None` when it overflows.
+pub fn discount_amount(d: Decimal, rate: Decimal, keep: Decimal) -> Option<Decimal> {
+    d.checked_mul(rate)?.checked_mul(keep).map(round_money)
 }
 
 /// The direct children of `<product>` plus its attributes: the units of change detection.

@@ -6,12 +6,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
 use super::{body, Body, HttpError};
-use crate::app::App;
+use crate::http::State;
 
 /// Answer one request on the admin listener.
-pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     if req.uri().path().starts_with("/v1/") {
-        return super::ingest::handle(app, req).await;
+        return super::ingest::handle(state, req).await;
     }
     let text = |status: StatusCode, text: &'static str| {
         Response::builder()
@@ -23,9 +23,9 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     };
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if app.is_ready() => text(StatusCode::OK, "ready\n"),
+        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
         "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n"),
-        "/metrics" => super::observe::metrics(app),
+        "/metrics" => super::observe::metrics(state),
         _ => HttpError::NotFound.response(),
     }
 }

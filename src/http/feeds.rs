@@ -9,16 +9,16 @@ use super::body::Revocable;
 use super::conn::ConnCut;
 use super::routes::{self, FeedRequest, FileRef};
 use super::{access, respond, Body, HttpError};
-use crate::app::App;
 use crate::artifacts::GatewayLinks;
 use crate::catalog::Format;
+use crate::http::State;
 use crate::partners::{Access, FileType};
 
 /// Answer one request on the public listener.
-pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let route = routes::parse(req.uri().path(), req.uri().query());
-    let result = answer(app, &req, route.as_ref()).await;
+    let result = answer(state, &req, route.as_ref()).await;
     let mut response = result.unwrap_or_else(|e| e.response());
     // The access log line is written by `access::track` when the body ends, with the bytes
     // sent; it names the path without the token: logs must not leak credentials.
@@ -43,7 +43,7 @@ fn file_label(file: &FileRef) -> String {
 }
 
 async fn answer(
-    app: &App,
+    state: &State,
     req: &Request<Incoming>,
     feed: Option<&FeedRequest>,
 ) -> Result<Response<Body>, HttpError> {
@@ -51,10 +51,11 @@ async fn answer(
         return Err(HttpError::MethodNotAllowed);
     }
     let feed = feed.ok_or(HttpError::NotFound)?;
-    let partners = app.partners();
+    let partners = state.partners();
     let account = match partners.authenticate(&feed.partner, &feed.token) {
         Access::Granted(account) => {
-            app.rate_limiter
+            state
+                .rate_limiter
                 .check(&account.id)
                 .map_err(HttpError::RateLimited)?;
             account
@@ -71,11 +72,11 @@ async fn answer(
         .profile_in(feed.shop, feed.language.as_deref())
         .ok_or(HttpError::NotFound)?;
     let name = file_name(feed, profile.format, account.file_type);
-    let set = app.artifacts.current();
+    let set = state.artifacts.current();
     let Some(files) = set.profile_by_key(key) else {
         // A `language=` profile is rendered once a partner asks for it.
         if feed.language.is_some() {
-            app.ask_for_profile(key, profile);
+            state.demand.ask_for_profile(key, profile);
         }
         return Err(HttpError::NotReady);
     };
@@ -84,15 +85,16 @@ async fn answer(
     let artifact = if name == "gateway.xml" {
         let snapshot = set.snapshot.as_ref().ok_or(HttpError::NotReady)?;
         let links = GatewayLinks {
-            public_url: &app.config.public_url,
+            public_url: &state.public_url,
             partner: &feed.partner,
             token: &feed.token,
             shop: feed.shop,
             language: feed.language.as_deref(),
         };
-        app.artifacts
+        state
+            .artifacts
             .gateways
-            .get(&links, files, snapshot, &app.config.timezone)
+            .get(&links, files, snapshot, &state.timezone)
             .ok_or(HttpError::NotFound)?
     } else {
         files.get(&name).cloned().ok_or(HttpError::NotFound)?

@@ -18,6 +18,7 @@ mod observe;
 mod respond;
 pub mod routes;
 pub mod rules;
+mod state;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,9 +33,9 @@ use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::app::App;
 pub use body::Body;
 pub use limits::RateLimiter;
+pub use state::{Handles, State};
 
 /// Largest request head accepted (request line + headers); larger heads get 431.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -202,12 +203,12 @@ pub enum Surface {
 /// closed at once. Public connections run under the timeouts of [`limits::GuardedIo`].
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    state: Arc<State>,
     surface: Surface,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let configured = app.config.limits.max_connections;
+    let configured = state.limits.max_connections;
     let budget =
         limits::ConnectionBudget::compute(limits::descriptor_limit(), configured, MAX_WAITING);
     let caps = match surface {
@@ -224,7 +225,7 @@ pub async fn serve(
         max_connections = caps.max_connections,
         configured,
         max_waiting = caps.max_waiting,
-        max_connections_per_ip = app.config.limits.max_connections_per_ip,
+        max_connections_per_ip = state.limits.max_connections_per_ip,
         "connection budget"
     );
     if caps.max_connections < configured {
@@ -236,8 +237,8 @@ pub async fn serve(
     }
     let slots = Arc::new(Semaphore::new(caps.max_connections));
     let waiting = Arc::new(Semaphore::new(caps.max_waiting));
-    let per_ip = limits::PerIp::new(app.config.limits.max_connections_per_ip);
-    let uploads = ingest::Uploads::new(app.config.ingest_max_concurrent);
+    let per_ip = limits::PerIp::new(state.limits.max_connections_per_ip);
+    let uploads = ingest::Uploads::new(state.ingest_max_concurrent);
     let mut backoff = limits::AcceptBackoff::default();
     let tasks = Tasks::default();
     tokio::pin!(shutdown);
@@ -262,7 +263,7 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let Some(ip_slot) = per_ip.try_take(peer.ip()) else {
                     // One client holds its address's share: answered like a full server.
-                    app.metrics.connection_rejected();
+                    state.metrics.connection_rejected();
                     if let Ok(wait_slot) = waiting.clone().try_acquire_owned() {
                         tasks.spawn(async move {
                             overloaded(stream).await;
@@ -272,15 +273,15 @@ pub async fn serve(
                     continue;
                 };
                 if let Ok(slot) = slots.clone().try_acquire_owned() {
-                    connection(stream, peer, app.clone(), surface, (slot, ip_slot), &uploads, (graceful.watcher(), &tasks));
+                    connection(stream, peer, state.clone(), surface, (slot, ip_slot), &uploads, (graceful.watcher(), &tasks));
                     continue;
                 }
                 let Ok(wait_slot) = waiting.clone().try_acquire_owned() else {
-                    app.metrics.connection_rejected();
+                    state.metrics.connection_rejected();
                     drop(stream);
                     continue;
                 };
-                let (app, slots, watcher) = (app.clone(), slots.clone(), graceful.watcher());
+                let (state, slots, watcher) = (state.clone(), slots.clone(), graceful.watcher());
                 let (uploads, spawner) = (uploads.clone(), tasks.clone());
 
                 tasks.spawn(async move {
@@ -288,10 +289,10 @@ pub async fn serve(
                     match slot {
                         Ok(Ok(slot)) => {
                             drop(wait_slot);
-                            connection(stream, peer, app, surface, (slot, ip_slot), &uploads, (watcher, &spawner))
+                            connection(stream, peer, state, surface, (slot, ip_slot), &uploads, (watcher, &spawner))
                         }
                         _ => {
-                            app.metrics.connection_rejected();
+                            state.metrics.connection_rejected();
                             // The wait slot is held until the 503 is sent: it counts the
                             // descriptor in the budget.
                             overloaded(stream).await;
@@ -351,42 +352,42 @@ async fn overloaded(stream: TcpStream) {
 fn connection(
     stream: TcpStream,
     peer: std::net::SocketAddr,
-    app: Arc<App>,
+    state: Arc<State>,
     surface: Surface,
     slot: (OwnedSemaphorePermit, limits::IpSlot),
     uploads: &Arc<ingest::Uploads>,
     // Graceful shutdown's hold on the connection, and the listener's tasks to run it on.
     (watcher, tasks): (Watcher, &Tasks),
 ) {
-    app.metrics.connection_opened();
-    let limits = app.config.limits.clone();
+    state.metrics.connection_opened();
+    let limits = state.limits.clone();
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .max_buf_size(MAX_HEAD_BYTES.max(8192));
     match surface {
         Surface::Public => {
-            let state = Arc::new(limits::ConnState::new());
+            let guard = Arc::new(limits::ConnState::new());
             // Lets a revoked partner's download cut this connection (see `conn`).
             let cut = Arc::new(conn::ConnCut::default());
             let stream = conn::CutIo::new(stream, cut.clone());
-            let io = limits::GuardedIo::new(stream, state.clone(), limits);
+            let io = limits::GuardedIo::new(stream, guard.clone(), limits);
             // The guard keeps the header, idle and send clocks; hyper's header timer would
             // also count idle keep-alive time as header time, so it is off here.
             builder.header_read_timeout(None);
-            let service_app = app.clone();
             let service_state = state.clone();
+            let service_guard = guard.clone();
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let app = service_app.clone();
                 let state = service_state.clone();
+                let guard = service_guard.clone();
                 req.extensions_mut().insert(cut.clone());
                 async move {
-                    state.begin();
+                    guard.begin();
                     if accepts_zstd(&req) {
-                        app.metrics.accepts_zstd();
+                        state.metrics.accepts_zstd();
                     }
-                    let response = feeds::handle(&app, req).await;
-                    Ok::<_, Infallible>(access::track(&app.metrics, response, Some(state)))
+                    let response = feeds::handle(&state, req).await;
+                    Ok::<_, Infallible>(access::track(&state.metrics, response, Some(guard)))
                 }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));
@@ -394,30 +395,30 @@ fn connection(
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                if let Some(why) = state.expired() {
+                if let Some(why) = guard.expired() {
                     tracing::debug!(%peer, ?why, "connection closed by a limit");
-                    app.metrics.connection_limited(why);
+                    state.metrics.connection_limited(why);
                 }
-                app.metrics.connection_closed();
+                state.metrics.connection_closed();
                 drop(slot);
             });
         }
         Surface::Admin => {
             builder.header_read_timeout(limits.header_timeout);
-            let service_app = app.clone();
+            let service_state = state.clone();
             let uploads = uploads.clone();
             let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                let app = service_app.clone();
+                let state = service_state.clone();
                 // Ingest bodies received at once are bounded per listener.
                 req.extensions_mut().insert(uploads.clone());
-                async move { Ok::<_, Infallible>(admin::handle(&app, req).await) }
+                async move { Ok::<_, Infallible>(admin::handle(&state, req).await) }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(stream), service));
             tasks.spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-                app.metrics.connection_closed();
+                state.metrics.connection_closed();
                 drop(slot);
             });
         }

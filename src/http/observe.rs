@@ -5,14 +5,14 @@ use std::time::SystemTime;
 use hyper::{Response, StatusCode};
 
 use super::{body, Body};
-use crate::app::App;
+use crate::http::State;
 use crate::metrics::{StateSample, CONTENT_TYPE};
 
 /// The metrics text, with the snapshot and artifact gauges sampled now.
-pub fn metrics(app: &App) -> Response<Body> {
-    let snapshot = app.store.snapshot();
-    let artifacts = app.artifacts.current();
-    let text = app.metrics.encode(StateSample {
+pub fn metrics(state: &State) -> Response<Body> {
+    let snapshot = state.store.snapshot();
+    let artifacts = state.artifacts.current();
+    let text = state.metrics.encode(StateSample {
         snapshot_generation: snapshot.generation(),
         snapshot_published: SystemTime::from(snapshot.published()),
         artifacts_generation: artifacts.generation,

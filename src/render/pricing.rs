@@ -89,13 +89,11 @@ impl Pricing {
 
     /// Prices as light files show them: the paid price also discounted.
     pub(crate) fn light(profile: &RenderProfile) -> Self {
-        // The same value as `RenderProfile::discounted`'s, computed once instead of per price.
+        // Computed once per render instead of per price.
         let discount = if profile.discount_percent.is_zero() {
             Discount::None
         } else {
-            Decimal::ONE_HUNDRED
-                .checked_sub(profile.discount_percent)
-                .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
+            catalog::discount_keep(profile.discount_percent)
                 .map_or(Discount::Unrepresentable, Discount::Keep)
         };
         Pricing {
@@ -110,7 +108,7 @@ impl Pricing {
             // d * 1 is d at the same scale; only the rounding remains.
             Some(round_money(d))
         } else {
-            d.checked_mul(self.rate).map(round_money)
+            catalog::convert_amount(d, self.rate)
         }
     }
 
@@ -119,10 +117,7 @@ impl Pricing {
     pub(crate) fn pay(&self, d: Decimal) -> Option<Decimal> {
         match self.discount {
             Discount::None => self.convert(d),
-            Discount::Keep(keep) => d
-                .checked_mul(self.rate)
-                .and_then(|x| x.checked_mul(keep))
-                .map(round_money),
+            Discount::Keep(keep) => catalog::discount_amount(d, self.rate, keep),
             Discount::Unrepresentable => None,
         }
     }

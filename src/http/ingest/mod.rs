@@ -37,8 +37,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{body, Body, HttpError};
-use crate::app::App;
 use crate::catalog::{FieldError, ProductId, Record};
+use crate::http::State;
 use crate::ingest::{self, ArrayLines, JsonlReader, LineError, Rejection, Update};
 use crate::store::{self, ApplyMode, Op, Outcome};
 
@@ -174,11 +174,11 @@ impl From<Rejection> for RejectedLine {
 }
 
 /// Answer one `/v1/...` request.
-pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match answer(app, req).await {
+    let response = match answer(state, req).await {
         Ok(r) => r,
         Err(e) => e.response(),
     };
@@ -193,8 +193,8 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     response
 }
 
-async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
-    check_token(app.config.admin_token.as_deref(), req.headers())?;
+async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, HttpError> {
+    check_token(state.admin_token.as_deref(), req.headers())?;
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query())?;
     // A request with a body holds an upload slot until it is answered.
@@ -206,13 +206,13 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
         if req.method() != Method::POST {
             return Err(HttpError::WrongMethod { allow: "POST" });
         }
-        return records(app, req, query).await;
+        return records(state, req, query).await;
     }
     if path == "/v1/updates" {
         if req.method() != Method::POST {
             return Err(HttpError::WrongMethod { allow: "POST" });
         }
-        return updates(app, req, query).await;
+        return updates(state, req, query).await;
     }
     if let Some(id) = path.strip_prefix("/v1/products/") {
         let id: ProductId = id
@@ -221,10 +221,10 @@ async fn answer(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
             .filter(|&id| id > 0)
             .ok_or_else(|| HttpError::BadRequest("product ids are positive integers".into()))?;
         return match *req.method() {
-            Method::PUT => put_product(app, req, id).await,
+            Method::PUT => put_product(state, req, id).await,
             Method::DELETE => {
                 let op = Op::Record(Record::DeleteProduct { id });
-                let outcome = submit(app, vec![op], false).await?;
+                let outcome = submit(state, vec![op], false).await?;
                 Ok(report(outcome_report(outcome, &[1], Rejections::default())))
             }
             _ => Err(HttpError::WrongMethod {
@@ -332,8 +332,9 @@ fn is_array(headers: &HeaderMap) -> Result<bool, HttpError> {
 }
 
 /// Queue ops for the group committer and wait until they are durable.
-async fn submit(app: &Arc<App>, ops: Vec<Op>, partial: bool) -> Result<Outcome, HttpError> {
-    app.committer
+async fn submit(state: &Arc<State>, ops: Vec<Op>, partial: bool) -> Result<Outcome, HttpError> {
+    state
+        .committer
         .submit(store::Request {
             ops,
             partial,
@@ -384,7 +385,7 @@ fn outcome_report(outcome: Outcome, lines: &[u64], mut rejected: Rejections) -> 
 
 /// 409: the mass-deletion guard refused a full sync; nothing applied. The numbers let the
 /// caller check the export and, if it is right, confirm with `confirm_removal`.
-fn removal_refused(app: &App, e: store::StoreError) -> Response<Body> {
+fn removal_refused(state: &State, e: store::StoreError) -> Response<Body> {
     #[derive(serde::Serialize)]
     struct Refusal {
         generation: u64,
@@ -408,7 +409,7 @@ fn removal_refused(app: &App, e: store::StoreError) -> Response<Body> {
     json(
         StatusCode::CONFLICT,
         &Refusal {
-            generation: app.store.snapshot().generation(),
+            generation: state.store.snapshot().generation(),
             reason,
             products,
             would_remove: removing,
@@ -419,12 +420,12 @@ fn removal_refused(app: &App, e: store::StoreError) -> Response<Body> {
 }
 
 /// 422: rejected lines, nothing applied.
-fn refused(app: &App, rejected: Rejections) -> Response<Body> {
+fn refused(state: &State, rejected: Rejections) -> Response<Body> {
     let (rejected, rejected_unlisted) = rejected.into_parts();
     json(
         StatusCode::UNPROCESSABLE_ENTITY,
         &Report {
-            generation: app.store.snapshot().generation(),
+            generation: state.store.snapshot().generation(),
             rejected,
             rejected_unlisted,
             ..Report::default()

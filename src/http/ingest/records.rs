@@ -54,21 +54,21 @@ impl Sink<Record> for RecordSink {
 }
 
 pub(super) async fn records(
-    app: &Arc<App>,
+    state: &Arc<State>,
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
     let full_sync = query.mode.is_full_sync();
     let sink = RecordSink::new(RecordTarget {
-        store: app.store.clone(),
+        store: state.store.clone(),
         full_sync,
         small: Vec::new(),
         spooled: None,
     });
-    let (sink, rejected) = parse_body::<Record, _>(app, req, sink).await?;
+    let (sink, rejected) = parse_body::<Record, _>(state, req, sink).await?;
     let mut sink = sink.into_target();
     if !rejected.is_empty() && (full_sync || !query.partial) {
-        return Ok(refused(app, rejected));
+        return Ok(refused(state, rejected));
     }
     if sink.spooled.is_none() && !full_sync {
         // Small: queued for a group commit with the other small requests.
@@ -77,10 +77,10 @@ pub(super) async fn records(
             .into_iter()
             .map(|(line, r)| (line, Op::Record(r)))
             .unzip();
-        let outcome = submit(app, ops, query.partial).await?;
+        let outcome = submit(state, ops, query.partial).await?;
         return Ok(report(outcome_report(outcome, &lines, rejected)));
     }
-    let store = app.store.clone();
+    let store = state.store.clone();
     let mode = query.mode;
     let applied = tokio::task::spawn_blocking(move || {
         let spooled = sink.spill()?;
@@ -93,7 +93,7 @@ pub(super) async fn records(
     .await
     .map_err(|e| HttpError::internal("apply task", e))?;
     let applied = match applied {
-        Err(e @ store::StoreError::RemovalRefused { .. }) => return Ok(removal_refused(app, e)),
+        Err(e @ store::StoreError::RemovalRefused { .. }) => return Ok(removal_refused(state, e)),
         other => other.map_err(store_error)?,
     };
     let (rejected, rejected_unlisted) = rejected.into_parts();
@@ -111,19 +111,15 @@ pub(super) async fn records(
 pub(super) const MAX_PRODUCT_BYTES: u64 = ingest::MAX_LINE_BYTES as u64;
 
 pub(super) async fn put_product(
-    app: &Arc<App>,
+    state: &Arc<State>,
     req: Request<Incoming>,
     id: ProductId,
 ) -> Result<Response<Body>, HttpError> {
-    let limit = MAX_PRODUCT_BYTES.min(app.config.ingest_body_limit);
+    let limit = MAX_PRODUCT_BYTES.min(state.ingest_body_limit);
     let mut incoming = req.into_body();
     let mut body = Vec::new();
-    while let Some(data) = next_frame(
-        &mut incoming,
-        app.config.ingest_body_timeout,
-        body.len() as u64,
-    )
-    .await?
+    while let Some(data) =
+        next_frame(&mut incoming, state.ingest_body_timeout, body.len() as u64).await?
     {
         if (body.len() + data.len()) as u64 > limit {
             return Err(HttpError::PayloadTooLarge(format!(
@@ -159,7 +155,7 @@ pub(super) async fn put_product(
     let parsed = JsonlReader::new("http", text.as_bytes()).next();
     let record = match parsed {
         Some(Ok(line)) => line.record,
-        Some(Err(LineError::Rejected(r))) => return Ok(refused(app, one(r))),
+        Some(Err(LineError::Rejected(r))) => return Ok(refused(state, one(r))),
         Some(Err(LineError::Fatal(e))) => return Err(HttpError::BadRequest(e.to_string())),
         None => return Err(HttpError::BadRequest("empty body".into())),
     };
@@ -173,9 +169,9 @@ pub(super) async fn put_product(
                     p.id
                 ),
             };
-            return Ok(refused(app, one(r)));
+            return Ok(refused(state, one(r)));
         }
     }
-    let outcome = submit(app, vec![Op::Record(record)], false).await?;
+    let outcome = submit(state, vec![Op::Record(record)], false).await?;
     Ok(report(outcome_report(outcome, &[1], Rejections::default())))
 }

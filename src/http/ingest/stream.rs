@@ -269,7 +269,7 @@ pub(super) async fn next_frame(
 /// thread, handing every accepted line to `sink` (which may reject it, or fail: a failure
 /// is a 503). Returns the sink and the rejections.
 pub(super) async fn parse_body<T, S>(
-    app: &Arc<App>,
+    state: &Arc<State>,
     req: Request<Incoming>,
     sink: S,
 ) -> Result<(S, Rejections), HttpError>
@@ -277,8 +277,8 @@ where
     T: ingest::LineRecord + Send + 'static,
     S: Sink<T> + Send + 'static,
 {
-    let limit = app.config.ingest_body_limit;
-    let timeout = app.config.ingest_body_timeout;
+    let limit = state.ingest_body_limit;
+    let timeout = state.ingest_body_timeout;
     let array = is_array(req.headers())?;
     if let Some(len) = req
         .headers()

@@ -134,12 +134,12 @@ impl Received {
 ///   durable generation, so a body of any size holds one group in memory;
 /// - otherwise (atomic), as one request: one generation, all or nothing.
 pub(super) async fn updates(
-    app: &Arc<App>,
+    state: &Arc<State>,
     req: Request<Incoming>,
     query: Query,
 ) -> Result<Response<Body>, HttpError> {
-    let sink = UpdateSink::new(app.config.store_dir().join("spool"));
-    let (sink, mut rejected) = parse_body::<Update, _>(app, req, sink).await?;
+    let sink = UpdateSink::new(state.spool_dir.clone());
+    let (sink, mut rejected) = parse_body::<Update, _>(state, req, sink).await?;
     let check_only = !rejected.is_empty() && !query.partial;
     let group = if check_only || query.partial {
         GROUP_COMMIT_MAX_RECORDS
@@ -151,7 +151,7 @@ pub(super) async fn updates(
         .map_err(|e| HttpError::internal("spool task", e))?
         .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
     let mut total = Report {
-        generation: app.store.snapshot().generation(),
+        generation: state.store.snapshot().generation(),
         ..Report::default()
     };
     let mut committed_to = None;
@@ -171,7 +171,7 @@ pub(super) async fn updates(
             .into_iter()
             .map(|(line, u)| (line, Op::Update(u)))
             .unzip();
-        let outcome = app
+        let outcome = state
             .committer
             .submit(store::Request {
                 ops,
@@ -195,7 +195,7 @@ pub(super) async fn updates(
         }
     }
     if check_only {
-        return Ok(refused(app, rejected));
+        return Ok(refused(state, rejected));
     }
     (total.rejected, total.rejected_unlisted) = rejected.into_parts();
     Ok(report(total))

@@ -1,0 +1,89 @@
+//! What the handlers of both listeners work with: handles to the stages they read or feed and
+//! the configuration values they use, and nothing more.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::artifacts::Artifacts;
+use crate::config::{Config, Limits};
+use crate::metrics::Metrics;
+use crate::partners::Partners;
+use crate::publish::{Demand, Readiness};
+use crate::store::{Committer, Store};
+
+use super::RateLimiter;
+
+/// The handles [`State::new`] takes, shared with the rest of the running origin.
+pub struct Handles {
+    /// The partner accounts in force, and where a request for an unrendered `language=`
+    /// profile is recorded.
+    pub demand: Arc<Demand>,
+    pub artifacts: Arc<Artifacts>,
+    pub store: Arc<Store>,
+    /// Group commit of ingest requests.
+    pub committer: Committer,
+    pub metrics: Arc<Metrics>,
+    /// Answers `/readyz`.
+    pub readiness: Readiness,
+}
+
+/// Shared state of the HTTP listeners.
+pub struct State {
+    pub demand: Arc<Demand>,
+    pub artifacts: Arc<Artifacts>,
+    pub store: Arc<Store>,
+    pub committer: Committer,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Readiness,
+    /// Per-partner request rate limit of the public listener.
+    pub rate_limiter: RateLimiter,
+    /// The base of the links in gateways.
+    pub public_url: String,
+    pub timezone: jiff::tz::TimeZone,
+    pub limits: Limits,
+    pub admin_token: Option<String>,
+    pub ingest_body_limit: u64,
+    pub ingest_body_timeout: Duration,
+    pub ingest_max_concurrent: usize,
+    /// Where ingest bodies are spooled before they are committed.
+    pub spool_dir: PathBuf,
+}
+
+impl State {
+    /// The listeners' state from `handles` and the values of `config` they read; the rate
+    /// limiter is built here.
+    pub fn new(handles: Handles, config: &Config) -> State {
+        let Handles {
+            demand,
+            artifacts,
+            store,
+            committer,
+            metrics,
+            readiness,
+        } = handles;
+        State {
+            demand,
+            artifacts,
+            store,
+            committer,
+            metrics,
+            readiness,
+            rate_limiter: RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
+                .with_clock(config.clock.clone()),
+            public_url: config.public_url.clone(),
+            timezone: config.timezone.clone(),
+            limits: config.limits.clone(),
+            admin_token: config.admin_token.clone(),
+            ingest_body_limit: config.ingest_body_limit,
+            ingest_body_timeout: config.ingest_body_timeout,
+            ingest_max_concurrent: config.ingest_max_concurrent,
+            spool_dir: config.store_dir().join("spool"),
+        }
+    }
+
+    /// The partner accounts in force.
+    pub fn partners(&self) -> Arc<Partners> {
+        self.demand.partners()
+    }
+}
