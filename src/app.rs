@@ -402,7 +402,8 @@ fn seed_demo(config: &Config, store: &Store) -> Result<(), AppError> {
         let records = batch.records.into_iter().map(|l| l.record).collect();
         let report = store.apply(records, ApplyMode::FullSync)?;
         tracing::info!(
-            products = report.applied,
+            records = report.applied,
+            products = store.snapshot().len(),
             generation = report.generation,
             "imported the demo catalog"
         );
