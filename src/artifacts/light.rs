@@ -662,7 +662,11 @@ mod tests {
             },
         )
         .unwrap();
-        let batch = crate::ingest::read_jsonl("demo", crate::app::DEMO_CATALOG.as_bytes()).unwrap();
+        let batch = crate::ingest::read_jsonl(
+            "demo",
+            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
+        )
+        .unwrap();
         store
             .apply(
                 batch.records.into_iter().map(|l| l.record).collect(),

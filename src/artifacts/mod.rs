@@ -480,7 +480,11 @@ mod tests {
     fn a_republish_shares_the_files_it_already_holds_and_renders_what_changed() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
-        let batch = crate::ingest::read_jsonl("demo", crate::app::DEMO_CATALOG.as_bytes()).unwrap();
+        let batch = crate::ingest::read_jsonl(
+            "demo",
+            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
+        )
+        .unwrap();
         let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
         store.apply(records.clone(), ApplyMode::Upsert).unwrap();
         let artifacts =
