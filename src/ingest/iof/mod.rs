@@ -764,4 +764,18 @@ mod tests {
         let e = read_full_bytes(b"<offer><products><product id=\"1\">").unwrap_err();
         assert!(e.to_string().contains("ends inside"), "{e}");
     }
+
+    #[test]
+    fn positions_count_from_the_first_byte_of_the_file_byte_order_mark_included() {
+        // The mismatched end tag is on line 3, bytes 43..51: 3 (BOM) + 21 + 1 + 17 + 1 = 43.
+        let input = b"\xEF\xBB\xBF<?xml version=\"1.0\"?>\n<offer><products>\n</offer>";
+        let e = read_full_bytes(input).unwrap_err();
+        match e {
+            IofError::Xml { position, .. } => {
+                assert_eq!(position.line, 3, "{position}");
+                assert!((43..51).contains(&position.byte), "{position}");
+            }
+            other => panic!("expected an XML error, got {other}"),
+        }
+    }
 }

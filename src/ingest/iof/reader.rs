@@ -28,17 +28,28 @@ impl Position {
     pub(super) const START: Position = Position { line: 1, byte: 0 };
 }
 
-/// Counts the lines the XML parser has consumed. quick-xml consumes its input exactly up to
-/// the end of the last event, so the count taken before an event is that event's line —
-/// without keeping the file, or a table of line starts, in memory.
+/// Counts the lines the XML parser has consumed. quick-xml consumes its input up to the end
+/// of the last event (plus, after text, the `<` that ended it), so the count taken before an
+/// event is that event's line — without keeping the file, or a table of line starts, in
+/// memory. It also notes a leading byte-order mark, which quick-xml's offsets leave out.
 pub(super) struct Lines<R> {
     inner: R,
     newlines: u64,
+    bom: u64,
 }
 
 impl<R: BufRead> Lines<R> {
-    pub(super) fn new(inner: R) -> Self {
-        Lines { inner, newlines: 0 }
+    pub(super) fn new(mut inner: R) -> Self {
+        // An unreadable start is reported by the parser's first read, not here.
+        let bom = match inner.fill_buf() {
+            Ok(start) if start.starts_with(b"\xEF\xBB\xBF") => 3,
+            _ => 0,
+        };
+        Lines {
+            inner,
+            newlines: 0,
+            bom,
+        }
     }
 }
 
@@ -68,9 +79,10 @@ impl<R: BufRead> BufRead for Lines<R> {
 
 /// The position the parser of `reader` has reached.
 fn position_of<R: BufRead>(reader: &Reader<Lines<R>>) -> Position {
+    let lines = reader.get_ref();
     Position {
-        line: reader.get_ref().newlines + 1,
-        byte: reader.buffer_position(),
+        line: lines.newlines + 1,
+        byte: reader.buffer_position().saturating_add(lines.bom),
     }
 }
 
