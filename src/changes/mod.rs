@@ -540,4 +540,4 @@ fn checkpoint(dir: &Path, inner: &mut Inner) -> Result<(), ChangesError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -10,26 +10,28 @@ use crate::catalog::sample::{sample_dictionaries, sample_products};
 use crate::catalog::{Dictionaries, Product, Record};
 use crate::store::{ApplyMode, Store, StoreOptions};
 
-fn dict_records(d: &Dictionaries) -> Vec<Record> {
+pub(crate) fn dict_records(d: &Dictionaries) -> Vec<Record> {
     d.clone().into_records()
 }
 
-fn put(p: &Product) -> Record {
+pub(crate) fn put(p: &Product) -> Record {
     Record::Product(Box::new(p.clone()))
 }
 
-fn options() -> ChangesOptions {
+pub(crate) fn options() -> ChangesOptions {
     ChangesOptions::new(TimeZone::get("Europe/Warsaw").unwrap())
 }
 
-struct World {
-    dir: tempfile::TempDir,
-    store: Store,
-    products: BTreeMap<u64, Product>,
+/// The sample catalog in a store of two products per shard, in a temporary directory (the
+/// publish cycle's tests use it too).
+pub(crate) struct World {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: Store,
+    pub(crate) products: BTreeMap<u64, Product>,
 }
 
 impl World {
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(
             &dir.path().join("store"),
@@ -51,7 +53,7 @@ impl World {
         }
     }
 
-    fn changes(&self) -> Changes {
+    pub(crate) fn changes(&self) -> Changes {
         Changes::open(
             &self.dir.path().join("changes"),
             &self.store.snapshot(),
@@ -60,14 +62,14 @@ impl World {
         .unwrap()
     }
 
-    fn edit(&mut self, id: u64, f: impl FnOnce(&mut Product)) {
+    pub(crate) fn edit(&mut self, id: u64, f: impl FnOnce(&mut Product)) {
         let p = self.products.get_mut(&id).unwrap();
         f(p);
         let record = put(p);
         self.store.apply(vec![record], ApplyMode::Upsert).unwrap();
     }
 
-    fn delete(&mut self, id: u64) {
+    pub(crate) fn delete(&mut self, id: u64) {
         self.products.remove(&id);
         self.store
             .apply(vec![Record::DeleteProduct { id }], ApplyMode::Upsert)

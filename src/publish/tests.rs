@@ -1,28 +1,15 @@
 //! The publishing cycle on a real store in a temporary directory: windows cut into change
 //! files, bases built and rebuilt, restarts and damage, as partners' files show them.
 
-use std::collections::BTreeMap;
-
 use rust_decimal::Decimal;
 
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
 use super::*;
 use crate::artifacts::Artifacts;
-use crate::catalog::sample::{sample_dictionaries, sample_products};
-use crate::catalog::{Dictionaries, Product, Record};
 use crate::catalog::{Format, MainNode};
-use crate::changes::{Change, ChangesOptions};
-use crate::store::{ApplyMode, Store, StoreOptions};
-
-fn dict_records(d: &Dictionaries) -> Vec<Record> {
-    d.clone().into_records()
-}
-
-fn put(p: &Product) -> Record {
-    Record::Product(Box::new(p.clone()))
-}
+use crate::changes::tests::{options, World};
+use crate::changes::Change;
 
 fn profile(shop: u32, only_in_stock: bool) -> RenderProfile {
     RenderProfile {
@@ -38,64 +25,11 @@ fn profile(shop: u32, only_in_stock: bool) -> RenderProfile {
     }
 }
 
-fn options() -> ChangesOptions {
-    ChangesOptions::new(TimeZone::get("Europe/Warsaw").unwrap())
-}
-
-struct World {
-    dir: tempfile::TempDir,
-    store: Store,
-    products: BTreeMap<u64, Product>,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("store"),
-            StoreOptions {
-                products_per_shard: 2,
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap();
-        let products: BTreeMap<u64, Product> =
-            sample_products().into_iter().map(|p| (p.id, p)).collect();
-        let mut records = dict_records(&sample_dictionaries());
-        records.extend(products.values().map(put));
-        store.apply(records, ApplyMode::FullSync).unwrap();
-        World {
-            dir,
-            store,
-            products,
-        }
-    }
-
-    fn changes(&self) -> Stages {
-        let changes = Changes::open(
-            &self.dir.path().join("changes"),
-            &self.store.snapshot(),
-            options(),
-        )
-        .unwrap();
-        let artifacts =
-            Artifacts::new(&self.dir.path().join("artifacts"), options().timezone).unwrap();
-        Stages { changes, artifacts }
-    }
-
-    fn edit(&mut self, id: u64, f: impl FnOnce(&mut Product)) {
-        let p = self.products.get_mut(&id).unwrap();
-        f(p);
-        let record = put(p);
-        self.store.apply(vec![record], ApplyMode::Upsert).unwrap();
-    }
-
-    fn delete(&mut self, id: u64) {
-        self.products.remove(&id);
-        self.store
-            .apply(vec![Record::DeleteProduct { id }], ApplyMode::Upsert)
-            .unwrap();
-    }
+/// Both stages of a cycle over `w`'s directory.
+fn stages(w: &World) -> Stages {
+    let changes = w.changes();
+    let artifacts = Artifacts::new(&w.dir.path().join("artifacts"), options().timezone).unwrap();
+    Stages { changes, artifacts }
 }
 
 fn at(s: &str) -> Timestamp {
@@ -172,7 +106,7 @@ impl Stages {
 #[test]
 fn a_window_becomes_one_change_file_per_profile_with_net_changes() {
     let mut w = World::new();
-    let changes = w.changes();
+    let changes = stages(&w);
     let everyone = profile(1, false);
     let in_stock = profile(1, true);
     let profiles = [everyone.clone(), in_stock.clone()];
@@ -246,14 +180,14 @@ fn a_restart_mid_window_loses_and_repeats_nothing() {
     let mut w = World::new();
     let profiles = [profile(1, false)];
     {
-        let changes = w.changes();
+        let changes = stages(&w);
         changes.maintain(&profiles, Timestamp::now()).unwrap();
         w.edit(1001, |p| p.vat = Decimal::from(8));
         changes.observe(&w.store.snapshot()).unwrap();
         // A second change the process never observed before it stopped.
         w.edit(1003, |p| p.card_url = Some("https://x.example/1003".into()));
     }
-    let changes = w.changes();
+    let changes = stages(&w);
     let names: Vec<u64> = changes
         .log_entries()
         .unwrap()
@@ -269,7 +203,7 @@ fn a_restart_mid_window_loses_and_repeats_nothing() {
     );
     // After another restart the cut window is not cut again and its file is still listed.
     drop(changes);
-    let changes = w.changes();
+    let changes = stages(&w);
     assert_eq!(changes.cut(&profiles, Timestamp::now()).unwrap(), 0);
     let listed = changes.full_files(&profiles[0]).unwrap();
     assert_eq!(listed.changes.len(), 1);
@@ -281,7 +215,7 @@ fn a_torn_log_tail_is_dropped_and_the_generation_diffed_again() {
     let mut w = World::new();
     let profiles = [profile(1, false)];
     {
-        let changes = w.changes();
+        let changes = stages(&w);
         changes.maintain(&profiles, Timestamp::now()).unwrap();
         w.edit(1001, |p| p.vat = Decimal::from(8));
         changes.observe(&w.store.snapshot()).unwrap();
@@ -296,7 +230,7 @@ fn a_torn_log_tail_is_dropped_and_the_generation_diffed_again() {
         .unwrap();
     let bytes = std::fs::read(&segment).unwrap();
     std::fs::write(&segment, &bytes[..bytes.len() - 5]).unwrap();
-    let changes = w.changes();
+    let changes = stages(&w);
     let entries = changes.log_entries().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].change, Change::Nodes(vec![MainNode::Attributes]));
@@ -305,7 +239,7 @@ fn a_torn_log_tail_is_dropped_and_the_generation_diffed_again() {
 #[test]
 fn bases_are_rebuilt_on_schedule_and_files_expire() {
     let mut w = World::new();
-    let changes = w.changes();
+    let changes = stages(&w);
     let profiles = [profile(1, false)];
     let day1 = at("2030-03-10T10:00:00Z");
     changes.maintain(&profiles, day1).unwrap();
@@ -346,7 +280,7 @@ fn bases_are_rebuilt_on_schedule_and_files_expire() {
 fn a_damaged_hash_store_starts_afresh_with_new_bases() {
     let mut w = World::new();
     let profiles = [profile(1, false)];
-    let changes = w.changes();
+    let changes = stages(&w);
     changes.maintain(&profiles, Timestamp::now()).unwrap();
     let base = changes.full_files(&profiles[0]).unwrap().base;
     for e in std::fs::read_dir(w.dir.path().join("changes/hashes")).unwrap() {
@@ -369,7 +303,7 @@ fn a_hash_file_lost_after_the_checkpoint_is_recomputed_from_the_store() {
     let mut w = World::new();
     let profiles = [profile(1, false)];
     let base = {
-        let changes = w.changes();
+        let changes = stages(&w);
         changes.maintain(&profiles, Timestamp::now()).unwrap();
         w.edit(1001, |p| p.vat = Decimal::from(8));
         changes.observe(&w.store.snapshot()).unwrap();
@@ -384,7 +318,7 @@ fn a_hash_file_lost_after_the_checkpoint_is_recomputed_from_the_store() {
         .unwrap()
         .path();
     std::fs::remove_file(&newest).unwrap();
-    let changes = w.changes();
+    let changes = stages(&w);
     assert!(newest.exists(), "recomputed");
     assert_eq!(changes.full_files(&profiles[0]).unwrap().base.path, base);
     assert_eq!(changes.log_entries().unwrap().len(), 1);
@@ -398,7 +332,7 @@ fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
     let mut w = World::new();
     let profiles = [profile(1, false)];
     let base = {
-        let changes = w.changes();
+        let changes = stages(&w);
         changes.maintain(&profiles, Timestamp::now()).unwrap();
         w.edit(1001, |p| p.vat = Decimal::from(8));
         changes.observe(&w.store.snapshot()).unwrap();
@@ -419,7 +353,7 @@ fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let changes = w.changes();
+    let changes = stages(&w);
     assert_eq!(std::fs::metadata(&newest).unwrap().len(), len, "recomputed");
     assert_eq!(changes.full_files(&profiles[0]).unwrap().base.path, base);
     assert_eq!(changes.log_entries().unwrap().len(), 1);
@@ -431,7 +365,7 @@ fn a_hash_file_torn_after_the_checkpoint_is_recomputed_from_the_store() {
 #[test]
 fn a_base_no_served_set_lists_stays_on_disk_through_its_grace() {
     let w = World::new();
-    let changes = w.changes();
+    let changes = stages(&w);
     let profiles = [profile(1, false)];
     changes.maintain(&profiles, Timestamp::now()).unwrap();
     changes

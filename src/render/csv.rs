@@ -112,15 +112,7 @@ pub fn write_full_csv<'p>(
         let shops = join_ids(p.shops.iter().map(|s| s.to_native()));
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let overflow = |column| overflow(id, size, column);
-            let [price, srp] =
-                [(PriceNode::Price, "price"), (PriceNode::Srp, "srp")].map(|(node, column)| {
-                    pricing
-                        .quote(node, &p.prices, Some(&size.prices))
-                        .or_overflow(|| overflow(column))
-                });
-            let (price, srp) = (price?, srp?);
-            let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
+            let (price, srp, stock) = size_values(&pricing, p, size)?;
             out.display(id)?;
             out.text(p.kind.as_str())?;
             out.text(p.code.as_ref().map_or("", |c| c.as_str()))?;
@@ -181,15 +173,7 @@ pub fn write_light_csv<'p>(
         let id = p.id.to_native();
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let overflow = |column| overflow(id, size, column);
-            let [price, srp] =
-                [(PriceNode::Price, "price"), (PriceNode::Srp, "srp")].map(|(node, column)| {
-                    pricing
-                        .quote(node, &p.prices, Some(&size.prices))
-                        .or_overflow(|| overflow(column))
-                });
-            let (price, srp) = (price?, srp?);
-            let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
+            let (price, srp, stock) = size_values(&pricing, p, size)?;
             out.display(id)?;
             out.text(&size.id)?;
             out.text(&size.code)?;
@@ -230,6 +214,24 @@ fn stock_total(size: &ArchivedSize) -> Option<Decimal> {
 }
 
 /// The error for a `column` of a size that cannot be computed exactly.
+/// A size's price, suggested retail price and total stock, as both CSV files show them.
+fn size_values(
+    pricing: &Pricing,
+    p: &ArchivedProduct,
+    size: &ArchivedSize,
+) -> Result<(Option<Price>, Option<Price>, Decimal), RenderError> {
+    let overflow = |column| overflow(p.id.to_native(), size, column);
+    let [price, srp] =
+        [(PriceNode::Price, "price"), (PriceNode::Srp, "srp")].map(|(node, column)| {
+            pricing
+                .quote(node, &p.prices, Some(&size.prices))
+                .or_overflow(|| overflow(column))
+        });
+    let (price, srp) = (price?, srp?);
+    let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
+    Ok((price, srp, stock))
+}
+
 fn overflow(product: u64, size: &ArchivedSize, column: &'static str) -> RenderError {
     RenderError::Overflow {
         product,
