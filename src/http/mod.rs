@@ -8,6 +8,7 @@
 //! [`HttpError::response`].
 
 mod access;
+mod activity;
 mod admin;
 mod body;
 mod conn;
@@ -387,7 +388,12 @@ fn connection(
                         state.metrics.accepts_zstd();
                     }
                     let response = feeds::handle(&state, req).await;
-                    Ok::<_, Infallible>(access::track(&state.metrics, response, Some(guard)))
+                    Ok::<_, Infallible>(access::track(
+                        &state.metrics,
+                        Some(&state.activity),
+                        response,
+                        Some(guard),
+                    ))
                 }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));

@@ -237,7 +237,10 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<B
 
 /// Constant-time bearer token check. Both sides are hashed first, so neither the content
 /// nor the length of the configured token leaks through timing.
-fn check_token(expected: Option<&str>, headers: &HeaderMap) -> Result<(), HttpError> {
+pub(in crate::http) fn check_token(
+    expected: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), HttpError> {
     let Some(expected) = expected else {
         return Err(HttpError::Unauthorized(
             "ingest is disabled: no admin token is configured (admin_token, --admin-token, IOFD_ADMIN_TOKEN)",
@@ -452,7 +455,7 @@ fn report(r: Report) -> Response<Body> {
     json(status, &r)
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+pub(in crate::http) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut text = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     text.push(b'\n');
     Response::builder()
