@@ -56,6 +56,8 @@ pub enum Action {
     Restore { id: String },
     /// Give a partner a new token (printed once); the old one stops working.
     Rotate { id: String },
+    /// Delete a partner's account: its URLs answer 404 and its downloads in flight are cut.
+    Remove { id: String },
     /// Change a partner's settings; only the options given change.
     Set {
         id: String,
@@ -247,6 +249,10 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Action::Rotate { id } => {
             let issued = edit::rotate(&path, &config, &id)?;
             print_token(out, &config, &issued, "new token")?;
+        }
+        Action::Remove { id } => {
+            edit::remove(&path, &config, &id)?;
+            writeln!(out, "{id}: removed")?;
         }
         Action::Set { id, settings } => {
             edit::set(&path, &config, &id, &settings.into())?;
