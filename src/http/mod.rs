@@ -20,6 +20,7 @@ mod respond;
 pub mod routes;
 pub mod rules;
 mod state;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -40,6 +40,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
     pub activity: Arc<Activity>,
+    /// The operator's panel (`/ui/`): its sessions and the partners editor's configuration.
+    pub panel: super::ui::Panel,
     /// Per-partner request rate limit of the public listener.
     pub rate_limiter: RateLimiter,
     /// The base of the links in gateways.
@@ -77,6 +79,7 @@ impl State {
             metrics,
             readiness,
             activity,
+            panel: super::ui::Panel::new(config),
             rate_limiter: RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
                 .with_clock(config.clock.clone()),
             public_url: config.public_url.clone(),

@@ -120,7 +120,7 @@ impl From<SettingsArgs> for Settings {
     }
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
+pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
     match s {
         "iof-3.0" | "iof" | "xml" => Ok(Format::Iof30),
         "csv" => Ok(Format::Csv),
@@ -128,7 +128,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
     }
 }
 
-fn parse_file_type(s: &str) -> Result<FileType, String> {
+pub(crate) fn parse_file_type(s: &str) -> Result<FileType, String> {
     match s {
         "xml" | "plain" => Ok(FileType::Plain),
         "xml.gz" | "gzip" => Ok(FileType::Gzip),
@@ -136,7 +136,7 @@ fn parse_file_type(s: &str) -> Result<FileType, String> {
     }
 }
 
-fn parse_switch(s: &str) -> Result<bool, String> {
+pub(crate) fn parse_switch(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
@@ -144,7 +144,7 @@ fn parse_switch(s: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_decimal(s: &str) -> Result<Decimal, String> {
+pub(crate) fn parse_decimal(s: &str) -> Result<Decimal, String> {
     Decimal::from_str(s).map_err(|e| format!("{s:?}: {e}"))
 }
 

@@ -327,12 +327,19 @@ pub fn remove<'a>(file: impl Into<Target<'a>>, config: &Config, id: &str) -> Res
 
 /// The file's entries after checking it loads. An absent file has none.
 pub fn list(path: &Path, config: &Config) -> Result<PartnersFile, EditError> {
+    list_seen(path, config).map(|(file, _)| file)
+}
+
+/// [`list`] and the [`content_hash`] of the same read: what an edit form shows and names
+/// as the file it was made against.
+pub fn list_seen(path: &Path, config: &Config) -> Result<(PartnersFile, String), EditError> {
     let text = read(path)?;
     Partners::parse(&text, path, config).map_err(EditError::Invalid)?;
-    toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
+    let file = toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
         path: path.to_path_buf(),
         source: Box::new(e),
-    })
+    })?;
+    Ok((file, blake3::hash(text.as_bytes()).to_hex().to_string()))
 }
 
 /// Read, check against what the operator saw, change, validate, write atomically.

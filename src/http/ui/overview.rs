@@ -1,0 +1,139 @@
+//! What the overview page shows, read from the handles the listeners serve from.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::http::State;
+
+/// Rejected drop-folder files listed at most.
+const MAX_REJECTED: usize = 50;
+
+pub struct Overview {
+    pub products: usize,
+    pub generation: u64,
+    pub published: jiff::Timestamp,
+    pub ready: bool,
+    pub served_generation: u64,
+    pub files: usize,
+    pub profiles: Vec<ProfileRow>,
+    /// Profiles in force without rendered files yet.
+    pub pending: usize,
+    pub rejected: Vec<Rejected>,
+    pub rejected_more: usize,
+    pub change_retention_secs: u64,
+}
+
+pub struct ProfileRow {
+    pub key: String,
+    pub shop: u32,
+    pub format: &'static str,
+    pub languages: String,
+    pub currency: String,
+    /// Seconds since the base full.xml (or full.csv) was written; `None` until rendered.
+    pub base_age_secs: Option<u64>,
+    pub change_files: usize,
+    pub rendered: bool,
+}
+
+pub struct Rejected {
+    pub name: String,
+    pub reason: String,
+}
+
+pub fn gather(state: &State) -> Overview {
+    let snapshot = state.store.snapshot();
+    let set = state.artifacts.current();
+    let mut profiles: Vec<ProfileRow> = state
+        .demand
+        .render_profiles()
+        .into_iter()
+        .map(|p| {
+            let key = p.key();
+            let files = set.profile_by_key(&key);
+            let base = files.and_then(|f| f.get("full.xml").or_else(|| f.get("full.csv")));
+            ProfileRow {
+                shop: p.shop,
+                format: crate::partners::edit::format_name(p.format),
+                languages: p.languages.join(","),
+                currency: p.currency.clone(),
+                base_age_secs: base.map(|a| age_secs(a.modified)),
+                change_files: files.map_or(0, |f| {
+                    f.files
+                        .keys()
+                        .filter(|n| n.starts_with("full_change") && !n.ends_with(".gz"))
+                        .count()
+                }),
+                rendered: files.is_some(),
+                key,
+            }
+        })
+        .collect();
+    profiles.sort_by(|a, b| a.key.cmp(&b.key));
+    profiles.dedup_by(|a, b| a.key == b.key);
+    let pending = profiles.iter().filter(|p| !p.rendered).count();
+    let (rejected, rejected_more) = rejected(&state.panel.config.inbox_dir);
+    Overview {
+        products: snapshot.len(),
+        generation: snapshot.generation(),
+        published: snapshot.published(),
+        ready: state.readiness.is_ready(),
+        served_generation: set.generation,
+        files: set.file_count(),
+        profiles,
+        pending,
+        rejected,
+        rejected_more,
+        change_retention_secs: state.panel.config.change_retention.as_secs(),
+    }
+}
+
+fn age_secs(t: SystemTime) -> u64 {
+    SystemTime::now()
+        .duration_since(t)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The newest rejected files of the drop folder with the first problem of their report.
+fn rejected(inbox: &Path) -> (Vec<Rejected>, usize) {
+    let Ok(entries) = std::fs::read_dir(inbox.join("rejected")) else {
+        return (Vec::new(), 0);
+    };
+    let mut reports: Vec<(SystemTime, std::path::PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".errors.txt"))
+        .map(|e| {
+            let modified = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            (modified, e.path())
+        })
+        .collect();
+    reports.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let more = reports.len().saturating_sub(MAX_REJECTED);
+    let listed = reports
+        .into_iter()
+        .take(MAX_REJECTED)
+        .map(|(_, path)| {
+            let file = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            let name = file
+                .as_deref()
+                .and_then(|n| n.strip_suffix(".errors.txt"))
+                .unwrap_or_default()
+                .to_string();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            // The report's first line names the file; the second is the first problem.
+            let reason: String = text
+                .lines()
+                .nth(1)
+                .or_else(|| text.lines().next())
+                .unwrap_or("(no report)")
+                .chars()
+                .take(300)
+                .collect();
+            Rejected { name, reason }
+        })
+        .collect();
+    (listed, more)
+}
