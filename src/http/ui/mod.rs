@@ -285,9 +285,17 @@ fn decode_segment(segment: &str) -> Option<String> {
         .map(|s| s.into_owned())
 }
 
+/// What a path segment keeps as it is: partner ids' own characters (`@` is allowed in a
+/// path); anything else is escaped.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'@');
+
 /// A partner id in a path segment.
 fn encode_segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
 }
 
 #[cfg(test)]
@@ -310,6 +318,7 @@ mod tests {
             decode_segment("jan%40sklep.pl").as_deref(),
             Some("jan@sklep.pl")
         );
-        assert_eq!(encode_segment("jan@sklep.pl"), "jan%40sklep%2Epl");
+        assert_eq!(encode_segment("jan@sklep.pl"), "jan@sklep.pl");
+        assert_eq!(encode_segment("a/b c"), "a%2Fb%20c");
     }
 }
