@@ -211,7 +211,10 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
     let overview = panel.get("/ui/");
     assert_eq!(overview.status(), 200);
     let text = overview.text().unwrap();
-    assert!(text.contains("Products") && text.contains("Render profiles"), "{text}");
+    assert!(
+        text.contains("Products") && text.contains("Render profiles"),
+        "{text}"
+    );
     let list = panel.get("/ui/partners").text().unwrap();
     for (p, _, _) in demo_partners() {
         assert!(list.contains(&format!("/ui/partners/{p}")), "{p} listed");
@@ -239,7 +242,10 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
     }
 
     // A hand edit since the card was read: the change is refused and the edit kept.
-    let by_hand = format!("{}# edited by hand\n", std::fs::read_to_string(&partners).unwrap());
+    let by_hand = format!(
+        "{}# edited by hand\n",
+        std::fs::read_to_string(&partners).unwrap()
+    );
     std::fs::write(&partners, &by_hand).unwrap();
     let res = panel.post(
         &format!("/ui/partners/{id}/access"),

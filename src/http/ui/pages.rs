@@ -241,7 +241,7 @@ fn overview_page(
                 dl.facts {
                     dt { "Products" } dd { (o.products) }
                     dt { "Generation" } dd { (o.generation) }
-                    dt { "Last change" } dd { (o.published) " (" (age(published_age)) " ago)" }
+                    dt { "Last change" } dd { (jiff::Timestamp::from_second(o.published.as_second()).unwrap_or(o.published)) " (" (age(published_age)) " ago)" }
                 }
             }
             section aria-labelledby="publication" {
