@@ -228,10 +228,15 @@ impl Activity {
                 .or_default()
                 .clone(),
         };
-        log.lock()
-            .entry(kind.to_string())
-            .or_default()
-            .record(now, status, bytes);
+        let mut log = log.lock();
+        // The kind's entry exists after its first request: no allocation on the way.
+        match log.get_mut(kind) {
+            Some(k) => k.record(now, status, bytes),
+            None => log
+                .entry(kind.to_string())
+                .or_default()
+                .record(now, status, bytes),
+        }
     }
 
     /// The activity of `partners` (in that order), every one listed even without requests.
