@@ -12,6 +12,8 @@ pub struct Overview {
     pub products: usize,
     pub generation: u64,
     pub published: jiff::Timestamp,
+    /// Seconds since `published`, on the app's clock.
+    pub published_age_secs: u64,
     pub ready: bool,
     pub served_generation: u64,
     pub files: usize,
@@ -76,6 +78,14 @@ pub fn gather(state: &State) -> Overview {
         products: snapshot.len(),
         generation: snapshot.generation(),
         published: snapshot.published(),
+        published_age_secs: u64::try_from(
+            state
+                .clock
+                .now()
+                .duration_since(snapshot.published())
+                .as_secs(),
+        )
+        .unwrap_or(0),
         ready: state.readiness.is_ready(),
         served_generation: set.generation,
         files: set.file_count(),

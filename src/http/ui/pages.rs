@@ -227,10 +227,6 @@ fn overview_page(
         .filter(|r| r.silent)
         .map(|r| r.partner.as_str())
         .collect();
-    let published_age = jiff::Timestamp::now()
-        .duration_since(o.published)
-        .as_secs()
-        .max(0) as u64;
     layout(
         "Overview",
         Some(csrf),
@@ -241,7 +237,7 @@ fn overview_page(
                 dl.facts {
                     dt { "Products" } dd { (o.products) }
                     dt { "Generation" } dd { (o.generation) }
-                    dt { "Last change" } dd { (jiff::Timestamp::from_second(o.published.as_second()).unwrap_or(o.published)) " (" (age(published_age)) " ago)" }
+                    dt { "Last change" } dd { (jiff::Timestamp::from_second(o.published.as_second()).unwrap_or(o.published)) " (" (age(o.published_age_secs)) " ago)" }
                 }
             }
             section aria-labelledby="publication" {
