@@ -65,7 +65,7 @@ fn the_panel_switches_offer_access_and_adds_a_partner_in_chromium() {
     println!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(status.success(), "the browser test failed ({status})");
     println!("browser test took {:?}", started.elapsed());
-    for name in ["overview.png", "partner-card.png"] {
+    for name in ["overview.png", "partner-card.png", "partners-phone.png"] {
         let png = std::fs::read(shots.join(name)).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{name}");
     }

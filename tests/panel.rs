@@ -29,7 +29,15 @@ fn partner<'a>(answer: &'a serde_json::Value, id: &str) -> &'a serde_json::Value
 fn fetches_are_counted_per_partner_and_kind_and_survive_a_restart() {
     let dir = tempdir();
     let data = data_path(&dir);
-    let server = Server::demo(&data);
+    // The app's clock, moved by hand below instead of waiting.
+    let start = jiff::Timestamp::now();
+    let config = || {
+        let mut c = iofd::config::Config::for_data_dir(&data);
+        c.clock = iofd::clock::Clock::manual(start);
+        c.partner_silent_after = std::time::Duration::from_secs(3600);
+        c
+    };
+    let server = Server::start(config());
     let (id, token, shop) = demo_partners().remove(0);
     let gateway = format!("/feeds/{id}/{token}/{shop}/gateway.xml");
     let first = server.get(&gateway);
@@ -78,13 +86,24 @@ fn fetches_are_counted_per_partner_and_kind_and_survive_a_restart() {
     assert!(other["last_fetch"].is_null());
     server.stop();
 
-    let server = Server::demo(&data);
+    let server = Server::start(config());
     let restored = activity(&server);
     assert_eq!(
         partner(&restored, &id)["kinds"],
         p["kinds"],
         "saved at shutdown"
     );
+    // An hour without a successful fetch (partner_silent_after) flags the partner.
+    server
+        .app
+        .config
+        .clock
+        .advance(std::time::Duration::from_secs(3600));
+    let later = activity(&server);
+    let p = partner(&later, &id);
+    assert_eq!(p["silent"], true, "{p}");
+    assert_eq!(p["last_fetch"], partner(&restored, &id)["last_fetch"]);
+    assert_eq!(later["silent_after_secs"], 3600);
 }
 
 /// A browser-like client of the panel that does not follow redirects and keeps one cookie.

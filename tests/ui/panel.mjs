@@ -82,6 +82,13 @@ try {
   await page.screenshot({ path: join(shots, 'partner-card.png'), fullPage: true });
   console.log(`screenshot: ${join(shots, 'partner-card.png')}`);
 
+  // The partners list on a phone's screen.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${admin}/ui/partners`);
+  await page.screenshot({ path: join(shots, 'partners-phone.png'), fullPage: true });
+  console.log(`screenshot: ${join(shots, 'partners-phone.png')}`);
+  await page.setViewportSize({ width: 1280, height: 900 });
+
   // Add a partner; its token and gateway URL are shown once and work.
   await page.goto(`${admin}/ui/partners`);
   await page.getByLabel('Id (used in URLs)').fill('browser-shop');
