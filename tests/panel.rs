@@ -227,6 +227,26 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
     let res = panel.login(DEMO_ADMIN_TOKEN);
     assert_eq!((res.status().as_u16(), location(&res)), (303, "/ui/"));
 
+    // The drop folder: one file applied, one rejected; the overview names both.
+    let inbox = data.join("inbox");
+    let first_line = iofd::app::DEMO_CATALOG.lines().next().unwrap();
+    for (name, text) in [
+        ("good.jsonl", format!("{first_line}\n")),
+        ("bad.jsonl", "not json\n".into()),
+    ] {
+        std::fs::write(inbox.join(format!(".{name}")), text).unwrap();
+        std::fs::rename(inbox.join(format!(".{name}")), inbox.join(name)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(inbox.join("done/good.jsonl").exists()
+        && inbox.join("rejected/bad.jsonl.errors.txt").exists())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drop folder took both files"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let overview = panel.get("/ui/");
     assert_eq!(overview.status(), 200);
     let text = overview.text().unwrap();
@@ -234,6 +254,8 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
         text.contains("Products") && text.contains("Render profiles"),
         "{text}"
     );
+    assert!(text.contains("good.jsonl at "), "{text}");
+    assert!(text.contains("<td>bad.jsonl</td>"), "{text}");
     let list = panel.get("/ui/partners").text().unwrap();
     for (p, _, _) in demo_partners() {
         assert!(list.contains(&format!("/ui/partners/{p}")), "{p} listed");

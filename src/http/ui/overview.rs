@@ -22,6 +22,9 @@ pub struct Overview {
     pub pending: usize,
     pub rejected: Vec<Rejected>,
     pub rejected_more: usize,
+    /// The newest file the drop folder applied, and the newest full sync among them.
+    pub last_dropped: Option<Dropped>,
+    pub last_dropped_full_sync: Option<Dropped>,
     pub change_retention_secs: u64,
 }
 
@@ -35,6 +38,12 @@ pub struct ProfileRow {
     pub base_age_secs: Option<u64>,
     pub change_files: usize,
     pub rendered: bool,
+}
+
+pub struct Dropped {
+    pub name: String,
+    /// When it was moved to `done/` (RFC 3339, UTC).
+    pub at: String,
 }
 
 pub struct Rejected {
@@ -74,6 +83,7 @@ pub fn gather(state: &State) -> Overview {
     profiles.dedup_by(|a, b| a.key == b.key);
     let pending = profiles.iter().filter(|p| !p.rendered).count();
     let (rejected, rejected_more) = rejected(&state.panel.config.inbox_dir);
+    let (last_dropped, last_dropped_full_sync) = dropped(&state.panel.config.inbox_dir);
     Overview {
         products: snapshot.len(),
         generation: snapshot.generation(),
@@ -93,6 +103,8 @@ pub fn gather(state: &State) -> Overview {
         pending,
         rejected,
         rejected_more,
+        last_dropped,
+        last_dropped_full_sync,
         change_retention_secs: state.panel.config.change_retention.as_secs(),
     }
 }
@@ -102,6 +114,44 @@ fn age_secs(t: SystemTime) -> u64 {
         .duration_since(t)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// The newest applied file of the drop folder (`done/`, by the time it was moved there)
+/// and the newest full sync (`*.full_sync.jsonl`) among them.
+fn dropped(inbox: &Path) -> (Option<Dropped>, Option<Dropped>) {
+    let Ok(entries) = std::fs::read_dir(inbox.join("done")) else {
+        return (None, None);
+    };
+    let mut newest: Option<(SystemTime, String)> = None;
+    let mut newest_sync: Option<(SystemTime, String)> = None;
+    for e in entries.flatten() {
+        // A rename into done/ changes the entry's ctime, not its mtime: use the later.
+        let Ok(meta) = e.metadata() else { continue };
+        let changed = std::os::unix::fs::MetadataExt::ctime(&meta);
+        let at = SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(changed).unwrap_or(0));
+        let at = meta.modified().map_or(at, |m| m.max(at));
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_sync = name.ends_with(".full_sync.jsonl");
+        for (slot, take) in [(&mut newest, true), (&mut newest_sync, is_sync)] {
+            if take && slot.as_ref().is_none_or(|(t, _)| at > *t) {
+                *slot = Some((at, name.clone()));
+            }
+        }
+    }
+    let shown = |d: Option<(SystemTime, String)>| {
+        d.map(|(at, name)| Dropped {
+            name,
+            at: jiff::Timestamp::try_from(at)
+                .map(|t| {
+                    jiff::Timestamp::from_second(t.as_second())
+                        .unwrap_or(t)
+                        .to_string()
+                })
+                .unwrap_or_default(),
+        })
+    };
+    (shown(newest), shown(newest_sync))
 }
 
 /// The newest rejected files of the drop folder with the first problem of their report.

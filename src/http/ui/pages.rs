@@ -290,6 +290,12 @@ fn overview_page(
             }
             section aria-labelledby="inbox" {
                 h2 #inbox { "Drop folder" }
+                dl.facts {
+                    dt { "Last file applied" }
+                    dd { @match &o.last_dropped { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
+                    dt { "Last full sync file" }
+                    dd { @match &o.last_dropped_full_sync { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
+                }
                 @if o.rejected.is_empty() { p { "No rejected files." } }
                 @else {
                     div.scroll {
