@@ -171,7 +171,8 @@ pub struct ErrorReport {
     pub at: String,
 }
 
-fn rfc3339(secs: i64) -> String {
+/// Unix seconds as RFC 3339 in UTC (`2026-03-01T10:15:00Z`).
+pub fn rfc3339(secs: i64) -> String {
     Timestamp::from_second(secs)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| secs.to_string())
@@ -198,6 +199,14 @@ impl Activity {
                 for (partner, log) in file.partners {
                     map.insert(partner, Arc::new(Mutex::new(log)));
                 }
+            }
+            Err(e @ ActivityError::Read { .. }) => {
+                // Unreadable (permissions, I/O): left where it is for the operator to look at.
+                tracing::error!(
+                    error = %e,
+                    cause = %std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default(),
+                    "partner activity not restored; starting empty"
+                );
             }
             Err(e) => {
                 let aside = activity.path.with_extension("json.damaged");

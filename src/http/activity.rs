@@ -32,7 +32,7 @@ pub fn handle<B>(state: &State, req: &Request<B>) -> Response<Body> {
         return HttpError::WrongMethod { allow: "GET, HEAD" }.response();
     }
     let answer = Answer {
-        now: state.clock.now().to_string(),
+        now: crate::activity::rfc3339(state.clock.now().as_second()),
         silent_after_secs: state.activity.silent_after().as_secs(),
         partners: reports(state),
     };
