@@ -247,6 +247,13 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let api = client()
+        .post(format!("{}/v1/records", server.admin))
+        .bearer_auth(DEMO_ADMIN_TOKEN)
+        .body(format!("{first_line}\n"))
+        .send()
+        .unwrap();
+    assert_eq!(api.status(), 200);
     let overview = panel.get("/ui/");
     assert_eq!(overview.status(), 200);
     let text = overview.text().unwrap();
@@ -255,6 +262,11 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
         "{text}"
     );
     assert!(text.contains("good.jsonl at "), "{text}");
+    assert!(text.contains("/v1/records at "), "{text}");
+    assert!(
+        text.contains("Last API full sync</dt><dd>none since start"),
+        "{text}"
+    );
     assert!(text.contains("<td>bad.jsonl</td>"), "{text}");
     let list = panel.get("/ui/partners").text().unwrap();
     for (p, _, _) in demo_partners() {

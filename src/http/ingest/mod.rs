@@ -178,10 +178,18 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let full_sync = Query::parse(req.uri().query()).is_ok_and(|q| q.mode.is_full_sync());
     let response = match answer(state, req).await {
         Ok(r) => r,
         Err(e) => e.response(),
     };
+    if response.status() == StatusCode::OK && method != Method::GET {
+        // For the panel's overview: the last change that came in over the API.
+        state
+            .panel
+            .ingests
+            .note(&path, full_sync, state.clock.now());
+    }
     tracing::info!(
         target: "ingest",
         %method,

@@ -38,6 +38,8 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 /// partners editor validates with (the same as `iofd partners` reads).
 pub struct Panel {
     pub sessions: Sessions,
+    /// What the admin API applied last (shown on the overview).
+    pub ingests: overview::IngestMarks,
     config: Config,
 }
 
@@ -45,6 +47,7 @@ impl Panel {
     pub fn new(config: &Config) -> Panel {
         Panel {
             sessions: Sessions::new(config.clock.clone(), session::SESSION_TTL),
+            ingests: overview::IngestMarks::default(),
             config: config.clone(),
         }
     }

@@ -5,6 +5,41 @@ use std::time::SystemTime;
 
 use crate::http::State;
 
+/// The last batches the admin API applied, since start (the drop folder's are read from
+/// `inbox/done/`, which outlives a restart).
+#[derive(Default)]
+pub struct IngestMarks {
+    last: parking_lot::Mutex<(Option<Mark>, Option<Mark>)>,
+}
+
+#[derive(Clone)]
+pub struct Mark {
+    /// The API path (`/v1/updates`, ...) or the drop-folder file.
+    pub what: String,
+    pub at: jiff::Timestamp,
+}
+
+impl IngestMarks {
+    /// A request to `path` was applied (`full_sync`: a full sync).
+    pub fn note(&self, path: &str, full_sync: bool, at: jiff::Timestamp) {
+        // Paths are the API's own (`/v1/products/17` keeps its id: a product number).
+        let mark = Mark {
+            what: path.chars().take(64).collect(),
+            at,
+        };
+        let mut last = self.last.lock();
+        if full_sync {
+            last.1 = Some(mark.clone());
+        }
+        last.0 = Some(mark);
+    }
+
+    /// The last batch and the last full sync applied over the API.
+    pub fn last(&self) -> (Option<Mark>, Option<Mark>) {
+        self.last.lock().clone()
+    }
+}
+
 /// Rejected drop-folder files listed at most.
 const MAX_REJECTED: usize = 50;
 
@@ -25,6 +60,9 @@ pub struct Overview {
     /// The newest file the drop folder applied, and the newest full sync among them.
     pub last_dropped: Option<Dropped>,
     pub last_dropped_full_sync: Option<Dropped>,
+    /// The last batch and the last full sync applied over the admin API since start.
+    pub last_api: Option<Mark>,
+    pub last_api_full_sync: Option<Mark>,
     pub change_retention_secs: u64,
 }
 
@@ -84,6 +122,7 @@ pub fn gather(state: &State) -> Overview {
     let pending = profiles.iter().filter(|p| !p.rendered).count();
     let (rejected, rejected_more) = rejected(&state.panel.config.inbox_dir);
     let (last_dropped, last_dropped_full_sync) = dropped(&state.panel.config.inbox_dir);
+    let (last_api, last_api_full_sync) = state.panel.ingests.last();
     Overview {
         products: snapshot.len(),
         generation: snapshot.generation(),
@@ -105,6 +144,8 @@ pub fn gather(state: &State) -> Overview {
         rejected_more,
         last_dropped,
         last_dropped_full_sync,
+        last_api,
+        last_api_full_sync,
         change_retention_secs: state.panel.config.change_retention.as_secs(),
     }
 }

@@ -197,6 +197,11 @@ pub fn issued(csrf: &str, issued: &IssuedToken, public_url: &str, title: &str) -
     )
 }
 
+/// A time in whole seconds, UTC.
+fn round(t: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
 fn age(secs: u64) -> String {
     match secs {
         s if s < 120 => format!("{s} s"),
@@ -237,7 +242,15 @@ fn overview_page(
                 dl.facts {
                     dt { "Products" } dd { (o.products) }
                     dt { "Generation" } dd { (o.generation) }
-                    dt { "Last change" } dd { (jiff::Timestamp::from_second(o.published.as_second()).unwrap_or(o.published)) " (" (age(o.published_age_secs)) " ago)" }
+                    dt { "Last API batch" }
+                    dd { @match &o.last_api { Some(m) => { (m.what) " at " (round(m.at)) }, None => "none since start" } }
+                    dt { "Last API full sync" }
+                    dd { @match &o.last_api_full_sync { Some(m) => { (m.what) " at " (round(m.at)) }, None => "none since start" } }
+                    dt { "Last drop-folder file" }
+                    dd { @match &o.last_dropped { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
+                    dt { "Last drop-folder full sync" }
+                    dd { @match &o.last_dropped_full_sync { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
+                    dt { "Last change" } dd { (round(o.published)) " (" (age(o.published_age_secs)) " ago)" }
                 }
             }
             section aria-labelledby="publication" {
@@ -290,12 +303,6 @@ fn overview_page(
             }
             section aria-labelledby="inbox" {
                 h2 #inbox { "Drop folder" }
-                dl.facts {
-                    dt { "Last file applied" }
-                    dd { @match &o.last_dropped { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
-                    dt { "Last full sync file" }
-                    dd { @match &o.last_dropped_full_sync { Some(d) => { (d.name) " at " (d.at) }, None => "none" } }
-                }
                 @if o.rejected.is_empty() { p { "No rejected files." } }
                 @else {
                     div.scroll {
