@@ -118,6 +118,8 @@ struct FileConfig {
     workers: Option<usize>,
     change_window: Option<String>,
     change_retention: Option<String>,
+    /// A partner without a successful fetch for this long is flagged (`48h`, `PT30M`).
+    partner_silent_after: Option<String>,
     base_rebuild: Option<String>,
     base_currency: Option<String>,
     admin_token: Option<String>,
@@ -219,6 +221,8 @@ pub struct Config {
     pub change_retention: std::time::Duration,
     /// Local time of the daily full.xml base rebuild.
     pub base_rebuild: jiff::civil::Time,
+    /// A partner without a successful fetch for this long is flagged as silent (default 24 h).
+    pub partner_silent_after: std::time::Duration,
     /// The `[shop]` table: the gateway metadata of its shop id while the catalog has none for
     /// it (an imported offer without a gateway, a store the ERP has not filled yet).
     pub shop: Option<crate::catalog::Shop>,
@@ -442,6 +446,11 @@ impl Config {
             args.change_retention.clone().or(file.change_retention),
             "24h",
         )?;
+        let partner_silent_after = duration(
+            "partner_silent_after",
+            file.partner_silent_after.clone(),
+            "24h",
+        )?;
         let base_rebuild = args
             .base_rebuild
             .clone()
@@ -510,6 +519,7 @@ impl Config {
             change_window,
             change_retention,
             base_rebuild,
+            partner_silent_after,
             shop,
             clock: crate::clock::Clock::system(),
         })

@@ -5,6 +5,7 @@
 //! `ingest → store → snapshot → changes → artifacts → http`; `render` is the library the
 //! artifacts stage writes with. `docs/design.md` §2 has the map.
 
+pub mod activity;
 pub mod app;
 pub mod artifacts;
 pub mod catalog;

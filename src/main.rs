@@ -191,6 +191,12 @@ fn print_gateways(app: &Arc<App>) {
         (Some(_), false) => println!("  admin ingest API: {}/v1/...", app.config.admin_listen),
         (None, _) => println!("  admin ingest API disabled: set admin_token"),
     }
+    if app.config.admin_token.is_some() {
+        println!(
+            "  operator's panel: http://{}/ui/ (log in with the admin token)",
+            app.config.admin_listen
+        );
+    }
     for entry in app.entry_urls() {
         let state = if entry.offer_access {
             ""

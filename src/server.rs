@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::activity::{self, Activity};
 use crate::app::{App, AppError, Workers};
 use crate::config::Config;
 use crate::http::{self, Surface};
@@ -88,6 +89,8 @@ pub struct Server {
     core_stop: CancellationToken,
     core: TaskTracker,
     inbox_stop: Arc<AtomicBool>,
+    /// Partner fetches; saved periodically and once the listeners have drained.
+    activity: Arc<Activity>,
     /// The first task failure, returned by [`Server::shutdown`].
     failure: Arc<Mutex<Option<ServerError>>>,
     runtime: tokio::runtime::Handle,
@@ -133,6 +136,11 @@ impl Server {
             publisher,
         } = workers;
         let inbox_stop = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity::open(
+            app.config.data_dir.join(activity::FILE_NAME),
+            app.config.clock.clone(),
+            app.config.partner_silent_after,
+        ));
         let server = Server {
             app: app.clone(),
             public_addr,
@@ -142,6 +150,7 @@ impl Server {
             core_stop: CancellationToken::new(),
             core: TaskTracker::new(),
             inbox_stop: inbox_stop.clone(),
+            activity: activity.clone(),
             failure: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
         };
@@ -188,6 +197,7 @@ impl Server {
                 committer: app.committer.clone(),
                 metrics: app.metrics.clone(),
                 readiness: app.readiness.clone(),
+                activity: activity.clone(),
             },
             &app.config,
         ));
@@ -232,6 +242,8 @@ impl Server {
                 Ok(())
             }),
         );
+        let saving = save_activity(app.clone(), activity, server.stop.clone());
+        server.supervise(&server.front, "activity saver", tokio::spawn(saving));
         Ok(server)
     }
 
@@ -291,6 +303,15 @@ impl Server {
         self.stop.cancel();
         self.front.close();
         self.front.wait().await;
+        // No request is left to count: the last activity is saved.
+        let activity = self.activity.clone();
+        match tokio::task::spawn_blocking(move || activity.save()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "partner activity not saved")
+            }
+            Err(e) => tracing::warn!(error = %e, "partner activity not saved"),
+        }
         self.stop_core();
         self.core.close();
         self.core.wait().await;
@@ -341,6 +362,39 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.stop.cancel();
         self.stop_core();
+    }
+}
+
+/// Save the partner activity every [`activity::SAVE_INTERVAL`] of the app's clock until
+/// `stop`, forgetting accounts no longer in the partners file. A failed save is logged and
+/// tried again next time: the activity in memory is still whole.
+async fn save_activity(
+    app: Arc<App>,
+    activity: Arc<Activity>,
+    stop: CancellationToken,
+) -> Result<(), ServerError> {
+    let clock = app.config.clock.clone();
+    let interval = jiff::SignedDuration::try_from(activity::SAVE_INTERVAL)
+        .unwrap_or(jiff::SignedDuration::from_secs(60));
+    loop {
+        let next = clock
+            .now()
+            .saturating_add(interval)
+            .unwrap_or(jiff::Timestamp::MAX);
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = clock.sleep_until(next) => {}
+        }
+        let partners = app.demand.partners();
+        activity.retain(&|id| partners.get(id).is_some());
+        let saving = activity.clone();
+        match tokio::task::spawn_blocking(move || saving.save()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "partner activity not saved")
+            }
+            Err(e) => tracing::warn!(error = %e, "partner activity not saved"),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use hyper::Response;
 
 use super::limits::ConnState;
 use super::Body;
+use crate::activity::Activity;
 use crate::metrics::Metrics;
 
 /// What the feed handler knows about a request, attached to its response as an extension.
@@ -52,6 +53,7 @@ struct Done {
     head: Duration,
     declared: Option<u64>,
     conn: Option<Arc<ConnState>>,
+    activity: Option<Arc<Activity>>,
 }
 
 /// A response body that counts what it hands to hyper and reports when it ends.
@@ -117,6 +119,9 @@ impl Drop for Tracked {
                 "request"
             );
         }
+        if let (Some(activity), Some(partner)) = (&d.activity, &d.partner_label) {
+            activity.record(partner, d.route, d.status, self.sent);
+        }
         if let Some(conn) = &d.conn {
             conn.end();
         }
@@ -125,8 +130,10 @@ impl Drop for Tracked {
 
 /// Record the response head of a feed request and wrap its body so the log line and byte
 /// counts are written when it ends; `conn` learns then that the connection is idle.
+/// The answer is also counted in the partner's `activity`.
 pub fn track(
     metrics: &Arc<Metrics>,
+    activity: Option<&Arc<Activity>>,
     response: Response<Body>,
     conn: Option<Arc<ConnState>>,
 ) -> Response<Body> {
@@ -171,6 +178,7 @@ pub fn track(
             head,
             declared,
             conn,
+            activity: activity.cloned(),
         },
     };
     Response::from_parts(parts, tracked.boxed_unsync())
@@ -208,7 +216,7 @@ mod tests {
             file: "light.xml".into(),
             started: Instant::now(),
         });
-        let response = track(&metrics, response, Some(conn.clone()));
+        let response = track(&metrics, None, response, Some(conn.clone()));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"0123456789");
         let text = metrics.encode(crate::metrics::StateSample {

@@ -10,6 +10,13 @@ use crate::http::State;
 
 /// Answer one request on the admin listener.
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/ui" || path.starts_with("/ui/") {
+        return super::ui::handle(state, req).await;
+    }
+    if req.uri().path() == "/v1/partners/activity" {
+        return super::activity::handle(state, &req);
+    }
     if req.uri().path().starts_with("/v1/") {
         return super::ingest::handle(state, req).await;
     }

@@ -8,6 +8,7 @@
 //! [`HttpError::response`].
 
 mod access;
+mod activity;
 mod admin;
 mod body;
 mod conn;
@@ -19,6 +20,7 @@ mod respond;
 pub mod routes;
 pub mod rules;
 mod state;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -387,7 +389,12 @@ fn connection(
                         state.metrics.accepts_zstd();
                     }
                     let response = feeds::handle(&state, req).await;
-                    Ok::<_, Infallible>(access::track(&state.metrics, response, Some(guard)))
+                    Ok::<_, Infallible>(access::track(
+                        &state.metrics,
+                        Some(&state.activity),
+                        response,
+                        Some(guard),
+                    ))
                 }
             });
             let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), service));

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::activity::Activity;
 use crate::artifacts::Artifacts;
 use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct Handles {
     pub metrics: Arc<Metrics>,
     /// Answers `/readyz`.
     pub readiness: Readiness,
+    /// Partner fetches, counted as their answers end.
+    pub activity: Arc<Activity>,
 }
 
 /// Shared state of the HTTP listeners.
@@ -36,11 +39,16 @@ pub struct State {
     pub committer: Committer,
     pub metrics: Arc<Metrics>,
     pub readiness: Readiness,
+    pub activity: Arc<Activity>,
+    /// The operator's panel (`/ui/`): its sessions and the partners editor's configuration.
+    pub panel: super::ui::Panel,
     /// Per-partner request rate limit of the public listener.
     pub rate_limiter: RateLimiter,
     /// The base of the links in gateways.
     pub public_url: String,
     pub timezone: jiff::tz::TimeZone,
+    /// The app's clock (manual in tests): activity times, panel sessions.
+    pub clock: crate::clock::Clock,
     pub limits: Limits,
     pub admin_token: Option<String>,
     pub ingest_body_limit: u64,
@@ -61,6 +69,7 @@ impl State {
             committer,
             metrics,
             readiness,
+            activity,
         } = handles;
         State {
             demand,
@@ -69,10 +78,13 @@ impl State {
             committer,
             metrics,
             readiness,
+            activity,
+            panel: super::ui::Panel::new(config),
             rate_limiter: RateLimiter::new(config.limits.rate_limit, config.limits.rate_burst)
                 .with_clock(config.clock.clone()),
             public_url: config.public_url.clone(),
             timezone: config.timezone.clone(),
+            clock: config.clock.clone(),
             limits: config.limits.clone(),
             admin_token: config.admin_token.clone(),
             ingest_body_limit: config.ingest_body_limit,

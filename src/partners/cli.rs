@@ -42,7 +42,13 @@ pub enum Action {
         settings: SettingsArgs,
     },
     /// Print the accounts as a table.
-    List,
+    List {
+        /// Also each partner's fetches: last fetch, requests and bytes in the last 24 h,
+        /// 304 share and last error per file kind, as a running server last saved them
+        /// (every minute and at shutdown).
+        #[arg(long)]
+        activity: bool,
+    },
     /// Switch a partner's offer access off: its URLs answer 403 and its downloads in flight
     /// are cut; the account, token and settings stay.
     Revoke { id: String },
@@ -50,6 +56,8 @@ pub enum Action {
     Restore { id: String },
     /// Give a partner a new token (printed once); the old one stops working.
     Rotate { id: String },
+    /// Delete a partner's account: its URLs answer 404 and its downloads in flight are cut.
+    Remove { id: String },
     /// Change a partner's settings; only the options given change.
     Set {
         id: String,
@@ -112,7 +120,7 @@ impl From<SettingsArgs> for Settings {
     }
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
+pub(crate) fn parse_format(s: &str) -> Result<Format, String> {
     match s {
         "iof-3.0" | "iof" | "xml" => Ok(Format::Iof30),
         "csv" => Ok(Format::Csv),
@@ -120,7 +128,7 @@ fn parse_format(s: &str) -> Result<Format, String> {
     }
 }
 
-fn parse_file_type(s: &str) -> Result<FileType, String> {
+pub(crate) fn parse_file_type(s: &str) -> Result<FileType, String> {
     match s {
         "xml" | "plain" => Ok(FileType::Plain),
         "xml.gz" | "gzip" => Ok(FileType::Gzip),
@@ -128,7 +136,7 @@ fn parse_file_type(s: &str) -> Result<FileType, String> {
     }
 }
 
-fn parse_switch(s: &str) -> Result<bool, String> {
+pub(crate) fn parse_switch(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
@@ -136,7 +144,7 @@ fn parse_switch(s: &str) -> Result<bool, String> {
     }
 }
 
-fn parse_decimal(s: &str) -> Result<Decimal, String> {
+pub(crate) fn parse_decimal(s: &str) -> Result<Decimal, String> {
     Decimal::from_str(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
@@ -149,6 +157,8 @@ pub enum CliError {
     Edit(#[from] EditError),
     #[error("cannot write the output: {0}")]
     Output(#[from] std::io::Error),
+    #[error(transparent)]
+    Activity(#[from] crate::activity::ActivityError),
 }
 
 /// Run one `iofd partners` command, writing what it reports to `out`.
@@ -166,7 +176,7 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let issued = edit::add(&path, &config, &id, &settings.into())?;
             print_token(out, &config, &issued, "added")?;
         }
-        Action::List => {
+        Action::List { activity } => {
             let file = edit::list(&path, &config)?;
             writeln!(
                 out,
@@ -207,6 +217,10 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
                     p.name
                 )?;
             }
+            if activity {
+                let ids = file.partners.iter().map(|p| p.id.as_str());
+                print_activity(out, &config, ids)?;
+            }
         }
         Action::Revoke { id } => {
             let changed = edit::set_access(&path, &config, &id, false)?;
@@ -236,6 +250,10 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let issued = edit::rotate(&path, &config, &id)?;
             print_token(out, &config, &issued, "new token")?;
         }
+        Action::Remove { id } => {
+            edit::remove(&path, &config, &id)?;
+            writeln!(out, "{id}: removed")?;
+        }
         Action::Set { id, settings } => {
             edit::set(&path, &config, &id, &settings.into())?;
             writeln!(out, "{id}: settings saved")?;
@@ -250,6 +268,63 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 } else {
                     "off: every feed URL answers 403"
                 }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn print_activity<'a>(
+    out: &mut dyn Write,
+    config: &Config,
+    ids: impl IntoIterator<Item = &'a str>,
+) -> Result<(), CliError> {
+    let path = config.data_dir.join(crate::activity::FILE_NAME);
+    let reports =
+        crate::activity::read_report(&path, ids, config.clock.now(), config.partner_silent_after)?;
+    writeln!(
+        out,
+        "\nactivity ({}; silent: no successful fetch for {} s)",
+        path.display(),
+        config.partner_silent_after.as_secs()
+    )?;
+    writeln!(
+        out,
+        "{:<20} {:<12} {:<21} {:>9} {:>12} {:>5} last error",
+        "id", "file", "last success", "req 24h", "bytes 24h", "304"
+    )?;
+    for r in &reports {
+        writeln!(
+            out,
+            "{:<20} {:<12} {:<21} {:>9} {:>12} {:>5} {}",
+            r.partner,
+            "(all)",
+            r.last_fetch.as_deref().unwrap_or("never"),
+            r.requests_24h,
+            r.bytes_24h,
+            "",
+            if r.silent { "SILENT" } else { "" }
+        )?;
+        for k in &r.kinds {
+            let share = k
+                .not_modified_share
+                .map(|s| format!("{:.0}%", s * 100.0))
+                .unwrap_or_else(|| "-".into());
+            let error = k
+                .last_error
+                .as_ref()
+                .map(|e| format!("{} at {}", e.status, e.at))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{:<20} {:<12} {:<21} {:>9} {:>12} {:>5} {}",
+                "",
+                k.kind,
+                k.last_success.as_deref().unwrap_or("never"),
+                k.requests_24h,
+                k.bytes_24h,
+                share,
+                error
             )?;
         }
     }
@@ -364,5 +439,52 @@ mod tests {
         assert!(run_line(&["list", "--partners", f, "--config", c])
             .unwrap()
             .contains("sharing off"));
+    }
+
+    #[test]
+    fn list_activity_shows_what_the_server_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        let f = file.to_str().unwrap();
+        let d = dir.path().to_str().unwrap();
+        run_line(&["add", "busy", "--shops", "1", "--partners", f, "--data", d]).unwrap();
+        run_line(&["add", "quiet", "--shops", "1", "--partners", f, "--data", d]).unwrap();
+        let activity = crate::activity::Activity::new(
+            dir.path().join(crate::activity::FILE_NAME),
+            crate::clock::Clock::system(),
+            std::time::Duration::from_secs(3600),
+        );
+        activity.record("busy", "gateway", 200, 1234);
+        activity.record("busy", "gateway", 304, 0);
+        activity.record("busy", "full", 403, 60);
+        activity.save().unwrap();
+        let out = run_line(&["list", "--activity", "--partners", f, "--data", d]).unwrap();
+        let busy = out
+            .lines()
+            .find(|l| l.starts_with("busy") && l.contains("(all)"))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(busy.contains(" 3 ") && busy.contains(" 1294 "), "{busy}");
+        assert!(!busy.contains("SILENT"), "{busy}");
+        assert!(
+            out.lines()
+                .any(|l| l.contains("gateway") && l.contains("50%")),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.contains("full") && l.contains("403 at")),
+            "{out}"
+        );
+        let quiet = out
+            .lines()
+            .find(|l| l.starts_with("quiet") && l.contains("(all)"))
+            .unwrap();
+        assert!(
+            quiet.contains("never") && quiet.contains("SILENT"),
+            "{quiet}"
+        );
+        std::fs::write(dir.path().join(crate::activity::FILE_NAME), "not json").unwrap();
+        let err = run_line(&["list", "--activity", "--partners", f, "--data", d]).unwrap_err();
+        assert!(err.to_string().contains("activity.json"), "{err}");
     }
 }

@@ -21,6 +21,33 @@ use crate::config::Config;
 /// Random bytes in a generated token: 192 bits.
 const TOKEN_BYTES: usize = 24;
 
+/// The partners file an edit applies to, and optionally the [`content_hash`] of the file as
+/// the operator last saw it: an edit against a file that changed since is refused with
+/// [`EditError::Conflict`]. A plain path (the command line) edits whatever is there.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub path: &'a Path,
+    pub seen: Option<&'a str>,
+}
+
+impl<'a> From<&'a Path> for Target<'a> {
+    fn from(path: &'a Path) -> Target<'a> {
+        Target { path, seen: None }
+    }
+}
+
+impl<'a> From<&'a PathBuf> for Target<'a> {
+    fn from(path: &'a PathBuf) -> Target<'a> {
+        Target { path, seen: None }
+    }
+}
+
+/// The hash an edit's [`Target::seen`] names: BLAKE3 hex of the file's bytes (of nothing
+/// for a missing file).
+pub fn content_hash(path: &Path) -> Result<String, EditError> {
+    Ok(blake3::hash(read(path)?.as_bytes()).to_hex().to_string())
+}
+
 /// A change that cannot be made. The file is left untouched.
 #[derive(Debug, thiserror::Error)]
 pub enum EditError {
@@ -46,6 +73,10 @@ pub enum EditError {
     /// The edited file would not load; the message names the rule.
     #[error("the change was not saved: {0}")]
     Invalid(PartnersError),
+    /// The file changed since the operator read it (a hand edit, another operator): nothing
+    /// was saved, so that change is not overwritten blindly.
+    #[error("{path} was changed since it was read (by hand or by someone else); nothing was saved: read it again and redo the change")]
+    Conflict { path: PathBuf },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -133,15 +164,17 @@ fn base64url(bytes: &[u8]) -> String {
 }
 
 /// Add a partner with a new token. Needs `settings.shops`.
-pub fn add(
-    path: &Path,
+pub fn add<'a>(
+    file: impl Into<Target<'a>>,
     config: &Config,
     id: &str,
     settings: &Settings,
 ) -> Result<IssuedToken, EditError> {
+    let file = file.into();
+    let path = file.path;
     let shops = settings.shops.clone().ok_or(EditError::NoShops)?;
     let token = generate_token();
-    edit(path, config, |doc| {
+    edit(file, config, |doc| {
         let partners = partner_tables(doc, path, true)?;
         if partners
             .iter()
@@ -174,8 +207,15 @@ pub fn add(
 }
 
 /// Change settings of an existing partner.
-pub fn set(path: &Path, config: &Config, id: &str, settings: &Settings) -> Result<(), EditError> {
-    edit(path, config, |doc| {
+pub fn set<'a>(
+    file: impl Into<Target<'a>>,
+    config: &Config,
+    id: &str,
+    settings: &Settings,
+) -> Result<(), EditError> {
+    let file = file.into();
+    let path = file.path;
+    edit(file, config, |doc| {
         let table = find(doc, path, id)?;
         apply_settings(table, settings);
         Ok(())
@@ -184,9 +224,16 @@ pub fn set(path: &Path, config: &Config, id: &str, settings: &Settings) -> Resul
 
 /// Switch a partner's offer access on (restore) or off (revoke). The account, its token and
 /// its settings stay. Returns false when it already was as asked (the file is not rewritten).
-pub fn set_access(path: &Path, config: &Config, id: &str, on: bool) -> Result<bool, EditError> {
+pub fn set_access<'a>(
+    file: impl Into<Target<'a>>,
+    config: &Config,
+    id: &str,
+    on: bool,
+) -> Result<bool, EditError> {
+    let file = file.into();
+    let path = file.path;
     let mut changed = false;
-    edit(path, config, |doc| {
+    edit(file, config, |doc| {
         let table = find(doc, path, id)?;
         let current = table
             .get("offer_access")
@@ -203,10 +250,16 @@ pub fn set_access(path: &Path, config: &Config, id: &str, on: bool) -> Result<bo
 
 /// Give a partner a new token; the old one stops working (and its downloads are cut) as soon
 /// as the server reloads the file.
-pub fn rotate(path: &Path, config: &Config, id: &str) -> Result<IssuedToken, EditError> {
+pub fn rotate<'a>(
+    file: impl Into<Target<'a>>,
+    config: &Config,
+    id: &str,
+) -> Result<IssuedToken, EditError> {
+    let file = file.into();
+    let path = file.path;
     let token = generate_token();
     let mut shops = Vec::new();
-    edit(path, config, |doc| {
+    edit(file, config, |doc| {
         let table = find(doc, path, id)?;
         set_token_hash(table, &token_sha256_hex(&token));
         shops = table
@@ -229,8 +282,14 @@ pub fn rotate(path: &Path, config: &Config, id: &str) -> Result<IssuedToken, Edi
 }
 
 /// The global switch: off answers 403 to every feed request.
-pub fn set_sharing(path: &Path, config: &Config, on: bool) -> Result<(), EditError> {
-    edit(path, config, |doc| {
+pub fn set_sharing<'a>(
+    file: impl Into<Target<'a>>,
+    config: &Config,
+    on: bool,
+) -> Result<(), EditError> {
+    let file = file.into();
+    let path = file.path;
+    edit(file, config, |doc| {
         let sharing = doc.entry("sharing").or_insert_with(|| {
             let mut t = Table::new();
             // Put a new [sharing] table first, where a reader looks for it.
@@ -247,23 +306,58 @@ pub fn set_sharing(path: &Path, config: &Config, on: bool) -> Result<(), EditErr
     })
 }
 
-/// The file's entries after checking it loads. An absent file has none.
-pub fn list(path: &Path, config: &Config) -> Result<PartnersFile, EditError> {
-    let text = read(path)?;
-    Partners::parse(&text, path, config).map_err(EditError::Invalid)?;
-    toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
-        path: path.to_path_buf(),
-        source: Box::new(e),
+/// Remove a partner's account: its URLs answer 404 and its downloads in flight are cut as
+/// soon as the server reloads the file.
+pub fn remove<'a>(file: impl Into<Target<'a>>, config: &Config, id: &str) -> Result<(), EditError> {
+    let file = file.into();
+    let path = file.path;
+    edit(file, config, |doc| {
+        if !doc.contains_key("partner") {
+            return Err(EditError::UnknownPartner(id.to_string()));
+        }
+        let partners = partner_tables(doc, path, false)?;
+        let index = partners
+            .iter()
+            .position(|t| t.get("id").and_then(Item::as_str) == Some(id))
+            .ok_or_else(|| EditError::UnknownPartner(id.to_string()))?;
+        partners.remove(index);
+        Ok(())
     })
 }
 
-/// Read, change, validate, write atomically.
+/// The file's entries after checking it loads. An absent file has none.
+pub fn list(path: &Path, config: &Config) -> Result<PartnersFile, EditError> {
+    list_seen(path, config).map(|(file, _)| file)
+}
+
+/// [`list`] and the [`content_hash`] of the same read: what an edit form shows and names
+/// as the file it was made against.
+pub fn list_seen(path: &Path, config: &Config) -> Result<(PartnersFile, String), EditError> {
+    let text = read(path)?;
+    Partners::parse(&text, path, config).map_err(EditError::Invalid)?;
+    let file = toml::from_str(&text).map_err(|e: toml::de::Error| EditError::Syntax {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    })?;
+    Ok((file, blake3::hash(text.as_bytes()).to_hex().to_string()))
+}
+
+/// Read, check against what the operator saw, change, validate, write atomically.
 fn edit(
-    path: &Path,
+    target: Target<'_>,
     config: &Config,
     change: impl FnOnce(&mut DocumentMut) -> Result<(), EditError>,
 ) -> Result<(), EditError> {
+    let path = target.path;
     let before = read(path)?;
+    if let Some(seen) = target.seen {
+        // Neither hash is secret: a plain comparison.
+        if blake3::hash(before.as_bytes()).to_hex().as_str() != seen {
+            return Err(EditError::Conflict {
+                path: path.to_path_buf(),
+            });
+        }
+    }
     let mut doc: DocumentMut =
         before
             .parse()
@@ -642,5 +736,90 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn an_edit_against_a_file_changed_since_it_was_read_is_refused() {
+        let (_dir, path) = setup();
+        let c = config();
+        let seen = content_hash(&path).unwrap();
+        let target = Target {
+            path: &path,
+            seen: Some(&seen),
+        };
+        assert!(set_access(target, &c, "keep", false).unwrap());
+        // The edit changed the file: the hash read before it is stale now.
+        let edited = std::fs::read_to_string(&path).unwrap();
+        assert!(matches!(
+            set_access(target, &c, "keep", true),
+            Err(EditError::Conflict { .. })
+        ));
+        // A hand edit meanwhile: refused, and the hand edit kept as it is.
+        let seen = content_hash(&path).unwrap();
+        let by_hand = format!("{edited}# edited by hand\n");
+        std::fs::write(&path, &by_hand).unwrap();
+        let target = Target {
+            path: &path,
+            seen: Some(&seen),
+        };
+        for result in [
+            set(target, &c, "keep", &Settings::default()).map(|_| ()),
+            rotate(target, &c, "keep").map(|_| ()),
+            remove(target, &c, "keep"),
+            set_sharing(target, &c, false),
+            add(
+                target,
+                &c,
+                "other",
+                &Settings {
+                    shops: Some(vec![1]),
+                    ..Default::default()
+                },
+            )
+            .map(|_| ()),
+        ] {
+            let err = result.unwrap_err();
+            assert!(matches!(err, EditError::Conflict { .. }), "{err}");
+            assert!(err.to_string().contains("nothing was saved"), "{err}");
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), by_hand);
+        // Against the file as it is now, the edit goes through.
+        let seen = content_hash(&path).unwrap();
+        let target = Target {
+            path: &path,
+            seen: Some(&seen),
+        };
+        assert!(set_access(target, &c, "keep", true).unwrap());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("# edited by hand"));
+    }
+
+    #[test]
+    fn remove_takes_one_account_and_keeps_the_rest() {
+        let (_dir, path) = setup();
+        let c = config();
+        let other = add(
+            &path,
+            &c,
+            "other",
+            &Settings {
+                shops: Some(vec![1]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        remove(&path, &c, "keep").unwrap();
+        let p = load(&path);
+        assert_eq!(p.len(), 1);
+        assert!(p.get("keep").is_none());
+        assert!(matches!(
+            p.authenticate("other", &other.token),
+            Access::Granted(_)
+        ));
+        assert!(matches!(
+            remove(&path, &c, "keep"),
+            Err(EditError::UnknownPartner(_))
+        ));
     }
 }

@@ -178,10 +178,18 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     let started = std::time::Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let full_sync = Query::parse(req.uri().query()).is_ok_and(|q| q.mode.is_full_sync());
     let response = match answer(state, req).await {
         Ok(r) => r,
         Err(e) => e.response(),
     };
+    if response.status() == StatusCode::OK && method != Method::GET {
+        // For the panel's overview: the last change that came in over the API.
+        state
+            .panel
+            .ingests
+            .note(&path, full_sync, state.clock.now());
+    }
     tracing::info!(
         target: "ingest",
         %method,
@@ -237,7 +245,10 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<B
 
 /// Constant-time bearer token check. Both sides are hashed first, so neither the content
 /// nor the length of the configured token leaks through timing.
-fn check_token(expected: Option<&str>, headers: &HeaderMap) -> Result<(), HttpError> {
+pub(in crate::http) fn check_token(
+    expected: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), HttpError> {
     let Some(expected) = expected else {
         return Err(HttpError::Unauthorized(
             "ingest is disabled: no admin token is configured (admin_token, --admin-token, IOFD_ADMIN_TOKEN)",
@@ -452,7 +463,7 @@ fn report(r: Report) -> Response<Body> {
     json(status, &r)
 }
 
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+pub(in crate::http) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let mut text = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     text.push(b'\n');
     Response::builder()
