@@ -155,6 +155,14 @@ struct FileConfig {
     purge_headers: BTreeMap<String, String>,
     /// Supplier metadata for the gateway of a shop the catalog has no metadata for.
     shop: Option<crate::catalog::Shop>,
+    /// Signs profile URLs (current key); without it, `<data>/signing.key`.
+    signing_key: Option<String>,
+    /// Still verifies URLs signed before a key rotation.
+    signing_key_previous: Option<String>,
+    /// How long a signed URL is valid (`4h`, `30m`).
+    signature_lifetime: Option<String>,
+    /// 302 from stable partner URLs to signed profile URLs.
+    redirect_to_profile: Option<bool>,
 }
 
 /// How log lines are written.
@@ -213,6 +221,11 @@ pub struct Config {
     pub limits: Limits,
     /// Where superseded files are purged from the cache in front, if anywhere.
     pub purge: Option<PurgeTarget>,
+    /// Keys and lifetime of the signed profile URLs gateways list.
+    pub signing: crate::signing::SigningConfig,
+    /// Answer a stable partner URL of a file with a 302 to its signed profile URL instead
+    /// of the bytes.
+    pub redirect_to_profile: bool,
     /// Length of a change window (full_change files).
     pub change_window: std::time::Duration,
     /// How long change files stay listed.
@@ -320,6 +333,7 @@ impl Config {
         let limits = limits(&args.limits, &file)?;
         let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
+        let signing = signing_config(&file)?;
         let timezone_name = args
             .timezone
             .clone()
@@ -507,6 +521,8 @@ impl Config {
             ),
             limits,
             purge,
+            signing,
+            redirect_to_profile: file.redirect_to_profile.unwrap_or(false),
             change_window,
             change_retention,
             base_rebuild,
@@ -703,6 +719,34 @@ fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarge
         method,
         headers,
     }))
+}
+
+/// The signing keys and lifetime: keys checked for length and characters here, so a bad
+/// one stops the start with its setting named.
+fn signing_config(file: &FileConfig) -> Result<crate::signing::SigningConfig, ConfigError> {
+    for (setting, key) in [
+        ("signing_key", &file.signing_key),
+        ("signing_key_previous", &file.signing_key_previous),
+    ] {
+        if let Some(key) = key {
+            crate::signing::check_key(key).map_err(|reason| invalid(setting, reason))?;
+        }
+    }
+    if file.signing_key.is_none() && file.signing_key_previous.is_some() {
+        return Err(invalid(
+            "signing_key_previous",
+            "needs signing_key (the key that replaced it)",
+        ));
+    }
+    let lifetime = duration("signature_lifetime", file.signature_lifetime.clone(), "4h")?;
+    if lifetime < Duration::from_secs(60) {
+        return Err(invalid("signature_lifetime", "must be at least 1 minute"));
+    }
+    Ok(crate::signing::SigningConfig {
+        key: file.signing_key.clone(),
+        previous_key: file.signing_key_previous.clone(),
+        lifetime,
+    })
 }
 
 /// One request thread per core.

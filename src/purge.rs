@@ -21,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::artifacts::ArtifactSet;
+use crate::artifacts::{path_key, ArtifactSet};
 use crate::config::PurgeTarget;
 use crate::metrics::{Metrics, PurgeResult};
 use crate::partners::Partners;
@@ -55,15 +55,22 @@ pub fn kind_of(name: &str) -> &str {
 /// rendered.
 pub fn superseded(previous: &ArtifactSet, next: &ArtifactSet) -> Vec<String> {
     let mut keys = BTreeSet::new();
+    // A profile path (`/p/{key}/…`) is shared by every profile whose file has that key:
+    // purging it for one profile clears the one cached copy they all read.
+    let path = |before: &crate::artifacts::ProfileArtifacts, name: &str| {
+        format!("p:{}/{}", path_key(&before.profile, name), kind_of(name))
+    };
     for (profile, before) in &previous.by_profile {
         let Some(after) = next.by_profile.get(profile) else {
             keys.insert(format!("profile:{profile}"));
+            keys.extend(before.files.keys().map(|name| path(before, name)));
             continue;
         };
         let mut changed = previous.generation != next.generation;
         for (name, old) in &before.files {
             if after.files.get(name).is_none_or(|new| new.etag != old.etag) {
                 keys.insert(format!("profile:{profile}/{}", kind_of(name)));
+                keys.insert(path(before, name));
                 changed = true;
             }
         }
@@ -412,15 +419,23 @@ mod tests {
                 ],
             )],
         );
-        assert_eq!(
-            superseded(&before, &after),
-            vec![
-                "profile:p1/categories",
-                "profile:p1/gateway",
-                "profile:p1/light",
-                "profile:p2",
-            ]
+        let profile = &after.by_profile["p1"].profile;
+        let (light, reference, full) = (
+            profile.light_key(),
+            profile.reference_key(),
+            profile.full_key(),
         );
+        let mut expected = vec![
+            format!("p:{reference}/categories"),
+            format!("p:{light}/light"),
+            format!("p:{full}/full"),
+            "profile:p1/categories".to_string(),
+            "profile:p1/gateway".to_string(),
+            "profile:p1/light".to_string(),
+            "profile:p2".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(superseded(&before, &after), expected);
         // Same generation, same bytes: nothing to purge.
         assert!(superseded(&before, &before).is_empty());
         // First publication after start: nothing was served from this process before.

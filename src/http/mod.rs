@@ -18,6 +18,7 @@ mod observe;
 mod respond;
 pub mod routes;
 pub mod rules;
+mod signed;
 mod state;
 
 use std::convert::Infallible;
@@ -59,6 +60,12 @@ pub enum HttpError {
     Revoked,
     #[error("offer sharing is switched off")]
     SharingOff,
+    /// A profile URL whose signature no key gives.
+    #[error("the URL's signature is not valid; fetch the gateway again")]
+    BadSignature,
+    /// A profile URL past its `expires`.
+    #[error("the URL has expired; fetch the gateway again")]
+    SignatureExpired,
     #[error("the offer is being prepared; retry shortly")]
     NotReady,
     /// The partner's request rate is over its limit; retry after the duration.
@@ -117,7 +124,10 @@ impl HttpError {
         let status = match self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
+            HttpError::Revoked
+            | HttpError::SharingOff
+            | HttpError::BadSignature
+            | HttpError::SignatureExpired => StatusCode::FORBIDDEN,
             HttpError::NotReady
             | HttpError::Unavailable(_)
             | HttpError::Overloaded

@@ -10,6 +10,7 @@ use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
 use crate::partners::Partners;
 use crate::publish::{Demand, Readiness};
+use crate::signing::Signer;
 use crate::store::{Committer, Store};
 
 use super::RateLimiter;
@@ -26,6 +27,8 @@ pub struct Handles {
     pub metrics: Arc<Metrics>,
     /// Answers `/readyz`.
     pub readiness: Readiness,
+    /// Signs the profile URLs gateways list and verifies them on request.
+    pub signer: Signer,
 }
 
 /// Shared state of the HTTP listeners.
@@ -48,6 +51,9 @@ pub struct State {
     pub ingest_max_concurrent: usize,
     /// Where ingest bodies are spooled before they are committed.
     pub spool_dir: PathBuf,
+    pub signer: Signer,
+    /// Stable partner URLs of files answer 302 to the signed profile URL.
+    pub redirect_to_profile: bool,
 }
 
 impl State {
@@ -61,6 +67,7 @@ impl State {
             committer,
             metrics,
             readiness,
+            signer,
         } = handles;
         State {
             demand,
@@ -79,6 +86,8 @@ impl State {
             ingest_body_timeout: config.ingest_body_timeout,
             ingest_max_concurrent: config.ingest_max_concurrent,
             spool_dir: config.store_dir().join("spool"),
+            signer,
+            redirect_to_profile: config.redirect_to_profile,
         }
     }
 
