@@ -106,6 +106,10 @@ fn twins_share_paths_with_own_signatures_and_a_revoked_twin_is_refused_within_a_
         signed.header("surrogate-key"),
         Some(format!("p:{key} p:{key}/full file:full").as_str())
     );
+    assert_eq!(
+        signed.header("cache-tag"),
+        Some(format!("p:{key},p:{key}/full,file:full").as_str())
+    );
     let range = raw::get(addr, path, &[("Range", "bytes=5-14")]).unwrap();
     assert_eq!((range.status, &range.body[..]), (206, &stable.body[5..15]));
 
