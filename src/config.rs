@@ -1003,4 +1003,39 @@ mod tests {
             assert!(err.to_string().starts_with(setting), "{toml}: {err}");
         }
     }
+
+    #[test]
+    fn the_packaged_example_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/iofd.toml");
+        let c = Config::load(&ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.data_dir, Path::new("/var/lib/iofd"));
+        assert_eq!(c.signing.lifetime, Duration::from_secs(4 * 3600));
+        assert!(!c.demo && !c.redirect_to_profile);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("iofd.toml");
+        for (toml, setting) in [
+            ("signing_key = \"short\"", "signing_key"),
+            (
+                "signing_key = \"has a space 0123456789abcdef0123456\"",
+                "signing_key",
+            ),
+            (
+                "signing_key_previous = \"0123456789abcdef0123456789abcdef\"",
+                "signing_key_previous",
+            ),
+            ("signature_lifetime = \"10s\"", "signature_lifetime"),
+        ] {
+            std::fs::write(&file, toml).unwrap();
+            let err = Config::load(&ServeArgs {
+                config: Some(file.clone()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().starts_with(setting), "{toml}: {err}");
+        }
+    }
 }
