@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
-mod purge;
-use purge::purge_target;
-pub use purge::{PurgeStyle, PurgeTarget};
+mod cdn;
+use cdn::{purge_target, signing_config};
+pub use cdn::{PurgeStyle, PurgeTarget};
 
 /// The configuration of demo mode (`iofd serve` with neither `--config` nor `--partners`).
 pub const DEMO_CONFIG: &str = include_str!("../fixtures/demo/iofd.toml");
@@ -671,34 +671,6 @@ fn shop_table(shop: crate::catalog::Shop) -> Result<crate::catalog::Shop, Config
     Ok(shop)
 }
 
-/// The signing keys and lifetime: keys checked for length and characters here, so a bad
-/// one stops the start with its setting named.
-fn signing_config(file: &FileConfig) -> Result<crate::signing::SigningConfig, ConfigError> {
-    for (setting, key) in [
-        ("signing_key", &file.signing_key),
-        ("signing_key_previous", &file.signing_key_previous),
-    ] {
-        if let Some(key) = key {
-            crate::signing::check_key(key).map_err(|reason| invalid(setting, reason))?;
-        }
-    }
-    if file.signing_key.is_none() && file.signing_key_previous.is_some() {
-        return Err(invalid(
-            "signing_key_previous",
-            "needs signing_key (the key that replaced it)",
-        ));
-    }
-    let lifetime = duration("signature_lifetime", file.signature_lifetime.clone(), "4h")?;
-    if lifetime < Duration::from_secs(60) {
-        return Err(invalid("signature_lifetime", "must be at least 1 minute"));
-    }
-    Ok(crate::signing::SigningConfig {
-        key: file.signing_key.clone(),
-        previous_key: file.signing_key_previous.clone(),
-        lifetime,
-    })
-}
-
 /// One request thread per core.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -997,41 +969,6 @@ mod tests {
             std::fs::write(&path, toml).unwrap();
             let err = Config::load(&ServeArgs {
                 config: Some(path.clone()),
-                ..Default::default()
-            })
-            .unwrap_err();
-            assert!(err.to_string().starts_with(setting), "{toml}: {err}");
-        }
-    }
-
-    #[test]
-    fn the_packaged_example_configuration_loads() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/iofd.toml");
-        let c = Config::load(&ServeArgs {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap();
-        assert_eq!(c.data_dir, Path::new("/var/lib/iofd"));
-        assert_eq!(c.signing.lifetime, Duration::from_secs(4 * 3600));
-        assert!(!c.demo && !c.redirect_to_profile);
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("iofd.toml");
-        for (toml, setting) in [
-            ("signing_key = \"short\"", "signing_key"),
-            (
-                "signing_key = \"has a space 0123456789abcdef0123456\"",
-                "signing_key",
-            ),
-            (
-                "signing_key_previous = \"0123456789abcdef0123456789abcdef\"",
-                "signing_key_previous",
-            ),
-            ("signature_lifetime = \"10s\"", "signature_lifetime"),
-        ] {
-            std::fs::write(&file, toml).unwrap();
-            let err = Config::load(&ServeArgs {
-                config: Some(file.clone()),
                 ..Default::default()
             })
             .unwrap_err();

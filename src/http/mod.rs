@@ -1,5 +1,5 @@
-//! The HTTP server: the only module that serves requests (hyper is also a client in `purge`,
-//! which calls the CDN, and in the `load` tool).
+//! The HTTP server: the only module that serves requests (`purge` calls the CDN with
+//! reqwest, and the `load` tool is a hyper client).
 //!
 //! A request's path from socket to bytes: [`serve`] accepts a connection and hands each
 //! request to [`feeds::handle`], which parses the route ([`routes`]), checks the partner,
