@@ -749,4 +749,43 @@ fn serve_with_an_https_purge_url_reaches_a_tls_endpoint_trusted_through_the_ca_f
         request.ends_with("\r\n\r\n"),
         "Fastly purges carry no body: {request}"
     );
+    server.stop();
+    // Later batches of the first server (its superseded files) are not this check's.
+    while purges.try_recv().is_ok() {}
+
+    // Without the CA file the self-signed endpoint is not trusted: the attempt fails in the
+    // TLS handshake (retried), and no request reaches the endpoint.
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let mut untrusted = args.clone();
+    untrusted.data = Some(data.clone());
+    untrusted.limits.purge_ca_file = None;
+    let server = Server::start(Config::load(&untrusted).unwrap());
+    let path = data.join("partners.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("offer_access = true", "offer_access = false", 1),
+    )
+    .unwrap();
+    server.app.reload_partners().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server
+            .get(&format!("{}/metrics", server.admin))
+            .text()
+            .unwrap();
+        if metrics.contains("iofd_purge_requests_total{result=\"retry\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt counted: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        purges.try_recv().is_err(),
+        "an untrusted endpoint must not receive the purge"
+    );
 }
