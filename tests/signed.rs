@@ -126,6 +126,7 @@ fn twins_share_paths_with_own_signatures_and_a_revoked_twin_is_refused_within_a_
     for bad in [
         with_param(full, "sig", &flipped),
         with_param(full, "partner", "kowalski-twin"),
+        with_param(full, "partner", "stranger-xyz"),
         with_param(full, "expires", &(expires + 3600).to_string()),
         full.replace("/full.xml?", "/light.xml?"),
     ] {
@@ -134,6 +135,15 @@ fn twins_share_paths_with_own_signatures_and_a_revoked_twin_is_refused_within_a_
         assert_eq!(r.header("cache-control"), Some("no-store"));
     }
     assert_eq!(raw::get(addr, path_of(path), &[]).unwrap().status, 404);
+    let metrics = server
+        .get(&format!("{}/metrics", server.admin))
+        .text()
+        .unwrap();
+    assert!(
+        !metrics.contains("stranger-xyz"),
+        "an unverified partner id became a label: {metrics}"
+    );
+    assert!(metrics.contains("partner=\"sklep-kowalski\""), "{metrics}");
 
     // Within one expiry bucket the gateway keeps its bytes and ETag.
     let etag = |feed: &str| {

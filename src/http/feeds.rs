@@ -23,10 +23,17 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         } else {
             Err(HttpError::MethodNotAllowed)
         };
+        // A partner id under a signature that does not hold is a stranger's word: no label.
+        let verified = !matches!(
+            result,
+            Err(HttpError::BadSignature
+                | HttpError::SignatureExpired
+                | HttpError::MethodNotAllowed)
+        );
         let mut response = result.unwrap_or_else(|e| e.response());
         response.extensions_mut().insert(access::Entry {
             method: req.method().clone(),
-            partner: Some(signed.partner),
+            partner: verified.then_some(signed.partner),
             shop: 0,
             file: signed.file,
             started,
