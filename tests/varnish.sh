@@ -5,7 +5,7 @@
 #      the second is a HIT and the origin served the body once; a tampered or expired
 #      signature is refused by Varnish without reaching the origin; a revoked partner's
 #      gateway is refused at once, and its signed URL stops working at the edge when it
-#      expires; Range on a shared copy works;
+#      expires; Range on a shared copy works; a superseded file's purge clears the shared copy;
 #   1. a second fetch is a cache hit (Age, X-Varnish with two ids);
 #   2. gzip and identity variants are cached separately (Vary: Accept-Encoding);
 #   3. a Range request through the cache returns the right bytes;
@@ -83,7 +83,7 @@ mkdir -p "$WORK/data"
 "$IOFD" serve --data "$WORK/data" \
   --listen "127.0.0.1:$PUBLIC" --admin-listen "127.0.0.1:$ADMIN" \
   --public-url "http://127.0.0.1:$CACHE" \
-  --purge-url "http://127.0.0.1:$CACHE/" --purge-method BAN --purge-header "X-Purge-Token: $TOKEN" \
+  --purge-url "http://127.0.0.1:$CACHE/" --purge-style varnish --purge-header "X-Purge-Token: $TOKEN" \
   >"$WORK/iofd.log" 2>&1 &
 IOFD_PID=$!
 
@@ -205,6 +205,25 @@ fetch x2 "$V$SOON_URL"
 fetch x3 "$V$OURS"
 [ "$(status x3)" = 200 ] || fail "the other twin lost access: $(status x3)"
 pass "revoked twin: gateway refused at once, its signed URL refused by the edge once expired, the other twin still served"
+
+# A catalog change supersedes light.xml: the purge of its profile path (p:{key}/light) clears
+# the one shared copy, and the next fetch through the cache gets the new bytes.
+LIGHT=$(grep -o '<light url="[^"]*"' "$WORK/gw1.b" | head -n1 | sed -e 's/^<light url="//' -e 's/"$//' -e 's/&amp;/\&/g' -e "s|^http://127.0.0.1:$CACHE||")
+fetch l1 "$V$LIGHT"
+fetch l2 "$V$LIGHT"
+[ "$(header l2 X-Cache)" = HIT ] || fail "shared light.xml should be cached"
+curl -sf -H "Authorization: Bearer demo-admin-token" --data-binary \
+  '{"kind":"stock","product":1,"warehouse":1,"quantity":"4321"}' \
+  "http://127.0.0.1:$ADMIN/v1/updates" >/dev/null || fail "stock update refused"
+purged=""
+for _ in $(seq 1 50); do
+  fetch l3 "$V$LIGHT"
+  if [ "$(header l3 X-Cache)" = MISS ]; then purged=yes; break; fi
+  sleep 0.2
+done
+[ -n "$purged" ] || fail "the superseded shared light.xml is still served from the cache"
+cmp -s "$WORK/l1.b" "$WORK/l3.b" && fail "light.xml after the update has the old bytes"
+pass "a superseded file's profile-path purge clears the shared copy (next fetch a MISS, new bytes)"
 
 # 1. A second fetch is a hit.
 fetch a1 "$V$KOWALSKI/full.xml"
