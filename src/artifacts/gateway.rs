@@ -20,7 +20,7 @@ use crate::render::{self, Gateway, GatewayFile};
 use crate::signing::Signer;
 use crate::snapshot::Snapshot;
 
-/// Where a partner's links point.
+/// Whose gateway it is, and its stable partner URLs (the entry URLs `serve` prints).
 #[derive(Debug, Clone, Copy)]
 pub struct GatewayLinks<'a> {
     /// Base URL without a trailing slash.
@@ -28,7 +28,8 @@ pub struct GatewayLinks<'a> {
     pub partner: &'a str,
     pub token: &'a str,
     pub shop: u32,
-    /// The `language=` the gateway was asked in; its links carry it on.
+    /// The `language=` the gateway was asked in: part of the cache key (the files listed
+    /// are that language's profile's) and carried on in stable URLs.
     pub language: Option<&'a str>,
 }
 
