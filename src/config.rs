@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 
+mod cdn;
+use cdn::{purge_target, signing_config};
+pub use cdn::{PurgeStyle, PurgeTarget};
+
 /// The configuration of demo mode (`iofd serve` with neither `--config` nor `--partners`).
 pub const DEMO_CONFIG: &str = include_str!("../fixtures/demo/iofd.toml");
 
@@ -88,12 +92,18 @@ pub struct LimitArgs {
     /// Slowest accepted download, bytes per second (0: only require progress).
     #[arg(long, env = "IOFD_MIN_SEND_RATE")]
     pub min_send_rate: Option<u64>,
-    /// URL that receives purge requests naming surrogate keys (http:// only).
+    /// URL that receives purge requests naming surrogate keys (http:// or https://).
     #[arg(long, env = "IOFD_PURGE_URL")]
     pub purge_url: Option<String>,
     /// Method of purge requests (`POST`, `PURGE`, `BAN`, ...).
     #[arg(long, env = "IOFD_PURGE_METHOD")]
     pub purge_method: Option<String>,
+    /// Shape of purge requests: `generic`, `varnish`, `fastly` or `cloudflare`.
+    #[arg(long, env = "IOFD_PURGE_STYLE")]
+    pub purge_style: Option<String>,
+    /// PEM file of the CA a private HTTPS purge endpoint is trusted by.
+    #[arg(long, env = "IOFD_PURGE_CA_FILE")]
+    pub purge_ca_file: Option<PathBuf>,
     /// A header sent with purge requests, `Name: value`; repeatable (environment:
     /// one per line).
     #[arg(
@@ -107,7 +117,7 @@ pub struct LimitArgs {
 /// The optional TOML file. Unknown keys are errors, so a typo cannot silently do nothing.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
+pub(crate) struct FileConfig {
     listen: Option<SocketAddr>,
     admin_listen: Option<SocketAddr>,
     data: Option<PathBuf>,
@@ -155,8 +165,20 @@ struct FileConfig {
     purge_method: Option<String>,
     #[serde(default)]
     purge_headers: BTreeMap<String, String>,
+    /// Request shape: `generic`, `varnish`, `fastly` or `cloudflare`.
+    purge_style: Option<String>,
+    /// PEM file of the CA (or certificate) a private HTTPS purge endpoint is trusted by.
+    purge_ca_file: Option<PathBuf>,
     /// Supplier metadata for the gateway of a shop the catalog has no metadata for.
     shop: Option<crate::catalog::Shop>,
+    /// Signs profile URLs (current key); without it, `<data>/signing.key`.
+    signing_key: Option<String>,
+    /// Still verifies URLs signed before a key rotation.
+    signing_key_previous: Option<String>,
+    /// How long a signed URL is valid (`4h`, `30m`).
+    signature_lifetime: Option<String>,
+    /// 302 from stable partner URLs to signed profile URLs.
+    redirect_to_profile: Option<bool>,
 }
 
 /// How log lines are written.
@@ -215,6 +237,11 @@ pub struct Config {
     pub limits: Limits,
     /// Where superseded files are purged from the cache in front, if anywhere.
     pub purge: Option<PurgeTarget>,
+    /// Keys and lifetime of the signed profile URLs gateways list.
+    pub signing: crate::signing::SigningConfig,
+    /// Answer a stable partner URL of a file with a 302 to its signed profile URL instead
+    /// of the bytes.
+    pub redirect_to_profile: bool,
     /// Length of a change window (full_change files).
     pub change_window: std::time::Duration,
     /// How long change files stay listed.
@@ -271,15 +298,6 @@ impl Default for Limits {
     }
 }
 
-/// The purge hook: an HTTP request naming surrogate keys, sent when files are superseded or
-/// a partner's access changes.
-#[derive(Debug, Clone)]
-pub struct PurgeTarget {
-    pub url: http::Uri,
-    pub method: http::Method,
-    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
-}
-
 /// The admin token of demo mode, printed at start-up.
 pub const DEMO_ADMIN_TOKEN: &str = "demo-admin-token";
 
@@ -324,6 +342,7 @@ impl Config {
         let limits = limits(&args.limits, &file)?;
         let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
+        let signing = signing_config(&file)?;
         let timezone_name = args
             .timezone
             .clone()
@@ -516,6 +535,8 @@ impl Config {
             ),
             limits,
             purge,
+            signing,
+            redirect_to_profile: file.redirect_to_profile.unwrap_or(false),
             change_window,
             change_retention,
             base_rebuild,
@@ -571,7 +592,7 @@ impl Config {
     }
 }
 
-fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         setting,
         reason: reason.into(),
@@ -658,61 +679,6 @@ fn shop_table(shop: crate::catalog::Shop) -> Result<crate::catalog::Shop, Config
         }
     }
     Ok(shop)
-}
-
-fn purge_target(args: &LimitArgs, file: &FileConfig) -> Result<Option<PurgeTarget>, ConfigError> {
-    let Some(url) = args.purge_url.clone().or(file.purge_url.clone()) else {
-        return Ok(None);
-    };
-    let url: http::Uri = url
-        .parse()
-        .map_err(|e| invalid("purge_url", format!("{url:?}: {e}")))?;
-    // Plain HTTP only: the hook talks to a cache on the origin's network (Varnish, or a
-    // relay to a CDN's HTTPS API).
-    if url.scheme_str() != Some("http") || url.host().is_none() {
-        return Err(invalid(
-            "purge_url",
-            format!("{url} must be an http:// URL with a host"),
-        ));
-    }
-    let method = args
-        .purge_method
-        .clone()
-        .or(file.purge_method.clone())
-        .unwrap_or_else(|| "POST".to_string());
-    let method = http::Method::from_bytes(method.as_bytes())
-        .map_err(|_| invalid("purge_method", format!("{method:?} is not an HTTP method")))?;
-    let mut headers = Vec::new();
-    let from_args = args
-        .purge_headers
-        .iter()
-        .filter(|h| !h.trim().is_empty())
-        .map(|h| {
-            h.split_once(':')
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| invalid("purge_headers", format!("{h:?} is not `Name: value`")))
-        });
-    let from_file = file
-        .purge_headers
-        .iter()
-        .map(|(n, v)| Ok((n.clone(), v.clone())));
-    for pair in from_file.chain(from_args) {
-        let (name, value) = pair?;
-        let name = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid("purge_headers", format!("{name:?} is not a header name")))?;
-        let value = http::HeaderValue::from_str(&value).map_err(|_| {
-            invalid(
-                "purge_headers",
-                format!("the value of {name} is not a header value"),
-            )
-        })?;
-        headers.push((name, value));
-    }
-    Ok(Some(PurgeTarget {
-        url,
-        method,
-        headers,
-    }))
 }
 
 /// One request thread per core.
@@ -966,9 +932,35 @@ mod tests {
             .collect();
         assert_eq!(headers, ["x-purge-token: s3cret", "x-other: 1"]);
         assert!(Config::for_data_dir(dir.path()).purge.is_none());
+        // HTTPS, a CDN style: its method follows.
+        std::fs::write(
+            &path,
+            "purge_url = \"https://api.fastly.example/service/S1/purge\"\npurge_style = \"varnish\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        let purge = c.purge.unwrap();
+        assert_eq!(purge.style, PurgeStyle::Varnish);
+        assert_eq!(purge.method.as_str(), "BAN");
 
         for (toml, setting) in [
-            ("purge_url = \"https://api.example.com/purge\"", "purge_url"),
+            ("purge_url = \"ftp://api.example.com/purge\"", "purge_url"),
+            (
+                "purge_url = \"https://c/\"\npurge_style = \"akamai\"",
+                "purge_style",
+            ),
+            (
+                "purge_url = \"https://c/\"\npurge_style = \"fastly\"\npurge_method = \"BAN\"",
+                "purge_method",
+            ),
+            (
+                "purge_url = \"https://c/\"\npurge_ca_file = \"/nonexistent/ca.pem\"",
+                "purge_ca_file",
+            ),
             ("purge_url = \"not a url\"", "purge_url"),
             (
                 "purge_url = \"http://c/\"\npurge_method = \"B A N\"",

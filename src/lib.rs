@@ -24,6 +24,7 @@ pub mod publish;
 pub mod purge;
 pub mod render;
 pub mod server;
+pub mod signing;
 pub mod snapshot;
 pub mod store;
 pub mod verify;

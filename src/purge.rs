@@ -3,33 +3,37 @@
 //! Every file response carries a `Surrogate-Key` ([`surrogate_key`]). When a publication
 //! supersedes files ([`superseded`]) or a partner's access or settings change
 //! ([`partner_changes`]), the affected keys are queued with [`PurgeHook::purge`] and a
-//! background task sends them to the configured URL: one request per batch of keys, the keys
-//! both in a `Surrogate-Key` header (space-separated, for Varnish bans) and in a JSON body
-//! `{"surrogate_keys": [...]}` (the shape of common CDN batch-purge APIs). Failures are retried
-//! with exponential backoff; the queue is bounded and a full queue drops (and counts) a batch
-//! rather than holding memory or slowing the caller. Nothing here runs on a request's path.
+//! background task sends them to the configured URL (http:// or https://, through `reqwest`
+//! with rustls), one request per batch of keys, in the shape `purge_style` names (see
+//! [`PurgeStyle`]): a Varnish `BAN` or Fastly purge with the keys in a `Surrogate-Key` header,
+//! Cloudflare's `{"tags": [...]}`, or the generic header plus `{"surrogate_keys": [...]}`.
+//! Failures are retried with exponential backoff; the queue is bounded and a full queue drops
+//! (and counts) a batch rather than holding memory or slowing the caller. Nothing here runs on
+//! a request's path.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, HOST};
-use hyper::{Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::StatusCode;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::artifacts::ArtifactSet;
-use crate::config::PurgeTarget;
+use crate::artifacts::{path_key, ArtifactSet};
+use crate::config::{PurgeStyle, PurgeTarget};
 use crate::metrics::{Metrics, PurgeResult};
 use crate::partners::Partners;
 
 /// Batches waiting to be sent; beyond this the oldest work is not dropped, the new batch is.
 const QUEUE_CAPACITY: usize = 1024;
-/// Keys named by one request (CDN batch APIs commonly take 256).
-const MAX_KEYS_PER_REQUEST: usize = 256;
+/// Keys named by one request: Fastly takes 256 surrogate keys, Cloudflare 30 tags.
+fn max_keys_per_request(style: PurgeStyle) -> usize {
+    match style {
+        PurgeStyle::Cloudflare => 30,
+        _ => 256,
+    }
+}
 /// Attempts per request before giving up.
 const MAX_ATTEMPTS: u32 = 6;
 /// First retry delay; doubled per attempt, capped at [`MAX_BACKOFF`].
@@ -55,15 +59,22 @@ pub fn kind_of(name: &str) -> &str {
 /// rendered.
 pub fn superseded(previous: &ArtifactSet, next: &ArtifactSet) -> Vec<String> {
     let mut keys = BTreeSet::new();
+    // A profile path (`/p/{key}/…`) is shared by every profile whose file has that key:
+    // purging it for one profile clears the one cached copy they all read.
+    let path = |before: &crate::artifacts::ProfileArtifacts, name: &str| {
+        format!("p:{}/{}", path_key(&before.profile, name), kind_of(name))
+    };
     for (profile, before) in &previous.by_profile {
         let Some(after) = next.by_profile.get(profile) else {
             keys.insert(format!("profile:{profile}"));
+            keys.extend(before.files.keys().map(|name| path(before, name)));
             continue;
         };
         let mut changed = previous.generation != next.generation;
         for (name, old) in &before.files {
             if after.files.get(name).is_none_or(|new| new.etag != old.etag) {
                 keys.insert(format!("profile:{profile}/{}", kind_of(name)));
+                keys.insert(path(before, name));
                 changed = true;
             }
         }
@@ -197,6 +208,18 @@ impl PurgeHook {
 
 /// The worker: coalesce whatever is queued, send it in batches, retry failures.
 async fn run(target: PurgeTarget, mut rx: mpsc::Receiver<Vec<String>>, metrics: Arc<Metrics>) {
+    let client = match client(&target) {
+        Ok(client) => client,
+        Err(e) => {
+            // The CA file was checked at start-up; a client that still cannot be built
+            // leaves the cache to expire files by max-age, as without a hook.
+            tracing::error!(url = %target.url, error = %e, "cannot build the purge client: purges are not sent");
+            while let Some(keys) = rx.recv().await {
+                metrics.purge(PurgeResult::Failed, keys.len());
+            }
+            return;
+        }
+    };
     while let Some(first) = rx.recv().await {
         let mut keys: BTreeSet<String> = first.into_iter().collect();
         // Publications can come every second; one request for all that piled up meanwhile.
@@ -204,8 +227,8 @@ async fn run(target: PurgeTarget, mut rx: mpsc::Receiver<Vec<String>>, metrics: 
             keys.extend(more);
         }
         let keys: Vec<String> = keys.into_iter().collect();
-        for batch in keys.chunks(MAX_KEYS_PER_REQUEST) {
-            send_with_retry(&target, batch, &metrics).await;
+        for batch in keys.chunks(max_keys_per_request(target.style)) {
+            send_with_retry(&client, &target, batch, &metrics).await;
         }
     }
 }
@@ -213,12 +236,8 @@ async fn run(target: PurgeTarget, mut rx: mpsc::Receiver<Vec<String>>, metrics: 
 /// Why one attempt failed.
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error("{0}")]
-    Http(#[from] hyper::Error),
-    #[error("cannot build the request: {0}")]
-    Request(#[from] hyper::http::Error),
+    #[error("request failed")]
+    Http(#[source] reqwest::Error),
     #[error("timed out")]
     Timeout,
     #[error("answered {0}")]
@@ -234,10 +253,15 @@ impl AttemptError {
     }
 }
 
-async fn send_with_retry(target: &PurgeTarget, keys: &[String], metrics: &Metrics) {
+async fn send_with_retry(
+    client: &reqwest::Client,
+    target: &PurgeTarget,
+    keys: &[String],
+    metrics: &Metrics,
+) {
     let mut delay = FIRST_BACKOFF;
     for attempt in 1..=MAX_ATTEMPTS {
-        let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, send(target, keys)).await {
+        let result = match tokio::time::timeout(ATTEMPT_TIMEOUT, send(client, target, keys)).await {
             Ok(r) => r,
             Err(_) => Err(AttemptError::Timeout),
         };
@@ -249,12 +273,12 @@ async fn send_with_retry(target: &PurgeTarget, keys: &[String], metrics: &Metric
             }
             Err(e) if e.permanent() || attempt == MAX_ATTEMPTS => {
                 metrics.purge(PurgeResult::Failed, keys.len());
-                tracing::error!(url = %target.url, keys = keys.len(), attempt, error = %e, "purge failed");
+                tracing::error!(url = %target.url, keys = keys.len(), attempt, error = %error_chain(&e), "purge failed");
                 return;
             }
             Err(e) => {
                 metrics.purge(PurgeResult::Retry, keys.len());
-                tracing::warn!(url = %target.url, attempt, error = %e, "purge failed; retrying");
+                tracing::warn!(url = %target.url, attempt, error = %error_chain(&e), "purge failed; retrying");
                 // Jitter spreads retries of several origins hitting one recovering cache.
                 let jitter = rand::thread_rng().gen_range(0.75..1.25);
                 tokio::time::sleep(delay.mul_f64(jitter)).await;
@@ -264,65 +288,73 @@ async fn send_with_retry(target: &PurgeTarget, keys: &[String], metrics: &Metric
     }
 }
 
-/// The JSON body: `{"surrogate_keys":[...]}`.
-fn body(keys: &[String]) -> Bytes {
-    let json = serde_json::json!({ "surrogate_keys": keys });
-    Bytes::from(json.to_string())
+/// An error with its sources, for the log (a TLS or connect failure is in the sources).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
 }
 
-async fn send(target: &PurgeTarget, keys: &[String]) -> Result<(), AttemptError> {
-    let host = target.url.host().unwrap_or("localhost");
-    let port = target.url.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host, port))
-        .await
-        .map_err(AttemptError::Connect)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let body = body(keys);
-    let authority = target
-        .url
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .unwrap_or_else(|| host.to_string());
-    let path = target
-        .url
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    let mut request = Request::builder()
-        .method(target.method.clone())
-        .uri(path)
-        .header(HOST, authority)
-        .header(CONTENT_TYPE, "application/json")
-        .header(CONTENT_LENGTH, body.len())
-        .header(
-            "Surrogate-Key",
-            HeaderValue::from_str(&keys.join(" ")).map_err(hyper::http::Error::from)?,
-        );
+/// The HTTP client of the hook: rustls (no OpenSSL), the public roots plus the configured CA.
+fn client(target: &PurgeTarget) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(ATTEMPT_TIMEOUT)
+        // A purge endpoint that redirects is misconfigured; following could resend the
+        // credentials elsewhere.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some((_, pem)) = &target.ca {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build()
+}
+
+/// The body of a purge request in `style`, with its content type (`None`: no body).
+fn body(style: PurgeStyle, keys: &[String]) -> Option<Bytes> {
+    let json = match style {
+        PurgeStyle::Generic => serde_json::json!({ "surrogate_keys": keys }),
+        PurgeStyle::Cloudflare => serde_json::json!({ "tags": keys }),
+        PurgeStyle::Varnish | PurgeStyle::Fastly => return None,
+    };
+    Some(Bytes::from(json.to_string()))
+}
+
+async fn send(
+    client: &reqwest::Client,
+    target: &PurgeTarget,
+    keys: &[String],
+) -> Result<(), AttemptError> {
+    let mut request = client.request(target.method.clone(), target.url.to_string());
+    if target.style != PurgeStyle::Cloudflare {
+        request = request.header("Surrogate-Key", keys.join(" "));
+    }
+    match body(target.style, keys) {
+        Some(body) => {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body)
+        }
+        None => request = request.header(reqwest::header::CONTENT_LENGTH, 0),
+    }
     for (name, value) in &target.headers {
         request = request.header(name, value);
     }
-    let request = request.body(Full::new(body))?;
-    let response = sender.send_request(request).await;
-    let result = match response {
-        Ok(response) => {
-            let status = response.status();
-            // Read (a bounded amount of) the answer so the connection ends cleanly.
-            let _ = http_body_util::Limited::new(response.into_body(), 64 * 1024)
-                .collect()
-                .await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(AttemptError::Status(status))
-            }
-        }
-        Err(e) => Err(AttemptError::Http(e)),
-    };
-    driver.abort();
-    result
+    let response = request.send().await.map_err(AttemptError::Http)?;
+    let status = response.status();
+    // Read (a bounded amount of) the answer so the connection can be reused.
+    let _ = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(AttemptError::Status(status))
+    }
 }
 
 #[cfg(test)]
@@ -412,15 +444,23 @@ mod tests {
                 ],
             )],
         );
-        assert_eq!(
-            superseded(&before, &after),
-            vec![
-                "profile:p1/categories",
-                "profile:p1/gateway",
-                "profile:p1/light",
-                "profile:p2",
-            ]
+        let profile = &after.by_profile["p1"].profile;
+        let (light, reference, full) = (
+            profile.light_key(),
+            profile.reference_key(),
+            profile.full_key(),
         );
+        let mut expected = vec![
+            format!("p:{reference}/categories"),
+            format!("p:{light}/light"),
+            format!("p:{full}/full"),
+            "profile:p1/categories".to_string(),
+            "profile:p1/gateway".to_string(),
+            "profile:p1/light".to_string(),
+            "profile:p2".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(superseded(&before, &after), expected);
         // Same generation, same bytes: nothing to purge.
         assert!(superseded(&before, &before).is_empty());
         // First publication after start: nothing was served from this process before.
@@ -487,7 +527,16 @@ shops = [1]
             key,
             "partner:acme shop:2 file:full profile:0123abcd profile:0123abcd/full"
         );
-        assert!(body(&["a".into(), "b".into()]).starts_with(b"{\"surrogate_keys\":[\"a\",\"b\"]"));
+        let keys = ["a".to_string(), "b".to_string()];
+        assert_eq!(
+            body(PurgeStyle::Generic, &keys).unwrap(),
+            &b"{\"surrogate_keys\":[\"a\",\"b\"]}"[..]
+        );
+        assert_eq!(
+            body(PurgeStyle::Cloudflare, &keys).unwrap(),
+            &b"{\"tags\":[\"a\",\"b\"]}"[..]
+        );
+        assert_eq!(body(PurgeStyle::Fastly, &keys), None);
     }
 
     /// A one-shot HTTP receiver that answers each request with the next status of `statuses`
@@ -540,12 +589,12 @@ shops = [1]
     async fn the_hook_sends_keys_with_configured_headers_and_retries() {
         let (url, mut got) = receiver(vec![503, 200]).await;
         let target = PurgeTarget {
-            url: url.parse().unwrap(),
             method: hyper::Method::from_bytes(b"BAN").unwrap(),
             headers: vec![(
                 hyper::header::HeaderName::from_static("x-purge-token"),
-                HeaderValue::from_static("s3cret"),
+                hyper::header::HeaderValue::from_static("s3cret"),
             )],
+            ..PurgeTarget::generic(url.parse().unwrap())
         };
         let metrics = Arc::new(Metrics::new());
         let hook = PurgeHook::start(Some(target), metrics.clone());
@@ -603,11 +652,7 @@ shops = [1]
     #[tokio::test]
     async fn a_refused_purge_is_not_retried() {
         let (url, mut got) = receiver(vec![403, 200]).await;
-        let target = PurgeTarget {
-            url: url.parse().unwrap(),
-            method: hyper::Method::POST,
-            headers: Vec::new(),
-        };
+        let target = PurgeTarget::generic(url.parse().unwrap());
         let metrics = Arc::new(Metrics::new());
         let hook = PurgeHook::start(Some(target), metrics.clone());
         hook.purge(vec!["partner:a".into()]);
@@ -617,5 +662,61 @@ shops = [1]
         assert!(first.is_some());
         let second = tokio::time::timeout(Duration::from_millis(600), got.recv()).await;
         assert!(second.is_err(), "a 403 is not retried");
+    }
+
+    #[tokio::test]
+    async fn each_style_sends_its_api_shape() {
+        let keys = vec!["p:k/full".to_string(), "partner:a".to_string()];
+        for (style, method, line, header, json) in [
+            (PurgeStyle::Varnish, "BAN", "BAN /purge", true, None),
+            (PurgeStyle::Fastly, "POST", "POST /purge", true, None),
+            (
+                PurgeStyle::Cloudflare,
+                "POST",
+                "POST /purge",
+                false,
+                Some("{\"tags\":[\"p:k/full\",\"partner:a\"]}"),
+            ),
+            (
+                PurgeStyle::Generic,
+                "PURGE",
+                "PURGE /purge",
+                true,
+                Some("{\"surrogate_keys\":[\"p:k/full\",\"partner:a\"]}"),
+            ),
+        ] {
+            let (url, mut got) = receiver(vec![200]).await;
+            let target = PurgeTarget {
+                method: method.parse().unwrap(),
+                style,
+                ..PurgeTarget::generic(url.parse().unwrap())
+            };
+            let client = client(&target).unwrap();
+            send(&client, &target, &keys).await.unwrap();
+            let request = got.recv().await.unwrap();
+            assert!(
+                request.starts_with(&format!("{line} HTTP/1.1\r\n")),
+                "{request}"
+            );
+            let lower = request.to_ascii_lowercase();
+            assert_eq!(
+                lower.contains("surrogate-key: p:k/full partner:a\r\n"),
+                header,
+                "{style:?}: {request}"
+            );
+            match json {
+                Some(json) => {
+                    assert!(
+                        lower.contains("content-type: application/json"),
+                        "{request}"
+                    );
+                    assert!(request.ends_with(json), "{style:?}: {request}");
+                }
+                None => assert!(
+                    request.ends_with("\r\n\r\n"),
+                    "{style:?}: no body: {request}"
+                ),
+            }
+        }
     }
 }

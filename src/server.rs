@@ -64,6 +64,8 @@ pub enum ServerError {
     Open(#[from] AppError),
     #[error("cannot watch the drop folder")]
     Inbox(#[source] InboxError),
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SigningError),
     #[error("the start-up task did not finish")]
     StartUp(#[source] tokio::task::JoinError),
     #[error("the {task} failed")]
@@ -188,6 +190,12 @@ impl Server {
             );
         }
 
+        // After the app has the data directory (and its lock): a generated key lives there.
+        let signer = crate::signing::Signer::resolve(
+            &app.config.signing,
+            &app.config.data_dir,
+            app.config.clock.clone(),
+        )?;
         // The listeners see the handles they serve from, not the app.
         let state = Arc::new(http::State::new(
             http::Handles {
@@ -198,6 +206,7 @@ impl Server {
                 metrics: app.metrics.clone(),
                 readiness: app.readiness.clone(),
                 activity: activity.clone(),
+                signer,
             },
             &app.config,
         ));

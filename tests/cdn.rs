@@ -145,7 +145,9 @@ fn xml_gz_partners_fetch_gzip_files_without_content_encoding() {
     assert_eq!(gateway.status, 200);
     let files = gateway_files(&gateway.body);
     let (_, full_url, full_hash) = files.iter().find(|(k, _, _)| k == "full").unwrap();
-    assert!(full_url.ends_with("/full.xml.gz"), "{full_url}");
+    // A signed profile URL: the query holds the partner's authority.
+    let full_path = full_url.split('?').next().unwrap();
+    assert!(full_path.ends_with("/full.xml.gz"), "{full_url}");
     let plain = raw::get(addr, &format!("{base}/full.xml"), &[]).unwrap();
     for ae in [None, Some("gzip")] {
         let headers: Vec<(&str, &str)> = ae.map(|v| ("Accept-Encoding", v)).into_iter().collect();
@@ -455,7 +457,7 @@ fn purge_receiver() -> (String, std::sync::mpsc::Receiver<String>) {
     (url, rx)
 }
 
-fn raw_request(s: &mut std::net::TcpStream) -> std::io::Result<String> {
+fn raw_request(s: &mut impl Read) -> std::io::Result<String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -523,9 +525,9 @@ fn revoking_a_partner_and_superseding_files_call_the_purge_hook() {
     let (url, purges) = purge_receiver();
     let mut c = config(&data);
     c.purge = Some(PurgeTarget {
-        url: url.parse().unwrap(),
         method: "BAN".parse().unwrap(),
         headers: vec![("x-purge-token".parse().unwrap(), "s3cret".parse().unwrap())],
+        ..PurgeTarget::generic(url.parse().unwrap())
     });
     let server = Server::start(c);
     let addr = raw::addr(&server.base);
@@ -660,5 +662,130 @@ fn the_json_access_log_has_bytes_and_duration_and_no_token() {
     assert!(
         !line.contains("demo-eureseller"),
         "tokens never reach the log"
+    );
+}
+
+/// A one-request-at-a-time HTTPS receiver on 127.0.0.1 with a self-signed certificate made
+/// here; returns its URL, the certificate as PEM (to trust through `purge_ca_file`) and the
+/// requests it got, as read from the TLS stream.
+fn tls_purge_receiver() -> (String, String, std::sync::mpsc::Receiver<String>) {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio_rustls::rustls::{ServerConfig, ServerConnection, StreamOwned};
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap();
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/purge", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(tcp) = stream else { return };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let conn = ServerConnection::new(config.clone()).unwrap();
+            let mut tls = StreamOwned::new(conn, tcp);
+            let Ok(req) = raw_request(&mut tls) else {
+                continue;
+            };
+            let _ =
+                tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+            if tx.send(req).is_err() {
+                return;
+            }
+        }
+    });
+    (url, certified.cert.pem(), rx)
+}
+
+#[test]
+fn serve_with_an_https_purge_url_reaches_a_tls_endpoint_trusted_through_the_ca_file() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let (url, ca_pem, purges) = tls_purge_receiver();
+    let ca_file = dir.path().join("purge-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    // As `iofd serve --purge-url https://… --purge-style fastly --purge-ca-file …` takes it.
+    let args = iofd::config::ServeArgs {
+        data: Some(data.clone()),
+        limits: iofd::config::LimitArgs {
+            purge_url: Some(url),
+            purge_style: Some("fastly".into()),
+            purge_ca_file: Some(ca_file),
+            purge_headers: vec!["Fastly-Key: k-123".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let server = Server::start(Config::load(&args).unwrap());
+    let path = data.join("partners.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("offer_access = true", "offer_access = false", 1),
+    )
+    .unwrap();
+    server.app.reload_partners().unwrap();
+    let request = purges
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a purge request over TLS");
+    assert!(request.starts_with("POST /purge HTTP/1.1\r\n"), "{request}");
+    let lower = request.to_ascii_lowercase();
+    assert!(lower.contains("fastly-key: k-123\r\n"), "{request}");
+    assert!(
+        surrogate_keys(&request).contains(&"partner:sklep-kowalski".to_string()),
+        "{request}"
+    );
+    assert!(
+        request.ends_with("\r\n\r\n"),
+        "Fastly purges carry no body: {request}"
+    );
+    server.stop();
+    // Later batches of the first server (its superseded files) are not this check's.
+    while purges.try_recv().is_ok() {}
+
+    // Without the CA file the self-signed endpoint is not trusted: the attempt fails in the
+    // TLS handshake (retried), and no request reaches the endpoint.
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let mut untrusted = args.clone();
+    untrusted.data = Some(data.clone());
+    untrusted.limits.purge_ca_file = None;
+    let server = Server::start(Config::load(&untrusted).unwrap());
+    let path = data.join("partners.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replacen("offer_access = true", "offer_access = false", 1),
+    )
+    .unwrap();
+    server.app.reload_partners().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server
+            .get(&format!("{}/metrics", server.admin))
+            .text()
+            .unwrap();
+        if metrics.contains("iofd_purge_requests_total{result=\"retry\"} 1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed attempt counted: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        purges.try_recv().is_err(),
+        "an untrusted endpoint must not receive the purge"
     );
 }

@@ -141,10 +141,13 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
                 text.contains("<long_name><![CDATA[Hurtownia Testowa]]>"),
                 "{text}"
             );
+            // Profile-addressed links, signed for this partner (its token is not in them).
+            assert!(text.contains("/p/"), "{text}");
             assert!(
-                text.contains(&format!("/feeds/{JAN}/{JAN_TOKEN}/1/full.xml")),
+                text.contains(&format!("/full.xml?partner={JAN}&amp;expires=")),
                 "{text}"
             );
+            assert!(!text.contains(JAN_TOKEN), "{text}");
         } else {
             let resp = server.get(&entry.url);
             assert_eq!(resp.status(), 200, "{}", entry.url);
@@ -181,7 +184,8 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
         .any(|p| file_name(&p.display().to_string()).starts_with("full_change")));
 
     // IdoSell's URL form, as a migrated importer has it: the e-mail login percent-encoded,
-    // `language=` choosing among the partner's languages; the gateway's links keep it.
+    // `language=` choosing among the partner's languages; the gateway's links name that
+    // language's profile.
     let idosell = |language: &str| {
         format!(
             "/edi/export-offer.php?client=jan.kowalski%40sklep.example&language={language}\
@@ -206,8 +210,15 @@ fn an_offer_without_shop_metadata_is_served_to_third_party_clients() {
     assert!(
         files
             .iter()
-            .all(|(_, url, _)| url.ends_with("?language=eng")),
+            .all(|(_, url, _)| url.contains("/p/") && url.contains("&sig=")),
         "{files:?}"
+    );
+    let first_gateway = std::fs::read(served.join("first/gateway.xml")).unwrap();
+    let pol_full = gateway_files(&first_gateway)[0].1.clone();
+    assert_ne!(
+        pol_full.split('?').next(),
+        files[0].1.split('?').next(),
+        "each language has its own profile path"
     );
     let full_eng = server.get(&files[0].1).text().unwrap();
     assert!(

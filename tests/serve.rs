@@ -58,7 +58,9 @@ fn every_file_of_every_demo_gateway_validates_and_matches_its_hash() {
                     "{partner} {kind}: gateway hash is the MD5 of the served bytes"
                 );
             }
-            let name = url.rsplit('/').next().unwrap_or(&url);
+            // The file name of the (signed) URL's path: its query is not part of it.
+            let path = url.split('?').next().unwrap_or(&url);
+            let name = path.rsplit('/').next().unwrap_or(path);
             kept.push(keep(&out, name, &body));
         }
     }

@@ -1,5 +1,8 @@
-//! Gateways: the one file that differs per partner (its links carry the partner's token).
-//! Small, rendered on first request after each publish and kept until the next one.
+//! Gateways: the one file that differs per partner. Its links are signed profile URLs
+//! (`/p/{key}/{file}?partner=…&expires=…&sig=…`, see [`crate::signing`]): the path is shared by
+//! every partner whose settings give the file the same bytes, the query carries this
+//! partner's authority. Small, rendered on first request after each publish (and each expiry
+//! bucket) and kept until the next one.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -11,11 +14,13 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{Artifact, ProfileArtifacts};
+use crate::catalog::RenderProfile;
 use crate::catalog::{ArchivedShop, Shop};
 use crate::render::{self, Gateway, GatewayFile};
+use crate::signing::Signer;
 use crate::snapshot::Snapshot;
 
-/// Where a partner's links point.
+/// Whose gateway it is, and its stable partner URLs (the entry URLs `serve` prints).
 #[derive(Debug, Clone, Copy)]
 pub struct GatewayLinks<'a> {
     /// Base URL without a trailing slash.
@@ -23,12 +28,13 @@ pub struct GatewayLinks<'a> {
     pub partner: &'a str,
     pub token: &'a str,
     pub shop: u32,
-    /// The `language=` the gateway was asked in; its links carry it on.
+    /// The `language=` the gateway was asked in: part of the cache key (the files listed
+    /// are that language's profile's) and carried on in stable URLs.
     pub language: Option<&'a str>,
 }
 
 impl GatewayLinks<'_> {
-    /// The URL of one of the partner's files.
+    /// The stable partner URL of one of the partner's files (`/feeds/…`).
     pub fn url(&self, name: &str) -> String {
         let mut url = format!(
             "{}/feeds/{}/{}/{}/{}",
@@ -42,8 +48,39 @@ impl GatewayLinks<'_> {
     }
 }
 
-/// (partner, token, shop, language, generation, file set) of a rendered gateway.
-type GatewayKey = (String, String, u32, Option<String>, u64, usize);
+/// The key naming the bytes of file `name` of `profile`: the key of the settings that file
+/// shows (full files and change files: [`RenderProfile::full_key`]; light files:
+/// [`RenderProfile::light_key`]; reference files: [`RenderProfile::reference_key`]). Partners
+/// whose profiles differ elsewhere (a discount for full.xml) share the path.
+pub fn path_key(profile: &RenderProfile, name: &str) -> String {
+    match crate::purge::kind_of(name) {
+        "light" => profile.light_key(),
+        k if k == "full" || k.starts_with("full_change") => profile.full_key(),
+        _ => profile.reference_key(),
+    }
+}
+
+/// The path of a profile-addressed file: `/p/{key}/{name}`.
+pub fn profile_path(profile: &RenderProfile, name: &str) -> String {
+    format!("/p/{}/{name}", path_key(profile, name))
+}
+
+/// The signed URL of file `name` of `profile` for `partner`, expiring at `expires`.
+pub fn signed_url(
+    public_url: &str,
+    signer: &Signer,
+    partner: &str,
+    profile: &RenderProfile,
+    name: &str,
+    expires: i64,
+) -> String {
+    let path = profile_path(profile, name);
+    let query = signer.query(partner, &path, expires);
+    format!("{public_url}{path}?{query}")
+}
+
+/// (partner, token, shop, language, generation, file set, expiry) of a rendered gateway.
+type GatewayKey = (String, String, u32, Option<String>, u64, usize, i64);
 
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
@@ -87,10 +124,12 @@ impl GatewayCache {
     pub fn get(
         &self,
         links: &GatewayLinks,
+        signer: &Signer,
         files: &ProfileArtifacts,
         snapshot: &Snapshot,
         timezone: &jiff::tz::TimeZone,
     ) -> Option<Arc<Artifact>> {
+        let expires = signer.expires_now();
         // The token is part of the key: a gateway embeds it in every link, so one rendered
         // for a token that a reload just rotated must never be served under the new one.
         // So is the identity of the file set it lists: light-only and full publishes can share
@@ -104,6 +143,8 @@ impl GatewayCache {
             links.language.map(str::to_owned),
             snapshot.generation(),
             files as *const ProfileArtifacts as usize,
+            // Links signed in another expiry bucket carry another `expires`.
+            expires,
         );
         if let Some(found) = self.map.lock().get(&key) {
             return Some(found.clone());
@@ -114,7 +155,17 @@ impl GatewayCache {
             .filter(|(id, _)| *id == links.shop)
             .and_then(|(_, bytes)| rkyv::access::<ArchivedShop, rkyv::rancor::Error>(bytes).ok());
         let shop = catalog_shop(snapshot, links.shop).or(fallback)?;
-        let rendered = Arc::new(render_gateway(links, files, snapshot, shop, timezone)?);
+        let signed = |name: &str| {
+            signed_url(
+                links.public_url,
+                signer,
+                links.partner,
+                &files.profile,
+                name,
+                expires,
+            )
+        };
+        let rendered = Arc::new(render_gateway(&signed, files, snapshot, shop, timezone)?);
         let mut map = self.map.lock();
         // Bound the cache: one entry per partner and shop in steady state.
         if map.len() > 100_000 {
@@ -136,7 +187,7 @@ fn catalog_shop(snapshot: &Snapshot, shop: u32) -> Option<&ArchivedShop> {
 }
 
 fn render_gateway(
-    links: &GatewayLinks,
+    url: &dyn Fn(&str) -> String,
     files: &ProfileArtifacts,
     snapshot: &Snapshot,
     shop: &ArchivedShop,
@@ -146,7 +197,7 @@ fn render_gateway(
     let entry = |kind: &str| -> Option<GatewayFile> {
         let a = files.get(&format!("{kind}.xml{suffix}"))?;
         Some(GatewayFile {
-            url: links.url(&a.name),
+            url: url(&a.name),
             // light.xml may be listed without a hash (see `light::MD5_LIMIT`).
             md5: (!a.md5.is_empty()).then(|| a.md5.clone()),
             changed: Some(a.changed),
@@ -178,7 +229,7 @@ fn render_gateway(
     let changes = changes
         .into_iter()
         .map(|a| GatewayFile {
-            url: links.url(&a.name),
+            url: url(&a.name),
             md5: Some(a.md5.clone()),
             changed: Some(a.changed),
         })

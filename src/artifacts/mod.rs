@@ -29,7 +29,7 @@ use crate::snapshot::Snapshot;
 
 pub(crate) use change_file::write_change_file;
 pub use file::{verify, Artifact, ArtifactError, ArtifactsCheck};
-pub use gateway::{GatewayCache, GatewayLinks};
+pub use gateway::{path_key, profile_path, signed_url, GatewayCache, GatewayLinks};
 pub use light::{FragmentFile, LightBuilder, Piece};
 
 /// full.xml of an IOF profile as the changes stage lists it: a base rebuilt on a schedule,

@@ -8,7 +8,7 @@ use hyper::{Method, Request, Response};
 use super::body::Revocable;
 use super::conn::ConnCut;
 use super::routes::{self, FeedRequest, FileRef};
-use super::{access, respond, Body, HttpError};
+use super::{access, respond, signed, Body, HttpError};
 use crate::artifacts::GatewayLinks;
 use crate::catalog::Format;
 use crate::http::State;
@@ -17,6 +17,29 @@ use crate::partners::{Access, FileType};
 /// Answer one request on the public listener.
 pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let started = std::time::Instant::now();
+    if let Some(signed) = routes::parse_signed(req.uri().path(), req.uri().query()) {
+        let result = if req.method() == Method::GET || req.method() == Method::HEAD {
+            signed::answer(state, &req, &signed).await
+        } else {
+            Err(HttpError::MethodNotAllowed)
+        };
+        // A partner id under a signature that does not hold is a stranger's word: no label.
+        let verified = !matches!(
+            result,
+            Err(HttpError::BadSignature
+                | HttpError::SignatureExpired
+                | HttpError::MethodNotAllowed)
+        );
+        let mut response = result.unwrap_or_else(|e| e.response());
+        response.extensions_mut().insert(access::Entry {
+            method: req.method().clone(),
+            partner: verified.then_some(signed.partner),
+            shop: 0,
+            file: signed.file,
+            started,
+        });
+        return response;
+    }
     let route = routes::parse(req.uri().path(), req.uri().query());
     let result = answer(state, &req, route.as_ref()).await;
     let mut response = result.unwrap_or_else(|e| e.response());
@@ -80,6 +103,9 @@ async fn answer(
         }
         return Err(HttpError::NotReady);
     };
+    if state.redirect_to_profile && name != "gateway.xml" {
+        return signed::redirect(state, &feed.partner, files, &name);
+    }
     let surrogate_key =
         crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);
     let artifact = if name == "gateway.xml" {
@@ -94,7 +120,7 @@ async fn answer(
         state
             .artifacts
             .gateways
-            .get(&links, files, snapshot, &state.timezone)
+            .get(&links, &state.signer, files, snapshot, &state.timezone)
             .ok_or(HttpError::NotFound)?
     } else {
         files.get(&name).cloned().ok_or(HttpError::NotFound)?

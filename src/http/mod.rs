@@ -1,5 +1,5 @@
-//! The HTTP server: the only module that serves requests (hyper is also a client in `purge`,
-//! which calls the CDN, and in the `load` tool).
+//! The HTTP server: the only module that serves requests (`purge` calls the CDN with
+//! reqwest, and the `load` tool is a hyper client).
 //!
 //! A request's path from socket to bytes: [`serve`] accepts a connection and hands each
 //! request to [`feeds::handle`], which parses the route ([`routes`]), checks the partner,
@@ -19,6 +19,7 @@ mod observe;
 mod respond;
 pub mod routes;
 pub mod rules;
+mod signed;
 mod state;
 mod ui;
 
@@ -61,6 +62,12 @@ pub enum HttpError {
     Revoked,
     #[error("offer sharing is switched off")]
     SharingOff,
+    /// A profile URL whose signature no key gives.
+    #[error("the URL's signature is not valid; fetch the gateway again")]
+    BadSignature,
+    /// A profile URL past its `expires`.
+    #[error("the URL has expired; fetch the gateway again")]
+    SignatureExpired,
     #[error("the offer is being prepared; retry shortly")]
     NotReady,
     /// The partner's request rate is over its limit; retry after the duration.
@@ -119,7 +126,10 @@ impl HttpError {
         let status = match self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            HttpError::Revoked | HttpError::SharingOff => StatusCode::FORBIDDEN,
+            HttpError::Revoked
+            | HttpError::SharingOff
+            | HttpError::BadSignature
+            | HttpError::SignatureExpired => StatusCode::FORBIDDEN,
             HttpError::NotReady
             | HttpError::Unavailable(_)
             | HttpError::Overloaded

@@ -83,7 +83,9 @@ pub async fn file(
             HeaderValue::from_static(cache_control(&artifact.kind)),
         )
         .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
-        .header("Surrogate-Key", surrogate_key);
+        .header("Surrogate-Key", surrogate_key)
+        // The same keys as Cloudflare reads them (comma-separated) for purge by tag.
+        .header("Cache-Tag", surrogate_key.replace(' ', ","));
     match rules::evaluate(&conditions, &validators) {
         Precondition::NotModified => {
             return builder

@@ -8,6 +8,9 @@
 //! the offer's. Partner ids may hold `.` and `@` (IdoSell's `client=` is often an e-mail
 //! login), literally or percent-encoded (`%40`).
 //!
+//! Files are also served profile-addressed, the partner's authority in a signed query (see
+//! [`crate::signing`]): `/p/{key}/{file}?partner={id}&expires={unix}&sig={hex}` ([`SignedRequest`]).
+//!
 //! File names come from a fixed list; nothing in a URL ever becomes a filesystem path.
 
 /// A request for one of a partner's files.
@@ -192,6 +195,63 @@ pub fn parse(path: &str, query: Option<&str>) -> Option<FeedRequest> {
     None
 }
 
+/// A request for a profile-addressed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedRequest {
+    /// The path as requested (`/p/{key}/{file}`): what was signed.
+    pub path: String,
+    /// The key of the settings the file shows (`artifacts::gateway::path_key`).
+    pub key: String,
+    /// A file name of the path form (never the gateway: it is per partner).
+    pub file: String,
+    pub partner: String,
+    pub expires: i64,
+    pub sig: String,
+}
+
+/// Parse a profile-addressed request target; `None` when it is not one (404). Whether the
+/// signature holds is checked by the handler.
+pub fn parse_signed(path: &str, query: Option<&str>) -> Option<SignedRequest> {
+    let rest = path.strip_prefix("/p/")?;
+    let (key, file) = rest.split_once('/')?;
+    let key_ok = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase());
+    if !key_ok || !is_file_name(file) || file.starts_with("gateway.") {
+        return None;
+    }
+    let (mut partner, mut expires, mut sig) = (None, None, None);
+    for pair in query?.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "partner" => partner = Some(decode(v, true)?),
+            "expires" => expires = Some(v),
+            "sig" => sig = Some(v),
+            _ => {} // not signed, so it selects nothing
+        }
+    }
+    let (partner, expires, sig) = (partner?, expires?, sig?);
+    let expires_ok =
+        !expires.is_empty() && expires.len() <= 12 && expires.bytes().all(|b| b.is_ascii_digit());
+    let sig_ok = sig.len() == 64
+        && sig
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !segment_ok(&partner) || !expires_ok || !sig_ok {
+        return None;
+    }
+    Some(SignedRequest {
+        path: path.to_string(),
+        key: key.to_string(),
+        file: file.to_string(),
+        partner,
+        expires: expires.parse().ok()?,
+        sig: sig.to_string(),
+    })
+}
+
 fn parse_shop(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -260,6 +320,33 @@ mod tests {
             None
         );
         assert_eq!(parse("/edi/export-offer.php", None), None);
+    }
+
+    #[test]
+    fn signed_form() {
+        let sig = "0123456789abcdef".repeat(4);
+        let q = format!("partner=jan%40sklep.example&expires=1800000000&sig={sig}");
+        let r = parse_signed("/p/0123456789abcdef/full.xml.gz", Some(&q)).unwrap();
+        assert_eq!(r.path, "/p/0123456789abcdef/full.xml.gz");
+        assert_eq!(r.key, "0123456789abcdef");
+        assert_eq!(r.file, "full.xml.gz");
+        assert_eq!(r.partner, "jan@sklep.example");
+        assert_eq!(r.expires, 1_800_000_000);
+        let q = format!("partner=a&expires=1&sig={sig}");
+        for (path, query) in [
+            ("/p/k/gateway.xml", q.as_str()),
+            ("/p/K/full.xml", q.as_str()),
+            ("/p//full.xml", q.as_str()),
+            ("/p/k/../full.xml", q.as_str()),
+            ("/p/k/secret.txt", q.as_str()),
+            ("/p/k/full.xml", "partner=a&expires=1"),
+            ("/p/k/full.xml", "partner=a&expires=-1&sig=00"),
+            ("/p/k/full.xml", "partner=..&expires=1&sig=00"),
+        ] {
+            assert_eq!(parse_signed(path, Some(query)), None, "{path}?{query}");
+        }
+        assert!(parse_signed("/p/k/full.xml", Some(&q)).is_some());
+        assert_eq!(parse_signed("/p/k/full.xml", None), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::config::{Config, Limits};
 use crate::metrics::Metrics;
 use crate::partners::Partners;
 use crate::publish::{Demand, Readiness};
+use crate::signing::Signer;
 use crate::store::{Committer, Store};
 
 use super::RateLimiter;
@@ -29,6 +30,8 @@ pub struct Handles {
     pub readiness: Readiness,
     /// Partner fetches, counted as their answers end.
     pub activity: Arc<Activity>,
+    /// Signs the profile URLs gateways list and verifies them on request.
+    pub signer: Signer,
 }
 
 /// Shared state of the HTTP listeners.
@@ -56,6 +59,9 @@ pub struct State {
     pub ingest_max_concurrent: usize,
     /// Where ingest bodies are spooled before they are committed.
     pub spool_dir: PathBuf,
+    pub signer: Signer,
+    /// Stable partner URLs of files answer 302 to the signed profile URL.
+    pub redirect_to_profile: bool,
 }
 
 impl State {
@@ -70,6 +76,7 @@ impl State {
             metrics,
             readiness,
             activity,
+            signer,
         } = handles;
         State {
             demand,
@@ -91,6 +98,8 @@ impl State {
             ingest_body_timeout: config.ingest_body_timeout,
             ingest_max_concurrent: config.ingest_max_concurrent,
             spool_dir: config.store_dir().join("spool"),
+            signer,
+            redirect_to_profile: config.redirect_to_profile,
         }
     }
 

@@ -160,6 +160,14 @@ impl Account {
         }
     }
 
+    /// Every profile of the account with its key: each shop's and each `language=` one.
+    pub fn all_profiles(&self) -> impl Iterator<Item = (&RenderProfile, &str)> {
+        self.profiles
+            .values()
+            .chain(self.alternates.values())
+            .map(|(p, k)| (p, k.as_str()))
+    }
+
     /// Whether `other` has the same token (compared in constant time); false after a rotation.
     pub fn same_token(&self, other: &Account) -> bool {
         bool::from(self.token_hash.ct_eq(&other.token_hash))

@@ -1,0 +1,106 @@
+//! Profile-addressed file requests (`/p/{key}/{file}?partner=…&expires=…&sig=…`) and the 302
+//! that `redirect_to_profile` answers stable partner URLs with.
+//!
+//! The signature proves that iofd listed the URL for the partner; the partner's state is
+//! still read on every request, so a revoked partner is refused at once by the origin (a
+//! cache in front refuses it once the signature expires, see `docs/cdn.md`).
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use super::body::Revocable;
+use super::conn::ConnCut;
+use super::routes::SignedRequest;
+use super::{body, respond, Body, HttpError, State};
+use crate::artifacts::ProfileArtifacts;
+use crate::artifacts::{path_key, signed_url};
+use crate::signing::Verdict;
+
+/// The `Surrogate-Key` of a profile-addressed file: its path's key, and that key with the
+/// file kind, so one purge clears the one shared copy (both representations).
+pub fn surrogate_key(key: &str, kind: &str) -> String {
+    format!("p:{key} p:{key}/{kind} file:{kind}")
+}
+
+/// Answer a GET or HEAD of a profile-addressed file.
+pub async fn answer(
+    state: &State,
+    req: &Request<Incoming>,
+    signed: &SignedRequest,
+) -> Result<Response<Body>, HttpError> {
+    match state
+        .signer
+        .verify(&signed.partner, &signed.path, signed.expires, &signed.sig)
+    {
+        Verdict::Valid => {}
+        Verdict::Expired => return Err(HttpError::SignatureExpired),
+        Verdict::Bad => return Err(HttpError::BadSignature),
+    }
+    let partners = state.partners();
+    if !partners.sharing_enabled {
+        return Err(HttpError::SharingOff);
+    }
+    // Signed for a partner since removed: its access ended like a revocation.
+    let account = partners
+        .get(&signed.partner)
+        .filter(|a| a.offer_access)
+        .ok_or(HttpError::Revoked)?;
+    state
+        .rate_limiter
+        .check(&account.id)
+        .map_err(HttpError::RateLimited)?;
+    let set = state.artifacts.current();
+    // The partner's profile whose file has this path (a shop and a language of its own).
+    let artifact = account
+        .all_profiles()
+        .filter(|(profile, _)| path_key(profile, &signed.file) == signed.key)
+        .find_map(|(_, key)| set.profile_by_key(key)?.get(&signed.file).cloned())
+        .ok_or(HttpError::NotFound)?;
+    let revocable = req.extensions().get::<Arc<ConnCut>>().map(|cut| Revocable {
+        grant: account.grant().clone(),
+        cut: cut.clone(),
+    });
+    let kind = crate::purge::kind_of(&signed.file);
+    respond::file(
+        req.method(),
+        req.headers(),
+        &artifact,
+        &surrogate_key(&signed.key, kind),
+        revocable,
+    )
+    .await
+}
+
+/// The 302 from a stable partner URL to the signed profile URL of `name`; 404 when the
+/// profile has no such file. Never cached: the target changes with each expiry bucket and a
+/// revocation must take effect at once.
+pub fn redirect(
+    state: &State,
+    partner: &str,
+    files: &ProfileArtifacts,
+    name: &str,
+) -> Result<Response<Body>, HttpError> {
+    if files.get(name).is_none() {
+        return Err(HttpError::NotFound);
+    }
+    let url = signed_url(
+        &state.public_url,
+        &state.signer,
+        partner,
+        &files.profile,
+        name,
+        state.signer.expires_now(),
+    );
+    let location =
+        HeaderValue::from_str(&url).map_err(|e| HttpError::internal("a redirect URL", e))?;
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_LENGTH, 0)
+        .body(body::empty())
+        .map_err(|e| HttpError::internal("building a response", e))
+}
