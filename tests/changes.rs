@@ -175,6 +175,7 @@ fn profiles() -> Vec<RenderProfile> {
         discount_percent: Decimal::ZERO,
         wholesale: false,
         only_in_stock: false,
+        rules: Default::default(),
     };
     vec![
         base.clone(),

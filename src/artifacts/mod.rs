@@ -499,6 +499,7 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         };
         let profiles = [profile.clone()];
         let first = artifacts.publish(&store.snapshot(), &profiles).unwrap();

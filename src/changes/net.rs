@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::hash::{index, Membership, NodeHash};
 use super::log::{Frame, Kind};
+use crate::catalog::rules::Tree;
 use crate::catalog::{MainNode, ProductId, RenderProfile};
 
 /// One product's start and end state over a window (only what its records mention).
@@ -59,10 +60,11 @@ pub fn net_changes<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<
 }
 
 impl Net {
-    /// The entry for `profile`, or `None` when the product is no net change there.
-    pub fn entry(&self, profile: &RenderProfile) -> Option<Entry> {
+    /// The entry of product `id` for `profile`, or `None` when the product is no net change
+    /// there. `tree` (the category tree of the window's end) resolves category subtrees.
+    pub fn entry(&self, id: ProductId, profile: &RenderProfile, tree: &impl Tree) -> Option<Entry> {
         let member = |present: bool, m: &Option<Membership>| {
-            present && m.as_ref().is_some_and(|m| m.includes(profile))
+            present && m.as_ref().is_some_and(|m| m.includes(id, profile, tree))
         };
         let before = member(self.present_start, &self.start_member);
         let after = member(self.present_end, &self.end_member);
@@ -77,6 +79,24 @@ impl Net {
                     .filter(|(_, start, end)| start != end)
                     .map(|(i, _, _)| *i)
                     .collect();
+                // Another price rule now (a category or producer moved): the paid prices
+                // differ though the price data did not.
+                if let (Some(a), Some(b)) = (&self.start_member, &self.end_member) {
+                    let rule = |m: &Membership| {
+                        profile
+                            .rules
+                            .price_rule(m.subject(id), tree)
+                            .map(|(i, _)| i)
+                    };
+                    if !profile.rules.price_rules.is_empty() && rule(a) != rule(b) {
+                        for node in [MainNode::Price, MainNode::Sizes] {
+                            let i = index(node) as u8;
+                            if !changed.contains(&i) {
+                                changed.push(i);
+                            }
+                        }
+                    }
+                }
                 changed.sort_unstable();
                 let nodes: Vec<MainNode> = changed
                     .into_iter()
@@ -91,6 +111,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::rules::flat;
     use crate::catalog::Format;
     use crate::changes::hash::ABSENT;
     use crate::changes::log::{NodeDelta, Record};
@@ -107,13 +128,14 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock,
+            rules: Default::default(),
         }
     }
 
     fn member(in_stock: bool) -> Option<Membership> {
         Some(Membership {
             in_stock,
-            shops: vec![],
+            ..Membership::default()
         })
     }
 
@@ -152,9 +174,9 @@ mod tests {
             ]),
         ];
         let net = net_changes(&frames);
-        assert_eq!(net[&1].entry(&profile(false)), None);
+        assert_eq!(net[&1].entry(0, &profile(false), &flat), None);
         assert_eq!(
-            net[&2].entry(&profile(false)),
+            net[&2].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![MainNode::Sizes]))
         );
     }
@@ -170,9 +192,12 @@ mod tests {
             (true, false),
         )])];
         let net = net_changes(&frames);
-        assert_eq!(net[&3].entry(&profile(true)), Some(Entry::Removed));
         assert_eq!(
-            net[&3].entry(&profile(false)),
+            net[&3].entry(0, &profile(true), &flat),
+            Some(Entry::Removed)
+        );
+        assert_eq!(
+            net[&3].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![MainNode::Sizes]))
         );
         // Back in stock: whole for only-in-stock partners.
@@ -184,7 +209,7 @@ mod tests {
             (false, true),
         )])];
         assert_eq!(
-            net_changes(&frames)[&3].entry(&profile(true)),
+            net_changes(&frames)[&3].entry(0, &profile(true), &flat),
             Some(Entry::Whole)
         );
     }
@@ -228,16 +253,19 @@ mod tests {
             new: None,
         };
         let frames = [frame(vec![add(4, 1)]), frame(vec![remove(4, 1)])];
-        assert_eq!(net_changes(&frames)[&4].entry(&profile(false)), None);
+        assert_eq!(
+            net_changes(&frames)[&4].entry(0, &profile(false), &flat),
+            None
+        );
         let frames = [frame(vec![add(4, 1)])];
         assert_eq!(
-            net_changes(&frames)[&4].entry(&profile(false)),
+            net_changes(&frames)[&4].entry(0, &profile(false), &flat),
             Some(Entry::Whole)
         );
         // Re-added with the same attributes, without its producer, with a description.
         let frames = [frame(vec![remove(5, 1)]), frame(vec![add(5, 1)])];
         assert_eq!(
-            net_changes(&frames)[&5].entry(&profile(false)),
+            net_changes(&frames)[&5].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![
                 MainNode::Producer,
                 MainNode::Description
@@ -245,7 +273,7 @@ mod tests {
         );
         let frames = [frame(vec![remove(5, 1)])];
         assert_eq!(
-            net_changes(&frames)[&5].entry(&profile(false)),
+            net_changes(&frames)[&5].entry(0, &profile(false), &flat),
             Some(Entry::Removed)
         );
     }
