@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use iofd::artifacts::{Artifacts, FullFiles};
+use iofd::catalog::rules::{Assortment, PriceRule, StockRule};
 use iofd::catalog::sample::{sample_dictionaries, sample_products};
 use iofd::catalog::{
     Attachment, Bundled, BundledComponent, Decimal, Dictionaries, Group, Image, Price, Product,
     ProductParameter, Promotion, Record,
 };
-use iofd::catalog::rules::{Assortment, PriceRule, StockRule};
 use iofd::catalog::{Format, RenderProfile, Rules};
 use iofd::changes::{Changes, ChangesOptions};
 use iofd::clock::Clock;

@@ -352,12 +352,16 @@ impl Artifacts {
                     true => {
                         let used = Used::of(profile, &dicts, snapshot.products());
                         dict_stem = format!("d{dict_id}u{}", used.key());
-                        let owned = used.narrow(snapshot.dicts()).map_err(ArtifactError::Render)?;
+                        let owned = used
+                            .narrow(snapshot.dicts())
+                            .map_err(ArtifactError::Render)?;
                         Some(render::narrowed::archive(&owned).map_err(ArtifactError::Render)?)
                     }
                 };
                 let reference_dicts = match &narrowed {
-                    Some(bytes) => render::narrowed::access(bytes).map_err(ArtifactError::Render)?,
+                    Some(bytes) => {
+                        render::narrowed::access(bytes).map_err(ArtifactError::Render)?
+                    }
                     None => snapshot.dicts(),
                 };
                 for kind in ReferenceKind::ALL {

@@ -11,7 +11,9 @@
 
 pub mod cli;
 pub mod edit;
+pub mod explain;
 pub mod grant;
+pub mod rules_edit;
 pub mod watch;
 
 use std::collections::{BTreeSet, HashMap};
