@@ -839,7 +839,7 @@ fn a_partner_with_rules_gets_one_category_tree_marked_up_and_the_others_keep_the
         .collect();
     let text = std::fs::read_to_string(&o.partners).unwrap();
     let start = text.find("[[partner]]\nid = \"clothing\"").unwrap();
-    edit::write_atomically(&o.partners, text[..start].as_bytes()).unwrap();
+    edit::write_atomically(&o.partners, &text.as_bytes()[..start]).unwrap();
     o.server.app.reload_partners().unwrap();
     assert!(o.server.get(&gateway_path(&tokens[1], 1)).status() == 404);
     let after: BTreeMap<String, String> = fetch_all(&o.server, &gateway_path(&tokens[0], 1))

@@ -398,6 +398,15 @@ fn category_paths(categories: &IdMap<'_, ArchivedCategory>) -> (Vec<Box<str>>, V
     (path_langs, paths)
 }
 
+impl crate::catalog::rules::Tree for DictIndex<'_> {
+    fn parent(&self, category: u64) -> Option<u64> {
+        self.category(category)?
+            .parent
+            .as_ref()
+            .map(|p| p.to_native())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,14 +522,5 @@ mod tests {
         );
         assert!(idx.parameter_value(3, 10).is_none());
         assert!(idx.parameter(4).is_none());
-    }
-}
-
-impl crate::catalog::rules::Tree for DictIndex<'_> {
-    fn parent(&self, category: u64) -> Option<u64> {
-        self.category(category)?
-            .parent
-            .as_ref()
-            .map(|p| p.to_native())
     }
 }
