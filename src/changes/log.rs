@@ -635,6 +635,7 @@ mod tests {
                         producer: Some(7),
                         category: None,
                         levels: vec![(1, rust_decimal::Decimal::new(25, 1))],
+                        facts: true,
                     }),
                     new: (i % 3 != 2).then(Membership::default),
                 })

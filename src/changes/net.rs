@@ -27,7 +27,8 @@ pub struct Net {
 pub enum Entry {
     /// Left the profile's offer: `<product id=".." removed="yes"/>`.
     Removed,
-    /// Entered the profile's offer: the whole product.
+    /// Entered the profile's offer: the whole product (a removal if, at the window's end,
+    /// the product is not in the offer after all: see the membership facts).
     Whole,
     /// Still in the offer: these main nodes differ (attributes always written).
     Nodes(Vec<MainNode>),
@@ -68,6 +69,17 @@ impl Net {
         };
         let before = member(self.present_start, &self.start_member);
         let after = member(self.present_end, &self.end_member);
+        // Facts stored before partner rules: membership by rules is unknown, so the entry
+        // must be right whatever it was: the whole product, which the change file writes as
+        // a removal when the product is out of the offer at the window's end.
+        let unknown =
+            |present: bool, m: &Option<Membership>| present && m.as_ref().is_some_and(|m| !m.facts);
+        if !profile.rules.is_unrestricted()
+            && (unknown(self.present_start, &self.start_member)
+                || unknown(self.present_end, &self.end_member))
+        {
+            return Some(Entry::Whole);
+        }
         match (before, after) {
             (false, false) => None,
             (true, false) => Some(Entry::Removed),
@@ -135,6 +147,7 @@ mod tests {
     fn member(in_stock: bool) -> Option<Membership> {
         Some(Membership {
             in_stock,
+            facts: true,
             ..Membership::default()
         })
     }
@@ -162,6 +175,64 @@ mod tests {
             old: member(stock.0),
             new: member(stock.1),
         }
+    }
+
+    #[test]
+    fn rules_decide_membership_and_a_new_price_rule_resends_prices() {
+        use crate::catalog::rules::PriceRule;
+        let m = |category: u64, facts: bool| {
+            Some(Membership {
+                in_stock: true,
+                category: Some(category),
+                levels: vec![(1, Decimal::TEN)],
+                facts,
+                ..Membership::default()
+            })
+        };
+        let moved = |from, to, facts| Record {
+            product: 9,
+            kind: Kind::Changed,
+            nodes: vec![NodeDelta {
+                node: MainNode::Category,
+                old: [1; 16],
+                new: [2; 16],
+            }],
+            old: m(from, facts),
+            new: m(to, true),
+        };
+        // Categories 11 and 12 are children of 1; 2 is a root.
+        let tree = |c: u64| (c > 10).then_some(1);
+        let mut ruled = profile(false);
+        ruled.rules.assortment.categories = vec![1];
+        let entry =
+            |r: Record, p: &RenderProfile| net_changes(&[frame(vec![r])])[&9].entry(9, p, &tree);
+        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Removed));
+        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Whole));
+        assert_eq!(
+            entry(moved(11, 12, true), &ruled),
+            Some(Entry::Nodes(vec![MainNode::Category]))
+        );
+        ruled.rules.price_rules = vec![PriceRule {
+            category: Some(12),
+            markup_percent: Some(Decimal::TEN),
+            ..PriceRule::default()
+        }];
+        assert_eq!(
+            entry(moved(11, 12, true), &ruled),
+            Some(Entry::Nodes(vec![
+                MainNode::Category,
+                MainNode::Price,
+                MainNode::Sizes
+            ])),
+            "another price rule: the prices again"
+        );
+        // Facts from before rules: whole, whatever they were (the writer removes it if out).
+        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Whole));
+        assert_eq!(
+            entry(moved(11, 12, false), &profile(false)),
+            Some(Entry::Nodes(vec![MainNode::Category])),
+            "an unrestricted profile needs no facts"
+        );
     }
 
     #[test]

@@ -113,6 +113,15 @@ pub(crate) fn decode_products(mut bytes: &[u8]) -> Option<Vec<ProductHashes>> {
 const RULE_FACTS: u8 = 2;
 
 pub(crate) fn encode_membership(m: &Membership, out: &mut Vec<u8>) {
+    if !m.facts {
+        // Kept as it was read (a frame rewritten from an earlier version's).
+        out.push(u8::from(m.in_stock));
+        out.extend_from_slice(&(m.shops.len() as u32).to_le_bytes());
+        for s in &m.shops {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        return;
+    }
     out.push(u8::from(m.in_stock) | RULE_FACTS);
     out.extend_from_slice(&(m.shops.len() as u32).to_le_bytes());
     for s in &m.shops {
@@ -153,6 +162,7 @@ pub(crate) fn decode_membership(bytes: &mut &[u8]) -> Option<Membership> {
     if first & RULE_FACTS == 0 {
         return Some(m);
     }
+    m.facts = true;
     let id = |bytes: &mut &[u8]| -> Option<Option<u64>> {
         match take_u8(bytes)? {
             0 => Some(None),

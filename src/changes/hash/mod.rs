@@ -95,6 +95,9 @@ pub struct Membership {
     pub category: Option<u64>,
     /// Every size's stock levels as (warehouse, quantity), in the product's order.
     pub levels: Vec<(u32, Decimal)>,
+    /// Whether `producer`, `category` and `levels` are known: false for memberships stored
+    /// before partner rules (hash files and log frames of an earlier version).
+    pub facts: bool,
 }
 
 impl Membership {
@@ -107,6 +110,7 @@ impl Membership {
             producer: s.producer,
             category: s.category,
             levels: levels(p),
+            facts: true,
         }
     }
 

@@ -155,6 +155,7 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
             producer: opt(producer),
             category: opt(category),
             levels: super::levels(p),
+            facts: true,
         },
         refs: Refs {
             producer: opt(producer),

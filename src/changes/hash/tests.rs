@@ -341,3 +341,30 @@ fn membership_agrees_with_the_renderer() {
         }
     }
 }
+
+#[test]
+fn memberships_round_trip_and_earlier_ones_decode_without_facts() {
+    let m = Membership {
+        in_stock: true,
+        shops: vec![1, 3],
+        producer: Some(16),
+        category: None,
+        levels: vec![(1, Decimal::new(-1, 0)), (2, Decimal::new(125, 1))],
+        facts: true,
+    };
+    let mut bytes = Vec::new();
+    encode_membership(&m, &mut bytes);
+    assert_eq!(decode_membership(&mut bytes.as_slice()), Some(m.clone()));
+    // As an earlier version wrote it: in stock, two shops, nothing more.
+    let old = [1u8, 2, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0];
+    let read = decode_membership(&mut &old[..]).unwrap();
+    assert!(!read.facts && read.in_stock && read.shops == [1, 3]);
+    let mut again = Vec::new();
+    encode_membership(&read, &mut again);
+    assert_eq!(again, old, "written back as it was read");
+    assert_eq!(
+        decode_membership(&mut &[4u8][..]),
+        None,
+        "unknown flags are damage"
+    );
+}
