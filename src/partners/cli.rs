@@ -440,6 +440,96 @@ mod tests {
     }
 
     #[test]
+    fn rules_are_set_cleared_and_explained_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let file = dir.path().join("p.toml");
+        let (f, d) = (file.to_str().unwrap(), data.to_str().unwrap());
+        let at = |line: &[&str]| {
+            let mut l = line.to_vec();
+            l.extend(["--partners", f, "--data", d]);
+            run_line(&l)
+        };
+        at(&["add", "a", "--shops", "1"]).unwrap();
+        at(&[
+            "set",
+            "a",
+            "--categories",
+            "100",
+            "--price-rule",
+            "category=110,markup=10,round=0.99",
+            "--price-rule",
+            "discount=5",
+            "--warehouses",
+            "1",
+            "--reserve",
+            "2",
+        ])
+        .unwrap();
+        let entry = &edit::list(&file, &Config::for_data_dir(&data))
+            .unwrap()
+            .partners[0];
+        assert_eq!(entry.assortment.categories, [100]);
+        assert_eq!(entry.price_rule.len(), 2);
+        assert_eq!(entry.price_rule[0].category, Some(110));
+        assert_eq!(entry.stock.reserve, Some(Decimal::TWO));
+        // A rule that cannot hold is refused with its key; the file keeps the last good one.
+        let err = at(&["set", "a", "--price-rule", "markup=-150"]).unwrap_err();
+        assert!(
+            err.to_string().contains("price_rule[1].markup_percent"),
+            "{err}"
+        );
+
+        let store = Store::open(&config_store(&data), StoreOptions::default()).unwrap();
+        let mut records = crate::catalog::sample::sample_dictionaries().into_records();
+        records.extend(
+            crate::catalog::sample::sample_products()
+                .into_iter()
+                .map(|p| crate::catalog::Record::Product(Box::new(p))),
+        );
+        store
+            .apply(records, crate::store::ApplyMode::FullSync)
+            .unwrap();
+        drop(store);
+        let out = at(&["explain", "a", "1001"]).unwrap();
+        assert!(
+            out.starts_with("product 1001 in shop 1: IN the offer"),
+            "{out}"
+        );
+        assert!(
+            out.contains("price_rule[1] (markup 10 %, ending 0.99)"),
+            "{out}"
+        );
+        assert!(out.contains("warehouse 1: 12 -> shown 10"), "{out}");
+        assert!(matches!(
+            at(&["explain", "a", "999"]),
+            Err(CliError::UnknownProduct(999))
+        ));
+        at(&[
+            "set",
+            "a",
+            "--categories",
+            "none",
+            "--price-rule",
+            "none",
+            "--warehouses",
+            "none",
+            "--reserve",
+            "none",
+        ])
+        .unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("assortment") && !text.contains("price_rule") && !text.contains("stock"),
+            "{text}"
+        );
+    }
+
+    fn config_store(data: &std::path::Path) -> std::path::PathBuf {
+        Config::for_data_dir(data).store_dir()
+    }
+
+    #[test]
     fn add_list_set_revoke_from_the_command_line() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("p.toml");
