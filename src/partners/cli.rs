@@ -12,7 +12,7 @@ use super::{explain, FileType, Partners, PartnersError};
 use crate::catalog::rules::PriceRule;
 use crate::catalog::Format;
 use crate::config::{Config, ConfigError, ServeArgs};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::StoreError;
 
 /// `iofd partners` and its options (accepted before or after the action).
 #[derive(Debug, clap::Args)]
@@ -60,8 +60,7 @@ pub enum Action {
         settings: SettingsArgs,
     },
     /// Say whether PRODUCT is in PARTNER's offer and why, with its price and stock after
-    /// each rule. Reads the store, so run it where no server holds the data directory (a
-    /// copy of it will do).
+    /// each rule (reads the store's serving generation; safe beside a running server).
     Explain {
         id: String,
         product: u64,
@@ -258,6 +257,8 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error("no partner {0:?} in the file")]
     UnknownPartner(String),
+    #[error("the store holds no catalog yet (import one first)")]
+    EmptyStore,
     #[error("no product {0} in the catalog")]
     UnknownProduct(u64),
     #[error("partner {0:?} has no shop {1}")]
@@ -358,8 +359,8 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let account = partners
                 .get(&id)
                 .ok_or_else(|| CliError::UnknownPartner(id.clone()))?;
-            let store = Store::open(&config.store_dir(), StoreOptions::default())?;
-            let snapshot = store.snapshot();
+            let snapshot =
+                crate::store::read_serving(&config.store_dir())?.ok_or(CliError::EmptyStore)?;
             let p = snapshot
                 .product(product)
                 .ok_or(CliError::UnknownProduct(product))?;
@@ -480,7 +481,9 @@ mod tests {
             "{err}"
         );
 
-        let store = Store::open(&config_store(&data), StoreOptions::default()).unwrap();
+        let store =
+            crate::store::Store::open(&config_store(&data), crate::store::StoreOptions::default())
+                .unwrap();
         let mut records = crate::catalog::sample::sample_dictionaries().into_records();
         records.extend(
             crate::catalog::sample::sample_products()
@@ -490,7 +493,7 @@ mod tests {
         store
             .apply(records, crate::store::ApplyMode::FullSync)
             .unwrap();
-        drop(store);
+        // The store stays open (and locked), as under a running server.
         let out = at(&["explain", "a", "1001"]).unwrap();
         assert!(
             out.starts_with("product 1001 in shop 1: IN the offer"),
