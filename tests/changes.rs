@@ -354,7 +354,13 @@ fn edit(p: &mut Product, what: u8, how: u8) {
 
 /// A dictionary edit that products show.
 fn dict_edit(d: &mut Dictionaries, how: u8) -> Record {
-    match how % 4 {
+    match how % 5 {
+        4 => {
+            // A category moves to another parent: its products enter or leave category rules.
+            let x = d.categories.iter_mut().find(|c| c.id == 111).unwrap();
+            x.parent = Some(if x.parent == Some(110) { 200 } else { 110 });
+            Record::Category(x.clone())
+        }
         0 => {
             let x = &mut d.producers[0];
             x.name = format!("Producent {how}");

@@ -80,6 +80,24 @@ impl Net {
         {
             return Some(Entry::Whole);
         }
+        // The product's category kept its id but its node changed: the category moved in the
+        // tree (or was renamed). `tree` is the window's end, so membership and price rule at
+        // the start are unknown: the whole product, as above.
+        if profile.rules.reads_categories() && self.present_start && self.present_end {
+            let category = index(MainNode::Category) as u8;
+            let same_id = match (&self.start_member, &self.end_member) {
+                (Some(a), Some(b)) => a.category.is_some() && a.category == b.category,
+                _ => false,
+            };
+            if same_id
+                && self
+                    .nodes
+                    .iter()
+                    .any(|(i, start, end)| *i == category && start != end)
+            {
+                return Some(Entry::Whole);
+            }
+        }
         match (before, after) {
             (false, false) => None,
             (true, false) => Some(Entry::Removed),
@@ -226,6 +244,8 @@ mod tests {
             ])),
             "another price rule: the prices again"
         );
+        // Its category moved in the tree (same id, another node): whole, decided at the end.
+        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Whole));
         // Facts from before rules: whole, whatever they were (the writer removes it if out).
         assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Whole));
         assert_eq!(

@@ -267,8 +267,8 @@ impl Changes {
                 .map(|l| l.frame.time);
             if let Some(last_change) = last_change {
                 let window_net = net::net_changes(frames.iter().map(|l| &l.frame));
-                // Category subtrees resolve against the window's end (a category moved
-                // within the window counts as if it had always been there).
+                // Category subtrees resolve against the window's end; a product whose
+                // category moved meanwhile is sent whole (`Net::entry`).
                 let tree = match &snapshot {
                     Some(s) if wanted.values().any(|p| p.rules.reads_categories()) => {
                         Parents::of(s.dicts())
