@@ -51,6 +51,7 @@ fn profile(wholesale: bool) -> RenderProfile {
         discount_percent: Decimal::new(10, 0),
         wholesale,
         only_in_stock: false,
+        rules: Default::default(),
     }
 }
 

@@ -8,6 +8,7 @@ use parking_lot::Mutex;
 use std::time::Duration;
 
 use crate::artifacts::{ArtifactError, Artifacts, GatewayCache};
+use crate::catalog::rules::Ids;
 use crate::changes::{Changes, ChangesError, ChangesOptions};
 use crate::config::Config;
 use crate::ingest::{self, IngestError};
@@ -147,6 +148,7 @@ impl App {
             GatewayCache::with_fallback(config.shop.as_ref()).map_err(AppError::Shop)?;
         let partners = Partners::load(&config.partners_path(), &config)?;
         check_shops(&partners, &config, &artifacts, &store.snapshot())?;
+        partners.check_rules(&config.partners_path(), &Ids::of(store.snapshot().dicts()))?;
         let (committer, commit_worker) = Committer::new(store.clone());
         let metrics = Arc::new(Metrics::new());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
@@ -216,7 +218,9 @@ impl App {
         status.attempts += 1;
         let path = self.config.partners_path();
         let loaded = Partners::load(&path, &self.config).and_then(|p| {
-            check_shops(&p, &self.config, &self.artifacts, &self.store.snapshot())?;
+            let snapshot = self.store.snapshot();
+            check_shops(&p, &self.config, &self.artifacts, &snapshot)?;
+            p.check_rules(&path, &Ids::of(snapshot.dicts()))?;
             Ok(p)
         });
         let mut partners = match loaded {

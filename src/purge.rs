@@ -395,6 +395,7 @@ mod tests {
             discount_percent: rust_decimal::Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         };
         ArtifactSet {
             generation,

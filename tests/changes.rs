@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use iofd::artifacts::{Artifacts, FullFiles};
+use iofd::catalog::rules::{Assortment, PriceRule, StockRule};
 use iofd::catalog::sample::{sample_dictionaries, sample_products};
 use iofd::catalog::{
     Attachment, Bundled, BundledComponent, Decimal, Dictionaries, Group, Image, Price, Product,
     ProductParameter, Promotion, Record,
 };
-use iofd::catalog::{Format, RenderProfile};
+use iofd::catalog::{Format, RenderProfile, Rules};
 use iofd::changes::{Changes, ChangesOptions};
 use iofd::clock::Clock;
 use iofd::config::Config;
@@ -175,6 +176,7 @@ fn profiles() -> Vec<RenderProfile> {
         discount_percent: Decimal::ZERO,
         wholesale: false,
         only_in_stock: false,
+        rules: Default::default(),
     };
     vec![
         base.clone(),
@@ -352,7 +354,13 @@ fn edit(p: &mut Product, what: u8, how: u8) {
 
 /// A dictionary edit that products show.
 fn dict_edit(d: &mut Dictionaries, how: u8) -> Record {
-    match how % 4 {
+    match how % 5 {
+        4 => {
+            // A category moves to another parent: its products enter or leave category rules.
+            let x = d.categories.iter_mut().find(|c| c.id == 111).unwrap();
+            x.parent = Some(if x.parent == Some(110) { 200 } else { 110 });
+            Record::Category(x.clone())
+        }
         0 => {
             let x = &mut d.producers[0];
             x.name = format!("Producent {how}");
@@ -410,6 +418,57 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::NewProfile),
         1 => Just(Step::Restart),
     ]
+}
+
+/// Partner rules over the sample catalog's categories (100 > 110 > 111, 200 > 210, 300),
+/// producers (1-3), products (1001-1007) and warehouses (0-2).
+fn rules() -> impl Strategy<Value = Rules> {
+    let ids = |v: Vec<u64>, most| prop::sample::subsequence(v, 0..=most);
+    let price_rule = (0u8..4, 0usize..3, 0u32..40, any::<bool>(), any::<bool>()).prop_map(
+        |(kind, i, percent, markup, round)| {
+            let percent = Some(Decimal::from(percent));
+            PriceRule {
+                category: (kind == 1).then(|| [100, 110, 210][i]),
+                producer: (kind == 2).then(|| [1, 2, 3][i]),
+                product: (kind == 3).then(|| [1001, 1003, 1005][i]),
+                markup_percent: percent.filter(|_| markup),
+                discount_percent: percent.filter(|_| !markup),
+                round_to: round.then(|| Decimal::new(99, 2)),
+            }
+        },
+    );
+    (
+        (
+            ids(vec![100, 110, 200, 300], 2),
+            ids(vec![1, 2, 3], 2),
+            ids(vec![1001, 1002, 1004, 1006], 1),
+            ids(vec![1001, 1003, 1005], 1),
+            prop::option::of(0i64..4),
+        ),
+        prop::collection::vec(price_rule, 0..3),
+        (
+            prop::sample::subsequence(vec![0u32, 1, 2], 0..=2),
+            prop::option::of(0i64..10),
+            prop::option::of(0i64..3),
+        ),
+    )
+        .prop_map(
+            |((categories, producers, include, exclude, min), price_rules, stock)| Rules {
+                assortment: Assortment {
+                    categories,
+                    producers,
+                    include_products: include,
+                    exclude_products: exclude,
+                    min_stock: min.map(Decimal::from),
+                },
+                price_rules,
+                stock: StockRule {
+                    warehouses: stock.0,
+                    max_quantity: stock.1.map(Decimal::from),
+                    reserve: stock.2.map(Decimal::from),
+                },
+            },
+        )
 }
 
 fn catalog() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
@@ -508,7 +567,12 @@ impl Run {
     }
 }
 
-fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseError> {
+fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>, rules: Rules) -> Result<(), TestCaseError> {
+    // A partner with rules beside the unrestricted ones, from the start.
+    let ruled = RenderProfile {
+        rules,
+        ..profiles()[0].clone()
+    };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(
         &dir.path().join("store"),
@@ -545,7 +609,7 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
         at_window_start: products.clone(),
         products,
         dicts,
-        profiles: profiles()[..2].to_vec(),
+        profiles: [&profiles()[..2], std::slice::from_ref(&ruled)].concat(),
         now: "2030-01-01T10:00:00Z".parse().unwrap(),
         next_id: 3000,
     };
@@ -604,8 +668,9 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
                 run.at_window_start = run.products.clone();
             }
             Step::NewProfile => {
-                if run.profiles.len() < 3 {
+                if run.profiles.len() < 4 {
                     run.profiles = profiles();
+                    run.profiles.push(ruled.clone());
                     let c = run.changes();
                     c.observe(&run.store.snapshot()).unwrap();
                     c.maintain(&run.profiles, run.now).unwrap();
@@ -626,9 +691,10 @@ fn run(extra: Vec<(usize, u8, u8)>, steps: Vec<Step>) -> Result<(), TestCaseErro
         prop_assert_eq!(
             consumer.keys().collect::<Vec<_>>(),
             now.keys().collect::<Vec<_>>(),
-            "products of shop {} (only in stock: {})",
+            "products of shop {} (only in stock: {}, rules: {:?})",
             profile.shop,
-            profile.only_in_stock
+            profile.only_in_stock,
+            profile.rules
         );
         for (id, node) in &now {
             prop_assert_eq!(
@@ -655,8 +721,9 @@ proptest! {
     fn base_plus_change_files_equals_the_current_full_xml(
         extra in catalog(),
         steps in prop::collection::vec(step(), 1..24),
+        rules in rules(),
     ) {
-        run(extra, steps)?;
+        run(extra, steps, rules)?;
     }
 }
 

@@ -19,6 +19,7 @@ fn profiles() -> Vec<RenderProfile> {
         discount_percent: Decimal::ZERO,
         wholesale: false,
         only_in_stock: false,
+        rules: Default::default(),
     };
     let other = RenderProfile {
         shop: 2,

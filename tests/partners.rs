@@ -726,3 +726,172 @@ fn the_partners_command_edits_the_file_a_server_uses() {
     let (ok, out) = iofd(&["add", "../etc", "--shops", "1"]);
     assert!(!ok && out.contains("'@'"), "{out}");
 }
+
+/// The ids of an offer's products (children of `<products>`, not bundle components), from
+/// full.xml or light.xml.
+fn offer_ids(xml: &[u8]) -> BTreeSet<u64> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let (mut buf, mut path, mut ids) = (Vec::new(), Vec::<Vec<u8>>::new(), BTreeSet::new());
+    loop {
+        let (e, start) = match reader.read_event_into(&mut buf).expect("offer parses") {
+            Event::Eof => break,
+            Event::Start(e) => (e, true),
+            Event::Empty(e) => (e, false),
+            Event::End(_) => {
+                path.pop();
+                buf.clear();
+                continue;
+            }
+            _ => {
+                buf.clear();
+                continue;
+            }
+        };
+        if e.name().as_ref() == b"product" && path.last().is_some_and(|p| p == b"products") {
+            let id = e.try_get_attribute("id").unwrap().unwrap();
+            ids.insert(std::str::from_utf8(&id.value).unwrap().parse().unwrap());
+        }
+        if start {
+            path.push(e.name().as_ref().to_vec());
+        }
+        buf.clear();
+    }
+    ids
+}
+
+#[test]
+fn a_partner_with_rules_gets_one_category_tree_marked_up_and_the_others_keep_their_bytes() {
+    let mut tokens = Vec::new();
+    let plain = Settings {
+        shops: Some(vec![1]),
+        languages: Some(vec!["pol".into()]),
+        currency: Some("PLN".into()),
+        ..Default::default()
+    };
+    let o = origin(300, |path, config| {
+        tokens.push(add(path, config, "plain", plain.clone()));
+        let mut ruled = plain.clone();
+        ruled.rules.categories = Some(vec![1]);
+        ruled.rules.price_rules = Some(vec![iofd::partners::rules_edit::parse_price_rule(
+            "markup=10",
+        )
+        .unwrap()]);
+        tokens.push(add(path, config, "clothing", ruled));
+    });
+    let snapshot = o.server.app.store.snapshot();
+    let parents: BTreeMap<u64, u64> = snapshot
+        .dicts()
+        .categories
+        .iter()
+        .filter_map(|c| Some((c.id.to_native(), c.parent.as_ref()?.to_native())))
+        .collect();
+    let under_1 = |mut c: u64| loop {
+        if c == 1 {
+            return true;
+        }
+        match parents.get(&c) {
+            Some(&p) => c = p,
+            None => return false,
+        }
+    };
+    // Every product of shop 1 whose category is 1 or below it.
+    let tree: BTreeSet<u64> = snapshot
+        .products()
+        .filter(|p| p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == 1))
+        .filter(|p| p.category.as_ref().is_some_and(|c| under_1(c.to_native())))
+        .map(|p| p.id.to_native())
+        .collect();
+
+    let plain_files = fetch_all(&o.server, &gateway_path(&tokens[0], 1));
+    let ruled_files = fetch_all(&o.server, &gateway_path(&tokens[1], 1));
+    for (kind, bytes) in &ruled_files {
+        validate(kind, bytes);
+    }
+    assert!(!tree.is_empty() && tree.len() < offer_ids(&plain_files["full"]).len());
+    assert_eq!(offer_ids(&ruled_files["full"]), tree);
+    assert_eq!(offer_ids(&ruled_files["light"]), tree);
+
+    // Light prices: the unrestricted partner's times 1.10, to the grosz.
+    let (plain_light, ruled_light) = (
+        parse_offer(&plain_files["light"]),
+        parse_offer(&ruled_files["light"]),
+    );
+    let markup = Decimal::from_str("1.10").unwrap();
+    for id in &tree {
+        let id = id.to_string();
+        let (net, gross) = plain_light.prices[&id];
+        assert_eq!(
+            ruled_light.prices[&id],
+            (money(net * markup), money(gross * markup)),
+            "{id}"
+        );
+    }
+    for ((id, size), (net, gross)) in &ruled_light.size_prices {
+        let (pn, pg) = plain_light.size_prices[&(id.clone(), size.clone())];
+        assert_eq!(
+            (*net, *gross),
+            (money(pn * markup), money(pg * markup)),
+            "{id} {size}"
+        );
+    }
+    // The reference files list only what the partner's products use.
+    let categories = String::from_utf8_lossy(&ruled_files["categories"]).into_owned();
+    assert!(categories.contains("id=\"1\"") && !categories.contains("id=\"13\""));
+
+    // The unrestricted partner's files are those of a file without the other partner.
+    let before: BTreeMap<String, String> = plain_files
+        .iter()
+        .map(|(k, v)| (k.clone(), md5_hex(v)))
+        .collect();
+    let text = std::fs::read_to_string(&o.partners).unwrap();
+    let start = text.find("[[partner]]\nid = \"clothing\"").unwrap();
+    edit::write_atomically(&o.partners, &text.as_bytes()[..start]).unwrap();
+    o.server.app.reload_partners().unwrap();
+    assert!(o.server.get(&gateway_path(&tokens[1], 1)).status() == 404);
+    let after: BTreeMap<String, String> = fetch_all(&o.server, &gateway_path(&tokens[0], 1))
+        .iter()
+        .map(|(k, v)| (k.clone(), md5_hex(v)))
+        .collect();
+    assert_eq!(before, after);
+}
+
+#[test]
+fn impossible_rules_refuse_the_file_and_the_accounts_in_force_keep_serving() {
+    let mut tokens = Vec::new();
+    let o = origin(50, |path, config| {
+        tokens.push(add(
+            path,
+            config,
+            "plain",
+            Settings {
+                shops: Some(vec![1]),
+                ..Default::default()
+            },
+        ));
+    });
+    let good = std::fs::read_to_string(&o.partners).unwrap();
+    for (rules, needle) in [
+        (
+            "[partner.assortment]\ncategories = [999999]\n",
+            "assortment.categories: category 999999 is not in the catalog",
+        ),
+        (
+            "[[partner.price_rule]]\nmarkup_percent = \"-101\"\n",
+            "price_rule[1].markup_percent: below -100 %",
+        ),
+        (
+            "[[partner.price_rule]]\nmarkup_percent = \"10\"\nround_to = \"1\"\n",
+            "price_rule[1].round_to",
+        ),
+    ] {
+        // Atomically: the server's watcher must never read half a file (an empty one is valid).
+        edit::write_atomically(&o.partners, format!("{good}{rules}").as_bytes()).unwrap();
+        let err = o.server.app.reload_partners().unwrap_err().to_string();
+        assert!(
+            err.contains("partner \"plain\"") && err.contains(needle),
+            "{err}"
+        );
+        assert_eq!(o.server.get(&gateway_path(&tokens[0], 1)).status(), 200);
+    }
+}

@@ -33,6 +33,8 @@ pub fn write_change_file(
         };
         match entry {
             Entry::Removed => render::write_removed_product(w, *id)?,
+            // A whole product the window's end does not include is a removal.
+            Entry::Whole if !profile.includes(p, dicts) => render::write_removed_product(w, *id)?,
             Entry::Whole => render::write_full_product(w, profile, dicts, p)?,
             Entry::Nodes(nodes) => {
                 let mut vanished = false;

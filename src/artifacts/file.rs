@@ -88,6 +88,9 @@ pub enum ArtifactError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A partner's narrowed reference files could not be prepared.
+    #[error("reference files: {0}")]
+    Render(#[source] crate::render::RenderError),
 }
 
 impl ArtifactError {

@@ -629,6 +629,7 @@ mod tests {
             discount_percent: Decimal::from(5),
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         }
     }
 

@@ -24,7 +24,7 @@ use bytes::Bytes;
 
 use crate::catalog::{Format, RenderProfile};
 use crate::changes::Listing;
-use crate::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta};
+use crate::render::{self, DictIndex, OfferMeta, ReferenceKind, ReferenceMeta, Used};
 use crate::snapshot::Snapshot;
 
 pub(crate) use change_file::write_change_file;
@@ -344,14 +344,33 @@ impl Artifacts {
                 // their hash and `changed` stay put across catalog generations.
                 let dict_id = hex::encode(&snapshot.dicts_content_id()[..8]);
                 let reference_meta = ReferenceMeta { generated, expires };
-                let dict_stem = format!("d{dict_id}");
+                let mut dict_stem = format!("d{dict_id}");
+                // Rules that narrow the offer narrow these files to what its products use:
+                // keyed by that set too, so they change only when it does.
+                let narrowed = match profile.narrows_references() {
+                    false => None,
+                    true => {
+                        let used = Used::of(profile, &dicts, snapshot.products());
+                        dict_stem = format!("d{dict_id}u{}", used.key());
+                        let owned = used
+                            .narrow(snapshot.dicts())
+                            .map_err(ArtifactError::Render)?;
+                        Some(render::narrowed::archive(&owned).map_err(ArtifactError::Render)?)
+                    }
+                };
+                let reference_dicts = match &narrowed {
+                    Some(bytes) => {
+                        render::narrowed::access(bytes).map_err(ArtifactError::Render)?
+                    }
+                    None => snapshot.dicts(),
+                };
                 for kind in ReferenceKind::ALL {
                     let name = format!("{}.xml", kind.name());
                     build(&reference_dir, &name, kind.name(), &dict_stem, &|w| {
                         render::write_reference(
                             w,
                             kind,
-                            snapshot.dicts(),
+                            reference_dicts,
                             &profile.languages,
                             &reference_meta,
                         )
@@ -499,6 +518,7 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         };
         let profiles = [profile.clone()];
         let first = artifacts.publish(&store.snapshot(), &profiles).unwrap();

@@ -11,11 +11,13 @@
 
 mod money;
 mod profile;
+pub mod rules;
 pub mod sample;
 mod validate;
 pub use profile::{
-    convert_amount, discount_amount, discount_keep, Format, MainNode, RenderProfile,
+    convert_amount, discount_amount, discount_keep, subject, Format, MainNode, RenderProfile,
 };
+pub use rules::Rules;
 pub use validate::round_money;
 
 use std::collections::BTreeMap;

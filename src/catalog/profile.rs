@@ -7,6 +7,7 @@
 
 use rust_decimal::Decimal;
 
+use super::rules::{Rules, Subject, Tree, Verdict};
 use super::{round_money, ArchivedProduct, Price};
 
 /// Data format of an offer.
@@ -40,6 +41,10 @@ pub struct RenderProfile {
     pub wholesale: bool,
     /// Leave out products with no stock (no size with quantity above 0 or -1).
     pub only_in_stock: bool,
+    /// The account's assortment, price and stock rules. Left out of the serialized form
+    /// when unrestricted, so an unrestricted profile keeps the keys it always had.
+    #[serde(default, skip_serializing_if = "Rules::is_unrestricted")]
+    pub rules: Rules,
 }
 
 impl RenderProfile {
@@ -57,58 +62,112 @@ impl RenderProfile {
     /// The key of full.xml (a base), its change files and full.csv: everything but the
     /// delivery choice (`gzip`: an `.xml.gz` file is the same bytes compressed) and the
     /// discount (written only in light files).
+    /// Rules (which shape every full file) join the key only when there are any.
     pub fn full_key(&self) -> String {
-        file_key(
-            "full",
-            &(
-                self.shop,
-                self.format,
-                &self.languages,
-                &self.currency,
-                self.rate,
-                self.wholesale,
-                self.only_in_stock,
-            ),
-        )
+        let settings = (
+            self.shop,
+            self.format,
+            &self.languages,
+            &self.currency,
+            self.rate,
+            self.wholesale,
+            self.only_in_stock,
+        );
+        if self.rules.is_unrestricted() {
+            file_key("full", &settings)
+        } else {
+            file_key("full", &(settings, &self.rules))
+        }
     }
 
     /// The key of light.xml and light.csv: the full files' settings plus the discount.
     pub fn light_key(&self) -> String {
+        let settings = (
+            self.shop,
+            self.format,
+            &self.languages,
+            &self.currency,
+            self.rate,
+            self.discount_percent,
+            self.wholesale,
+            self.only_in_stock,
+        );
+        if self.rules.is_unrestricted() {
+            file_key("light", &settings)
+        } else {
+            file_key("light", &(settings, &self.rules))
+        }
+    }
+
+    /// The key of the reference files (categories.xml, sizes.xml, ...): they show the
+    /// dictionaries in the profile's languages and nothing else of it, unless an assortment
+    /// or a warehouse choice narrows them to what the profile's products use (which then
+    /// depends on everything that decides membership; price rules never do).
+    pub fn reference_key(&self) -> String {
+        if !self.narrows_references() {
+            return file_key("reference", &(self.format, &self.languages));
+        }
+        let rules = (&self.rules.assortment, &self.rules.stock);
         file_key(
-            "light",
+            "reference",
             &(
-                self.shop,
                 self.format,
                 &self.languages,
-                &self.currency,
-                self.rate,
-                self.discount_percent,
-                self.wholesale,
+                self.shop,
                 self.only_in_stock,
+                rules,
             ),
         )
     }
 
-    /// The key of the reference files (categories.xml, sizes.xml, ...): they show the
-    /// dictionaries in the profile's languages and nothing else of it.
-    pub fn reference_key(&self) -> String {
-        file_key("reference", &(self.format, &self.languages))
+    /// Whether the reference files list only what this profile's products use.
+    pub fn narrows_references(&self) -> bool {
+        !self.rules.assortment.is_empty() || !self.rules.stock.is_empty()
     }
 
     /// Whether the product is part of this profile's offer: offered in the profile's shop
-    /// (an empty shop list means every shop) and, for only-in-stock profiles, orderable in
-    /// some size.
-    pub fn includes(&self, p: &ArchivedProduct) -> bool {
-        self.admits(
-            || p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == self.shop),
-            || p.in_stock(),
-        )
+    /// (an empty shop list means every shop) and admitted by the rules (for only-in-stock
+    /// profiles, orderable in some shown size). `tree` resolves category subtrees.
+    pub fn includes(&self, p: &ArchivedProduct, tree: &impl Tree) -> bool {
+        self.verdict(p, tree).is_in()
+    }
+
+    /// [`RenderProfile::includes`] with its reason.
+    pub fn verdict(&self, p: &ArchivedProduct, tree: &impl Tree) -> Verdict {
+        if !(p.shops.is_empty() || p.shops.iter().any(|s| s.to_native() == self.shop)) {
+            return Verdict::Out("not offered in the shop");
+        }
+        if self.rules.assortment.is_empty() && self.rules.stock.is_empty() {
+            // The common case, without walking the stock twice.
+            return match !self.only_in_stock || p.in_stock() {
+                true => Verdict::In("offered in the shop"),
+                false => Verdict::Out("only_in_stock and no stock"),
+            };
+        }
+        let levels = p.sizes.iter().flat_map(|s| {
+            s.stock
+                .iter()
+                .map(|l| (l.warehouse.to_native(), super::decimal(&l.quantity)))
+        });
+        self.rules
+            .verdict(self.only_in_stock, subject(p), tree, levels)
     }
 
     /// [`RenderProfile::includes`] from kept facts (the changes stage remembers them for a
-    /// product that has since changed): `in_shop` and `in_stock` are asked only when needed.
-    pub fn admits(&self, in_shop: impl FnOnce() -> bool, in_stock: impl FnOnce() -> bool) -> bool {
-        in_shop() && (!self.only_in_stock || in_stock())
+    /// product that has since changed): `in_shop`, the product's subject and its stock
+    /// `levels` (warehouse, quantity).
+    pub fn admits(
+        &self,
+        in_shop: bool,
+        s: Subject,
+        tree: &impl Tree,
+        levels: impl Iterator<Item = (u32, Decimal)> + Clone,
+    ) -> bool {
+        in_shop
+            && self
+                .rules
+                .verdict(self.only_in_stock, s, tree, levels)
+                .is_in()
     }
 
     /// The offer's default language.
@@ -155,6 +214,15 @@ pub fn discount_keep(discount_percent: Decimal) -> Option<Decimal> {
 /// cent; `None` when it overflows.
 pub fn discount_amount(d: Decimal, rate: Decimal, keep: Decimal) -> Option<Decimal> {
     d.checked_mul(rate)?.checked_mul(keep).map(round_money)
+}
+
+/// What rules read of a product besides its stock.
+pub fn subject(p: &ArchivedProduct) -> Subject {
+    Subject {
+        id: p.id.to_native(),
+        producer: p.producer.as_ref().map(|x| x.to_native()),
+        category: p.category.as_ref().map(|x| x.to_native()),
+    }
 }
 
 /// The direct children of `<product>` plus its attributes: the units of change detection.
@@ -264,6 +332,7 @@ mod tests {
             discount_percent: Decimal::from_str("10").unwrap(),
             wholesale: false,
             only_in_stock: false,
+            rules: Rules::default(),
         }
     }
 

@@ -632,6 +632,10 @@ mod tests {
                     old: (i % 3 != 1).then(|| Membership {
                         in_stock: true,
                         shops: vec![1, 2],
+                        producer: Some(7),
+                        category: None,
+                        levels: vec![(1, rust_decimal::Decimal::new(25, 1))],
+                        facts: true,
                     }),
                     new: (i % 3 != 2).then(Membership::default),
                 })

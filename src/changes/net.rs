@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::hash::{index, Membership, NodeHash};
 use super::log::{Frame, Kind};
+use crate::catalog::rules::Tree;
 use crate::catalog::{MainNode, ProductId, RenderProfile};
 
 /// One product's start and end state over a window (only what its records mention).
@@ -26,7 +27,8 @@ pub struct Net {
 pub enum Entry {
     /// Left the profile's offer: `<product id=".." removed="yes"/>`.
     Removed,
-    /// Entered the profile's offer: the whole product.
+    /// Entered the profile's offer: the whole product (a removal if, at the window's end,
+    /// the product is not in the offer after all: see the membership facts).
     Whole,
     /// Still in the offer: these main nodes differ (attributes always written).
     Nodes(Vec<MainNode>),
@@ -59,13 +61,43 @@ pub fn net_changes<'a>(frames: impl IntoIterator<Item = &'a Frame>) -> BTreeMap<
 }
 
 impl Net {
-    /// The entry for `profile`, or `None` when the product is no net change there.
-    pub fn entry(&self, profile: &RenderProfile) -> Option<Entry> {
+    /// The entry of product `id` for `profile`, or `None` when the product is no net change
+    /// there. `tree` (the category tree of the window's end) resolves category subtrees.
+    pub fn entry(&self, id: ProductId, profile: &RenderProfile, tree: &impl Tree) -> Option<Entry> {
         let member = |present: bool, m: &Option<Membership>| {
-            present && m.as_ref().is_some_and(|m| m.includes(profile))
+            present && m.as_ref().is_some_and(|m| m.includes(id, profile, tree))
         };
         let before = member(self.present_start, &self.start_member);
         let after = member(self.present_end, &self.end_member);
+        // Facts stored before partner rules: membership by rules is unknown, so the entry
+        // must be right whatever it was: the whole product, which the change file writes as
+        // a removal when the product is out of the offer at the window's end.
+        let unknown =
+            |present: bool, m: &Option<Membership>| present && m.as_ref().is_some_and(|m| !m.facts);
+        if !profile.rules.is_unrestricted()
+            && (unknown(self.present_start, &self.start_member)
+                || unknown(self.present_end, &self.end_member))
+        {
+            return Some(Entry::Whole);
+        }
+        // The product's category kept its id but its node changed: the category moved in the
+        // tree (or was renamed). `tree` is the window's end, so membership and price rule at
+        // the start are unknown: the whole product, as above.
+        if profile.rules.reads_categories() && self.present_start && self.present_end {
+            let category = index(MainNode::Category) as u8;
+            let same_id = match (&self.start_member, &self.end_member) {
+                (Some(a), Some(b)) => a.category.is_some() && a.category == b.category,
+                _ => false,
+            };
+            if same_id
+                && self
+                    .nodes
+                    .iter()
+                    .any(|(i, start, end)| *i == category && start != end)
+            {
+                return Some(Entry::Whole);
+            }
+        }
         match (before, after) {
             (false, false) => None,
             (true, false) => Some(Entry::Removed),
@@ -77,6 +109,24 @@ impl Net {
                     .filter(|(_, start, end)| start != end)
                     .map(|(i, _, _)| *i)
                     .collect();
+                // Another price rule now (a category or producer moved): the paid prices
+                // differ though the price data did not.
+                if let (Some(a), Some(b)) = (&self.start_member, &self.end_member) {
+                    let rule = |m: &Membership| {
+                        profile
+                            .rules
+                            .price_rule(m.subject(id), tree)
+                            .map(|(i, _)| i)
+                    };
+                    if !profile.rules.price_rules.is_empty() && rule(a) != rule(b) {
+                        for node in [MainNode::Price, MainNode::Sizes] {
+                            let i = index(node) as u8;
+                            if !changed.contains(&i) {
+                                changed.push(i);
+                            }
+                        }
+                    }
+                }
                 changed.sort_unstable();
                 let nodes: Vec<MainNode> = changed
                     .into_iter()
@@ -91,6 +141,7 @@ impl Net {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::rules::flat;
     use crate::catalog::Format;
     use crate::changes::hash::ABSENT;
     use crate::changes::log::{NodeDelta, Record};
@@ -107,13 +158,15 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock,
+            rules: Default::default(),
         }
     }
 
     fn member(in_stock: bool) -> Option<Membership> {
         Some(Membership {
             in_stock,
-            shops: vec![],
+            facts: true,
+            ..Membership::default()
         })
     }
 
@@ -143,6 +196,66 @@ mod tests {
     }
 
     #[test]
+    fn rules_decide_membership_and_a_new_price_rule_resends_prices() {
+        use crate::catalog::rules::PriceRule;
+        let m = |category: u64, facts: bool| {
+            Some(Membership {
+                in_stock: true,
+                category: Some(category),
+                levels: vec![(1, Decimal::TEN)],
+                facts,
+                ..Membership::default()
+            })
+        };
+        let moved = |from, to, facts| Record {
+            product: 9,
+            kind: Kind::Changed,
+            nodes: vec![NodeDelta {
+                node: MainNode::Category,
+                old: [1; 16],
+                new: [2; 16],
+            }],
+            old: m(from, facts),
+            new: m(to, true),
+        };
+        // Categories 11 and 12 are children of 1; 2 is a root.
+        let tree = |c: u64| (c > 10).then_some(1);
+        let mut ruled = profile(false);
+        ruled.rules.assortment.categories = vec![1];
+        let entry =
+            |r: Record, p: &RenderProfile| net_changes(&[frame(vec![r])])[&9].entry(9, p, &tree);
+        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Removed));
+        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Whole));
+        assert_eq!(
+            entry(moved(11, 12, true), &ruled),
+            Some(Entry::Nodes(vec![MainNode::Category]))
+        );
+        ruled.rules.price_rules = vec![PriceRule {
+            category: Some(12),
+            markup_percent: Some(Decimal::TEN),
+            ..PriceRule::default()
+        }];
+        assert_eq!(
+            entry(moved(11, 12, true), &ruled),
+            Some(Entry::Nodes(vec![
+                MainNode::Category,
+                MainNode::Price,
+                MainNode::Sizes
+            ])),
+            "another price rule: the prices again"
+        );
+        // Its category moved in the tree (same id, another node): whole, decided at the end.
+        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Whole));
+        // Facts from before rules: whole, whatever they were (the writer removes it if out).
+        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Whole));
+        assert_eq!(
+            entry(moved(11, 12, false), &profile(false)),
+            Some(Entry::Nodes(vec![MainNode::Category])),
+            "an unrestricted profile needs no facts"
+        );
+    }
+
+    #[test]
     fn an_undone_change_is_no_change() {
         let frames = [
             frame(vec![changed(1, MainNode::Description, 1, 2, (true, true))]),
@@ -152,9 +265,9 @@ mod tests {
             ]),
         ];
         let net = net_changes(&frames);
-        assert_eq!(net[&1].entry(&profile(false)), None);
+        assert_eq!(net[&1].entry(0, &profile(false), &flat), None);
         assert_eq!(
-            net[&2].entry(&profile(false)),
+            net[&2].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![MainNode::Sizes]))
         );
     }
@@ -170,9 +283,12 @@ mod tests {
             (true, false),
         )])];
         let net = net_changes(&frames);
-        assert_eq!(net[&3].entry(&profile(true)), Some(Entry::Removed));
         assert_eq!(
-            net[&3].entry(&profile(false)),
+            net[&3].entry(0, &profile(true), &flat),
+            Some(Entry::Removed)
+        );
+        assert_eq!(
+            net[&3].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![MainNode::Sizes]))
         );
         // Back in stock: whole for only-in-stock partners.
@@ -184,7 +300,7 @@ mod tests {
             (false, true),
         )])];
         assert_eq!(
-            net_changes(&frames)[&3].entry(&profile(true)),
+            net_changes(&frames)[&3].entry(0, &profile(true), &flat),
             Some(Entry::Whole)
         );
     }
@@ -228,16 +344,19 @@ mod tests {
             new: None,
         };
         let frames = [frame(vec![add(4, 1)]), frame(vec![remove(4, 1)])];
-        assert_eq!(net_changes(&frames)[&4].entry(&profile(false)), None);
+        assert_eq!(
+            net_changes(&frames)[&4].entry(0, &profile(false), &flat),
+            None
+        );
         let frames = [frame(vec![add(4, 1)])];
         assert_eq!(
-            net_changes(&frames)[&4].entry(&profile(false)),
+            net_changes(&frames)[&4].entry(0, &profile(false), &flat),
             Some(Entry::Whole)
         );
         // Re-added with the same attributes, without its producer, with a description.
         let frames = [frame(vec![remove(5, 1)]), frame(vec![add(5, 1)])];
         assert_eq!(
-            net_changes(&frames)[&5].entry(&profile(false)),
+            net_changes(&frames)[&5].entry(0, &profile(false), &flat),
             Some(Entry::Nodes(vec![
                 MainNode::Producer,
                 MainNode::Description
@@ -245,7 +364,7 @@ mod tests {
         );
         let frames = [frame(vec![remove(5, 1)])];
         assert_eq!(
-            net_changes(&frames)[&5].entry(&profile(false)),
+            net_changes(&frames)[&5].entry(0, &profile(false), &flat),
             Some(Entry::Removed)
         );
     }

@@ -13,6 +13,7 @@ use jiff::Timestamp;
 use super::net::{self, Entry};
 use super::state::{BaseState, ChangeState, ProfileState};
 use super::{change_name, checkpoint, from_ms, ms, schedule, Changes, ChangesError, SEGMENT_BYTES};
+use crate::catalog::rules::Parents;
 use crate::catalog::{Format, ProductId, RenderProfile};
 use crate::snapshot::Snapshot;
 
@@ -266,6 +267,14 @@ impl Changes {
                 .map(|l| l.frame.time);
             if let Some(last_change) = last_change {
                 let window_net = net::net_changes(frames.iter().map(|l| &l.frame));
+                // Category subtrees resolve against the window's end; a product whose
+                // category moved meanwhile is sent whole (`Net::entry`).
+                let tree = match &snapshot {
+                    Some(s) if wanted.values().any(|p| p.rules.reads_categories()) => {
+                        Parents::of(s.dicts())
+                    }
+                    _ => Parents::default(),
+                };
                 let mut time = None;
                 for key in wanted.keys() {
                     let Some(ps) = plan.profiles.get_mut(key) else {
@@ -284,7 +293,7 @@ impl Changes {
                     };
                     let entries: Vec<(ProductId, Entry)> = nets
                         .iter()
-                        .filter_map(|(id, n)| n.entry(&ps.profile).map(|e| (*id, e)))
+                        .filter_map(|(id, n)| n.entry(*id, &ps.profile, &tree).map(|e| (*id, e)))
                         .collect();
                     if entries.is_empty() {
                         continue;

@@ -7,9 +7,12 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::edit::{self, EditError, IssuedToken, Settings};
-use super::FileType;
+use super::rules_edit::{self, RuleSettings};
+use super::{explain, FileType, Partners, PartnersError};
+use crate::catalog::rules::PriceRule;
 use crate::catalog::Format;
 use crate::config::{Config, ConfigError, ServeArgs};
+use crate::store::StoreError;
 
 /// `iofd partners` and its options (accepted before or after the action).
 #[derive(Debug, clap::Args)]
@@ -64,6 +67,15 @@ pub enum Action {
         #[command(flatten)]
         settings: SettingsArgs,
     },
+    /// Say whether PRODUCT is in PARTNER's offer and why, with its price and stock after
+    /// each rule (reads the store's serving generation; safe beside a running server).
+    Explain {
+        id: String,
+        product: u64,
+        /// Only this shop of the partner's (default: each of them).
+        #[arg(long)]
+        shop: Option<u32>,
+    },
     /// Switch offer sharing on or off for every partner.
     Sharing {
         /// `on` or `off`.
@@ -102,6 +114,84 @@ pub struct SettingsArgs {
     /// Leave out products with no stock.
     #[arg(long, value_parser = parse_switch)]
     pub only_in_stock: Option<bool>,
+    /// Assortment: these categories and all their subcategories (`1,13`; `none` clears).
+    #[arg(long, value_parser = parse_ids)]
+    pub categories: Option<Ids>,
+    /// Assortment: only these producers (`16,21`; `none` clears).
+    #[arg(long, value_parser = parse_ids)]
+    pub producers: Option<Ids>,
+    /// Assortment: products always in (`none` clears).
+    #[arg(long, value_parser = parse_ids)]
+    pub include_products: Option<Ids>,
+    /// Assortment: products never in (`none` clears).
+    #[arg(long, value_parser = parse_ids)]
+    pub exclude_products: Option<Ids>,
+    /// Assortment: least shown stock of a product (`none` clears).
+    #[arg(long, value_parser = parse_maybe_decimal)]
+    pub min_stock: Option<MaybeDecimal>,
+    /// A price rule, repeatable, first match wins; replaces the partner's list
+    /// (`category=47,markup=10,round=0.99`, `producer=16,discount=5`, `markup=10`;
+    /// `none` clears the list).
+    #[arg(long = "price-rule", value_parser = parse_rule)]
+    pub price_rules: Vec<RuleArg>,
+    /// Stock: only these warehouses are shown (`none` clears).
+    #[arg(long, value_parser = parse_warehouses)]
+    pub warehouses: Option<Warehouses>,
+    /// Stock: the most any level shows (`none` clears).
+    #[arg(long, value_parser = parse_maybe_decimal)]
+    pub max_quantity: Option<MaybeDecimal>,
+    /// Stock: held back from every level (`none` clears).
+    #[arg(long, value_parser = parse_maybe_decimal)]
+    pub reserve: Option<MaybeDecimal>,
+}
+
+/// A list of ids on the command line (`none`: the empty list).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ids(pub Vec<u64>);
+
+/// Warehouse ids on the command line (`none`: the empty list).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Warehouses(pub Vec<u32>);
+
+fn parse_warehouses(s: &str) -> Result<Warehouses, String> {
+    parse_ids(s)?
+        .0
+        .into_iter()
+        .map(|w| u32::try_from(w).map_err(|_| format!("warehouse {w}: at most {}", u32::MAX)))
+        .collect::<Result<_, _>>()
+        .map(Warehouses)
+}
+
+/// A decimal on the command line (`none`: remove the key).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaybeDecimal(pub Option<Decimal>);
+
+/// A `--price-rule` (`none`: clear the list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleArg(pub Option<PriceRule>);
+
+fn parse_ids(s: &str) -> Result<Ids, String> {
+    if s == "none" || s.is_empty() {
+        return Ok(Ids::default());
+    }
+    s.split(',')
+        .map(|x| x.trim().parse::<u64>().map_err(|e| format!("{x:?}: {e}")))
+        .collect::<Result<_, _>>()
+        .map(Ids)
+}
+
+fn parse_maybe_decimal(s: &str) -> Result<MaybeDecimal, String> {
+    match s {
+        "none" => Ok(MaybeDecimal(None)),
+        _ => parse_decimal(s).map(|d| MaybeDecimal(Some(d))),
+    }
+}
+
+fn parse_rule(s: &str) -> Result<RuleArg, String> {
+    match s {
+        "none" => Ok(RuleArg(None)),
+        _ => rules_edit::parse_price_rule(s).map(|r| RuleArg(Some(r))),
+    }
 }
 
 impl From<SettingsArgs> for Settings {
@@ -116,6 +206,18 @@ impl From<SettingsArgs> for Settings {
             discount_percent: a.discount,
             wholesale: a.wholesale,
             only_in_stock: a.only_in_stock,
+            rules: RuleSettings {
+                categories: a.categories.map(|i| i.0),
+                producers: a.producers.map(|i| i.0),
+                include_products: a.include_products.map(|i| i.0),
+                exclude_products: a.exclude_products.map(|i| i.0),
+                min_stock: a.min_stock.map(|d| d.0),
+                price_rules: (!a.price_rules.is_empty())
+                    .then(|| a.price_rules.into_iter().filter_map(|r| r.0).collect()),
+                warehouses: a.warehouses.map(|w| w.0),
+                max_quantity: a.max_quantity.map(|d| d.0),
+                reserve: a.reserve.map(|d| d.0),
+            },
         }
     }
 }
@@ -159,6 +261,18 @@ pub enum CliError {
     Output(#[from] std::io::Error),
     #[error(transparent)]
     Activity(#[from] crate::activity::ActivityError),
+    #[error(transparent)]
+    Partners(#[from] PartnersError),
+    #[error("cannot read the catalog: {0}")]
+    Store(#[from] StoreError),
+    #[error("no partner {0:?} in the file")]
+    UnknownPartner(String),
+    #[error("the store holds no catalog yet (import one first)")]
+    EmptyStore,
+    #[error("no product {0} in the catalog")]
+    UnknownProduct(u64),
+    #[error("partner {0:?} has no shop {1}")]
+    UnknownShop(String, u32),
 }
 
 /// Run one `iofd partners` command, writing what it reports to `out`.
@@ -257,6 +371,33 @@ pub fn run(args: PartnersArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Action::Set { id, settings } => {
             edit::set(&path, &config, &id, &settings.into())?;
             writeln!(out, "{id}: settings saved")?;
+        }
+        Action::Explain { id, product, shop } => {
+            let partners = Partners::load(&path, &config)?;
+            let account = partners
+                .get(&id)
+                .ok_or_else(|| CliError::UnknownPartner(id.clone()))?;
+            let snapshot =
+                crate::store::read_serving(&config.store_dir())?.ok_or(CliError::EmptyStore)?;
+            let p = snapshot
+                .product(product)
+                .ok_or(CliError::UnknownProduct(product))?;
+            let shops: Vec<u32> = match shop {
+                Some(s) if account.shops.contains(&s) => vec![s],
+                Some(s) => return Err(CliError::UnknownShop(id, s)),
+                None => account.shops.iter().copied().collect(),
+            };
+            if !account.offer_access {
+                writeln!(
+                    out,
+                    "{id}: offer access is off (every feed URL answers 403)"
+                )?;
+            }
+            for shop in shops {
+                if let Some(profile) = account.profile(shop) {
+                    write!(out, "{}", explain::explain(profile, snapshot.dicts(), p))?;
+                }
+            }
         }
         Action::Sharing { state } => {
             edit::set_sharing(&path, &config, state)?;
@@ -372,6 +513,98 @@ mod tests {
         let mut out = Vec::new();
         run(args, &mut out)?;
         Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn rules_are_set_cleared_and_explained_from_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let file = dir.path().join("p.toml");
+        let (f, d) = (file.to_str().unwrap(), data.to_str().unwrap());
+        let at = |line: &[&str]| {
+            let mut l = line.to_vec();
+            l.extend(["--partners", f, "--data", d]);
+            run_line(&l)
+        };
+        at(&["add", "a", "--shops", "1"]).unwrap();
+        at(&[
+            "set",
+            "a",
+            "--categories",
+            "100",
+            "--price-rule",
+            "category=110,markup=10,round=0.99",
+            "--price-rule",
+            "discount=5",
+            "--warehouses",
+            "1",
+            "--reserve",
+            "2",
+        ])
+        .unwrap();
+        let entry = &edit::list(&file, &Config::for_data_dir(&data))
+            .unwrap()
+            .partners[0];
+        assert_eq!(entry.assortment.categories, [100]);
+        assert_eq!(entry.price_rule.len(), 2);
+        assert_eq!(entry.price_rule[0].category, Some(110));
+        assert_eq!(entry.stock.reserve, Some(Decimal::TWO));
+        // A rule that cannot hold is refused with its key; the file keeps the last good one.
+        let err = at(&["set", "a", "--price-rule", "markup=-150"]).unwrap_err();
+        assert!(
+            err.to_string().contains("price_rule[1].markup_percent"),
+            "{err}"
+        );
+
+        let store =
+            crate::store::Store::open(&config_store(&data), crate::store::StoreOptions::default())
+                .unwrap();
+        let mut records = crate::catalog::sample::sample_dictionaries().into_records();
+        records.extend(
+            crate::catalog::sample::sample_products()
+                .into_iter()
+                .map(|p| crate::catalog::Record::Product(Box::new(p))),
+        );
+        store
+            .apply(records, crate::store::ApplyMode::FullSync)
+            .unwrap();
+        // The store stays open (and locked), as under a running server.
+        let out = at(&["explain", "a", "1001"]).unwrap();
+        assert!(
+            out.starts_with("product 1001 in shop 1: IN the offer"),
+            "{out}"
+        );
+        assert!(
+            out.contains("price_rule[1] (markup 10 %, ending 0.99)"),
+            "{out}"
+        );
+        assert!(out.contains("warehouse 1: 12 -> shown 10"), "{out}");
+        assert!(matches!(
+            at(&["explain", "a", "999"]),
+            Err(CliError::UnknownProduct(999))
+        ));
+        at(&[
+            "set",
+            "a",
+            "--categories",
+            "none",
+            "--price-rule",
+            "none",
+            "--warehouses",
+            "none",
+            "--reserve",
+            "none",
+        ])
+        .unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            !text.contains("assortment") && !text.contains("price_rule") && !text.contains("stock"),
+            "{text}"
+        );
+    }
+
+    fn config_store(data: &std::path::Path) -> std::path::PathBuf {
+        Config::for_data_dir(data).store_dir()
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct Settings {
     pub discount_percent: Option<Decimal>,
     pub wholesale: Option<bool>,
     pub only_in_stock: Option<bool>,
+    /// Assortment, price and stock rules.
+    pub rules: super::rules_edit::RuleSettings,
 }
 
 /// A token just created: the only moment it exists outside the partner's hands.
@@ -475,6 +477,7 @@ fn apply_settings(table: &mut Table, s: &Settings) {
     if let Some(only_in_stock) = s.only_in_stock {
         table.insert("only_in_stock", value(only_in_stock));
     }
+    super::rules_edit::apply(table, &s.rules);
 }
 
 /// The name of a format in the file and on the command line.

@@ -11,7 +11,9 @@
 
 pub mod cli;
 pub mod edit;
+pub mod explain;
 pub mod grant;
+pub mod rules_edit;
 pub mod watch;
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,6 +24,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::catalog::rules::{Assortment, Known, PriceRule, RuleError, Rules, StockRule};
 use crate::catalog::{Format, RenderProfile};
 use crate::config::Config;
 
@@ -77,6 +80,28 @@ pub struct PartnerEntry {
     pub wholesale: bool,
     #[serde(default)]
     pub only_in_stock: bool,
+    /// `[partner.assortment]`: which products the partner gets.
+    #[serde(default, skip_serializing_if = "Assortment::is_empty")]
+    pub assortment: Assortment,
+    /// `[[partner.price_rule]]`: the first that matches a product prices it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_rule: Vec<PriceRule>,
+    /// `[partner.stock]`: which stock the partner sees.
+    #[serde(default, skip_serializing_if = "StockRule::is_empty")]
+    pub stock: StockRule,
+}
+
+impl PartnerEntry {
+    /// The entry's rules, normalized (equal rules, equal file keys).
+    pub fn rules(&self) -> Rules {
+        let mut rules = Rules {
+            assortment: self.assortment.clone(),
+            price_rules: self.price_rule.clone(),
+            stock: self.stock.clone(),
+        };
+        rules.normalize();
+        rules
+    }
 }
 
 fn yes() -> bool {
@@ -221,6 +246,14 @@ pub enum PartnersError {
         id: String,
         reason: String,
     },
+    /// A rule that cannot hold; the source names the key.
+    #[error("{path}: partner {id:?}: {source}")]
+    Rule {
+        path: PathBuf,
+        id: String,
+        #[source]
+        source: RuleError,
+    },
 }
 
 /// Hash a token for storage and comparison.
@@ -314,6 +347,12 @@ impl Partners {
                     "discount_percent is from 0 up to (not including) 100".into()
                 ));
             }
+            let rules = entry.rules();
+            rules.check().map_err(|source| PartnersError::Rule {
+                path: path.to_path_buf(),
+                id: entry.id.clone(),
+                source,
+            })?;
             let profiles = entry
                 .shops
                 .iter()
@@ -328,6 +367,7 @@ impl Partners {
                         discount_percent: entry.discount_percent,
                         wholesale: entry.wholesale,
                         only_in_stock: entry.only_in_stock,
+                        rules: rules.clone(),
                     };
                     let key = profile.key();
                     (shop, (profile, key))
@@ -390,6 +430,25 @@ impl Partners {
                     reason: format!("shop {shop} does not exist: {}", missing(shop)),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Refuse the file when an account's rules name a category, producer or warehouse the
+    /// catalog lacks (`known` says what it holds).
+    pub fn check_rules(&self, path: &Path, known: &impl Known) -> Result<(), PartnersError> {
+        for account in self.accounts() {
+            let Some((profile, _)) = account.profiles.values().next() else {
+                continue;
+            };
+            profile
+                .rules
+                .check_against(known)
+                .map_err(|source| PartnersError::Rule {
+                    path: path.to_path_buf(),
+                    id: account.id.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }

@@ -22,6 +22,7 @@ fn profile(shop: u32, only_in_stock: bool) -> RenderProfile {
         discount_percent: Decimal::ZERO,
         wholesale: false,
         only_in_stock,
+        rules: Default::default(),
     }
 }
 

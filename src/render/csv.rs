@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 use super::pricing::{PriceNode, Pricing};
 use super::reference::{localized, ArchivedTexts};
 use super::RenderError;
+use crate::catalog::rules::{Parents, StockRule};
 use crate::catalog::{
     self, ArchivedDictionaries, ArchivedProduct, ArchivedSize, Price, RenderProfile,
 };
@@ -86,10 +87,12 @@ pub fn write_full_csv<'p>(
     products: impl IntoIterator<Item = &'p ArchivedProduct>,
 ) -> Result<(), RenderError> {
     let pricing = Pricing::full(profile);
+    let tree = tree(profile, dicts);
     let mut out = Out::new(w);
     out.header(FULL_COLUMNS.iter().copied())?;
     let mut names = Names::new(dicts, &profile.languages);
-    for p in products.into_iter().filter(|p| profile.includes(p)) {
+    for p in products.into_iter().filter(|p| profile.includes(p, &tree)) {
+        let pricing = pricing.for_product(profile, catalog::subject(p), &tree);
         let id = p.id.to_native();
         let desc = &p.description;
         let name = localized(&desc.name, &profile.languages);
@@ -112,7 +115,7 @@ pub fn write_full_csv<'p>(
         let shops = join_ids(p.shops.iter().map(|s| s.to_native()));
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let (price, srp, stock) = size_values(&pricing, p, size)?;
+            let (price, srp, stock) = size_values(&pricing, &profile.rules.stock, p, size)?;
             out.display(id)?;
             out.text(p.kind.as_str())?;
             out.text(p.code.as_ref().map_or("", |c| c.as_str()))?;
@@ -159,8 +162,15 @@ pub fn write_light_csv<'p>(
     dicts: &ArchivedDictionaries,
     products: impl IntoIterator<Item = &'p ArchivedProduct>,
 ) -> Result<(), RenderError> {
-    let warehouses: Vec<u32> = dicts.warehouses.iter().map(|w| w.id.to_native()).collect();
+    let stock_rule = &profile.rules.stock;
+    let warehouses: Vec<u32> = dicts
+        .warehouses
+        .iter()
+        .map(|w| w.id.to_native())
+        .filter(|w| stock_rule.shows(*w))
+        .collect();
     let pricing = Pricing::light(profile);
+    let tree = tree(profile, dicts);
     let mut out = Out::new(w);
     let stock_columns: Vec<String> = warehouses.iter().map(|id| format!("stock_{id}")).collect();
     out.header(
@@ -169,11 +179,12 @@ pub fn write_light_csv<'p>(
             .copied()
             .chain(stock_columns.iter().map(String::as_str)),
     )?;
-    for p in products.into_iter().filter(|p| profile.includes(p)) {
+    for p in products.into_iter().filter(|p| profile.includes(p, &tree)) {
+        let pricing = pricing.for_product(profile, catalog::subject(p), &tree);
         let id = p.id.to_native();
         let vat = catalog::decimal(&p.vat).normalize();
         for size in p.sizes.iter() {
-            let (price, srp, stock) = size_values(&pricing, p, size)?;
+            let (price, srp, stock) = size_values(&pricing, &profile.rules.stock, p, size)?;
             out.display(id)?;
             out.text(&size.id)?;
             out.text(&size.code)?;
@@ -190,7 +201,7 @@ pub fn write_light_csv<'p>(
                     .stock
                     .iter()
                     .find(|s| s.warehouse.to_native() == warehouse)
-                    .map(|s| catalog::decimal(&s.quantity).normalize());
+                    .map(|s| stock_rule.shown(catalog::decimal(&s.quantity)).normalize());
                 out.opt(level)?;
             }
             out.end()?;
@@ -199,12 +210,24 @@ pub fn write_light_csv<'p>(
     out.finish()
 }
 
-/// The size's stock summed over warehouses; -1 (unlimited) when any warehouse is unlimited;
-/// `None` when the sum overflows.
-fn stock_total(size: &ArchivedSize) -> Option<Decimal> {
+/// The category tree when the profile's rules read it (an empty one otherwise: cheaper).
+fn tree(profile: &RenderProfile, dicts: &ArchivedDictionaries) -> Parents {
+    match profile.rules.reads_categories() {
+        true => Parents::of(dicts),
+        false => Parents::default(),
+    }
+}
+
+/// The size's shown stock summed over shown warehouses; -1 (unlimited) when any of them is
+/// unlimited; `None` when the sum overflows.
+fn stock_total(rule: &StockRule, size: &ArchivedSize) -> Option<Decimal> {
     let mut total = Decimal::ZERO;
-    for level in size.stock.iter() {
-        let q = catalog::decimal(&level.quantity);
+    for level in size
+        .stock
+        .iter()
+        .filter(|l| rule.shows(l.warehouse.to_native()))
+    {
+        let q = rule.shown(catalog::decimal(&level.quantity));
         if q == Decimal::NEGATIVE_ONE {
             return Some(Decimal::NEGATIVE_ONE);
         }
@@ -217,6 +240,7 @@ fn stock_total(size: &ArchivedSize) -> Option<Decimal> {
 /// A size's price, suggested retail price and total stock, as both CSV files show them.
 fn size_values(
     pricing: &Pricing,
+    stock: &StockRule,
     p: &ArchivedProduct,
     size: &ArchivedSize,
 ) -> Result<(Option<Price>, Option<Price>, Decimal), RenderError> {
@@ -228,7 +252,7 @@ fn size_values(
                 .or_overflow(|| overflow(column))
         });
     let (price, srp) = (price?, srp?);
-    let stock = stock_total(size).ok_or_else(|| overflow("stock"))?;
+    let stock = stock_total(stock, size).ok_or_else(|| overflow("stock"))?;
     Ok((price, srp, stock))
 }
 
@@ -438,6 +462,7 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         }
     }
 

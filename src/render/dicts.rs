@@ -275,6 +275,11 @@ impl<'a> DictIndex<'a> {
         self.categories.get(id)
     }
 
+    /// Whether partner rules may name this warehouse (and `stocks.xml` lists it).
+    pub fn has_warehouse(&self, id: u32) -> bool {
+        self.warehouse(id).is_some()
+    }
+
     /// Full path "Parent/Child" in `lang` (falls back to any language a level has).
     /// Precomputed; no allocation per call. A parent missing from the dictionary ends the
     /// path there, and a cycle in the parent links is cut.
@@ -391,6 +396,15 @@ fn category_paths(categories: &IdMap<'_, ArchivedCategory>) -> (Vec<Box<str>>, V
         }
     }
     (path_langs, paths)
+}
+
+impl crate::catalog::rules::Tree for DictIndex<'_> {
+    fn parent(&self, category: u64) -> Option<u64> {
+        self.category(category)?
+            .parent
+            .as_ref()
+            .map(|p| p.to_native())
+    }
 }
 
 #[cfg(test)]

@@ -23,4 +23,8 @@ pub enum RenderError {
         size: String,
         column: &'static str,
     },
+    /// The dictionaries could not be read or written back for a partner's narrowed
+    /// reference files.
+    #[error("narrowing the dictionaries: {0}")]
+    Dictionaries(#[source] Box<rkyv::rancor::Error>),
 }

@@ -8,6 +8,7 @@ mod gateway;
 mod offer;
 mod pricing;
 mod reference;
+mod used;
 pub(crate) mod xml;
 
 pub use self::csv::{write_full_csv, write_light_csv, FULL_COLUMNS, LIGHT_COLUMNS};
@@ -20,4 +21,9 @@ pub use offer::{
     write_removed_product, OfferMeta,
 };
 pub use reference::{write_reference, ReferenceKind, ReferenceMeta};
+pub use used::Used;
+/// Archive and read back narrowed dictionaries ([`Used::narrow`]).
+pub mod narrowed {
+    pub use super::used::{access, archive};
+}
 pub use xml::format_datetime;

@@ -12,6 +12,7 @@
 
 use rust_decimal::Decimal;
 
+use crate::catalog::rules::{PriceRule, Subject, Tree};
 use crate::catalog::RenderProfile;
 use crate::catalog::{self, round_money, ArchivedPrice, ArchivedPrices, Price};
 
@@ -74,6 +75,8 @@ pub(crate) struct Pricing {
     discount: Discount,
     /// Wholesale partners pay the wholesale price, falling back to retail.
     wholesale: bool,
+    /// The partner's price rule for the product being written (see [`Pricing::for_product`]).
+    rule: Option<PriceRule>,
 }
 
 impl Pricing {
@@ -84,6 +87,25 @@ impl Pricing {
             rate_is_one: profile.rate == Decimal::ONE,
             discount: Discount::None,
             wholesale: profile.wholesale,
+            rule: None,
+        }
+    }
+
+    /// This pricing for one product: with the first of the profile's price rules that
+    /// matches it (none: as it is).
+    pub(crate) fn for_product(
+        &self,
+        profile: &RenderProfile,
+        s: Subject,
+        tree: &impl Tree,
+    ) -> Self {
+        let rule = match profile.rules.price_rules.is_empty() {
+            true => None,
+            false => profile.rules.price_rule(s, tree).map(|(_, r)| r.clone()),
+        };
+        Pricing {
+            rule,
+            ..self.clone()
         }
     }
 
@@ -115,10 +137,14 @@ impl Pricing {
     /// What the partner pays for a base amount: converted, and discounted in light files
     /// (`RenderProfile::discounted`).
     pub(crate) fn pay(&self, d: Decimal) -> Option<Decimal> {
-        match self.discount {
+        let paid = match self.discount {
             Discount::None => self.convert(d),
             Discount::Keep(keep) => catalog::discount_amount(d, self.rate, keep),
             Discount::Unrepresentable => None,
+        }?;
+        match &self.rule {
+            Some(rule) => rule.apply(paid),
+            None => Some(paid),
         }
     }
 

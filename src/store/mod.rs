@@ -49,7 +49,7 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 pub use commit::{CommitError, CommitWorker, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
 pub use lock::LOCK;
-pub use recover::{verify, GenerationCheck, StoreCheck};
+pub use recover::{read_serving, verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool, SpooledBatch};
 
 /// Errors of the store. Each names the file or record concerned.

@@ -140,6 +140,24 @@ impl StoreCheck {
     }
 }
 
+/// The generation a server starting now would serve (the current one, else the fallback),
+/// read without the store's lock or any change (safe beside a running server, like
+/// [`verify`]); `None` when the store was never written.
+pub fn read_serving(dir: &Path) -> Result<Option<Snapshot>, StoreError> {
+    let mut first_error = None;
+    for name in [MANIFEST, PREVIOUS] {
+        match Manifest::read_named(dir, name).and_then(|m| m.map(|m| m.load(dir, name)).transpose())
+        {
+            Ok(Some(s)) => return Ok(Some(s)),
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(None), Err)
+}
+
 /// Check every file of the current generation and of the fallback, without changing
 /// anything (safe beside a running server).
 pub fn verify(dir: &Path) -> StoreCheck {

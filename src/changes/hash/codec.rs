@@ -108,24 +108,77 @@ pub(crate) fn decode_products(mut bytes: &[u8]) -> Option<Vec<ProductHashes>> {
     bytes.is_empty().then_some(out)
 }
 
+/// Bit of the first membership byte telling that the rule facts (producer, category, stock
+/// levels) follow; files written before partner rules lack it and decode without them.
+const RULE_FACTS: u8 = 2;
+
 pub(crate) fn encode_membership(m: &Membership, out: &mut Vec<u8>) {
-    out.push(u8::from(m.in_stock));
+    if !m.facts {
+        // Kept as it was read (a frame rewritten from an earlier version's).
+        out.push(u8::from(m.in_stock));
+        out.extend_from_slice(&(m.shops.len() as u32).to_le_bytes());
+        for s in &m.shops {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+        return;
+    }
+    out.push(u8::from(m.in_stock) | RULE_FACTS);
     out.extend_from_slice(&(m.shops.len() as u32).to_le_bytes());
     for s in &m.shops {
         out.extend_from_slice(&s.to_le_bytes());
     }
+    for id in [m.producer, m.category] {
+        match id {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+            None => out.push(0),
+        }
+    }
+    out.extend_from_slice(&(m.levels.len() as u32).to_le_bytes());
+    for (warehouse, quantity) in &m.levels {
+        out.extend_from_slice(&warehouse.to_le_bytes());
+        out.extend_from_slice(&quantity.serialize());
+    }
 }
 
 pub(crate) fn decode_membership(bytes: &mut &[u8]) -> Option<Membership> {
-    let in_stock = match take_u8(bytes)? {
-        0 => false,
-        1 => true,
-        _ => return None,
-    };
+    let first = take_u8(bytes)?;
+    if first & !(1 | RULE_FACTS) != 0 {
+        return None;
+    }
+    let in_stock = first & 1 == 1;
     let n = take_u32(bytes)?;
     let mut shops = Vec::with_capacity((n as usize).min(bytes.len() / 4));
     for _ in 0..n {
         shops.push(take_u32(bytes)?);
     }
-    Some(Membership { in_stock, shops })
+    let mut m = Membership {
+        in_stock,
+        shops,
+        ..Membership::default()
+    };
+    if first & RULE_FACTS == 0 {
+        return Some(m);
+    }
+    m.facts = true;
+    let id = |bytes: &mut &[u8]| -> Option<Option<u64>> {
+        match take_u8(bytes)? {
+            0 => Some(None),
+            1 => Some(Some(take_u64(bytes)?)),
+            _ => None,
+        }
+    };
+    m.producer = id(bytes)?;
+    m.category = id(bytes)?;
+    let n = take_u32(bytes)?;
+    m.levels = Vec::with_capacity((n as usize).min(bytes.len() / 20));
+    for _ in 0..n {
+        let warehouse = take_u32(bytes)?;
+        let quantity: [u8; 16] = take(bytes, 16)?.try_into().ok()?;
+        m.levels
+            .push((warehouse, rust_decimal::Decimal::deserialize(quantity)));
+    }
+    Some(m)
 }

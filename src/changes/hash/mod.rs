@@ -29,6 +29,9 @@ mod product;
 #[cfg(test)]
 mod tests;
 
+use rust_decimal::Decimal;
+
+use crate::catalog::rules::{Subject, Tree};
 use crate::catalog::{ArchivedProduct, ProductId};
 use crate::catalog::{MainNode, RenderProfile};
 
@@ -79,32 +82,70 @@ fn node_hash(encoding: &[u8]) -> NodeHash {
     }
 }
 
-/// What decides whether a product is part of a profile's offer: the shops it is offered in
-/// and whether any size is in stock. Kept beside the hashes so that membership at the start
-/// of a window is known after the product itself changed.
+/// What decides whether a product is part of a profile's offer: the shops it is offered in,
+/// whether any size is in stock, and what partner rules read (producer, category, stock
+/// levels). Kept beside the hashes so that membership at the start of a window is known
+/// after the product itself changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Membership {
     pub in_stock: bool,
     /// Empty means every shop.
     pub shops: Vec<u32>,
+    pub producer: Option<u64>,
+    pub category: Option<u64>,
+    /// Every size's stock levels as (warehouse, quantity), in the product's order.
+    pub levels: Vec<(u32, Decimal)>,
+    /// Whether `producer`, `category` and `levels` are known: false for memberships stored
+    /// before partner rules (hash files and log frames of an earlier version).
+    pub facts: bool,
 }
 
 impl Membership {
     /// The membership of a product.
     pub fn of(p: &ArchivedProduct) -> Self {
+        let s = crate::catalog::subject(p);
         Membership {
             in_stock: p.in_stock(),
             shops: p.shops.iter().map(|s| s.to_native()).collect(),
+            producer: s.producer,
+            category: s.category,
+            levels: levels(p),
+            facts: true,
         }
     }
 
-    /// [`RenderProfile::includes`] of the product these facts were kept from.
-    pub fn includes(&self, profile: &RenderProfile) -> bool {
-        profile.admits(
-            || self.shops.is_empty() || self.shops.contains(&profile.shop),
-            || self.in_stock,
-        )
+    /// [`RenderProfile::includes`] of product `id`, from the facts kept of it; `tree`
+    /// resolves category subtrees.
+    pub fn includes(&self, id: ProductId, profile: &RenderProfile, tree: &impl Tree) -> bool {
+        let in_shop = self.shops.is_empty() || self.shops.contains(&profile.shop);
+        if profile.rules.assortment.is_empty() && profile.rules.stock.is_empty() {
+            return in_shop && (!profile.only_in_stock || self.in_stock);
+        }
+        profile.admits(in_shop, self.subject(id), tree, self.levels.iter().copied())
     }
+
+    /// What price rules select by.
+    pub fn subject(&self, id: ProductId) -> Subject {
+        Subject {
+            id,
+            producer: self.producer,
+            category: self.category,
+        }
+    }
+}
+
+/// A product's stock levels as [`Membership`] keeps them.
+pub fn levels(p: &ArchivedProduct) -> Vec<(u32, Decimal)> {
+    p.sizes
+        .iter()
+        .flat_map(|s| s.stock.iter())
+        .map(|l| {
+            (
+                l.warehouse.to_native(),
+                crate::catalog::decimal(&l.quantity),
+            )
+        })
+        .collect()
 }
 
 /// The dictionary entries a product references, to resolve its dictionary-dependent nodes.

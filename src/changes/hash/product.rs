@@ -152,6 +152,10 @@ pub fn hash_product(p: &ArchivedProduct, scratch: &mut Vec<u8>) -> ProductHashes
         membership: Membership {
             in_stock,
             shops: p.shops.iter().map(|s| s.to_native()).collect(),
+            producer: opt(producer),
+            category: opt(category),
+            levels: super::levels(p),
+            facts: true,
         },
         refs: Refs {
             producer: opt(producer),

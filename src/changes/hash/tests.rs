@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 
 use super::enc::Enc;
 use super::*;
+use crate::catalog::rules::flat;
 use crate::catalog::sample::{sample_dictionaries, sample_products};
 use crate::catalog::Format;
 use crate::catalog::{self, ArchivedDictionaries};
@@ -53,7 +54,13 @@ fn golden_lines() -> Vec<String> {
     for p in sample_products() {
         let h = hashes(&p);
         let effective = dicts.effective(&h);
-        lines.push(format!("{} {:?} {:?}", p.id, h.membership, h.refs));
+        // The membership as it read before partner rules added facts to it (they are not
+        // hashes), so the digest still pins every hash.
+        let m = &h.membership;
+        lines.push(format!(
+            "{} Membership {{ in_stock: {:?}, shops: {:?} }} {:?}",
+            p.id, m.in_stock, m.shops, h.refs
+        ));
         for n in MainNode::ALL {
             let (own, eff) = (&h.own[index(n)], &effective[index(n)]);
             if *own != ABSENT || *eff != ABSENT {
@@ -288,6 +295,7 @@ fn encodings_round_trip_and_reject_garbage() {
 #[test]
 fn membership_agrees_with_the_renderer() {
     let profile = |shop, only_in_stock| RenderProfile {
+        rules: Default::default(),
         shop,
         format: Format::Iof30,
         gzip: false,
@@ -312,9 +320,51 @@ fn membership_agrees_with_the_renderer() {
         assert_eq!(hash_product(a, &mut Vec::new()).membership, m);
         for shop in [1, 2] {
             for only in [false, true] {
-                let pr = profile(shop, only);
-                assert_eq!(m.includes(&pr), pr.includes(a), "product {}", p.id);
+                let mut pr = profile(shop, only);
+                assert_eq!(
+                    m.includes(p.id, &pr, &flat),
+                    pr.includes(a, &flat),
+                    "product {}",
+                    p.id
+                );
+                // Stock rules read the levels the membership keeps.
+                pr.rules.stock.warehouses = vec![1];
+                pr.rules.stock.reserve = Some(Decimal::ONE);
+                pr.rules.assortment.min_stock = Some(Decimal::TWO);
+                assert_eq!(
+                    m.includes(p.id, &pr, &flat),
+                    pr.includes(a, &flat),
+                    "product {}",
+                    p.id
+                );
             }
         }
     }
+}
+
+#[test]
+fn memberships_round_trip_and_earlier_ones_decode_without_facts() {
+    let m = Membership {
+        in_stock: true,
+        shops: vec![1, 3],
+        producer: Some(16),
+        category: None,
+        levels: vec![(1, Decimal::new(-1, 0)), (2, Decimal::new(125, 1))],
+        facts: true,
+    };
+    let mut bytes = Vec::new();
+    encode_membership(&m, &mut bytes);
+    assert_eq!(decode_membership(&mut bytes.as_slice()), Some(m.clone()));
+    // As an earlier version wrote it: in stock, two shops, nothing more.
+    let old = [1u8, 2, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0];
+    let read = decode_membership(&mut &old[..]).unwrap();
+    assert!(!read.facts && read.in_stock && read.shops == [1, 3]);
+    let mut again = Vec::new();
+    encode_membership(&read, &mut again);
+    assert_eq!(again, old, "written back as it was read");
+    assert_eq!(
+        decode_membership(&mut &[4u8][..]),
+        None,
+        "unknown flags are damage"
+    );
 }

@@ -158,6 +158,7 @@ fn settings_of(form: &Form) -> Result<Settings, Failure> {
         discount_percent: optional(form, "discount", parse_decimal)?,
         wholesale: flag("wholesale"),
         only_in_stock: flag("only_in_stock"),
+        rules: Default::default(),
     })
 }
 

@@ -469,6 +469,7 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         };
         let when = jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0);
         let meta = OfferMeta {

@@ -6,7 +6,9 @@ use super::Cx;
 use crate::catalog::{self, ArchivedProduct};
 use crate::render::xml::XmlBuf;
 pub(super) fn light_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
+    let cx = &cx.for_product(p);
     let places = cx.places;
+    let stock = &cx.profile.rules.stock;
     o.raw(b"\t<product");
     o.attr_u64(b"id", p.id.to_native());
     o.attr_decimal(b"vat", catalog::decimal(&p.vat), 1);
@@ -43,10 +45,14 @@ pub(super) fn light_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
                 b"\t\t\t\t",
                 places,
             );
-            for s in size.stock.iter() {
+            for s in size
+                .stock
+                .iter()
+                .filter(|s| stock.shows(s.warehouse.to_native()))
+            {
                 o.raw(b"\t\t\t\t<stock");
                 o.attr_u64(b"id", u64::from(s.warehouse.to_native()));
-                o.attr_decimal(b"quantity", catalog::decimal(&s.quantity), 0);
+                o.attr_decimal(b"quantity", stock.shown(catalog::decimal(&s.quantity)), 0);
                 o.raw(b"/>\n");
             }
             o.raw(b"\t\t\t</size>\n");

@@ -141,6 +141,18 @@ impl<'c, 'd> Cx<'c, 'd> {
         }
     }
 
+    /// This context for one product: its price rule chosen.
+    fn for_product(&self, p: &ArchivedProduct) -> Cx<'c, 'd> {
+        Cx {
+            profile: self.profile,
+            dicts: self.dicts,
+            pricing: self
+                .pricing
+                .for_product(self.profile, catalog::subject(p), self.dicts),
+            places: self.places,
+        }
+    }
+
     /// The profile's languages in order (the default language when the list is empty).
     fn langs(&self) -> impl Iterator<Item = &'c str> {
         let profile = self.profile;
@@ -209,7 +221,7 @@ pub fn write_full_product(
     dicts: &DictIndex,
     p: &ArchivedProduct,
 ) -> io::Result<()> {
-    if !profile.includes(p) {
+    if !profile.includes(p, dicts) {
         return Ok(());
     }
     let cx = Cx::full(profile, dicts);
@@ -258,7 +270,7 @@ pub fn write_main_node(
     p: &ArchivedProduct,
     node: MainNode,
 ) -> io::Result<()> {
-    let cx = Cx::full(profile, dicts);
+    let cx = Cx::full(profile, dicts).for_product(p);
     with_scratch(|o| {
         if node == MainNode::Attributes {
             product_attributes(o, &cx, p);
@@ -296,7 +308,7 @@ pub fn write_light_product(
     dicts: &DictIndex,
     p: &ArchivedProduct,
 ) -> io::Result<()> {
-    if !profile.includes(p) {
+    if !profile.includes(p, dicts) {
         return Ok(());
     }
     let cx = Cx::light(profile, dicts);
@@ -323,7 +335,7 @@ pub fn full<'p>(
     with_scratch(|o| {
         full_header(o, profile, meta);
         for p in products {
-            if profile.includes(p) {
+            if profile.includes(p, dicts) {
                 full_product(o, &cx, p, NodeSet::ALL);
                 if o.len() >= FLUSH_AT {
                     w.write_all(o)?;
@@ -348,7 +360,7 @@ pub fn light<'p>(
     with_scratch(|o| {
         light_header(o, profile, meta);
         for p in products {
-            if profile.includes(p) {
+            if profile.includes(p, dicts) {
                 light::light_product(o, &cx, p);
                 if o.len() >= FLUSH_AT {
                     w.write_all(o)?;
@@ -398,6 +410,7 @@ fn product_prices(cx: &Cx, p: &ArchivedProduct, set: NodeSet) -> PriceNodes {
 }
 
 fn full_product(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct, set: NodeSet) {
+    let cx = &cx.for_product(p);
     product_attributes(o, cx, p);
     o.raw(b">\n");
     let prices = product_prices(cx, p, set);
@@ -499,10 +512,10 @@ mod tests {
             ids(&render_full(&f, &in_stock)),
             [1001, 1003, 1004, 1005, 1007]
         );
-        assert!(!in_stock.includes(f.product(1002)));
-        assert!(retail_pl().includes(f.product(1002)));
-        // The per-product writer skips excluded products too.
         let dicts = DictIndex::new(f.dicts());
+        assert!(!in_stock.includes(f.product(1002), &dicts));
+        assert!(retail_pl().includes(f.product(1002), &dicts));
+        // The per-product writer skips excluded products too.
         let mut out = Vec::new();
         write_full_product(&mut out, &in_stock, &dicts, f.product(1002)).expect("write");
         write_light_product(&mut out, &in_stock, &dicts, f.product(1002)).expect("write");

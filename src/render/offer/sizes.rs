@@ -71,15 +71,22 @@ pub(super) fn full_sizes(o: &mut Vec<u8>, cx: &Cx, p: &ArchivedProduct) {
             b"\t\t\t\t",
             cx.places,
         );
-        for s in size.stock.iter() {
-            let quantity = catalog::decimal(&s.quantity);
+        let rule = &cx.profile.rules.stock;
+        for s in size
+            .stock
+            .iter()
+            .filter(|s| rule.shows(s.warehouse.to_native()))
+        {
+            let quantity = rule.shown(catalog::decimal(&s.quantity));
             o.raw(b"\t\t\t\t<stock");
             o.attr_u64(b"id", u64::from(s.warehouse.to_native()));
             o.attr_decimal(b"quantity", quantity, 0);
             o.attr_decimal(b"available_stock_quantity", quantity, 0);
+            // A reserve or cap hides the real stock: the physical figure would tell it.
             let physical = s
                 .physical
                 .as_ref()
+                .filter(|_| !rule.reshapes())
                 .map(catalog::decimal)
                 .unwrap_or(quantity);
             let places = if physical == Decimal::NEGATIVE_ONE {

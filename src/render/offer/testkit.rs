@@ -65,6 +65,7 @@ pub(super) fn retail_pl() -> RenderProfile {
         discount_percent: dec("5"),
         wholesale: false,
         only_in_stock: false,
+        rules: Default::default(),
     }
 }
 
@@ -80,6 +81,7 @@ pub(super) fn wholesale_eur() -> RenderProfile {
         discount_percent: dec("10"),
         wholesale: true,
         only_in_stock: true,
+        rules: Default::default(),
     }
 }
 

@@ -30,6 +30,7 @@ fn retail_pl() -> RenderProfile {
         discount_percent: dec("5"),
         wholesale: false,
         only_in_stock: false,
+        rules: Default::default(),
     }
 }
 
