@@ -322,3 +322,83 @@ fn the_panel_needs_a_session_and_its_token_for_every_change() {
     assert_eq!(res.status(), 303);
     assert_eq!(panel.get("/ui/").status(), 303, "logged out");
 }
+
+#[test]
+fn rules_are_edited_on_the_card_with_the_cli_syntax_and_a_bad_rule_changes_nothing() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let server = Server::demo(&data);
+    let partners = data.join("partners.toml");
+    let (id, _, _) = demo_partners().remove(0);
+    let mut panel = Panel::new(&server);
+    assert_eq!(panel.login(DEMO_ADMIN_TOKEN).status(), 303);
+    let card = panel.get(&format!("/ui/partners/{id}")).text().unwrap();
+    let (csrf, seen) = (field(&card, "csrf"), field(&card, "seen"));
+    let rules = |seen: &str, price_rules: &str| {
+        panel.post(
+            &format!("/ui/partners/{id}/rules"),
+            &[
+                ("csrf", &csrf),
+                ("seen", seen),
+                ("categories", "1"),
+                ("producers", ""),
+                ("include_products", ""),
+                ("exclude_products", "123"),
+                ("min_stock", ""),
+                ("price_rules", price_rules),
+                ("warehouses", ""),
+                ("max_quantity", "50"),
+                ("reserve", "2"),
+            ],
+        )
+    };
+
+    // A rule the CLI would refuse: nothing is written, the line is named.
+    let before = std::fs::read_to_string(&partners).unwrap();
+    let res = rules(&seen, "markup=10\nround=0.99,colour=red");
+    assert_eq!(res.status(), 422);
+    assert!(res.text().unwrap().contains("price_rules: line 2"));
+    assert_eq!(std::fs::read_to_string(&partners).unwrap(), before);
+
+    let res = rules(&seen, "category=1,markup=10,round=0.99\r\ndiscount=5\r\n");
+    assert_eq!(res.status(), 303);
+    let file: toml::Value = toml::from_str(&std::fs::read_to_string(&partners).unwrap()).unwrap();
+    let entry = file["partner"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"].as_str() == Some(id.as_str()))
+        .unwrap();
+    assert_eq!(
+        entry["assortment"]["categories"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        entry["assortment"]["exclude_products"][0].as_integer(),
+        Some(123)
+    );
+    assert_eq!(entry["stock"]["max_quantity"].as_str(), Some("50"));
+    assert_eq!(entry["price_rule"].as_array().unwrap().len(), 2);
+
+    // The card shows the rules back in the syntax they were typed in, and clearing every
+    // field leaves the partner as it was before rules.
+    let card = panel.get(&format!("/ui/partners/{id}")).text().unwrap();
+    assert!(
+        card.contains("category=1,markup=10,round=0.99\ndiscount=5"),
+        "{card}"
+    );
+    let seen = field(&card, "seen");
+    let res = panel.post(
+        &format!("/ui/partners/{id}/rules"),
+        &[("csrf", &csrf), ("seen", &seen)],
+    );
+    assert_eq!(res.status(), 303);
+    let after = std::fs::read_to_string(&partners).unwrap();
+    for key in [
+        "[partner.assortment]",
+        "[[partner.price_rule]]",
+        "[partner.stock]",
+    ] {
+        assert!(!after.contains(key), "{key} cleared: {after}");
+    }
+}

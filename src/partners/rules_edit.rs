@@ -125,6 +125,31 @@ fn price_rule_table(rule: &PriceRule) -> Table {
     t
 }
 
+/// A price rule in the syntax [`parse_price_rule`] reads (`category=47,markup=10,round=0.99`),
+/// to show a rule where it can be edited.
+pub fn format_price_rule(rule: &PriceRule) -> String {
+    let mut parts = Vec::new();
+    for (key, id) in [
+        ("category", rule.category),
+        ("producer", rule.producer),
+        ("product", rule.product),
+    ] {
+        if let Some(id) = id {
+            parts.push(format!("{key}={id}"));
+        }
+    }
+    for (key, d) in [
+        ("markup", rule.markup_percent),
+        ("discount", rule.discount_percent),
+        ("round", rule.round_to),
+    ] {
+        if let Some(d) = d {
+            parts.push(format!("{key}={}", d.normalize()));
+        }
+    }
+    parts.join(",")
+}
+
 /// A price rule from the command line: `markup=10,round=0.99`, `category=47,discount=5`
 /// (keys `category`, `producer`, `product`, `markup`, `discount`, `round`).
 pub fn parse_price_rule(s: &str) -> Result<PriceRule, String> {
@@ -155,6 +180,19 @@ pub fn parse_price_rule(s: &str) -> Result<PriceRule, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_formatted_price_rule_reads_back_as_itself() {
+        for text in [
+            "category=47,markup=10,round=0.99",
+            "producer=16,discount=5",
+            "markup=-2.5",
+        ] {
+            let rule = parse_price_rule(text).unwrap();
+            assert_eq!(format_price_rule(&rule), text);
+            assert_eq!(parse_price_rule(&format_price_rule(&rule)).unwrap(), rule);
+        }
+    }
 
     #[test]
     fn rules_are_written_as_the_loader_reads_them_and_cleared_away() {

@@ -10,6 +10,7 @@ use super::{encode_segment, page, pages, see_other, Form};
 use crate::http::{Body, State};
 use crate::partners::cli::{parse_decimal, parse_file_type, parse_format, parse_switch};
 use crate::partners::edit::{self, EditError, Settings, Target};
+use crate::partners::rules_edit::{parse_price_rule, RuleSettings};
 
 /// Dispatch a POST under `/ui`.
 pub fn post(state: &State, csrf: &str, path: &str, form: &Form) -> Response<Body> {
@@ -22,6 +23,7 @@ pub fn post(state: &State, csrf: &str, path: &str, form: &Form) -> Response<Body
             .and_then(|(id, action)| super::decode_segment(id).map(|id| (id, action)))
         {
             Some((id, "settings")) => settings(state, &id, form),
+            Some((id, "rules")) => rules(state, &id, form),
             Some((id, "access")) => access(state, &id, form),
             Some((id, "rotate")) => rotate(state, csrf, &id, form),
             Some((id, "remove")) => remove(state, &id, form),
@@ -160,6 +162,56 @@ fn settings_of(form: &Form) -> Result<Settings, Failure> {
         only_in_stock: flag("only_in_stock"),
         rules: Default::default(),
     })
+}
+
+/// The rules form carries every rule field: an empty one clears its key, so what the form
+/// shows is what the file holds after saving.
+fn rules_of(form: &Form) -> Result<RuleSettings, Failure> {
+    fn ids<T: std::str::FromStr>(form: &Form, field: &'static str) -> Result<Vec<T>, Failure> {
+        list(form.get(field).unwrap_or(""))
+            .map_err(|reason| Failure::Field { field, reason })?
+            .iter()
+            .map(|s| {
+                s.parse::<T>().map_err(|_| Failure::Field {
+                    field,
+                    reason: format!("{s:?} is not an id"),
+                })
+            })
+            .collect()
+    }
+    let quantity = |field: &'static str| optional(form, field, parse_decimal);
+    let mut price_rules = Vec::new();
+    for (n, line) in form.get("price_rules").unwrap_or("").lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rule = parse_price_rule(line).map_err(|e| Failure::Field {
+            field: "price_rules",
+            reason: format!("line {}: {e}", n + 1),
+        })?;
+        price_rules.push(rule);
+    }
+    Ok(RuleSettings {
+        categories: Some(ids(form, "categories")?),
+        producers: Some(ids(form, "producers")?),
+        include_products: Some(ids(form, "include_products")?),
+        exclude_products: Some(ids(form, "exclude_products")?),
+        min_stock: Some(quantity("min_stock")?),
+        price_rules: Some(price_rules),
+        warehouses: Some(ids(form, "warehouses")?),
+        max_quantity: Some(quantity("max_quantity")?),
+        reserve: Some(quantity("reserve")?),
+    })
+}
+
+fn rules(state: &State, id: &str, form: &Form) -> Answer {
+    let path = state.panel.partners_path();
+    let s = Settings {
+        rules: rules_of(form)?,
+        ..Settings::default()
+    };
+    edit::set(target(&path, form), &state.panel.config, id, &s)?;
+    Ok(card(id, "rules-saved"))
 }
 
 fn card(id: &str, done: &str) -> Response<Body> {

@@ -10,6 +10,7 @@ use super::{encode_segment, page};
 use crate::activity::PartnerReport;
 use crate::http::{Body, State};
 use crate::partners::edit::{self, IssuedToken};
+use crate::partners::rules_edit::format_price_rule;
 use crate::partners::PartnerEntry;
 
 /// Answer a GET of a page that needs a session.
@@ -76,6 +77,7 @@ fn done_message(query: &str) -> Option<&'static str> {
         .map(|(_, v)| v.into_owned())?;
     Some(match done.as_str() {
         "saved" => "Settings saved. The server applies them within a second.",
+        "rules-saved" => "Rules saved. The server applies them within a second; files for new rules are rendered in the background.",
         "access-off" => "Offer access switched off: the partner's URLs answer 403 and its downloads in flight are cut.",
         "access-on" => "Offer access switched on: the same URLs and token work again.",
         "removed" => "Partner removed.",
@@ -432,6 +434,47 @@ fn settings_fields(p: Option<&PartnerEntry>, base: &str) -> Markup {
     }
 }
 
+fn joined<T: ToString>(ids: &[T]) -> String {
+    ids.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The rules form: every field is sent, an empty one clears its rule (the CLI's syntax).
+fn rules_fields(p: &PartnerEntry) -> Markup {
+    let a = &p.assortment;
+    let quantity =
+        |d: Option<rust_decimal::Decimal>| d.map(|d| d.normalize().to_string()).unwrap_or_default();
+    let price_rules: Vec<String> = p.price_rule.iter().map(format_price_rule).collect();
+    html! {
+        fieldset {
+            legend { "Assortment (empty: every product of the partner's shops)" }
+            label for="categories" { "Categories, with their subcategories (ids)" }
+            input #categories name="categories" value=(joined(&a.categories));
+            label for="producers" { "Producers (ids)" }
+            input #producers name="producers" value=(joined(&a.producers));
+            label for="include_products" { "Always include products (ids)" }
+            input #include_products name="include_products" value=(joined(&a.include_products));
+            label for="exclude_products" { "Never include products (ids)" }
+            input #exclude_products name="exclude_products" value=(joined(&a.exclude_products));
+            label for="min_stock" { "Least shown stock" }
+            input #min_stock name="min_stock" inputmode="decimal" value=(quantity(a.min_stock));
+        }
+        fieldset {
+            legend { "Price rules (one per line, first match wins)" }
+            label for="price_rules" { "e.g. category=47,markup=10,round=0.99 or discount=5" }
+            textarea #price_rules name="price_rules" rows="3" { (price_rules.join("\n")) }
+        }
+        fieldset {
+            legend { "Stock shown" }
+            label for="warehouses" { "Only these warehouses (ids)" }
+            input #warehouses name="warehouses" value=(joined(&p.stock.warehouses));
+            label for="max_quantity" { "Largest quantity shown" }
+            input #max_quantity name="max_quantity" inputmode="decimal" value=(quantity(p.stock.max_quantity));
+            label for="reserve" { "Reserve (taken off each level)" }
+            input #reserve name="reserve" inputmode="decimal" value=(quantity(p.stock.reserve));
+        }
+    }
+}
+
 fn card_page(
     state: &State,
     csrf: &str,
@@ -491,6 +534,16 @@ fn card_page(
                     (hidden(csrf, seen))
                     (settings_fields(Some(p), &state.panel.config.base_currency))
                     button type="submit" { "Save settings" }
+                }
+            }
+            section aria-labelledby="rules" {
+                h2 #rules { "Rules" }
+                p { "Which products the partner gets, at which prices, with which stock. "
+                    "Explain one product with " code { "iofd partners explain " (p.id) " PRODUCT" } "." }
+                form.card method="post" action=(action("rules")) {
+                    (hidden(csrf, seen))
+                    (rules_fields(p))
+                    button type="submit" { "Save rules" }
                 }
             }
             section aria-labelledby="token" {
