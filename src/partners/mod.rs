@@ -240,6 +240,10 @@ pub enum PartnersError {
         #[source]
         source: Box<toml::de::Error>,
     },
+    /// A file with nothing in it is the moment an editor truncated it to write it again
+    /// (or a failed copy), not an operator's wish to end every account.
+    #[error("{path}: the file is empty (a write in progress?); the accounts in force are kept. A file with no partners still says so: `[sharing]` on its own line")]
+    Empty { path: PathBuf },
     #[error("{path}: partner {id:?}: {reason}")]
     Invalid {
         path: PathBuf,
@@ -283,6 +287,11 @@ impl Partners {
             path: path.to_path_buf(),
             source,
         })?;
+        if text.trim().is_empty() {
+            return Err(PartnersError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
         Partners::parse(&text, path, config)
     }
 
@@ -566,6 +575,17 @@ fn decode_hash(text: &str) -> Option<[u8; 32]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_file_is_refused_rather_than_read_as_no_partners() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("partners.toml");
+        std::fs::write(&path, "\n  \n").unwrap();
+        let err = Partners::load(&path, &config()).unwrap_err();
+        assert!(matches!(err, PartnersError::Empty { .. }), "{err}");
+        std::fs::write(&path, "[sharing]\n").unwrap();
+        assert_eq!(Partners::load(&path, &config()).unwrap().len(), 0);
+    }
 
     fn config() -> Config {
         let mut c = Config::for_data_dir(Path::new("data"));
