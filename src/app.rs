@@ -134,6 +134,7 @@ impl App {
         if config.demo {
             seed_demo(&config, &store)?;
         }
+        let metrics = Arc::new(Metrics::new());
         // Files a crash left half-processed are finished before anything else is served.
         let inbox =
             crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?
@@ -141,7 +142,8 @@ impl App {
                     base_currency: config.base_currency.clone(),
                     rates: config.rates.clone(),
                     strict: false,
-                });
+                })
+                .with_metrics(metrics.clone());
         inbox.recover()?;
         let mut artifacts = Artifacts::new(&config.artifacts_dir(), config.timezone.clone())?;
         artifacts.gateways =
@@ -150,7 +152,6 @@ impl App {
         check_shops(&partners, &config, &artifacts, &store.snapshot())?;
         partners.check_rules(&config.partners_path(), &Ids::of(store.snapshot().dicts()))?;
         let (committer, commit_worker) = Committer::new(store.clone());
-        let metrics = Arc::new(Metrics::new());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
         let changes = Changes::open(
             &config.changes_dir(),

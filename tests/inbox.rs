@@ -68,6 +68,17 @@ fn symlinks_and_fifos_are_refused_quickly_and_the_folder_keeps_going() {
     let pipe = fs::read_to_string(inbox.join("rejected/pipe.jsonl.errors.txt")).unwrap();
     assert!(pipe.contains("FIFO"), "{pipe}");
     assert!(has_product(&server, 990001));
+    // Each file's records are counted at /metrics by outcome.
+    let metrics = server
+        .get(&format!("{}/metrics", server.admin))
+        .text()
+        .unwrap();
+    for line in [
+        r#"iofd_ingest_records_total{source="folder",outcome="applied"} 1"#,
+        r#"iofd_ingest_records_total{source="folder",outcome="rejected"} 2"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 #[test]

@@ -109,6 +109,12 @@ fn a_stock_update_is_acknowledged_durably_and_shows_in_light() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    let metrics = server
+        .get(&format!("{}/metrics", server.admin))
+        .text()
+        .unwrap();
+    let line = r#"iofd_ingest_records_total{source="api",outcome="applied"} 1"#;
+    assert!(metrics.contains(line), "{line} in {metrics}");
 }
 
 #[test]

@@ -102,6 +102,8 @@ pub struct Inbox {
     stable: Duration,
     /// Currencies for IOF offers (prices in another currency are converted, or refused).
     iof: ingest::iof::ImportOptions,
+    /// Counts each file's records at `/metrics` (`source="folder"`).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     #[cfg(test)]
     faults: parking_lot::Mutex<Vec<(Step, Fault)>>,
 }
@@ -257,6 +259,7 @@ impl Inbox {
             store,
             stable,
             iof: ingest::iof::ImportOptions::default(),
+            metrics: None,
             #[cfg(test)]
             faults: parking_lot::Mutex::new(Vec::new()),
         })
@@ -265,6 +268,12 @@ impl Inbox {
     /// The base currency and rates dropped IOF offers are converted with.
     pub fn with_import_options(mut self, options: ingest::iof::ImportOptions) -> Inbox {
         self.iof = options;
+        self
+    }
+
+    /// Count applied and rejected files' records in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Inbox {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -450,6 +459,15 @@ impl Inbox {
         match outcome {
             Outcome::Applied(report) => {
                 self.finish(claim, name, DONE)?;
+                if let Some(m) = &self.metrics {
+                    m.ingest(
+                        "folder",
+                        report.applied as u64,
+                        report.unchanged as u64,
+                        report.removed as u64,
+                        0,
+                    );
+                }
                 tracing::info!(
                     file = %name,
                     applied = report.applied,
@@ -465,6 +483,9 @@ impl Inbox {
                 let report = self.dir.join(REJECTED).join(format!("{name}.errors.txt"));
                 write_durably(&report, rejected.report(name).as_bytes())?;
                 self.finish(claim, name, REJECTED)?;
+                if let Some(m) = &self.metrics {
+                    m.ingest("folder", 0, 0, 0, rejected.total as u64);
+                }
                 tracing::warn!(file = %name, rejected = rejected.total, "drop folder: file rejected");
                 Ok(Processed::Rejected(rejected.total))
             }

@@ -233,7 +233,10 @@ async fn answer(state: &Arc<State>, req: Request<Incoming>) -> Result<Response<B
             Method::DELETE => {
                 let op = Op::Record(Record::DeleteProduct { id });
                 let outcome = submit(state, vec![op], false).await?;
-                Ok(report(outcome_report(outcome, &[1], Rejections::default())))
+                Ok(report(
+                    state,
+                    outcome_report(outcome, &[1], Rejections::default()),
+                ))
             }
             _ => Err(HttpError::WrongMethod {
                 allow: "PUT, DELETE",
@@ -453,7 +456,15 @@ fn one(r: impl Into<RejectedLine>) -> Rejections {
 
 /// 200 when everything offered was applied or `partial` allowed the rest to be skipped,
 /// 422 when the request was refused as a whole.
-fn report(r: Report) -> Response<Body> {
+fn report(state: &State, r: Report) -> Response<Body> {
+    let rejected = (r.rejected.len() as u64).saturating_add(r.rejected_unlisted);
+    state.metrics.ingest(
+        "api",
+        r.applied as u64,
+        r.unchanged as u64,
+        r.removed as u64,
+        rejected,
+    );
     let refused = !r.rejected.is_empty() && r.applied + r.unchanged + r.removed == 0;
     let status = if refused {
         StatusCode::UNPROCESSABLE_ENTITY

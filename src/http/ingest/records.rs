@@ -78,7 +78,7 @@ pub(super) async fn records(
             .map(|(line, r)| (line, Op::Record(r)))
             .unzip();
         let outcome = submit(state, ops, query.partial).await?;
-        return Ok(report(outcome_report(outcome, &lines, rejected)));
+        return Ok(report(state, outcome_report(outcome, &lines, rejected)));
     }
     let store = state.store.clone();
     let mode = query.mode;
@@ -97,14 +97,17 @@ pub(super) async fn records(
         other => other.map_err(store_error)?,
     };
     let (rejected, rejected_unlisted) = rejected.into_parts();
-    Ok(report(Report {
-        generation: applied.generation,
-        applied: applied.applied,
-        unchanged: applied.unchanged,
-        removed: applied.removed,
-        rejected,
-        rejected_unlisted,
-    }))
+    Ok(report(
+        state,
+        Report {
+            generation: applied.generation,
+            applied: applied.applied,
+            unchanged: applied.unchanged,
+            removed: applied.removed,
+            rejected,
+            rejected_unlisted,
+        },
+    ))
 }
 
 /// The largest single product accepted by `PUT /v1/products/{id}`.
@@ -173,5 +176,8 @@ pub(super) async fn put_product(
         }
     }
     let outcome = submit(state, vec![Op::Record(record)], false).await?;
-    Ok(report(outcome_report(outcome, &[1], Rejections::default())))
+    Ok(report(
+        state,
+        outcome_report(outcome, &[1], Rejections::default()),
+    ))
 }

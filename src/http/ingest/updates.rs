@@ -198,5 +198,5 @@ pub(super) async fn updates(
         return Ok(refused(state, rejected));
     }
     (total.rejected, total.rejected_unlisted) = rejected.into_parts();
-    Ok(report(total))
+    Ok(report(state, total))
 }
