@@ -30,6 +30,10 @@ pub enum Entry {
     /// Entered the profile's offer: the whole product (a removal if, at the window's end,
     /// the product is not in the offer after all: see the membership facts).
     Whole,
+    /// In or out of the offer at the window's start, which the kept facts cannot tell: a
+    /// removal, then the whole product if the window's end includes it (a consumer keeps
+    /// nodes a whole product omits, so it must not be merged into an older copy).
+    Replaced,
     /// Still in the offer: these main nodes differ (attributes always written).
     Nodes(Vec<MainNode>),
 }
@@ -70,22 +74,21 @@ impl Net {
         let before = member(self.present_start, &self.start_member);
         let after = member(self.present_end, &self.end_member);
         // Facts stored before partner rules: membership by rules is unknown, so the entry
-        // must be right whatever it was: the whole product, which the change file writes as
-        // a removal when the product is out of the offer at the window's end.
+        // must be right whatever it was: the product replaced.
         let unknown =
             |present: bool, m: &Option<Membership>| present && m.as_ref().is_some_and(|m| !m.facts);
         if !profile.rules.is_unrestricted()
             && (unknown(self.present_start, &self.start_member)
                 || unknown(self.present_end, &self.end_member))
         {
-            return Some(Entry::Whole);
+            return Some(Entry::Replaced);
         }
         // `tree` is the window's end: it decides membership and price rule at the start
         // only if the start category's place in the tree is the same at both ends. A moved
         // category changes the category node of its products (the node hashes the path), so
         // a product with a category whose node changed may have been in or out at the start
-        // (it moved to another category, or its category moved): the whole product, or its
-        // removal when it is gone (a removal of a product the partner lacks is harmless).
+        // (it moved to another category, or its category moved): the product replaced, or
+        // removed when it is gone (a removal of a product the partner lacks is harmless).
         if profile.rules.reads_categories()
             && self.present_start
             && self
@@ -100,7 +103,7 @@ impl Net {
                 .any(|(i, start, end)| *i == category && start != end)
             {
                 return Some(if self.present_end {
-                    Entry::Whole
+                    Entry::Replaced
                 } else {
                     Entry::Removed
                 });
@@ -232,13 +235,13 @@ mod tests {
         ruled.rules.assortment.categories = vec![1];
         let entry =
             |r: Record, p: &RenderProfile| net_changes(&[frame(vec![r])])[&9].entry(9, p, &tree);
-        // The start category's place at the start is unknown (`tree` is the end's): whole,
-        // which the writer turns into a removal when it is out at the end.
-        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Whole));
-        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Whole));
-        assert_eq!(entry(moved(11, 12, true), &ruled), Some(Entry::Whole));
-        // Its category moved in the tree (same id, another node): whole, decided at the end.
-        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Whole));
+        // The start category's place at the start is unknown (`tree` is the end's): the
+        // product replaced, which the writer makes a removal alone when it is out at the end.
+        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Replaced));
+        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Replaced));
+        assert_eq!(entry(moved(11, 12, true), &ruled), Some(Entry::Replaced));
+        // Its category moved in the tree (same id, another node): replaced as well.
+        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Replaced));
         // No category at the start: no tree to doubt, decided exactly.
         let from_none = |to| Record {
             old: Some(Membership {
@@ -281,8 +284,8 @@ mod tests {
             ])),
             "another price rule: the prices again"
         );
-        // Facts from before rules: whole, whatever they were (the writer removes it if out).
-        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Whole));
+        // Facts from before rules: replaced, whatever they were.
+        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Replaced));
         assert_eq!(
             entry(moved(11, 12, false), &profile(false)),
             Some(Entry::Nodes(vec![MainNode::Category])),
@@ -321,7 +324,7 @@ mod tests {
             new: m(210),
         };
         let net = net_changes(&[frame(vec![edit.clone()])]);
-        assert_eq!(net[&7].entry(7, &ruled, &tree), Some(Entry::Whole));
+        assert_eq!(net[&7].entry(7, &ruled, &tree), Some(Entry::Replaced));
         // Deleted after its category moved out of the subtree: by the end's tree it was
         // never in, but the partner has it.
         let tree = |c: u64| (c == 111).then_some(300);
