@@ -36,6 +36,13 @@ pub fn write_change_file(
             // A whole product the window's end does not include is a removal.
             Entry::Whole if !profile.includes(p, dicts) => render::write_removed_product(w, *id)?,
             Entry::Whole => render::write_full_product(w, profile, dicts, p)?,
+            // The partner may hold an older copy: removed first, so no stale node survives.
+            Entry::Replaced => {
+                render::write_removed_product(w, *id)?;
+                if profile.includes(p, dicts) {
+                    render::write_full_product(w, profile, dicts, p)?;
+                }
+            }
             Entry::Nodes(nodes) => {
                 let mut vanished = false;
                 for node in nodes.iter().filter(|n| **n != MainNode::Attributes) {

@@ -30,6 +30,10 @@ pub enum Entry {
     /// Entered the profile's offer: the whole product (a removal if, at the window's end,
     /// the product is not in the offer after all: see the membership facts).
     Whole,
+    /// In or out of the offer at the window's start, which the kept facts cannot tell: a
+    /// removal, then the whole product if the window's end includes it (a consumer keeps
+    /// nodes a whole product omits, so it must not be merged into an older copy).
+    Replaced,
     /// Still in the offer: these main nodes differ (attributes always written).
     Nodes(Vec<MainNode>),
 }
@@ -70,32 +74,39 @@ impl Net {
         let before = member(self.present_start, &self.start_member);
         let after = member(self.present_end, &self.end_member);
         // Facts stored before partner rules: membership by rules is unknown, so the entry
-        // must be right whatever it was: the whole product, which the change file writes as
-        // a removal when the product is out of the offer at the window's end.
+        // must be right whatever it was: the product replaced.
         let unknown =
             |present: bool, m: &Option<Membership>| present && m.as_ref().is_some_and(|m| !m.facts);
         if !profile.rules.is_unrestricted()
             && (unknown(self.present_start, &self.start_member)
                 || unknown(self.present_end, &self.end_member))
         {
-            return Some(Entry::Whole);
+            return Some(Entry::Replaced);
         }
-        // The product's category kept its id but its node changed: the category moved in the
-        // tree (or was renamed). `tree` is the window's end, so membership and price rule at
-        // the start are unknown: the whole product, as above.
-        if profile.rules.reads_categories() && self.present_start && self.present_end {
+        // `tree` is the window's end: it decides membership and price rule at the start
+        // only if the start category's place in the tree is the same at both ends. A moved
+        // category changes the category node of its products (the node hashes the path), so
+        // a product with a category whose node changed may have been in or out at the start
+        // (it moved to another category, or its category moved): the product replaced, or
+        // removed when it is gone (a removal of a product the partner lacks is harmless).
+        if profile.rules.reads_categories()
+            && self.present_start
+            && self
+                .start_member
+                .as_ref()
+                .is_some_and(|m| m.category.is_some())
+        {
             let category = index(MainNode::Category) as u8;
-            let same_id = match (&self.start_member, &self.end_member) {
-                (Some(a), Some(b)) => a.category.is_some() && a.category == b.category,
-                _ => false,
-            };
-            if same_id
-                && self
-                    .nodes
-                    .iter()
-                    .any(|(i, start, end)| *i == category && start != end)
+            if self
+                .nodes
+                .iter()
+                .any(|(i, start, end)| *i == category && start != end)
             {
-                return Some(Entry::Whole);
+                return Some(if self.present_end {
+                    Entry::Replaced
+                } else {
+                    Entry::Removed
+                });
             }
         }
         match (before, after) {
@@ -224,35 +235,112 @@ mod tests {
         ruled.rules.assortment.categories = vec![1];
         let entry =
             |r: Record, p: &RenderProfile| net_changes(&[frame(vec![r])])[&9].entry(9, p, &tree);
-        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Removed));
-        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Whole));
-        assert_eq!(
-            entry(moved(11, 12, true), &ruled),
-            Some(Entry::Nodes(vec![MainNode::Category]))
-        );
-        ruled.rules.price_rules = vec![PriceRule {
-            category: Some(12),
+        // The start category's place at the start is unknown (`tree` is the end's): the
+        // product replaced, which the writer makes a removal alone when it is out at the end.
+        assert_eq!(entry(moved(11, 2, true), &ruled), Some(Entry::Replaced));
+        assert_eq!(entry(moved(2, 12, true), &ruled), Some(Entry::Replaced));
+        assert_eq!(entry(moved(11, 12, true), &ruled), Some(Entry::Replaced));
+        // Its category moved in the tree (same id, another node): replaced as well.
+        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Replaced));
+        // No category at the start: no tree to doubt, decided exactly.
+        let from_none = |to| Record {
+            old: Some(Membership {
+                category: None,
+                ..m(to, true).unwrap()
+            }),
+            ..moved(to, to, true)
+        };
+        assert_eq!(entry(from_none(12), &ruled), Some(Entry::Whole));
+        assert_eq!(entry(from_none(2), &ruled), None);
+        // A price rule by producer needs no tree: another rule resends the prices.
+        let mut priced = profile(false);
+        priced.rules.price_rules = vec![PriceRule {
+            producer: Some(6),
             markup_percent: Some(Decimal::TEN),
             ..PriceRule::default()
         }];
+        let by = |producer| {
+            Some(Membership {
+                producer: Some(producer),
+                ..m(11, true).unwrap()
+            })
+        };
+        let made = Record {
+            nodes: vec![NodeDelta {
+                node: MainNode::Producer,
+                old: [1; 16],
+                new: [2; 16],
+            }],
+            old: by(5),
+            new: by(6),
+            ..moved(11, 11, true)
+        };
         assert_eq!(
-            entry(moved(11, 12, true), &ruled),
+            entry(made, &priced),
             Some(Entry::Nodes(vec![
-                MainNode::Category,
+                MainNode::Producer,
                 MainNode::Price,
                 MainNode::Sizes
             ])),
             "another price rule: the prices again"
         );
-        // Its category moved in the tree (same id, another node): whole, decided at the end.
-        assert_eq!(entry(moved(12, 12, true), &ruled), Some(Entry::Whole));
-        // Facts from before rules: whole, whatever they were (the writer removes it if out).
-        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Whole));
+        // Facts from before rules: replaced, whatever they were.
+        assert_eq!(entry(moved(11, 12, false), &ruled), Some(Entry::Replaced));
         assert_eq!(
             entry(moved(11, 12, false), &profile(false)),
             Some(Entry::Nodes(vec![MainNode::Category])),
             "an unrestricted profile needs no facts"
         );
+    }
+
+    #[test]
+    fn a_category_moved_in_the_window_leaves_the_start_membership_to_the_end() {
+        // Found by the merge property test: the product went from 111 (then under 110) to
+        // 210 (under 200), then 111 moved under 200. By the end's tree it was in the
+        // `200` subtree at the start too, so only its category node went out; it was not.
+        let tree = |c: u64| match c {
+            111 | 210 => Some(200),
+            _ => None,
+        };
+        let m = |category| {
+            Some(Membership {
+                in_stock: true,
+                category: Some(category),
+                facts: true,
+                ..Membership::default()
+            })
+        };
+        let mut ruled = profile(false);
+        ruled.rules.assortment.categories = vec![200];
+        let edit = Record {
+            product: 7,
+            kind: Kind::Changed,
+            nodes: vec![NodeDelta {
+                node: MainNode::Category,
+                old: [1; 16],
+                new: [2; 16],
+            }],
+            old: m(111),
+            new: m(210),
+        };
+        let net = net_changes(&[frame(vec![edit.clone()])]);
+        assert_eq!(net[&7].entry(7, &ruled, &tree), Some(Entry::Replaced));
+        // Deleted after its category moved out of the subtree: by the end's tree it was
+        // never in, but the partner has it.
+        let tree = |c: u64| (c == 111).then_some(300);
+        let gone = Record {
+            kind: Kind::Removed,
+            nodes: vec![NodeDelta {
+                node: MainNode::Category,
+                old: [1; 16],
+                new: ABSENT,
+            }],
+            new: None,
+            ..edit
+        };
+        ruled.rules.assortment.categories = vec![110];
+        let net = net_changes(&[frame(vec![gone])]);
+        assert_eq!(net[&7].entry(7, &ruled, &tree), Some(Entry::Removed));
     }
 
     #[test]
