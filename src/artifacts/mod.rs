@@ -665,11 +665,16 @@ mod tests {
         let artifacts = Artifacts::new(&artifacts_dir, jiff::tz::TimeZone::UTC).unwrap();
         let snapshot = store.snapshot();
 
-        let identity = artifacts.publish_identity(&snapshot, &profiles, &none).unwrap();
+        let identity = artifacts
+            .publish_identity(&snapshot, &profiles, &none)
+            .unwrap();
         let files = &identity.profile(&plain).unwrap().files;
         assert!(files["full.xml"].gzip.is_none(), "no gzip form yet");
         assert!(files["categories.xml"].gzip.is_none());
-        assert!(!files.contains_key("full.xml.gz"), "a plain profile lists no .gz");
+        assert!(
+            !files.contains_key("full.xml.gz"),
+            "a plain profile lists no .gz"
+        );
         assert!(files["light.xml"].gzip.is_some(), "light.xml's own pieces");
         // An xml.gz profile's .gz files are its own files: there from the start.
         let gz_files = &identity.profile(&gz).unwrap().files;
@@ -696,15 +701,23 @@ mod tests {
         .unwrap();
         assert_eq!(unzipped, std::fs::read(&full.path).unwrap());
         // Nothing left to do: the same set.
-        assert!(Arc::ptr_eq(&compressed, &artifacts.compress_pending().unwrap()));
+        assert!(Arc::ptr_eq(
+            &compressed,
+            &artifacts.compress_pending().unwrap()
+        ));
 
         // A restart publishes identity again and finds the .gz files where it left them
         // (identity's garbage collection keeps them): same gzip ETags, nothing recompressed.
         drop(artifacts);
         let again = Artifacts::new(&artifacts_dir, jiff::tz::TimeZone::UTC).unwrap();
         let identity = again.publish_identity(&snapshot, &profiles, &none).unwrap();
-        assert!(identity.profile(&plain).unwrap().files["full.xml"].gzip.is_none());
-        assert!(Path::new(&encoded.path).exists(), "kept for compress_pending");
+        assert!(identity.profile(&plain).unwrap().files["full.xml"]
+            .gzip
+            .is_none());
+        assert!(
+            Path::new(&encoded.path).exists(),
+            "kept for compress_pending"
+        );
         let restarted = again.compress_pending().unwrap();
         let restarted = &restarted.profile(&plain).unwrap().files["full.xml"];
         assert_eq!(restarted.gzip.as_ref().unwrap().etag, encoded.etag);
