@@ -178,7 +178,7 @@ wait_200 "$ADMIN/readyz" 1800
 log "$DOWNLOADS concurrent full.xml downloads for ${DL_SECONDS}s at $RATE each"
 urls=()
 for _ in $(seq 1 "$DOWNLOADS"); do urls+=(-o /dev/null "$FEED/full.xml"); done
-curl -s -Z --parallel-max "$DOWNLOADS" --limit-rate "$RATE" --max-time "$DL_SECONDS" \
+curl -s -Z --parallel-immediate --parallel-max "$DOWNLOADS" --limit-rate "$RATE" --max-time "$DL_SECONDS" \
     -w '%{http_code}\n' "${urls[@]}" >"$WORK/downloads.codes" 2>/dev/null &
 CURL_PID=$!
 PEAK_ANON_KB=0 PEAK_DIRTY_KB=0 PEAK_CONNS=0
