@@ -176,7 +176,7 @@ impl App {
             publish_coalesce: config.publish_coalesce,
             full_publish_interval: config.full_publish_interval,
         };
-        publisher.republish()?;
+        publisher.republish_identity()?;
         let app = Arc::new(App {
             config,
             store,

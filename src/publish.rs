@@ -87,8 +87,9 @@ impl<'a> Cycle<'a> {
     }
 
     /// One cycle for a new generation (or new profiles): observe `snapshot`, carry out the
-    /// window cut and bases due, then publish every file `profiles` need. Change tracking
-    /// failing must not stop the rest: full.xml then stays the last base. Blocking.
+    /// window cut and bases due, then publish every file `profiles` need, in identity first
+    /// (gzip forms follow with [`Artifacts::compress_pending`]). Change tracking failing must
+    /// not stop the rest: full.xml then stays the last base. Blocking.
     pub fn republish(
         &self,
         snapshot: &Arc<Snapshot>,
@@ -103,7 +104,8 @@ impl<'a> Cycle<'a> {
         {
             tracing::error!(error = %e, "change tracking failed; full.xml stays the last base");
         }
-        self.publish(snapshot, profiles)
+        self.artifacts
+            .publish_identity(snapshot, profiles, &self.listings(profiles))
     }
 
     /// Render what `snapshot` and `profiles` need, serving full.xml as listed, and publish

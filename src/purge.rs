@@ -20,7 +20,7 @@ use hyper::StatusCode;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::artifacts::{path_key, ArtifactSet};
+use crate::artifacts::{path_key, Artifact, ArtifactSet};
 use crate::config::{PurgeStyle, PurgeTarget};
 use crate::metrics::{Metrics, PurgeResult};
 use crate::partners::Partners;
@@ -72,7 +72,11 @@ pub fn superseded(previous: &ArtifactSet, next: &ArtifactSet) -> Vec<String> {
         };
         let mut changed = previous.generation != next.generation;
         for (name, old) in &before.files {
-            if after.files.get(name).is_none_or(|new| new.etag != old.etag) {
+            // A gzip form added since: a cache may hold identity for gzip clients.
+            let same = |new: &Arc<Artifact>| {
+                new.etag == old.etag && new.gzip.is_some() == old.gzip.is_some()
+            };
+            if !after.files.get(name).is_some_and(same) {
                 keys.insert(format!("profile:{profile}/{}", kind_of(name)));
                 keys.insert(path(before, name));
                 changed = true;

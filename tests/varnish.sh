@@ -117,6 +117,13 @@ curl -sf "http://127.0.0.1:$ADMIN/readyz" >/dev/null || fail "iofd is not ready"
 
 V="http://127.0.0.1:$CACHE"
 KOWALSKI="/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1"
+# Ready means identity is served; the gzip forms follow. Wait for them at the origin, so the
+# cache does not store identity as the gzip variant before step 2 asks for it.
+for _ in $(seq 1 300); do
+  curl -sfI -H 'Accept-Encoding: gzip' "http://127.0.0.1:$PUBLIC$KOWALSKI/full.xml" \
+    | grep -qi '^content-encoding: *gzip' && break
+  sleep 0.1
+done
 EU="/feeds/eu-reseller/demo-eureseller-8d31b6c05a/1"
 
 # fetch NAME URL [curl args...]: headers to $WORK/NAME.h, body to $WORK/NAME.b

@@ -84,12 +84,26 @@ impl ArtifactSet {
         self.by_profile.get(key)
     }
 
+    /// The files this set serves, with the `.gz` of each plain file (compressed or still to
+    /// be: [`Artifacts::compress_pending`] finds the one an earlier run wrote).
     fn paths(&self) -> HashSet<PathBuf> {
         self.by_profile
             .values()
             .flat_map(|p| p.files.values())
-            .flat_map(|a| std::iter::once(&a.path).chain(a.gzip.iter().map(|g| &g.path)))
-            .cloned()
+            .flat_map(|a| {
+                let gz = needs_gzip(a).then(|| gz_path(a));
+                std::iter::once(a.path.clone()).chain(gz)
+            })
+            .collect()
+    }
+
+    /// Distinct plain files still without their gzip representation.
+    fn pending_gzip(&self) -> BTreeMap<PathBuf, Arc<Artifact>> {
+        self.by_profile
+            .values()
+            .flat_map(|p| p.files.values())
+            .filter(|a| needs_gzip(a) && a.gzip.is_none())
+            .map(|a| (a.path.clone(), a.clone()))
             .collect()
     }
 
@@ -150,6 +164,20 @@ impl Artifacts {
     /// changes stage lists them (by full key: a base, not re-rendered per generation) where
     /// it has a listing whose files are intact.
     pub fn publish_with(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        profiles: &[RenderProfile],
+        full: &BTreeMap<String, Listing>,
+    ) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        self.publish_identity(snapshot, profiles, full)?;
+        self.compress_pending()
+    }
+
+    /// [`Artifacts::publish_with`] without waiting for the `Content-Encoding: gzip` forms of
+    /// plain files: those are served as identity (still `Vary: Accept-Encoding`) until
+    /// [`Artifacts::compress_pending`] adds them. A `.xml.gz` file a profile with the `xml.gz`
+    /// file type lists is that profile's own file, not a second form: it is written here.
+    pub fn publish_identity(
         &self,
         snapshot: &Arc<Snapshot>,
         profiles: &[RenderProfile],
@@ -225,6 +253,60 @@ impl Artifacts {
         Ok(set)
     }
 
+    /// Compress every plain file of the current set still without its gzip form (on every
+    /// core, largest first; a `.gz` an earlier run wrote is taken from its sidecar) and
+    /// publish the set with them attached. Blocking; a failure leaves identity serving.
+    pub fn compress_pending(&self) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        let _guard = self.build_lock.lock();
+        let plain: Vec<Arc<Artifact>> = self.current.load().pending_gzip().into_values().collect();
+        if plain.is_empty() {
+            return Ok(self.current());
+        }
+        let compressed: HashMap<PathBuf, (Arc<Artifact>, Arc<Artifact>)> = plain
+            .iter()
+            .zip(file::gzip_all(&plain)?)
+            .map(|(a, gz)| (a.path.clone(), (Arc::new(a.with_gzip(&gz)), Arc::new(gz))))
+            .collect();
+        let _swap = self.swap_lock.lock();
+        // light.xml may have moved on meanwhile: attach to the newest set.
+        let latest = self.current.load_full();
+        let by_profile = latest
+            .by_profile
+            .iter()
+            .map(|(key, p)| {
+                let mut files = p.files.clone();
+                for a in p.files.values() {
+                    if let Some((with_gzip, gz)) =
+                        compressed.get(&a.path).filter(|_| a.gzip.is_none())
+                    {
+                        files.insert(a.name.clone(), with_gzip.clone());
+                        if p.profile.gzip {
+                            files.entry(gz.name.clone()).or_insert_with(|| gz.clone());
+                        }
+                    }
+                }
+                let files = ProfileArtifacts {
+                    profile: p.profile.clone(),
+                    files,
+                };
+                (key.clone(), Arc::new(files))
+            })
+            .collect();
+        let set = Arc::new(ArtifactSet {
+            generation: latest.generation,
+            snapshot: latest.snapshot.clone(),
+            by_profile,
+        });
+        self.current.store(set.clone());
+        self.gateways.clear();
+        Ok(set)
+    }
+
+    /// Number of plain files of the current set still without their gzip form.
+    pub fn gzip_pending(&self) -> usize {
+        self.current.load().pending_gzip().len()
+    }
+
     /// Publish only light.xml (and light.xml.gz) of `snapshot` for every profile already in
     /// the current set, keeping its other files: cheap (only changed shards are rendered),
     /// so light.xml follows every acknowledged update within a second whatever the rest
@@ -297,10 +379,9 @@ impl Artifacts {
         let dicts = DictIndex::new(snapshot.dicts());
         let generation = snapshot.generation();
         let stem = format!("g{generation}");
-        // A file at hand, complete with its gzip representation.
-        let at_hand = |shared: &HashMap<PathBuf, Arc<Artifact>>, path: &Path| {
-            shared.get(path).filter(|a| a.gzip.is_some()).cloned()
-        };
+        // A file at hand (with its gzip representation when it has been compressed).
+        let at_hand =
+            |shared: &HashMap<PathBuf, Arc<Artifact>>, path: &Path| shared.get(path).cloned();
         let mut files: Vec<Arc<Artifact>> = Vec::new();
         let mut build = |dir: &Path,
                          name: &str,
@@ -394,19 +475,25 @@ impl Artifacts {
         for a in given_full.into_iter().flatten() {
             files.push(at_hand(shared, &a.path).unwrap_or(a));
         }
-        // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`,
-        // and, for partners with the `xml.gz` file type, the same bytes as `….xml.gz`.
-        let gz_path = |a: &Artifact| PathBuf::from(format!("{}.gz", a.path.display()));
-        let plain: Vec<Arc<Artifact>> =
-            files.iter().filter(|a| a.gzip.is_none()).cloned().collect();
-        for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
-            let with_gzip = Arc::new(artifact.with_gzip(&gz));
-            shared.insert(gz.path.clone(), Arc::new(gz));
-            shared.insert(with_gzip.path.clone(), with_gzip);
+        // Every file is compressed once: its gzip representation for `Accept-Encoding: gzip`
+        // follows in `compress_pending`; a profile with the `xml.gz` file type lists the same
+        // bytes as `….xml.gz`, its own files, so those are compressed now.
+        if profile.gzip {
+            let plain: Vec<Arc<Artifact>> = files
+                .iter()
+                .map(|a| at_hand(shared, &a.path).unwrap_or_else(|| a.clone()))
+                .filter(|a| a.gzip.is_none())
+                .collect();
+            for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
+                let with_gzip = Arc::new(artifact.with_gzip(&gz));
+                shared.insert(gz.path.clone(), Arc::new(gz));
+                shared.insert(with_gzip.path.clone(), with_gzip);
+            }
         }
         let mut out = HashMap::new();
         for a in files {
             let a = at_hand(shared, &a.path).unwrap_or(a);
+            shared.insert(a.path.clone(), a.clone());
             if profile.gzip {
                 let gz = match shared.get(&gz_path(&a)) {
                     Some(gz) => gz.clone(),
@@ -478,6 +565,16 @@ impl Artifacts {
         // Files listed again, or gone, leave the grace list.
         unlisted.retain(|p, _| seen.contains(p));
     }
+}
+
+/// A plain rendered file, which gets a gzip form (light.xml's pieces have their own).
+fn needs_gzip(a: &Artifact) -> bool {
+    a.pieces.is_none() && a.content_encoding.is_none() && !a.name.ends_with(".gz")
+}
+
+/// Where the gzip form of `a` lives: beside it, as `….gz`.
+fn gz_path(a: &Artifact) -> PathBuf {
+    PathBuf::from(format!("{}.gz", a.path.display()))
 }
 
 /// Bytes of a small artifact, when it is held in memory.
@@ -553,5 +650,96 @@ mod tests {
             );
             assert!(first.files[name].gzip.is_some() || name.ends_with(".gz"));
         }
+    }
+
+    #[test]
+    fn identity_is_published_first_and_gzip_forms_follow_without_changing_a_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+        let batch = crate::ingest::read_jsonl(
+            "demo",
+            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
+        )
+        .unwrap();
+        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
+        store.apply(records, ApplyMode::Upsert).unwrap();
+        let plain = RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: false,
+            languages: vec!["pol".into()],
+            currency: "PLN".into(),
+            rate: Decimal::ONE,
+            discount_percent: Decimal::ZERO,
+            wholesale: false,
+            only_in_stock: false,
+        };
+        let gz = RenderProfile {
+            gzip: true,
+            languages: vec!["eng".into()],
+            ..plain.clone()
+        };
+        let profiles = [plain.clone(), gz.clone()];
+        let none = BTreeMap::new();
+        let artifacts_dir = dir.path().join("artifacts");
+        let artifacts = Artifacts::new(&artifacts_dir, jiff::tz::TimeZone::UTC).unwrap();
+        let snapshot = store.snapshot();
+
+        let identity = artifacts
+            .publish_identity(&snapshot, &profiles, &none)
+            .unwrap();
+        let files = &identity.profile(&plain).unwrap().files;
+        assert!(files["full.xml"].gzip.is_none(), "no gzip form yet");
+        assert!(files["categories.xml"].gzip.is_none());
+        assert!(
+            !files.contains_key("full.xml.gz"),
+            "a plain profile lists no .gz"
+        );
+        assert!(files["light.xml"].gzip.is_some(), "light.xml's own pieces");
+        // An xml.gz profile's .gz files are its own files: there from the start.
+        let gz_files = &identity.profile(&gz).unwrap().files;
+        for name in ["full.xml.gz", "categories.xml.gz", "light.xml.gz"] {
+            assert!(gz_files.contains_key(name), "{name}");
+        }
+        assert!(artifacts.gzip_pending() > 0);
+        assert!(!Path::new(&format!("{}.gz", files["full.xml"].path.display())).exists());
+
+        let compressed = artifacts.compress_pending().unwrap();
+        assert_eq!(artifacts.gzip_pending(), 0);
+        let after = &compressed.profile(&plain).unwrap().files;
+        for (name, a) in files {
+            assert_eq!(a.etag, after[name].etag, "{name}: same identity bytes");
+        }
+        let full = &after["full.xml"];
+        let encoded = full.gzip.as_ref().expect("gzip form attached");
+        assert_eq!(encoded.content_encoding, Some("gzip"));
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&encoded.path).unwrap()),
+            &mut unzipped,
+        )
+        .unwrap();
+        assert_eq!(unzipped, std::fs::read(&full.path).unwrap());
+        // Nothing left to do: the same set.
+        assert!(Arc::ptr_eq(
+            &compressed,
+            &artifacts.compress_pending().unwrap()
+        ));
+
+        // A restart publishes identity again and finds the .gz files where it left them
+        // (identity's garbage collection keeps them): same gzip ETags, nothing recompressed.
+        drop(artifacts);
+        let again = Artifacts::new(&artifacts_dir, jiff::tz::TimeZone::UTC).unwrap();
+        let identity = again.publish_identity(&snapshot, &profiles, &none).unwrap();
+        assert!(identity.profile(&plain).unwrap().files["full.xml"]
+            .gzip
+            .is_none());
+        assert!(
+            Path::new(&encoded.path).exists(),
+            "kept for compress_pending"
+        );
+        let restarted = again.compress_pending().unwrap();
+        let restarted = &restarted.profile(&plain).unwrap().files["full.xml"];
+        assert_eq!(restarted.gzip.as_ref().unwrap().etag, encoded.etag);
     }
 }

@@ -166,4 +166,43 @@ mod tests {
         assert_eq!(http_date(b), "Tue, 14 Nov 2023 22:13:21 GMT");
         assert_eq!(http_date(a), "Tue, 14 Nov 2023 22:13:20 GMT");
     }
+
+    /// A plain file whose gzip form is not written yet (see `Artifacts::publish_identity`).
+    fn identity_only(body: &'static [u8]) -> Artifact {
+        Artifact {
+            name: "full.xml".into(),
+            kind: "full".into(),
+            path: std::path::PathBuf::new(),
+            len: body.len() as u64,
+            md5: String::new(),
+            etag: "\"plain\"".into(),
+            modified: std::time::SystemTime::UNIX_EPOCH,
+            changed: jiff::civil::date(2026, 1, 1).at(0, 0, 0, 0),
+            content_type: "application/xml; charset=utf-8",
+            content_encoding: None,
+            memory: Some(bytes::Bytes::from_static(body)),
+            mapped: None,
+            pieces: None,
+            gzip: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_gzip_request_before_the_gzip_form_exists_gets_identity_labelled_so() {
+        let artifact = identity_only(b"<offer/>");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        let r = file(&Method::GET, &headers, &artifact, "k", None)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(r.headers()[header::VARY], "Accept-Encoding");
+        assert_eq!(r.headers()[header::ETAG], "\"plain\"");
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(&body[..], b"<offer/>");
+    }
 }

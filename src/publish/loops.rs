@@ -125,8 +125,43 @@ impl Publisher {
         Cycle::new(&self.changes, &self.artifacts)
     }
 
-    /// Render what the current snapshot and partners need and publish it. Blocking.
+    /// Render what the current snapshot and partners need and publish it, then its gzip
+    /// forms. Blocking.
     pub fn republish(&self) -> Result<(), PublishError> {
+        self.republish_identity()?;
+        self.compress(true);
+        Ok(())
+    }
+
+    /// Compress what the served set still lacks (see [`Artifacts::compress_pending`]), and
+    /// with `then_purge` purge the responses it improves (a cache may hold identity for gzip
+    /// clients; at start-up nothing was purged for the identity set either, and what a cache
+    /// holds is correct bytes until its TTL). A failure is logged: identity keeps serving,
+    /// and the next publish tries again. Blocking.
+    pub fn compress(&self, then_purge: bool) {
+        let started = std::time::Instant::now();
+        let previous = self.artifacts.current();
+        match self.artifacts.compress_pending() {
+            Ok(set) if !Arc::ptr_eq(&set, &previous) => {
+                if then_purge {
+                    self.purge.purge(purge::superseded(&previous, &set));
+                }
+                tracing::info!(
+                    generation = set.generation,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "gzip forms published"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot compress artifacts; identity keeps serving")
+            }
+        }
+    }
+
+    /// Render what the current snapshot and partners need and publish it in identity: the
+    /// server is ready then, before any gzip form exists. Blocking.
+    pub fn republish_identity(&self) -> Result<(), PublishError> {
         let snapshot = self.store.snapshot();
         let profiles = self.demand.render_profiles();
         let started = std::time::Instant::now();
@@ -224,6 +259,11 @@ impl Publisher {
 
     async fn full_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
+        // The start published identity only (ready sooner): the gzip forms follow here.
+        let this = self.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || this.compress(false)).await {
+            tracing::error!(error = %e, "the compression task failed");
+        }
         // After a failure, do not retry a past deadline in a tight loop.
         let mut backoff = Duration::ZERO;
         loop {

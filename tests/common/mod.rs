@@ -72,6 +72,15 @@ impl Server {
             })
         });
         let server = ready_rx.recv().expect("the server thread ended")?;
+        // Ready means identity is served; tests of gzip forms want those too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while server.app().artifacts.gzip_pending() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gzip forms within 20 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         Ok(Server {
             base: format!("http://{}", server.public_addr()),
             admin: format!("http://{}", server.admin_addr()),
