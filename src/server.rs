@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{self, Activity};
 use crate::app::{App, AppError, Workers};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::http::{self, Surface};
 use crate::inbox::InboxError;
 
@@ -66,6 +66,8 @@ pub enum ServerError {
     Inbox(#[source] InboxError),
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
+    #[error("object store")]
+    ScaleOut(#[source] crate::scaleout::ScaleError),
     #[error("the start-up task did not finish")]
     StartUp(#[source] tokio::task::JoinError),
     #[error("the {task} failed")]
@@ -128,6 +130,12 @@ impl Server {
                 addr: config.admin_listen,
                 source,
             })?;
+        // A replica starts from the newest manifest, laid out in its data directory.
+        if let (Some(target), Role::Replica) = (&config.object_store, config.role) {
+            crate::scaleout::sync_replica(target, &config.data_dir)
+                .await
+                .map_err(ServerError::ScaleOut)?;
+        }
         let (app, workers) = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(ServerError::StartUp)??;
@@ -190,6 +198,36 @@ impl Server {
             );
         }
 
+        let durable = match (&app.config.object_store, app.config.role) {
+            (Some(target), Role::Writer) => {
+                let (uploader, durable) = crate::scaleout::Uploader::start(
+                    target,
+                    app.config.data_dir.clone(),
+                    app.store.clone(),
+                )
+                .await
+                .map_err(ServerError::ScaleOut)?;
+                // Stopped with the committer, after the listeners drained: acks in flight
+                // still get their upload.
+                let stop = server.core_stop.clone();
+                server.supervise(
+                    &server.core,
+                    "object store uploader",
+                    tokio::spawn(async move {
+                        uploader.run(stop).await;
+                        Ok(())
+                    }),
+                );
+                Some(durable)
+            }
+            (Some(_), Role::Replica) => {
+                app.store.refuse_writes(
+                    "this node is a read replica: send writes to the writer".to_string(),
+                );
+                None
+            }
+            (None, _) => None,
+        };
         // After the app has the data directory (and its lock): a generated key lives there.
         let signer = crate::signing::Signer::resolve(
             &app.config.signing,
@@ -197,7 +235,7 @@ impl Server {
             app.config.clock.clone(),
         )?;
         // The listeners see the handles they serve from, not the app.
-        let state = Arc::new(http::State::new(
+        let mut state = http::State::new(
             http::Handles {
                 demand: app.demand.clone(),
                 artifacts: app.artifacts.clone(),
@@ -209,7 +247,9 @@ impl Server {
                 signer,
             },
             &app.config,
-        ));
+        );
+        state.durable = durable;
+        let state = Arc::new(state);
         for (listener, surface, task) in [
             (listeners.public, Surface::Public, "public listener"),
             (listeners.admin, Surface::Admin, "admin listener"),

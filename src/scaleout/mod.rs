@@ -8,6 +8,7 @@
 
 mod follower;
 mod manifest;
+mod task;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -20,6 +21,7 @@ use object_store::ObjectStore;
 
 pub use follower::{FollowOutcome, Follower};
 pub use manifest::{FileEntry, Manifest};
+pub use task::{Durable, DurableState, Uploader};
 pub use writer::{scan, HashCache, Published, Writer};
 
 use crate::config::StoreTarget;
@@ -67,6 +69,8 @@ pub enum ScaleError {
     },
     #[error("manifest {key} names the path {path}, which leaves the published directories")]
     BadPath { key: String, path: String },
+    #[error("{url} holds no manifest yet: start the writer first")]
+    Empty { url: String },
     /// A higher epoch published this sequence number: this writer was taken over.
     #[error("fenced: manifest {sequence} was written by epoch {winner}, above this writer's epoch {epoch}; this writer takes no more writes")]
     Fenced {
@@ -139,4 +143,21 @@ async fn highest(
         .iter()
         .filter_map(|m| key_number(&m.location))
         .max())
+}
+
+/// Lay the newest manifest of `target` out in `data_dir` (a replica's start).
+pub async fn sync_replica(
+    target: &StoreTarget,
+    data_dir: &std::path::Path,
+) -> Result<Manifest, ScaleError> {
+    let (store, prefix) = open(target)?;
+    let mut follower = Follower::new(store, prefix, data_dir.to_path_buf());
+    loop {
+        match follower.step().await? {
+            FollowOutcome::Applied { .. } => continue,
+            FollowOutcome::UpToDate => break,
+        }
+    }
+    let current = follower.current().cloned();
+    current.ok_or_else(|| ScaleError::Empty { url: target.url() })
 }

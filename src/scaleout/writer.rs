@@ -249,7 +249,10 @@ pub fn scan(
             let kind = entry.file_type().map_err(io(&path))?;
             let rel = format!("{rel}/{name}");
             if kind.is_dir() {
-                dirs.push((path, rel));
+                // Ingest bodies waiting to be committed are not published state.
+                if rel != "store/spool" {
+                    dirs.push((path, rel));
+                }
                 continue;
             }
             let meta = match std::fs::metadata(&path) {

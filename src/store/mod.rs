@@ -356,6 +356,13 @@ impl Store {
         })
     }
 
+    /// Refuse every write from now on, saying `why` (a writer fenced by a newer one, a
+    /// replica): readers go on serving the current generation.
+    pub fn refuse_writes(&self, why: String) {
+        let mut w = self.writer();
+        self.poison(&mut w, why);
+    }
+
     fn poison(&self, w: &mut Writer, why: String) {
         tracing::error!(dir = %self.dir.display(), reason = %why, "the store refuses writes until it is reopened");
         w.poisoned = Some(why);

@@ -1,0 +1,183 @@
+//! The writer's upload task and what ingest waits on before it acknowledges: after each
+//! store generation (and on a short tick, for files rendered after it) the data directory is
+//! scanned and published; a generation counts as durable once a manifest holding it is in
+//! the bucket.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::{HashCache, ScaleError, Writer};
+use crate::config::StoreTarget;
+use crate::store::Store;
+
+/// How often the data directory is rescanned between generations: rendered files appear
+/// shortly after the generation they follow.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the writer has made durable in the object store.
+#[derive(Debug, Clone, Default)]
+pub struct DurableState {
+    /// The newest store generation a manifest in the bucket holds.
+    pub generation: u64,
+    /// Set once another writer took over; nothing will be durable any more.
+    pub fenced: Option<String>,
+    /// The last failure to reach the store, cleared by the next success.
+    pub unreachable: Option<String>,
+}
+
+/// A view of [`DurableState`] for the ingest API.
+#[derive(Debug, Clone)]
+pub struct Durable(watch::Receiver<DurableState>);
+
+impl Durable {
+    /// Wait until `generation` is durable in the object store; the reason when this writer is
+    /// fenced or `timeout` passes first.
+    pub async fn wait(&self, generation: u64, timeout: Duration) -> Result<(), String> {
+        let mut rx = self.0.clone();
+        let waited = tokio::time::timeout(timeout, async {
+            loop {
+                let why = {
+                    let s = rx.borrow_and_update();
+                    if s.generation >= generation {
+                        return Ok(());
+                    }
+                    if let Some(f) = &s.fenced {
+                        return Err(f.clone());
+                    }
+                    s.unreachable.clone()
+                };
+                if rx.changed().await.is_err() {
+                    return Err(why.unwrap_or_else(|| "the upload task stopped".into()));
+                }
+            }
+        })
+        .await;
+        waited.unwrap_or_else(|_| {
+            let s = self.0.borrow();
+            Err(match &s.unreachable {
+                Some(why) => format!("the object store is unreachable: {why}"),
+                None => format!("not uploaded within {} s", timeout.as_secs()),
+            })
+        })
+    }
+
+    /// The state now (readiness, metrics, tests).
+    pub fn state(&self) -> DurableState {
+        self.0.borrow().clone()
+    }
+}
+
+/// The writer's upload task (see the module documentation).
+pub struct Uploader {
+    writer: Writer,
+    data_dir: PathBuf,
+    store: Arc<Store>,
+    tx: watch::Sender<DurableState>,
+}
+
+impl Uploader {
+    /// Open the object store and claim an epoch.
+    pub async fn start(
+        target: &StoreTarget,
+        data_dir: PathBuf,
+        store: Arc<Store>,
+    ) -> Result<(Uploader, Durable), ScaleError> {
+        let (objects, prefix) = super::open(target)?;
+        let id = format!("pid {} at {}", std::process::id(), jiff::Timestamp::now());
+        let writer = Writer::claim(objects, prefix, id).await?;
+        let (tx, rx) = watch::channel(DurableState::default());
+        Ok((
+            Uploader {
+                writer,
+                data_dir,
+                store,
+                tx,
+            },
+            Durable(rx),
+        ))
+    }
+
+    /// Publish until `stop`; once fenced, make the store refuse writes and end.
+    pub async fn run(self, stop: CancellationToken) {
+        let Uploader {
+            mut writer,
+            data_dir,
+            store,
+            tx,
+        } = self;
+        let mut generations = store.subscribe();
+        let mut cache = HashCache::default();
+        loop {
+            // The generation is read before the scan: the files found hold at least it.
+            let generation = store.snapshot().generation();
+            let dir = data_dir.clone();
+            let scanned = tokio::task::spawn_blocking(move || {
+                let files = super::scan(&dir, &mut cache);
+                (files, cache)
+            })
+            .await;
+            let files = match scanned {
+                Ok((files, back)) => {
+                    cache = back;
+                    files
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "object store: the scan task failed");
+                    return;
+                }
+            };
+            let published = match files {
+                Ok(files) => writer.publish(generation, files).await,
+                Err(e) => Err(e),
+            };
+            match published {
+                Ok(p) => {
+                    if let Some(p) = p {
+                        tracing::debug!(
+                            sequence = p.sequence,
+                            generation,
+                            objects = p.objects,
+                            bytes = p.bytes,
+                            "object store: manifest published"
+                        );
+                    }
+                    tx.send_modify(|s| {
+                        s.generation = s.generation.max(generation);
+                        s.unreachable = None;
+                    });
+                }
+                Err(e @ ScaleError::Fenced { .. }) => {
+                    let why = e.to_string();
+                    store.refuse_writes(why.clone());
+                    tx.send_modify(|s| s.fenced = Some(why));
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "object store: publication failed; retrying");
+                    let why = error_chain(&e);
+                    tx.send_modify(|s| s.unreachable = Some(why));
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = generations.changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
