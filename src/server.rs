@@ -98,6 +98,8 @@ pub struct Server {
     /// The first task failure, returned by [`Server::shutdown`].
     failure: Arc<Mutex<Option<ServerError>>>,
     runtime: tokio::runtime::Handle,
+    /// What the writer has made durable in the object store, when it has one.
+    durable: Option<crate::scaleout::Durable>,
 }
 
 /// Serve `config` on `listeners` until `shutdown` resolves or a task fails; then stop every
@@ -130,12 +132,23 @@ impl Server {
                 addr: config.admin_listen,
                 source,
             })?;
-        // A replica starts from the newest manifest, laid out in its data directory.
-        if let (Some(target), Role::Replica) = (&config.object_store, config.role) {
-            crate::scaleout::sync_replica(target, &config.data_dir)
-                .await
-                .map_err(ServerError::ScaleOut)?;
-        }
+        // A node starts from the newest manifest, laid out in its data directory before the
+        // store opens it: a replica must find one; a writer claims an epoch and takes over
+        // from it (everything acknowledged), or finds none as the first writer.
+        let uploader = match (&config.object_store, config.role) {
+            (Some(target), Role::Writer) => Some(
+                crate::scaleout::Uploader::start(target, config.data_dir.clone())
+                    .await
+                    .map_err(ServerError::ScaleOut)?,
+            ),
+            (Some(target), Role::Replica) => {
+                crate::scaleout::sync_replica(target, &config.data_dir)
+                    .await
+                    .map_err(ServerError::ScaleOut)?;
+                None
+            }
+            (None, _) => None,
+        };
         let (app, workers) = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(ServerError::StartUp)??;
@@ -163,6 +176,7 @@ impl Server {
             activity: activity.clone(),
             failure: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
+            durable: None,
         };
 
         let watch_inbox = inbox
@@ -198,15 +212,10 @@ impl Server {
             );
         }
 
-        let durable = match (&app.config.object_store, app.config.role) {
-            (Some(target), Role::Writer) => {
-                let (uploader, durable) = crate::scaleout::Uploader::start(
-                    target,
-                    app.config.data_dir.clone(),
-                    app.store.clone(),
-                )
-                .await
-                .map_err(ServerError::ScaleOut)?;
+        let mut server = server;
+        let durable = match (uploader, app.config.role) {
+            (Some((uploader, durable)), _) => {
+                let store = app.store.clone();
                 // Stopped with the committer, after the listeners drained: acks in flight
                 // still get their upload.
                 let stop = server.core_stop.clone();
@@ -214,13 +223,13 @@ impl Server {
                     &server.core,
                     "object store uploader",
                     tokio::spawn(async move {
-                        uploader.run(stop).await;
+                        uploader.run(store, stop).await;
                         Ok(())
                     }),
                 );
                 Some(durable)
             }
-            (Some(_), Role::Replica) => {
+            (None, Role::Replica) if app.config.object_store.is_some() => {
                 app.store.refuse_writes(
                     "this node is a read replica: send writes to the writer".to_string(),
                 );
@@ -248,7 +257,8 @@ impl Server {
             },
             &app.config,
         );
-        state.durable = durable;
+        state.durable = durable.clone();
+        server.durable = durable;
         let state = Arc::new(state);
         for (listener, surface, task) in [
             (listeners.public, Surface::Public, "public listener"),
@@ -294,6 +304,11 @@ impl Server {
         let saving = save_activity(app.clone(), activity, server.stop.clone());
         server.supervise(&server.front, "activity saver", tokio::spawn(saving));
         Ok(server)
+    }
+
+    /// What the writer has made durable in its object store (`None` without one).
+    pub fn durable(&self) -> Option<&crate::scaleout::Durable> {
+        self.durable.as_ref()
     }
 
     /// The app the tasks serve.

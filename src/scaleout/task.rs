@@ -27,6 +27,10 @@ pub struct DurableState {
     pub fenced: Option<String>,
     /// The last failure to reach the store, cleared by the next success.
     pub unreachable: Option<String>,
+    /// Scans of the data directory published (or found unchanged) so far.
+    pub scans: u64,
+    /// The sequence number of the last manifest this writer wrote.
+    pub sequence: u64,
 }
 
 /// A view of [`DurableState`] for the ingest API.
@@ -75,26 +79,25 @@ impl Durable {
 pub struct Uploader {
     writer: Writer,
     data_dir: PathBuf,
-    store: Arc<Store>,
     tx: watch::Sender<DurableState>,
 }
 
 impl Uploader {
-    /// Open the object store and claim an epoch.
+    /// Open the object store, claim an epoch and take over the newest manifest into
+    /// `data_dir` ([`Writer::take_over`]); before the store is opened on it.
     pub async fn start(
         target: &StoreTarget,
         data_dir: PathBuf,
-        store: Arc<Store>,
     ) -> Result<(Uploader, Durable), ScaleError> {
         let (objects, prefix) = super::open(target)?;
         let id = format!("pid {} at {}", std::process::id(), jiff::Timestamp::now());
-        let writer = Writer::claim(objects, prefix, id).await?;
+        let mut writer = Writer::claim(objects, prefix, id).await?;
+        writer.take_over(&data_dir).await?;
         let (tx, rx) = watch::channel(DurableState::default());
         Ok((
             Uploader {
                 writer,
                 data_dir,
-                store,
                 tx,
             },
             Durable(rx),
@@ -102,11 +105,10 @@ impl Uploader {
     }
 
     /// Publish until `stop`; once fenced, make the store refuse writes and end.
-    pub async fn run(self, stop: CancellationToken) {
+    pub async fn run(self, store: Arc<Store>, stop: CancellationToken) {
         let Uploader {
             mut writer,
             data_dir,
-            store,
             tx,
         } = self;
         let mut generations = store.subscribe();
@@ -136,7 +138,7 @@ impl Uploader {
             };
             match published {
                 Ok(p) => {
-                    if let Some(p) = p {
+                    if let Some(p) = &p {
                         tracing::debug!(
                             sequence = p.sequence,
                             generation,
@@ -148,6 +150,10 @@ impl Uploader {
                     tx.send_modify(|s| {
                         s.generation = s.generation.max(generation);
                         s.unreachable = None;
+                        s.scans += 1;
+                        if let Some(p) = p {
+                            s.sequence = p.sequence;
+                        }
                     });
                 }
                 Err(e @ ScaleError::Fenced { .. }) => {

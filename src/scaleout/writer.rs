@@ -26,6 +26,12 @@ pub struct Writer {
     fenced: Option<ScaleError>,
 }
 
+/// How a create-only manifest write ended (a higher epoch's win is an error, fencing).
+enum Put {
+    Written(u64),
+    Taken,
+}
+
 /// What one publication put into the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
@@ -132,57 +138,105 @@ impl Writer {
             self.present.insert(entry.blake3.clone());
         }
         loop {
-            let manifest = Manifest {
-                sequence: self.next,
-                epoch: self.epoch,
-                writer: self.id.clone(),
-                generation,
-                files: entries.clone(),
-            };
-            let key = manifest_key(&self.prefix, self.next);
-            let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
-            match self.store.put_opts(&key, body.into(), put_create()).await {
-                Ok(_) => {
-                    self.next += 1;
+            match self.put_manifest(generation, &entries).await? {
+                Put::Written(sequence) => {
                     self.last_files = Some(entries);
                     return Ok(Some(Published {
-                        sequence: manifest.sequence,
+                        sequence,
                         epoch: self.epoch,
                         objects,
                         bytes,
                     }));
                 }
-                Err(object_store::Error::AlreadyExists { .. }) => {
-                    let winner =
-                        super::follower::get_manifest(self.store.as_ref(), &self.prefix, self.next)
-                            .await?;
-                    let winner_epoch = winner.map_or(self.epoch, |w| w.epoch);
-                    if winner_epoch > self.epoch {
-                        tracing::error!(
-                            epoch = self.epoch,
-                            winner = winner_epoch,
-                            sequence = self.next,
-                            "object store: taken over by a newer writer; this writer takes no more writes"
-                        );
-                        let fenced = || ScaleError::Fenced {
-                            epoch: self.epoch,
-                            winner: winner_epoch,
-                            sequence: self.next,
-                        };
-                        self.fenced = Some(fenced());
-                        return Err(fenced());
-                    }
-                    self.next += 1;
-                }
-                Err(source) => {
-                    return Err(ScaleError::Store {
-                        op: "put",
-                        key: key.to_string(),
-                        source,
-                    })
-                }
+                // An older writer that has not yet learned of this one: the next number.
+                Put::Taken => {}
             }
         }
+    }
+
+    /// Continue the sequence from its newest manifest, laid out in `data_dir` (as a replica
+    /// does), and republish that state under this epoch, so the older writer is fenced from
+    /// its next publication on and everything it acknowledged is in what this writer starts
+    /// from. Call before taking writes. `None`: the bucket holds no manifest yet.
+    pub async fn take_over(&mut self, data_dir: &Path) -> Result<Option<Manifest>, ScaleError> {
+        loop {
+            let mut follower =
+                super::Follower::new(self.store.clone(), self.prefix.clone(), data_dir.into());
+            while let super::FollowOutcome::Applied { .. } = follower.step().await? {}
+            let Some(newest) = follower.current().cloned() else {
+                return Ok(None);
+            };
+            if newest.epoch > self.epoch {
+                return Err(self.fence(newest.epoch, newest.sequence));
+            }
+            self.next = newest.sequence + 1;
+            self.present
+                .extend(newest.files.iter().map(|f| f.blake3.clone()));
+            match self.put_manifest(newest.generation, &newest.files).await? {
+                Put::Written(_) => {
+                    self.last_files = Some(newest.files.clone());
+                    return Ok(Some(newest));
+                }
+                // The older writer published meanwhile: start from its newer state.
+                Put::Taken => {}
+            }
+        }
+    }
+
+    /// Write manifest `self.next` create-only. Taken by a higher epoch: fenced.
+    async fn put_manifest(
+        &mut self,
+        generation: u64,
+        files: &[FileEntry],
+    ) -> Result<Put, ScaleError> {
+        let manifest = Manifest {
+            sequence: self.next,
+            epoch: self.epoch,
+            writer: self.id.clone(),
+            generation,
+            files: files.to_vec(),
+        };
+        let key = manifest_key(&self.prefix, self.next);
+        let body = serde_json::to_vec(&manifest).expect("a manifest serialises");
+        match self.store.put_opts(&key, body.into(), put_create()).await {
+            Ok(_) => {
+                self.next += 1;
+                Ok(Put::Written(manifest.sequence))
+            }
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                let winner =
+                    super::follower::get_manifest(self.store.as_ref(), &self.prefix, self.next)
+                        .await?;
+                let winner_epoch = winner.map_or(self.epoch, |w| w.epoch);
+                if winner_epoch > self.epoch {
+                    return Err(self.fence(winner_epoch, self.next));
+                }
+                self.next += 1;
+                Ok(Put::Taken)
+            }
+            Err(source) => Err(ScaleError::Store {
+                op: "put",
+                key: key.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Stop for good: `winner` published sequence `sequence`.
+    fn fence(&mut self, winner: u64, sequence: u64) -> ScaleError {
+        tracing::error!(
+            epoch = self.epoch,
+            winner,
+            sequence,
+            "object store: taken over by a newer writer; this writer takes no more writes"
+        );
+        let fenced = || ScaleError::Fenced {
+            epoch: self.epoch,
+            winner,
+            sequence,
+        };
+        self.fenced = Some(fenced());
+        fenced()
     }
 
     /// Put one object create-only; false when it was there already (same name, same bytes).
