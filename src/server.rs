@@ -100,6 +100,8 @@ pub struct Server {
     runtime: tokio::runtime::Handle,
     /// What the writer has made durable in the object store, when it has one.
     durable: Option<crate::scaleout::Durable>,
+    /// What a replica's follower has reached, when this node is one.
+    following: Option<tokio::sync::watch::Receiver<crate::scaleout::Following>>,
 }
 
 /// Serve `config` on `listeners` until `shutdown` resolves or a task fails; then stop every
@@ -135,20 +137,24 @@ impl Server {
         // A node starts from the newest manifest, laid out in its data directory before the
         // store opens it: a replica must find one; a writer claims an epoch and takes over
         // from it (everything acknowledged), or finds none as the first writer.
-        let uploader = match (&config.object_store, config.role) {
-            (Some(target), Role::Writer) => Some(
-                crate::scaleout::Uploader::start(target, config.data_dir.clone())
-                    .await
-                    .map_err(ServerError::ScaleOut)?,
-            ),
-            (Some(target), Role::Replica) => {
-                crate::scaleout::sync_replica(target, &config.data_dir)
-                    .await
-                    .map_err(ServerError::ScaleOut)?;
-                None
+        let (mut uploader, mut follower) = (None, None);
+        match (&config.object_store, config.role) {
+            (Some(target), Role::Writer) => {
+                uploader = Some(
+                    crate::scaleout::Uploader::start(target, config.data_dir.clone())
+                        .await
+                        .map_err(ServerError::ScaleOut)?,
+                )
             }
-            (None, _) => None,
-        };
+            (Some(target), Role::Replica) => {
+                follower = Some(
+                    crate::scaleout::sync_replica(target, &config.data_dir)
+                        .await
+                        .map_err(ServerError::ScaleOut)?,
+                )
+            }
+            (None, _) => {}
+        }
         let (app, workers) = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(ServerError::StartUp)??;
@@ -177,6 +183,7 @@ impl Server {
             failure: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
             durable: None,
+            following: None,
         };
 
         let watch_inbox = inbox
@@ -233,6 +240,19 @@ impl Server {
                 app.store.refuse_writes(
                     "this node is a read replica: send writes to the writer".to_string(),
                 );
+                if let Some(follower) = follower {
+                    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+                    server.following = Some(rx);
+                    let (store, stop) = (app.store.clone(), server.stop.clone());
+                    server.supervise(
+                        &server.front,
+                        "replica follower",
+                        tokio::spawn(async move {
+                            crate::scaleout::task::follow(follower, store, tx, stop).await;
+                            Ok(())
+                        }),
+                    );
+                }
                 None
             }
             (None, _) => None,
@@ -309,6 +329,11 @@ impl Server {
     /// What the writer has made durable in its object store (`None` without one).
     pub fn durable(&self) -> Option<&crate::scaleout::Durable> {
         self.durable.as_ref()
+    }
+
+    /// What a replica's follower has reached (`None` unless a replica).
+    pub fn following(&self) -> Option<crate::scaleout::Following> {
+        self.following.as_ref().map(|rx| rx.borrow().clone())
     }
 
     /// The app the tasks serve.

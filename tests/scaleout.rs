@@ -168,12 +168,40 @@ fn a_writer_and_two_replicas_over_s3() {
         assert!(body.contains("read replica"), "{body}");
     }
 
+    // A stock update acknowledged by the writer is in both replicas' light.xml within 1 s,
+    // with the writer's bytes and validators.
+    let started = Instant::now();
+    let (status, body) = stock(&writer, 91);
+    assert_eq!(status, 200, "{body}");
+    for replica in &replicas {
+        wait_until(
+            "a replica's light.xml shows the update",
+            Duration::from_secs(1),
+            || shows(replica, 91),
+        );
+    }
+    eprintln!("ack to visible on both replicas: {:?}", started.elapsed());
+    wait_until("the writer's light.xml", Duration::from_secs(1), || {
+        shows(&writer, 91)
+    });
+    let expected = fetch(&writer, LIGHT);
+    for replica in &replicas {
+        assert_eq!(
+            fetch(replica, LIGHT),
+            expected,
+            "same light.xml after the swap"
+        );
+        assert_eq!(replica.server.following().unwrap().unreachable, None);
+    }
+
     // Takeover: a second writer continues from the bucket; the first is fenced at its next
     // publication and acknowledges nothing more.
     let second = Server::start(node(&data_path(&dirs[3]), &moto, Role::Writer));
-    assert!(
-        shows(&second, 77),
-        "the acknowledged update survives the takeover"
+    // The acknowledged update survives the takeover.
+    wait_until(
+        "the new writer's light.xml shows the acknowledged update",
+        Duration::from_secs(1),
+        || shows(&second, 91),
     );
     let (status, body) = stock(&writer, 78);
     assert_eq!(status, 503, "{body}");

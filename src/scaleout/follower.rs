@@ -88,7 +88,16 @@ impl Follower {
         };
         let key = manifest_key(&self.prefix, next).to_string();
         let (mut objects, mut bytes) = (0, 0);
-        for file in manifest.new_files(self.current.as_ref()) {
+        let mut files = manifest.new_files(self.current.as_ref());
+        // The store's manifests last: once one is replaced, the files it names are in place.
+        files.sort_by_key(|f| {
+            f.path
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .starts_with("MANIFEST")
+        });
+        for file in files {
             if !safe_path(&file.path) {
                 return Err(ScaleError::BadPath {
                     key,

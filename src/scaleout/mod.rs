@@ -8,7 +8,7 @@
 
 mod follower;
 mod manifest;
-mod task;
+pub mod task;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -21,7 +21,7 @@ use object_store::ObjectStore;
 
 pub use follower::{FollowOutcome, Follower};
 pub use manifest::{FileEntry, Manifest};
-pub use task::{Durable, DurableState, Uploader};
+pub use task::{Durable, DurableState, Following, Uploader};
 pub use writer::{scan, HashCache, Published, Writer};
 
 use crate::config::StoreTarget;
@@ -145,11 +145,12 @@ async fn highest(
         .max())
 }
 
-/// Lay the newest manifest of `target` out in `data_dir` (a replica's start).
+/// Lay the newest manifest of `target` out in `data_dir` (a replica's start); the follower,
+/// to go on following.
 pub async fn sync_replica(
     target: &StoreTarget,
     data_dir: &std::path::Path,
-) -> Result<Manifest, ScaleError> {
+) -> Result<Follower, ScaleError> {
     let (store, prefix) = open(target)?;
     let mut follower = Follower::new(store, prefix, data_dir.to_path_buf());
     loop {
@@ -158,6 +159,8 @@ pub async fn sync_replica(
             FollowOutcome::UpToDate => break,
         }
     }
-    let current = follower.current().cloned();
-    current.ok_or_else(|| ScaleError::Empty { url: target.url() })
+    match follower.current() {
+        Some(_) => Ok(follower),
+        None => Err(ScaleError::Empty { url: target.url() }),
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{HashCache, ScaleError, Writer};
+use super::{FollowOutcome, Follower, HashCache, ScaleError, Writer};
 use crate::config::StoreTarget;
 use crate::store::Store;
 
@@ -173,6 +173,64 @@ impl Uploader {
                 _ = generations.changed() => {}
                 _ = tokio::time::sleep(TICK) => {}
             }
+        }
+    }
+}
+
+/// What a replica's follower has reached, for readiness and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Following {
+    /// The manifest served.
+    pub sequence: u64,
+    /// The last failure to reach the store (or a bad object), cleared by the next success.
+    pub unreachable: Option<String>,
+}
+
+/// How often a replica asks for the next manifest.
+const POLL: Duration = Duration::from_millis(100);
+
+/// A replica's task: take each next manifest into the data directory, then swap the store to
+/// it (the publisher follows, as after a commit). A failure keeps the current generation
+/// served and is retried.
+pub async fn follow(
+    mut follower: Follower,
+    store: Arc<Store>,
+    tx: watch::Sender<Following>,
+    stop: CancellationToken,
+) {
+    loop {
+        match follower.step().await {
+            Ok(FollowOutcome::Applied { manifest, .. }) => {
+                let s = store.clone();
+                match tokio::task::spawn_blocking(move || s.reload()).await {
+                    Ok(Ok(generation)) => {
+                        tracing::debug!(
+                            sequence = manifest.sequence,
+                            generation,
+                            "replica: swapped"
+                        );
+                        tx.send_modify(|f| {
+                            f.sequence = manifest.sequence;
+                            f.unreachable = None;
+                        });
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "replica: the new generation cannot be served");
+                        tx.send_modify(|f| f.unreachable = Some(error_chain(&e)));
+                    }
+                    Err(e) => tracing::error!(error = %e, "replica: the swap task failed"),
+                }
+                continue;
+            }
+            Ok(FollowOutcome::UpToDate) => tx.send_modify(|f| f.unreachable = None),
+            Err(e) => {
+                tracing::warn!(error = %e, "replica: cannot follow the object store; serving the current generation");
+                tx.send_modify(|f| f.unreachable = Some(error_chain(&e)));
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(POLL) => {}
         }
     }
 }
