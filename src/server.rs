@@ -222,7 +222,7 @@ impl Server {
         let mut server = server;
         let durable = match (uploader, app.config.role) {
             (Some((uploader, durable)), _) => {
-                let store = app.store.clone();
+                let (store, metrics) = (app.store.clone(), app.metrics.clone());
                 // Stopped with the committer, after the listeners drained: acks in flight
                 // still get their upload.
                 let stop = server.core_stop.clone();
@@ -230,7 +230,7 @@ impl Server {
                     &server.core,
                     "object store uploader",
                     tokio::spawn(async move {
-                        uploader.run(store, stop).await;
+                        uploader.run(store, metrics, stop).await;
                         Ok(())
                     }),
                 );
@@ -244,11 +244,12 @@ impl Server {
                     let (tx, rx) = tokio::sync::watch::channel(Default::default());
                     server.following = Some(rx);
                     let (store, stop) = (app.store.clone(), server.stop.clone());
+                    let metrics = app.metrics.clone();
                     server.supervise(
                         &server.front,
                         "replica follower",
                         tokio::spawn(async move {
-                            crate::scaleout::task::follow(follower, store, tx, stop).await;
+                            crate::scaleout::task::follow(follower, store, tx, metrics, stop).await;
                             Ok(())
                         }),
                     );
@@ -278,6 +279,11 @@ impl Server {
             &app.config,
         );
         state.durable = durable.clone();
+        state.store_health = match (&durable, &server.following) {
+            (Some(d), _) => Some(crate::scaleout::StoreHealth::Writer(d.clone())),
+            (None, Some(rx)) => Some(crate::scaleout::StoreHealth::Replica(rx.clone())),
+            (None, None) => None,
+        };
         server.durable = durable;
         let state = Arc::new(state);
         for (listener, surface, task) in [

@@ -213,4 +213,49 @@ fn a_writer_and_two_replicas_over_s3() {
     wait_until("the new writer's light.xml", Duration::from_secs(1), || {
         shows(&second, 80)
     });
+
+    // The object store goes away: replicas keep serving their generation and say so in
+    // /readyz and metrics; the writer answers ingest with 503, never a false ack.
+    wait_until("the replicas follow", Duration::from_secs(2), || {
+        replicas.iter().all(|r| shows(r, 80))
+    });
+    let served = fetch(&replicas[0], LIGHT);
+    drop(moto);
+    let (status, body) = stock(&second, 81);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not durable in the object store"), "{body}");
+    for replica in &replicas {
+        let readyz = || {
+            client()
+                .get(format!("{}/readyz", replica.admin))
+                .send()
+                .unwrap()
+        };
+        wait_until(
+            "/readyz says the store is unreachable",
+            Duration::from_secs(15),
+            || {
+                readyz()
+                    .text()
+                    .unwrap()
+                    .contains("object store: unreachable")
+            },
+        );
+        assert_eq!(readyz().status(), 200, "still serving");
+        let metrics = client()
+            .get(format!("{}/metrics", replica.admin))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("iofd_object_store_reachable 0"),
+            "{metrics}"
+        );
+        assert_eq!(
+            fetch(replica, LIGHT),
+            served,
+            "the current generation keeps serving"
+        );
+    }
 }

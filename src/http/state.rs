@@ -64,6 +64,8 @@ pub struct State {
     pub redirect_to_profile: bool,
     /// With an object store: ingest is acknowledged once its generation is durable there.
     pub durable: Option<crate::scaleout::Durable>,
+    /// With an object store: what `/readyz` says of it.
+    pub store_health: Option<crate::scaleout::StoreHealth>,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl State {
             signer,
             redirect_to_profile: config.redirect_to_profile,
             durable: None,
+            store_health: None,
         }
     }
 

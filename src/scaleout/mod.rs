@@ -21,7 +21,7 @@ use object_store::ObjectStore;
 
 pub use follower::{FollowOutcome, Follower};
 pub use manifest::{FileEntry, Manifest};
-pub use task::{Durable, DurableState, Following, Uploader};
+pub use task::{Durable, DurableState, Following, StoreHealth, Uploader};
 pub use writer::{scan, HashCache, Published, Writer};
 
 use crate::config::StoreTarget;
@@ -69,6 +69,9 @@ pub enum ScaleError {
     },
     #[error("manifest {key} names the path {path}, which leaves the published directories")]
     BadPath { key: String, path: String },
+    /// A scanned file was removed (retention) before its upload: scan again.
+    #[error("{} went away before its upload", path.display())]
+    Vanished { path: PathBuf },
     #[error("{url} holds no manifest yet: start the writer first")]
     Empty { url: String },
     /// A higher epoch published this sequence number: this writer was taken over.
@@ -84,7 +87,14 @@ pub enum ScaleError {
 pub fn open(target: &StoreTarget) -> Result<(Arc<dyn ObjectStore>, ObjectPath), ScaleError> {
     let mut builder = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(&target.bucket)
-        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
+        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+        // Fail within seconds, not minutes: the writer answers ingest with 503 and retries
+        // on its own, a replica keeps serving and says so.
+        .with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(5),
+            ..Default::default()
+        });
     if let Some(region) = &target.region {
         builder = builder.with_region(region);
     }

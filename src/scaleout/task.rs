@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{FollowOutcome, Follower, HashCache, ScaleError, Writer};
 use crate::config::StoreTarget;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// How often the data directory is rescanned between generations: rendered files appear
@@ -31,6 +32,8 @@ pub struct DurableState {
     pub scans: u64,
     /// The sequence number of the last manifest this writer wrote.
     pub sequence: u64,
+    /// Failed publications so far.
+    pub failures: u64,
 }
 
 /// A view of [`DurableState`] for the ingest API.
@@ -39,9 +42,10 @@ pub struct Durable(watch::Receiver<DurableState>);
 
 impl Durable {
     /// Wait until `generation` is durable in the object store; the reason when this writer is
-    /// fenced or `timeout` passes first.
+    /// fenced, a publication fails meanwhile, or `timeout` passes first.
     pub async fn wait(&self, generation: u64, timeout: Duration) -> Result<(), String> {
         let mut rx = self.0.clone();
+        let failures = rx.borrow().failures;
         let waited = tokio::time::timeout(timeout, async {
             loop {
                 let why = {
@@ -51,6 +55,9 @@ impl Durable {
                     }
                     if let Some(f) = &s.fenced {
                         return Err(f.clone());
+                    }
+                    if let (true, Some(why)) = (s.failures > failures, &s.unreachable) {
+                        return Err(format!("the object store is unreachable: {why}"));
                     }
                     s.unreachable.clone()
                 };
@@ -105,7 +112,7 @@ impl Uploader {
     }
 
     /// Publish until `stop`; once fenced, make the store refuse writes and end.
-    pub async fn run(self, store: Arc<Store>, stop: CancellationToken) {
+    pub async fn run(self, store: Arc<Store>, metrics: Arc<Metrics>, stop: CancellationToken) {
         let Uploader {
             mut writer,
             data_dir,
@@ -154,6 +161,7 @@ impl Uploader {
                         if let Some(p) = p {
                             s.sequence = p.sequence;
                         }
+                        metrics.object_store(true, s.sequence);
                     });
                 }
                 Err(e @ ScaleError::Fenced { .. }) => {
@@ -162,10 +170,16 @@ impl Uploader {
                     tx.send_modify(|s| s.fenced = Some(why));
                     return;
                 }
+                // The directory moved on under the scan: take the newer state at once.
+                Err(ScaleError::Vanished { .. }) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "object store: publication failed; retrying");
                     let why = error_chain(&e);
-                    tx.send_modify(|s| s.unreachable = Some(why));
+                    tx.send_modify(|s| {
+                        s.unreachable = Some(why);
+                        s.failures += 1;
+                        metrics.object_store(false, s.sequence);
+                    });
                 }
             }
             tokio::select! {
@@ -196,8 +210,13 @@ pub async fn follow(
     mut follower: Follower,
     store: Arc<Store>,
     tx: watch::Sender<Following>,
+    metrics: Arc<Metrics>,
     stop: CancellationToken,
 ) {
+    let report = |f: &mut Following, problem: Option<String>| {
+        metrics.object_store(problem.is_none(), f.sequence);
+        f.unreachable = problem;
+    };
     loop {
         match follower.step().await {
             Ok(FollowOutcome::Applied { manifest, .. }) => {
@@ -211,26 +230,55 @@ pub async fn follow(
                         );
                         tx.send_modify(|f| {
                             f.sequence = manifest.sequence;
-                            f.unreachable = None;
+                            report(f, None);
                         });
                     }
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "replica: the new generation cannot be served");
-                        tx.send_modify(|f| f.unreachable = Some(error_chain(&e)));
+                        tx.send_modify(|f| report(f, Some(error_chain(&e))));
                     }
                     Err(e) => tracing::error!(error = %e, "replica: the swap task failed"),
                 }
                 continue;
             }
-            Ok(FollowOutcome::UpToDate) => tx.send_modify(|f| f.unreachable = None),
+            Ok(FollowOutcome::UpToDate) => tx.send_modify(|f| report(f, None)),
             Err(e) => {
                 tracing::warn!(error = %e, "replica: cannot follow the object store; serving the current generation");
-                tx.send_modify(|f| f.unreachable = Some(error_chain(&e)));
+                tx.send_modify(|f| report(f, Some(error_chain(&e))));
             }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// What `/readyz` says of the object store.
+#[derive(Debug, Clone)]
+pub enum StoreHealth {
+    Writer(Durable),
+    Replica(watch::Receiver<Following>),
+}
+
+impl StoreHealth {
+    /// Why the object store is not in use right now, if it is not: fenced, unreachable.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            StoreHealth::Writer(d) => {
+                let s = d.state();
+                s.fenced
+                    .or(s.unreachable.map(|u| format!("unreachable: {u}")))
+            }
+            StoreHealth::Replica(rx) => {
+                let f = rx.borrow();
+                f.unreachable.as_ref().map(|u| {
+                    format!(
+                        "unreachable, serving manifest {} until it answers: {u}",
+                        f.sequence
+                    )
+                })
+            }
         }
     }
 }

@@ -241,12 +241,18 @@ impl Writer {
 
     /// Put one object create-only; false when it was there already (same name, same bytes).
     async fn upload(&self, entry: &FileEntry, path: &Path) -> Result<bool, ScaleError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| ScaleError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let bytes = tokio::fs::read(path).await.map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                ScaleError::Vanished {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                ScaleError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
         let key = object_key(&self.prefix, &entry.blake3);
         match self
             .store
