@@ -163,12 +163,7 @@ pub async fn sync_replica(
 ) -> Result<Follower, ScaleError> {
     let (store, prefix) = open(target)?;
     let mut follower = Follower::new(store, prefix, data_dir.to_path_buf());
-    loop {
-        match follower.step().await? {
-            FollowOutcome::Applied { .. } => continue,
-            FollowOutcome::UpToDate => break,
-        }
-    }
+    while let FollowOutcome::Applied { .. } = follower.step().await? {}
     match follower.current() {
         Some(_) => Ok(follower),
         None => Err(ScaleError::Empty { url: target.url() }),
