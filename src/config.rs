@@ -9,8 +9,10 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 
 mod cdn;
+mod scale;
 use cdn::{purge_target, signing_config};
 pub use cdn::{PurgeStyle, PurgeTarget};
+pub use scale::{Role, ScaleArgs, StoreTarget};
 
 /// The configuration of demo mode (`iofd serve` with neither `--config` nor `--partners`).
 pub const DEMO_CONFIG: &str = include_str!("../fixtures/demo/iofd.toml");
@@ -62,6 +64,8 @@ pub struct ServeArgs {
     pub base_rebuild: Option<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
 }
 
 /// Limits, timeouts and the purge hook (flags of `iofd serve`).
@@ -256,6 +260,10 @@ pub struct Config {
     /// Where timed behaviour (change windows, base rebuilds) reads the time: the system's
     /// clock; tests put a manual one here to move time instead of waiting.
     pub clock: crate::clock::Clock,
+    /// Writer (ingests, publishes) or replica (follows `object_store`).
+    pub role: Role,
+    /// The object store a writer publishes to and a replica follows (`docs/scale-out.md`).
+    pub object_store: Option<StoreTarget>,
 }
 
 /// Limits that keep one client from taking the server's connections, memory or time.
@@ -343,6 +351,7 @@ impl Config {
         let shop = file.shop.clone().map(shop_table).transpose()?;
         let purge = purge_target(&args.limits, &file)?;
         let signing = signing_config(&file)?;
+        let (role, object_store) = scale::scale_config(&args.scale)?;
         let timezone_name = args
             .timezone
             .clone()
@@ -536,6 +545,8 @@ impl Config {
             limits,
             purge,
             signing,
+            role,
+            object_store,
             redirect_to_profile: file.redirect_to_profile.unwrap_or(false),
             change_window,
             change_retention,

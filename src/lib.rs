@@ -23,6 +23,7 @@ pub mod partners;
 pub mod publish;
 pub mod purge;
 pub mod render;
+pub mod scaleout;
 pub mod server;
 pub mod signing;
 pub mod snapshot;

@@ -129,6 +129,8 @@ pub struct Metrics {
     snapshot_age: Gauge<f64, AtomicU64>,
     artifacts_generation: Gauge,
     artifact_files: Gauge,
+    object_store_reachable: Gauge,
+    object_store_manifest: Gauge,
     publish_duration: Histogram,
     publish_failures: Counter,
     ingest_batches: Family<SourceLabels, Counter>,
@@ -234,6 +236,18 @@ impl Metrics {
             "Rendered files in the artifact set being served",
             artifact_files.clone(),
         );
+        let object_store_reachable = Gauge::default();
+        registry.register(
+            "object_store_reachable",
+            "1 while the last exchange with the object store succeeded, 0 after a failure (scale-out only)",
+            object_store_reachable.clone(),
+        );
+        let object_store_manifest = Gauge::default();
+        registry.register(
+            "object_store_manifest",
+            "Sequence number of the last manifest written (writer) or served (replica)",
+            object_store_manifest.clone(),
+        );
         let publish_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         registry.register_with_unit(
             "artifact_publish_duration",
@@ -293,6 +307,8 @@ impl Metrics {
             snapshot_age,
             artifacts_generation,
             artifact_files,
+            object_store_reachable,
+            object_store_manifest,
             publish_duration,
             publish_failures,
             ingest_batches,
@@ -378,6 +394,12 @@ impl Metrics {
                 reason: why.label(),
             })
             .inc();
+    }
+
+    /// The last exchange with the object store succeeded or not; the manifest reached.
+    pub fn object_store(&self, reachable: bool, manifest: u64) {
+        self.object_store_reachable.set(i64::from(reachable));
+        self.object_store_manifest.set(clamp(manifest));
     }
 
     /// An artifact set was published (or failed to be: `generation` is `None`).

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::activity::{self, Activity};
 use crate::app::{App, AppError, Workers};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::http::{self, Surface};
 use crate::inbox::InboxError;
 
@@ -66,6 +66,8 @@ pub enum ServerError {
     Inbox(#[source] InboxError),
     #[error(transparent)]
     Signing(#[from] crate::signing::SigningError),
+    #[error("object store")]
+    ScaleOut(#[source] crate::scaleout::ScaleError),
     #[error("the start-up task did not finish")]
     StartUp(#[source] tokio::task::JoinError),
     #[error("the {task} failed")]
@@ -96,6 +98,10 @@ pub struct Server {
     /// The first task failure, returned by [`Server::shutdown`].
     failure: Arc<Mutex<Option<ServerError>>>,
     runtime: tokio::runtime::Handle,
+    /// What the writer has made durable in the object store, when it has one.
+    durable: Option<crate::scaleout::Durable>,
+    /// What a replica's follower has reached, when this node is one.
+    following: Option<tokio::sync::watch::Receiver<crate::scaleout::Following>>,
 }
 
 /// Serve `config` on `listeners` until `shutdown` resolves or a task fails; then stop every
@@ -128,6 +134,27 @@ impl Server {
                 addr: config.admin_listen,
                 source,
             })?;
+        // A node starts from the newest manifest, laid out in its data directory before the
+        // store opens it: a replica must find one; a writer claims an epoch and takes over
+        // from it (everything acknowledged), or finds none as the first writer.
+        let (mut uploader, mut follower) = (None, None);
+        match (&config.object_store, config.role) {
+            (Some(target), Role::Writer) => {
+                uploader = Some(
+                    crate::scaleout::Uploader::start(target, config.data_dir.clone())
+                        .await
+                        .map_err(ServerError::ScaleOut)?,
+                )
+            }
+            (Some(target), Role::Replica) => {
+                follower = Some(
+                    crate::scaleout::sync_replica(target, &config.data_dir)
+                        .await
+                        .map_err(ServerError::ScaleOut)?,
+                )
+            }
+            (None, _) => {}
+        }
         let (app, workers) = tokio::task::spawn_blocking(move || App::open(config))
             .await
             .map_err(ServerError::StartUp)??;
@@ -155,6 +182,8 @@ impl Server {
             activity: activity.clone(),
             failure: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
+            durable: None,
+            following: None,
         };
 
         let watch_inbox = inbox
@@ -190,6 +219,45 @@ impl Server {
             );
         }
 
+        let mut server = server;
+        let durable = match (uploader, app.config.role) {
+            (Some((uploader, durable)), _) => {
+                let (store, metrics) = (app.store.clone(), app.metrics.clone());
+                // Stopped with the committer, after the listeners drained: acks in flight
+                // still get their upload.
+                let stop = server.core_stop.clone();
+                server.supervise(
+                    &server.core,
+                    "object store uploader",
+                    tokio::spawn(async move {
+                        uploader.run(store, metrics, stop).await;
+                        Ok(())
+                    }),
+                );
+                Some(durable)
+            }
+            (None, Role::Replica) if app.config.object_store.is_some() => {
+                app.store.refuse_writes(
+                    "this node is a read replica: send writes to the writer".to_string(),
+                );
+                if let Some(follower) = follower {
+                    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+                    server.following = Some(rx);
+                    let (store, stop) = (app.store.clone(), server.stop.clone());
+                    let metrics = app.metrics.clone();
+                    server.supervise(
+                        &server.front,
+                        "replica follower",
+                        tokio::spawn(async move {
+                            crate::scaleout::task::follow(follower, store, tx, metrics, stop).await;
+                            Ok(())
+                        }),
+                    );
+                }
+                None
+            }
+            (None, _) => None,
+        };
         // After the app has the data directory (and its lock): a generated key lives there.
         let signer = crate::signing::Signer::resolve(
             &app.config.signing,
@@ -197,7 +265,7 @@ impl Server {
             app.config.clock.clone(),
         )?;
         // The listeners see the handles they serve from, not the app.
-        let state = Arc::new(http::State::new(
+        let mut state = http::State::new(
             http::Handles {
                 demand: app.demand.clone(),
                 artifacts: app.artifacts.clone(),
@@ -209,7 +277,15 @@ impl Server {
                 signer,
             },
             &app.config,
-        ));
+        );
+        state.durable = durable.clone();
+        state.store_health = match (&durable, &server.following) {
+            (Some(d), _) => Some(crate::scaleout::StoreHealth::Writer(d.clone())),
+            (None, Some(rx)) => Some(crate::scaleout::StoreHealth::Replica(rx.clone())),
+            (None, None) => None,
+        };
+        server.durable = durable;
+        let state = Arc::new(state);
         for (listener, surface, task) in [
             (listeners.public, Surface::Public, "public listener"),
             (listeners.admin, Surface::Admin, "admin listener"),
@@ -254,6 +330,16 @@ impl Server {
         let saving = save_activity(app.clone(), activity, server.stop.clone());
         server.supervise(&server.front, "activity saver", tokio::spawn(saving));
         Ok(server)
+    }
+
+    /// What the writer has made durable in its object store (`None` without one).
+    pub fn durable(&self) -> Option<&crate::scaleout::Durable> {
+        self.durable.as_ref()
+    }
+
+    /// What a replica's follower has reached (`None` unless a replica).
+    pub fn following(&self) -> Option<crate::scaleout::Following> {
+        self.following.as_ref().map(|rx| rx.borrow().clone())
     }
 
     /// The app the tasks serve.

@@ -20,18 +20,30 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
     if req.uri().path().starts_with("/v1/") {
         return super::ingest::handle(state, req).await;
     }
-    let text = |status: StatusCode, text: &'static str| {
+    let text = |status: StatusCode, text: std::borrow::Cow<'static, str>| {
         Response::builder()
             .status(status)
             .header(hyper::header::CONTENT_TYPE, "text/plain; charset=utf-8")
             .header(hyper::header::CACHE_CONTROL, "no-store")
-            .body(body::full(text))
+            .body(body::full(match text {
+                std::borrow::Cow::Borrowed(s) => bytes::Bytes::from_static(s.as_bytes()),
+                std::borrow::Cow::Owned(s) => bytes::Bytes::from(s),
+            }))
             .unwrap_or_else(|_| Response::new(body::empty()))
     };
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n"),
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        // The current generation keeps serving while the object store is away: still ready.
+        "/readyz" if state.readiness.is_ready() => {
+            match state.store_health.as_ref().and_then(|h| h.problem()) {
+                Some(problem) => text(
+                    StatusCode::OK,
+                    format!("ready; object store: {problem}\n").into(),
+                ),
+                None => text(StatusCode::OK, "ready\n".into()),
+            }
+        }
+        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n".into()),
         "/metrics" => super::observe::metrics(state),
         _ => HttpError::NotFound.response(),
     }

@@ -62,6 +62,10 @@ pub struct State {
     pub signer: Signer,
     /// Stable partner URLs of files answer 302 to the signed profile URL.
     pub redirect_to_profile: bool,
+    /// With an object store: ingest is acknowledged once its generation is durable there.
+    pub durable: Option<crate::scaleout::Durable>,
+    /// With an object store: what `/readyz` says of it.
+    pub store_health: Option<crate::scaleout::StoreHealth>,
 }
 
 impl State {
@@ -100,6 +104,8 @@ impl State {
             spool_dir: config.store_dir().join("spool"),
             signer,
             redirect_to_profile: config.redirect_to_profile,
+            durable: None,
+            store_health: None,
         }
     }
 

@@ -356,6 +356,33 @@ impl Store {
         })
     }
 
+    /// A read replica's swap (`crate::scaleout`): serve the generation the directory's
+    /// `MANIFEST` names now, laid out there by the replica's follower, and notify
+    /// subscribers as a commit does. Only for a store that refuses writes (a replica's).
+    pub fn reload(&self) -> Result<u64, StoreError> {
+        let w = self.writer();
+        if w.poisoned.is_none() {
+            return Err(StoreError::Options(
+                "reload is for a read replica's store, which takes no writes".into(),
+            ));
+        }
+        let recovered = recover::recover(&self.dir)?;
+        let generation = recovered.snapshot.generation();
+        if generation != self.current.load().generation() {
+            self.current.store(Arc::new(recovered.snapshot));
+            self.published.send_replace(generation);
+        }
+        drop(w);
+        Ok(generation)
+    }
+
+    /// Refuse every write from now on, saying `why` (a writer fenced by a newer one, a
+    /// replica): readers go on serving the current generation.
+    pub fn refuse_writes(&self, why: String) {
+        let mut w = self.writer();
+        self.poison(&mut w, why);
+    }
+
     fn poison(&self, w: &mut Writer, why: String) {
         tracing::error!(dir = %self.dir.display(), reason = %why, "the store refuses writes until it is reopened");
         w.poisoned = Some(why);

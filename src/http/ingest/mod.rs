@@ -346,8 +346,10 @@ fn is_array(headers: &HeaderMap) -> Result<bool, HttpError> {
 }
 
 /// Queue ops for the group committer and wait until they are durable.
+/// With an object store, also until the batch's generation is in a manifest there: a 503
+/// otherwise (the ERP sends the batch again; an update already applied is then unchanged).
 async fn submit(state: &Arc<State>, ops: Vec<Op>, partial: bool) -> Result<Outcome, HttpError> {
-    state
+    let outcome = state
         .committer
         .submit(store::Request {
             ops,
@@ -355,8 +357,28 @@ async fn submit(state: &Arc<State>, ops: Vec<Op>, partial: bool) -> Result<Outco
             check_only: false,
         })
         .await
-        .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))
+        .map_err(|e| HttpError::Unavailable(format!("{e}; nothing was applied")))?;
+    await_durable(state, outcome.generation).await?;
+    Ok(outcome)
 }
+
+/// With an object store, wait until `generation` is in a manifest there (see [`submit`]).
+pub(super) async fn await_durable(state: &State, generation: u64) -> Result<(), HttpError> {
+    let Some(durable) = &state.durable else {
+        return Ok(());
+    };
+    durable
+        .wait(generation, DURABLE_TIMEOUT)
+        .await
+        .map_err(|why| {
+            HttpError::Unavailable(format!(
+                "applied on this writer as generation {generation} but not durable in the object store ({why}); send the batch again"
+            ))
+        })
+}
+
+/// How long an acknowledgement waits for the object store before answering 503.
+const DURABLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn store_error(e: store::StoreError) -> HttpError {
     tracing::error!(error = %e, "ingest apply failed");

@@ -197,6 +197,7 @@ pub(super) async fn updates(
     if check_only {
         return Ok(refused(state, rejected));
     }
+    super::await_durable(state, total.generation).await?;
     (total.rejected, total.rejected_unlisted) = rejected.into_parts();
     Ok(report(state, total))
 }

@@ -1,0 +1,206 @@
+use std::sync::Arc;
+
+use object_store::memory::InMemory;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::*;
+
+fn data_dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, bytes) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir
+}
+
+/// Two writers publish against one manifest sequence at once, in the in-memory store (which
+/// serialises conditional writes): every sequence number has exactly one manifest, the one
+/// its winner was told it wrote; epochs never go down along the sequence; the older writer
+/// ends fenced once the newer has published, and a follower lays out the newest state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_one_winner_per_sequence() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("feeds/eu");
+    let old = Writer::claim(store.clone(), prefix.clone(), "old".into())
+        .await
+        .unwrap();
+    let new = Writer::claim(store.clone(), prefix.clone(), "new".into())
+        .await
+        .unwrap();
+    assert_eq!((old.epoch(), new.epoch()), (1, 2));
+    let run = |mut writer: Writer, name: &'static str| async move {
+        let mut won = Vec::new();
+        for i in 0..40u64 {
+            let body = format!("{name} {i}");
+            let dir = data_dir_with(&[("artifacts/light.xml", body.as_bytes())]);
+            let files = scan(dir.path(), &mut HashCache::default()).unwrap();
+            match writer.publish(i, files).await {
+                Ok(Some(p)) => won.push((p.sequence, body)),
+                Ok(None) => unreachable!("every state differs"),
+                Err(ScaleError::Fenced { epoch, winner, .. }) => {
+                    assert_eq!((name, epoch, winner), ("old", 1, 2));
+                    break;
+                }
+                Err(e) => panic!("{e}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        (writer, won)
+    };
+    let (a, b) = tokio::join!(tokio::spawn(run(old, "old")), tokio::spawn(run(new, "new")));
+    let ((mut old, old_won), (_new, new_won)) = (a.unwrap(), b.unwrap());
+    assert_eq!(new_won.len(), 40, "the newest epoch is never refused");
+    let mut all: Vec<_> = old_won.iter().chain(&new_won).cloned().collect();
+    all.sort();
+    let sequences: Vec<u64> = all.iter().map(|(s, _)| *s).collect();
+    let mut unique = sequences.clone();
+    unique.dedup();
+    assert_eq!(
+        sequences, unique,
+        "two writers were told they won one sequence"
+    );
+    // Each manifest in the store is the one its winner was told of; epochs never go down.
+    let mut last_epoch = 0;
+    let top = highest(store.as_ref(), &prefix, "manifests")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(top, *sequences.last().unwrap());
+    for n in 1..=top {
+        // Writers never skip a number: each tries the one after the last it saw taken.
+        let m = follower::get_manifest(store.as_ref(), &prefix, n)
+            .await
+            .unwrap()
+            .expect("no gap in the manifest sequence");
+        assert!(m.epoch >= last_epoch, "epoch went down at {n}");
+        last_epoch = m.epoch;
+        let (_, body) = all
+            .iter()
+            .find(|(s, _)| *s == n)
+            .expect("a winner per manifest");
+        assert_eq!(m.writer, if m.epoch == 1 { "old" } else { "new" });
+        assert!(body.starts_with(&m.writer));
+    }
+    // The old writer stays fenced for anything it is asked to publish later.
+    let dir = data_dir_with(&[("artifacts/light.xml", b"late")]);
+    let files = scan(dir.path(), &mut HashCache::default()).unwrap();
+    assert!(matches!(
+        old.publish(99, files).await,
+        Err(ScaleError::Fenced { winner: 2, .. })
+    ));
+    // A follower takes the newest state: the new writer's last bytes.
+    let replica = tempfile::tempdir().unwrap();
+    let mut follower = Follower::new(store.clone(), prefix.clone(), replica.path().into());
+    assert!(matches!(
+        follower.step().await.unwrap(),
+        FollowOutcome::Applied { .. }
+    ));
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/light.xml")).unwrap(),
+        b"new 39"
+    );
+    assert!(matches!(
+        follower.step().await.unwrap(),
+        FollowOutcome::UpToDate
+    ));
+}
+
+/// A follower fetches only what changed, keeps what it has, verifies each object, and a
+/// tampered object is refused with its key and path while the data directory keeps the
+/// last good bytes. A manifest naming a path outside the published directories is refused.
+#[tokio::test]
+async fn follower_fetches_new_files_and_refuses_bad_bytes() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
+        .await
+        .unwrap();
+    let src = data_dir_with(&[
+        ("store/MANIFEST", b"m1"),
+        ("store/shard-1", b"shard one"),
+        ("artifacts/k/light.xml", b"light 1"),
+        ("store/LOCK", b""),
+        ("artifacts/.light.xml.abc.tmp", b"half"),
+    ]);
+    let mut cache = HashCache::default();
+    let files = scan(src.path(), &mut cache).unwrap();
+    let paths: Vec<&str> = files.iter().map(|(f, _)| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["artifacts/k/light.xml", "store/MANIFEST", "store/shard-1"]
+    );
+    let p = writer.publish(1, files).await.unwrap().unwrap();
+    assert_eq!((p.sequence, p.objects), (1, 3));
+    // Unchanged state: no manifest.
+    let again = scan(src.path(), &mut cache).unwrap();
+    assert_eq!(writer.publish(1, again).await.unwrap(), None);
+
+    let replica = tempfile::tempdir().unwrap();
+    let mut follower = Follower::new(store.clone(), prefix.clone(), replica.path().into());
+    let FollowOutcome::Applied { objects, .. } = follower.step().await.unwrap() else {
+        panic!("no manifest applied");
+    };
+    assert_eq!(objects, 3);
+    assert!(!replica.path().join("store/LOCK").exists());
+
+    std::fs::write(src.path().join("artifacts/k/light.xml"), b"light 2").unwrap();
+    let files = scan(src.path(), &mut cache).unwrap();
+    let p = writer.publish(2, files).await.unwrap().unwrap();
+    assert_eq!((p.sequence, p.objects, p.bytes), (2, 1, 7));
+    let FollowOutcome::Applied {
+        objects, manifest, ..
+    } = follower.step().await.unwrap()
+    else {
+        panic!("no manifest applied");
+    };
+    assert_eq!((objects, manifest.generation), (1, 2));
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/k/light.xml")).unwrap(),
+        b"light 2"
+    );
+
+    // A third state whose object is replaced by other bytes in the store.
+    std::fs::write(src.path().join("artifacts/k/light.xml"), b"light 3").unwrap();
+    let files = scan(src.path(), &mut cache).unwrap();
+    let hash = files[0].0.blake3.clone();
+    writer.publish(3, files).await.unwrap().unwrap();
+    store
+        .put(&object_key(&prefix, &hash), b"tampered".to_vec().into())
+        .await
+        .unwrap();
+    let err = follower.step().await.unwrap_err();
+    assert!(
+        matches!(&err, ScaleError::HashMismatch { path, .. } if path == "artifacts/k/light.xml"),
+        "{err}"
+    );
+    assert_eq!(follower.current().unwrap().sequence, 2);
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/k/light.xml")).unwrap(),
+        b"light 2"
+    );
+
+    // A manifest escaping the data directory.
+    let evil = Manifest {
+        sequence: 4,
+        epoch: 1,
+        writer: "w".into(),
+        generation: 4,
+        files: vec![FileEntry {
+            path: "artifacts/../../etc/passwd".into(),
+            size: 1,
+            blake3: hash,
+        }],
+    };
+    let mut f2 = Follower::new(store.clone(), prefix.clone(), replica.path().into());
+    store
+        .put(
+            &manifest_key(&prefix, 4),
+            serde_json::to_vec(&evil).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(f2.step().await, Err(ScaleError::BadPath { .. })));
+}

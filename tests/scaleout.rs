@@ -1,0 +1,261 @@
+//! One writer and two read replicas over a local S3 (`moto_server`, PyPI `moto[server]`,
+//! installed by `.ci/run`): an acknowledged stock update is in the bucket, replicas serve the
+//! writer's bytes with the same ETag and Last-Modified, replicas take no writes, and a second
+//! writer takes over without losing the acknowledged update while the first is fenced.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use iofd::config::{Config, Role, StoreTarget};
+
+const TOKEN: &str = "demo-admin-token";
+const LIGHT: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/light.xml";
+const FULL: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/full.xml";
+const BUCKET: &str = "iofd-scaleout";
+
+/// `moto_server` on a free loopback port, killed (by its pid) when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]'; .ci/run installs it)");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while client().get(&moto.url).send().is_err() {
+            assert!(Instant::now() < deadline, "moto_server answers within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let r = client()
+            .put(format!("{}/{BUCKET}", moto.url))
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "create bucket: {}", r.status());
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(data: &std::path::Path, moto: &Moto, role: Role) -> Config {
+    let mut config = Config::for_data_dir(data);
+    config.role = role;
+    config.object_store = Some(StoreTarget {
+        bucket: BUCKET.into(),
+        prefix: "eu/feeds".into(),
+        endpoint: Some(moto.url.clone()),
+        region: Some("us-east-1".into()),
+    });
+    // Every node of a deployment is given the same key and public URL.
+    config.signing.key = Some("k".repeat(40));
+    config.public_url = "http://cdn.example.test".into();
+    config
+}
+
+fn stock(server: &Server, quantity: u32) -> (u16, String) {
+    let r = client()
+        .post(format!("{}/v1/updates", server.admin))
+        .header("Authorization", format!("Bearer {TOKEN}"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(format!(
+            r#"{{"kind":"stock","product":1,"warehouse":1,"quantity":"{quantity}"}}"#
+        ))
+        .send()
+        .expect("ingest");
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn shows(server: &Server, quantity: u32) -> bool {
+    let xml = server.get(LIGHT).text().unwrap();
+    let Some(start) = xml.find("<product id=\"1\"") else {
+        return false;
+    };
+    let product = &xml[start..start + xml[start..].find("</product>").unwrap()];
+    product.contains(&format!("<stock id=\"1\" quantity=\"{quantity}\""))
+}
+
+fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A response's bytes and validators.
+fn fetch(server: &Server, path: &str) -> (Vec<u8>, String, String) {
+    let r = server.get(path);
+    assert_eq!(r.status(), 200, "{path}");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let modified = r.headers()["last-modified"].to_str().unwrap().to_string();
+    (r.bytes().unwrap().to_vec(), etag, modified)
+}
+
+#[test]
+fn a_writer_and_two_replicas_over_s3() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+    let moto = Moto::start();
+    let dirs: Vec<_> = (0..4).map(|_| tempdir()).collect();
+
+    let writer = Server::start(node(&data_path(&dirs[0]), &moto, Role::Writer));
+    let durable = writer
+        .server
+        .durable()
+        .expect("a writer with a store")
+        .clone();
+    let started = Instant::now();
+    let (status, body) = stock(&writer, 77);
+    let ack = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    eprintln!("ack with the object store: {ack:?}");
+    let generation = writer.app.store.snapshot().generation();
+    assert!(
+        durable.state().generation >= generation,
+        "acknowledged before durable"
+    );
+    wait_until(
+        "the writer's light.xml shows the update",
+        Duration::from_secs(1),
+        || shows(&writer, 77),
+    );
+    // Two whole scans after light.xml changed: its bytes are in a manifest.
+    let scans = durable.state().scans;
+    wait_until("two more uploads", Duration::from_secs(5), || {
+        durable.state().scans >= scans + 2
+    });
+
+    let replicas: Vec<Server> = [&dirs[1], &dirs[2]]
+        .iter()
+        .map(|d| Server::start(node(&data_path(d), &moto, Role::Replica)))
+        .collect();
+    for path in [LIGHT, FULL] {
+        let expected = fetch(&writer, path);
+        for replica in &replicas {
+            assert_eq!(
+                fetch(replica, path),
+                expected,
+                "{path}: same bytes and validators"
+            );
+        }
+    }
+    for replica in &replicas {
+        assert!(shows(replica, 77));
+        let (status, body) = stock(replica, 1);
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("read replica"), "{body}");
+    }
+
+    // A stock update acknowledged by the writer is in both replicas' light.xml within 1 s,
+    // with the writer's bytes and validators.
+    let started = Instant::now();
+    let (status, body) = stock(&writer, 91);
+    assert_eq!(status, 200, "{body}");
+    for replica in &replicas {
+        wait_until(
+            "a replica's light.xml shows the update",
+            Duration::from_secs(1),
+            || shows(replica, 91),
+        );
+    }
+    eprintln!("ack to visible on both replicas: {:?}", started.elapsed());
+    wait_until("the writer's light.xml", Duration::from_secs(1), || {
+        shows(&writer, 91)
+    });
+    let expected = fetch(&writer, LIGHT);
+    for replica in &replicas {
+        assert_eq!(
+            fetch(replica, LIGHT),
+            expected,
+            "same light.xml after the swap"
+        );
+        assert_eq!(replica.server.following().unwrap().unreachable, None);
+    }
+
+    // Takeover: a second writer continues from the bucket; the first is fenced at its next
+    // publication and acknowledges nothing more.
+    let second = Server::start(node(&data_path(&dirs[3]), &moto, Role::Writer));
+    // The acknowledged update survives the takeover.
+    wait_until(
+        "the new writer's light.xml shows the acknowledged update",
+        Duration::from_secs(1),
+        || shows(&second, 91),
+    );
+    let (status, body) = stock(&writer, 78);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("fenced"), "{body}");
+    let (status, body) = stock(&writer, 79);
+    assert_eq!(status, 503, "a fenced writer stays fenced: {body}");
+    let (status, body) = stock(&second, 80);
+    assert_eq!(status, 200, "{body}");
+    wait_until("the new writer's light.xml", Duration::from_secs(1), || {
+        shows(&second, 80)
+    });
+
+    // The object store goes away: replicas keep serving their generation and say so in
+    // /readyz and metrics; the writer answers ingest with 503, never a false ack.
+    wait_until("the replicas follow", Duration::from_secs(2), || {
+        replicas.iter().all(|r| shows(r, 80))
+    });
+    let served = fetch(&replicas[0], LIGHT);
+    drop(moto);
+    let (status, body) = stock(&second, 81);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not durable in the object store"), "{body}");
+    for replica in &replicas {
+        let readyz = || {
+            client()
+                .get(format!("{}/readyz", replica.admin))
+                .send()
+                .unwrap()
+        };
+        wait_until(
+            "/readyz says the store is unreachable",
+            Duration::from_secs(15),
+            || {
+                readyz()
+                    .text()
+                    .unwrap()
+                    .contains("object store: unreachable")
+            },
+        );
+        assert_eq!(readyz().status(), 200, "still serving");
+        let metrics = client()
+            .get(format!("{}/metrics", replica.admin))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            metrics.contains("iofd_object_store_reachable 0"),
+            "{metrics}"
+        );
+        assert_eq!(
+            fetch(replica, LIGHT),
+            served,
+            "the current generation keeps serving"
+        );
+    }
+}
