@@ -673,6 +673,7 @@ mod tests {
             discount_percent: Decimal::ZERO,
             wholesale: false,
             only_in_stock: false,
+            rules: Default::default(),
         };
         let gz = RenderProfile {
             gzip: true,
