@@ -69,8 +69,8 @@ pub enum ScaleError {
     },
     #[error("manifest {key} names the path {path}, which leaves the published directories")]
     BadPath { key: String, path: String },
-    /// A scanned file was removed (retention) before its upload: scan again.
-    #[error("{} went away before its upload", path.display())]
+    /// A scanned file was removed (retention) or replaced before its upload: scan again.
+    #[error("{} went away or changed before its upload", path.display())]
     Vanished { path: PathBuf },
     #[error("{url} holds no manifest yet: start the writer first")]
     Empty { url: String },

@@ -204,3 +204,37 @@ async fn follower_fetches_new_files_and_refuses_bad_bytes() {
         .unwrap();
     assert!(matches!(f2.step().await, Err(ScaleError::BadPath { .. })));
 }
+
+/// A file renamed over another of the same size and mtime (the store's `MANIFEST.prev`,
+/// rewritten within one tick of the file system's clock) is hashed again, and bytes that no
+/// longer match the scan are never uploaded under the scan's key.
+#[tokio::test]
+async fn a_file_replaced_with_the_same_size_and_mtime_is_hashed_again() {
+    let src = data_dir_with(&[("store/MANIFEST.prev", b"generation 1")]);
+    let path = src.path().join("store/MANIFEST.prev");
+    let mut cache = HashCache::default();
+    let before = scan(src.path(), &mut cache).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+
+    let tmp = src.path().join("store/.MANIFEST.prev.tmp");
+    std::fs::write(&tmp, b"generation 2").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (stale, _) = before[0].clone();
+    std::fs::rename(&tmp, &path).unwrap();
+    let after = scan(src.path(), &mut cache).unwrap();
+    assert_eq!(after[0].0.size, stale.size);
+    assert_ne!(after[0].0.blake3, stale.blake3, "hashed again");
+
+    // The stale entry's upload is refused (scan again), not stored under a wrong key.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let mut writer = Writer::claim(store.clone(), ObjectPath::from("p"), "w".into())
+        .await
+        .unwrap();
+    let err = writer.publish(1, vec![(stale, path)]).await.unwrap_err();
+    assert!(matches!(err, ScaleError::Vanished { .. }), "{err}");
+}

@@ -253,6 +253,15 @@ impl Writer {
                 }
             }
         })?;
+        // The scan's hash may be stale: a file replaced by rename since (the store's
+        // `MANIFEST.prev`) would otherwise go up under a key its bytes do not have.
+        if bytes.len() as u64 != entry.size
+            || blake3::hash(&bytes).to_hex().as_str() != entry.blake3
+        {
+            return Err(ScaleError::Vanished {
+                path: path.to_path_buf(),
+            });
+        }
         let key = object_key(&self.prefix, &entry.blake3);
         match self
             .store
@@ -270,11 +279,13 @@ impl Writer {
     }
 }
 
-/// blake3 of files already hashed, by path, size and modification time: published files are
-/// never rewritten in place, so a scan hashes only what is new.
+/// blake3 of files already hashed, by path, size, modification time and inode: published
+/// files are never rewritten in place, so a scan hashes only what is new. The inode matters:
+/// a file renamed over another of the same size within one tick of the file system's clock
+/// (the store's `MANIFEST.prev`) keeps size and mtime, not its inode.
 #[derive(Default)]
 pub struct HashCache {
-    known: HashMap<PathBuf, (u64, SystemTime, String)>,
+    known: HashMap<PathBuf, (u64, SystemTime, u64, String)>,
 }
 
 /// Every published file of `data_dir` (see [`PUBLISHED_DIRS`]), sorted by path, with its
@@ -321,8 +332,13 @@ pub fn scan(
                 r => r.map_err(io(&path))?,
             };
             let mtime = meta.modified().map_err(io(&path))?;
+            let inode = std::os::unix::fs::MetadataExt::ino(&meta);
             let blake3 = match cache.known.get(&path) {
-                Some((size, time, hash)) if *size == meta.len() && *time == mtime => hash.clone(),
+                Some((size, time, ino, hash))
+                    if *size == meta.len() && *time == mtime && *ino == inode =>
+                {
+                    hash.clone()
+                }
                 _ => {
                     let mut hasher = blake3::Hasher::new();
                     let file = match std::fs::File::open(&path) {
@@ -333,7 +349,7 @@ pub fn scan(
                     let hash = hasher.finalize().to_hex().to_string();
                     cache
                         .known
-                        .insert(path.clone(), (meta.len(), mtime, hash.clone()));
+                        .insert(path.clone(), (meta.len(), mtime, inode, hash.clone()));
                     hash
                 }
             };

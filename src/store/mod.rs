@@ -92,8 +92,10 @@ pub enum StoreError {
     },
     #[error("invalid store options: {0}")]
     Options(String),
-    /// An earlier commit failed after its commit point; writes resume after a restart.
-    #[error("the store refuses writes until it is reopened: {0}")]
+    /// The store takes no writes: an earlier commit failed after its commit point (writes
+    /// resume after a restart, the reason says so), or this node may not write (a read
+    /// replica, a writer fenced by a newer one).
+    #[error("the store refuses writes: {0}")]
     Poisoned(String),
     /// Another [`Store`] (in this process or another) owns the directory.
     #[error(
@@ -379,13 +381,13 @@ impl Store {
     /// Refuse every write from now on, saying `why` (a writer fenced by a newer one, a
     /// replica): readers go on serving the current generation.
     pub fn refuse_writes(&self, why: String) {
-        let mut w = self.writer();
-        self.poison(&mut w, why);
+        tracing::warn!(dir = %self.dir.display(), reason = %why, "the store takes no writes");
+        self.writer().poisoned = Some(why);
     }
 
     fn poison(&self, w: &mut Writer, why: String) {
         tracing::error!(dir = %self.dir.display(), reason = %why, "the store refuses writes until it is reopened");
-        w.poisoned = Some(why);
+        w.poisoned = Some(format!("{why}; writes resume after a restart"));
     }
 
     /// Notified with the generation number after each publish.
