@@ -53,11 +53,7 @@ impl GatewayLinks<'_> {
 /// [`RenderProfile::light_key`]; reference files: [`RenderProfile::reference_key`]). Partners
 /// whose profiles differ elsewhere (a discount for full.xml) share the path.
 pub fn path_key(profile: &RenderProfile, name: &str) -> String {
-    match crate::purge::kind_of(name) {
-        "light" => profile.light_key(),
-        k if k == "full" || k.starts_with("full_change") => profile.full_key(),
-        _ => profile.reference_key(),
-    }
+    profile.key_of_file(name)
 }
 
 /// The path of a profile-addressed file: `/p/{key}/{name}`.

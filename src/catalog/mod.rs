@@ -15,7 +15,8 @@ pub mod rules;
 pub mod sample;
 mod validate;
 pub use profile::{
-    convert_amount, discount_amount, discount_keep, subject, Format, MainNode, RenderProfile,
+    convert_amount, discount_amount, discount_keep, subject, FileKeys, Format, MainNode,
+    RenderProfile,
 };
 pub use rules::Rules;
 pub use validate::round_money;

@@ -73,11 +73,7 @@ impl RenderProfile {
             self.wholesale,
             self.only_in_stock,
         );
-        if self.rules.is_unrestricted() {
-            file_key("full", &settings)
-        } else {
-            file_key("full", &(settings, &self.rules))
-        }
+        self.with_rules("full", settings)
     }
 
     /// The key of light.xml and light.csv: the full files' settings plus the discount.
@@ -92,10 +88,28 @@ impl RenderProfile {
             self.wholesale,
             self.only_in_stock,
         );
+        self.with_rules("light", settings)
+    }
+
+    /// A file key of `settings`, with the rules joined only when there are any (so a
+    /// partner without rules keeps the keys it had before rules existed).
+    fn with_rules(&self, kind: &str, settings: impl serde::Serialize) -> String {
         if self.rules.is_unrestricted() {
-            file_key("light", &settings)
+            file_key(kind, &settings)
         } else {
-            file_key("light", &(settings, &self.rules))
+            file_key(kind, &(settings, &self.rules))
+        }
+    }
+
+    /// The key naming the bytes of file `name` (`full.xml`, `light.csv`,
+    /// `full_change….xml.gz`, `categories.xml`, ...): full files and change files have
+    /// [`RenderProfile::full_key`], light files [`RenderProfile::light_key`], the reference
+    /// files [`RenderProfile::reference_key`].
+    pub fn key_of_file(&self, name: &str) -> String {
+        match FileKeys::kind(name) {
+            FileKind::Full => self.full_key(),
+            FileKind::Light => self.light_key(),
+            FileKind::Reference => self.reference_key(),
         }
     }
 
@@ -306,6 +320,57 @@ impl MainNode {
     }
 }
 
+/// A profile's three file keys, computed once where they are asked for on every request
+/// (a partner account keeps them beside each of its profiles).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileKeys {
+    pub full: String,
+    pub light: String,
+    pub reference: String,
+}
+
+/// Which of [`FileKeys`] names a file.
+#[derive(Clone, Copy)]
+enum FileKind {
+    Full,
+    Light,
+    Reference,
+}
+
+impl FileKind {
+    fn pick(self, keys: &FileKeys) -> &str {
+        match self {
+            FileKind::Full => &keys.full,
+            FileKind::Light => &keys.light,
+            FileKind::Reference => &keys.reference,
+        }
+    }
+}
+
+impl FileKeys {
+    /// Every file key of `profile`.
+    pub fn of_each(profile: &RenderProfile) -> FileKeys {
+        FileKeys {
+            full: profile.full_key(),
+            light: profile.light_key(),
+            reference: profile.reference_key(),
+        }
+    }
+
+    /// The key of file `name` (see [`RenderProfile::key_of_file`]).
+    pub fn of_file(&self, name: &str) -> &str {
+        FileKeys::kind(name).pick(self)
+    }
+
+    fn kind(name: &str) -> FileKind {
+        match name.split('.').next().unwrap_or(name) {
+            "light" => FileKind::Light,
+            k if k == "full" || k.starts_with("full_change") => FileKind::Full,
+            _ => FileKind::Reference,
+        }
+    }
+}
+
 /// A short key for the settings `fields` of one family of files; `family` keeps the keys
 /// of different families apart.
 fn file_key(family: &str, fields: &impl serde::Serialize) -> String {
@@ -334,6 +399,27 @@ mod tests {
             only_in_stock: false,
             rules: Rules::default(),
         }
+    }
+
+    #[test]
+    fn kept_file_keys_name_each_file_as_the_profile_does() {
+        let p = profile();
+        let keys = FileKeys::of_each(&p);
+        for name in [
+            "full.xml",
+            "full.xml.gz",
+            "full.csv",
+            "full_change2026-11-22T10-30-00.xml",
+            "light.xml",
+            "light.csv",
+            "categories.xml",
+            "stocks.xml.gz",
+        ] {
+            assert_eq!(keys.of_file(name), p.key_of_file(name), "{name}");
+        }
+        assert_eq!(keys.of_file("full.xml"), p.full_key());
+        assert_eq!(keys.of_file("light.xml.gz"), p.light_key());
+        assert_eq!(keys.of_file("units.xml"), p.reference_key());
     }
 
     #[test]

@@ -15,8 +15,8 @@ use super::body::Revocable;
 use super::conn::ConnCut;
 use super::routes::SignedRequest;
 use super::{body, respond, Body, HttpError, State};
+use crate::artifacts::signed_url;
 use crate::artifacts::ProfileArtifacts;
-use crate::artifacts::{path_key, signed_url};
 use crate::signing::Verdict;
 
 /// The `Surrogate-Key` of a profile-addressed file: its path's key, and that key with the
@@ -55,9 +55,8 @@ pub async fn answer(
     let set = state.artifacts.current();
     // The partner's profile whose file has this path (a shop and a language of its own).
     let artifact = account
-        .all_profiles()
-        .filter(|(profile, _)| path_key(profile, &signed.file) == signed.key)
-        .find_map(|(_, key)| set.profile_by_key(key)?.get(&signed.file).cloned())
+        .profiles_with_file_key(&signed.file, &signed.key)
+        .find_map(|key| set.profile_by_key(key)?.get(&signed.file).cloned())
         .ok_or(HttpError::NotFound)?;
     let revocable = req.extensions().get::<Arc<ConnCut>>().map(|cut| Revocable {
         grant: account.grant().clone(),

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::catalog::rules::{Assortment, Known, PriceRule, RuleError, Rules, StockRule};
-use crate::catalog::{Format, RenderProfile};
+use crate::catalog::{FileKeys, Format, RenderProfile};
 use crate::config::Config;
 
 pub use grant::Grant;
@@ -156,6 +156,9 @@ pub struct Account {
     /// The same per (shop, language) for each of the account's other languages, picked with
     /// `language=`: that language becomes the offer's, the others' texts follow.
     alternates: HashMap<(u32, String), (RenderProfile, String)>,
+    /// The file keys of every profile above with the profile's key: a signed request names
+    /// its file by one of them, so they are computed once here, not per request.
+    file_keys: Vec<(FileKeys, String)>,
     /// Revoked when this account's access ends; downloads in flight hold a clone.
     grant: Arc<Grant>,
 }
@@ -185,12 +188,17 @@ impl Account {
         }
     }
 
-    /// Every profile of the account with its key: each shop's and each `language=` one.
-    pub fn all_profiles(&self) -> impl Iterator<Item = (&RenderProfile, &str)> {
-        self.profiles
-            .values()
-            .chain(self.alternates.values())
-            .map(|(p, k)| (p, k.as_str()))
+    /// The keys of the account's profiles whose file `name` has the path key `key` (a
+    /// signed URL's `/p/{key}/{name}`).
+    pub fn profiles_with_file_key<'a>(
+        &'a self,
+        name: &'a str,
+        key: &'a str,
+    ) -> impl Iterator<Item = &'a str> {
+        self.file_keys
+            .iter()
+            .filter(move |(keys, _)| keys.of_file(name) == key)
+            .map(|(_, profile)| profile.as_str())
     }
 
     /// Whether `other` has the same token (compared in constant time); false after a rotation.
@@ -398,6 +406,11 @@ impl Partners {
                     alternates.insert((shop, language.clone()), (alternate, key));
                 }
             }
+            let file_keys = profiles
+                .values()
+                .chain(alternates.values())
+                .map(|(p, key)| (FileKeys::of_each(p), key.clone()))
+                .collect();
             order.push(entry.id.clone());
             accounts.insert(
                 entry.id.clone(),
@@ -411,6 +424,7 @@ impl Partners {
                     file_type: entry.file_type,
                     profiles,
                     alternates,
+                    file_keys,
                     grant: Arc::new(Grant::default()),
                 },
             );
