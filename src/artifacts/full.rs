@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::civil::DateTime;
+use rayon::prelude::*;
 
 use super::{file, Artifact, ArtifactError, Artifacts, FullFiles};
 use crate::changes::{Due, ListedFile, Listing};
@@ -44,30 +45,30 @@ impl Artifacts {
         let _guard = self.build_lock.lock();
         let dicts = DictIndex::new(snapshot.dicts());
         let modified = SystemTime::from(due.now());
-        let mut written: Vec<PathBuf> = Vec::new();
-        let mut write = |key: &str,
-                         f: &ListedFile,
-                         render: &dyn Fn(&mut file::Sink) -> std::io::Result<()>|
+        let write = |key: &str,
+                     f: &ListedFile,
+                     render: &(dyn Fn(&mut file::Sink) -> std::io::Result<()> + Sync)|
          -> Result<(), ArtifactError> {
             let dir = self.full_dir(key);
             std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
-            let path = file::path_of(&dir, &f.stem(), &f.name);
             // A file a failed or interrupted attempt left under this name is not this one:
             // render it anew rather than adopt it.
-            remove_with_sidecar(&path);
-            written.push(path);
-            let stem = f.stem();
-            file::build(&dir, &f.name, f.kind(), &stem, f.time, modified, render)?;
+            remove_with_sidecar(&self.listed_path(key, f));
+            file::build(&dir, &f.name, f.kind(), &f.stem(), f.time, modified, render)?;
             Ok(())
         };
-        let result = (|| {
-            for c in &due.changes {
+        let changes = || {
+            due.changes.iter().try_for_each(|c| {
                 let meta = offer_meta(c.file.time);
                 write(&c.key, &c.file, &|w| {
                     super::write_change_file(w, &c.profile, &dicts, snapshot, &c.entries, &meta)
-                })?;
-            }
-            for b in &due.bases {
+                })
+            })
+        };
+        // Bases of different full keys are separate files: rendered side by side, on every
+        // core (at a million products each takes tens of seconds).
+        let bases = || {
+            due.bases.par_iter().try_for_each(|b| {
                 let started = std::time::Instant::now();
                 let meta = offer_meta(b.file.time);
                 write(&b.key, &b.file, &|w| {
@@ -79,12 +80,16 @@ impl Artifacts {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "base full.xml built"
                 );
-            }
-            Ok(())
-        })();
+                Ok(())
+            })
+        };
+        let result = changes().and_then(|()| bases());
         if result.is_err() {
-            for path in &written {
-                remove_with_sidecar(path);
+            // Nothing lists them yet: remove whatever was written.
+            let due_files = (due.changes.iter().map(|c| (&c.key, &c.file)))
+                .chain(due.bases.iter().map(|b| (&b.key, &b.file)));
+            for (key, f) in due_files {
+                remove_with_sidecar(&self.listed_path(key, f));
             }
         }
         result

@@ -13,6 +13,7 @@ mod file;
 mod full;
 mod gateway;
 mod light;
+mod sink;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
