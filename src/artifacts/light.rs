@@ -32,6 +32,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use md5::{Digest, Md5};
 
+use super::deflate::{deflate_sync, gzip_trailer, GZIP_HEADER};
 use super::file::{Artifact, ArtifactError};
 use crate::catalog::RenderProfile;
 use crate::render::{self, DictIndex, OfferMeta};
@@ -43,9 +44,6 @@ pub const MD5_LIMIT: u64 = 8 << 20;
 
 /// The directory under the artifacts directory that holds fragments.
 pub(crate) const LIGHT_DIR: &str = "_light";
-
-/// gzip level of the deflated fragments.
-const GZIP_LEVEL: u32 = 6;
 
 /// One piece of a multi-piece artifact.
 #[derive(Debug, Clone)]
@@ -475,10 +473,7 @@ impl LightBuilder {
             crc.update(&footer);
             total += footer.len() as u64;
             let mut last = deflate_sync(&footer).map_err(|e| ArtifactError::io(&self.dir, e))?;
-            // An empty final block (fixed Huffman, end of block), then the gzip trailer.
-            last.extend_from_slice(&[0x03, 0x00]);
-            last.extend_from_slice(&crc.finalize().to_le_bytes());
-            last.extend_from_slice(&(total as u32).to_le_bytes());
+            last.extend_from_slice(&gzip_trailer(crc, total));
             etag.update(&last);
             pieces.push(Piece::Bytes(Bytes::from(last)));
             self.artifact(
@@ -536,8 +531,6 @@ impl LightBuilder {
     }
 }
 
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-
 /// `s{index}-{content}-{dicts}`: what a fragment's bytes depend on (with the profile, which
 /// is the directory).
 fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
@@ -559,28 +552,6 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<FragmentFile, A
         .write(&path, &[bytes])
         .map_err(|e| ArtifactError::io(&path, e))?;
     Ok(FragmentFile::at(path, bytes.len() as u64))
-}
-
-/// Raw deflate of `data` ending with a sync flush: byte-aligned, no final block, and no
-/// reference to anything before it, so such blocks can be joined.
-fn deflate_sync(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    use flate2::{Compress, Compression, FlushCompress};
-    let mut c = Compress::new(Compression::new(GZIP_LEVEL), false);
-    let mut out = Vec::with_capacity(data.len() / 3 + 1024);
-    let mut input = data;
-    loop {
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(64 << 10));
-        }
-        let before = c.total_in();
-        c.compress_vec(input, &mut out, FlushCompress::Sync)
-            .map_err(std::io::Error::other)?;
-        input = &input[(c.total_in() - before) as usize..];
-        // zlib: the flush is complete when it returns with output space left.
-        if input.is_empty() && out.len() < out.capacity() {
-            return Ok(out);
-        }
-    }
 }
 
 /// Every byte of `pieces`, concatenated.

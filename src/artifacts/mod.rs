@@ -9,6 +9,7 @@
 //! run are reused, so a restart serves the same bytes under the same ETags.
 
 mod change_file;
+mod deflate;
 mod file;
 mod full;
 mod gateway;
@@ -128,6 +129,8 @@ pub struct Artifacts {
     pub light: LightBuilder,
     /// Since when each file in its grace has been listed by no served set.
     unlisted: parking_lot::Mutex<HashMap<PathBuf, Instant>>,
+    /// Set when the server stops: compression still running gives up at its next block.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Artifacts {
@@ -142,7 +145,19 @@ impl Artifacts {
             gateways: GatewayCache::default(),
             light: LightBuilder::new(dir, timezone.clone()),
             unlisted: parking_lot::Mutex::default(),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Stop compressing: a shutdown must not wait for the gzip form of a multi-gigabyte
+    /// file. Files not yet compressed are compressed by the next start.
+    pub fn stop_compressing(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The set being served.
@@ -265,7 +280,7 @@ impl Artifacts {
         }
         let compressed: HashMap<PathBuf, (Arc<Artifact>, Arc<Artifact>)> = plain
             .iter()
-            .zip(file::gzip_all(&plain)?)
+            .zip(file::gzip_all(&plain, &|| self.stopping())?)
             .map(|(a, gz)| (a.path.clone(), (Arc::new(a.with_gzip(&gz)), Arc::new(gz))))
             .collect();
         let _swap = self.swap_lock.lock();
@@ -485,7 +500,10 @@ impl Artifacts {
                 .map(|a| at_hand(shared, &a.path).unwrap_or_else(|| a.clone()))
                 .filter(|a| a.gzip.is_none())
                 .collect();
-            for (artifact, gz) in plain.iter().zip(file::gzip_all(&plain)?) {
+            for (artifact, gz) in plain
+                .iter()
+                .zip(file::gzip_all(&plain, &|| self.stopping())?)
+            {
                 let with_gzip = Arc::new(artifact.with_gzip(&gz));
                 shared.insert(gz.path.clone(), Arc::new(gz));
                 shared.insert(with_gzip.path.clone(), with_gzip);
@@ -500,7 +518,7 @@ impl Artifacts {
                     Some(gz) => gz.clone(),
                     // Compressed for a profile without the `xml.gz` file type: the `.gz` is
                     // on disk, read back rather than compressed again.
-                    None => Arc::new(file::gzip(&a)?),
+                    None => Arc::new(file::gzip(&a, &|| self.stopping())?),
                 };
                 shared.insert(gz.path.clone(), gz.clone());
                 out.insert(gz.name.clone(), gz);
@@ -654,6 +672,56 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_compression_leaves_identity_serving_and_no_partial_gz() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+        let batch = crate::ingest::read_jsonl(
+            "demo",
+            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
+        )
+        .unwrap();
+        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
+        store.apply(records, ApplyMode::Upsert).unwrap();
+        let profile = RenderProfile {
+            shop: 1,
+            format: Format::Iof30,
+            gzip: false,
+            languages: vec!["pol".into()],
+            currency: "PLN".into(),
+            rate: Decimal::ONE,
+            discount_percent: Decimal::ZERO,
+            wholesale: false,
+            only_in_stock: false,
+            rules: Default::default(),
+        };
+        let artifacts =
+            Artifacts::new(&dir.path().join("artifacts"), jiff::tz::TimeZone::UTC).unwrap();
+        let identity = artifacts
+            .publish_identity(
+                &store.snapshot(),
+                std::slice::from_ref(&profile),
+                &BTreeMap::new(),
+            )
+            .unwrap();
+        artifacts.stop_compressing();
+        let err = artifacts.compress_pending().unwrap_err();
+        assert!(err.interrupted(), "{err}");
+        let current = artifacts.current();
+        let full = &current.profile(&profile).unwrap().files["full.xml"];
+        assert!(full.gzip.is_none(), "identity keeps serving");
+        assert_eq!(
+            full.etag,
+            identity.profile(&profile).unwrap().files["full.xml"].etag
+        );
+        let gz = std::fs::read_dir(full.path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".gz"))
+            .count();
+        assert_eq!(gz, 0, "no .gz file nor a temporary one is left");
+    }
+
+    #[test]
     fn identity_is_published_first_and_gzip_forms_follow_without_changing_a_byte() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
@@ -716,8 +784,10 @@ mod tests {
         let encoded = full.gzip.as_ref().expect("gzip form attached");
         assert_eq!(encoded.content_encoding, Some("gzip"));
         let mut unzipped = Vec::new();
+        // One member (blocks compressed apart join into one stream): single-member decoders
+        // read it all.
         std::io::Read::read_to_end(
-            &mut flate2::read::MultiGzDecoder::new(std::fs::File::open(&encoded.path).unwrap()),
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(&encoded.path).unwrap()),
             &mut unzipped,
         )
         .unwrap();

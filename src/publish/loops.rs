@@ -153,6 +153,9 @@ impl Publisher {
                 );
             }
             Ok(_) => {}
+            Err(e) if e.interrupted() => {
+                tracing::info!("compression stopped for the shutdown; the next start finishes it")
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot compress artifacts; identity keeps serving")
             }
@@ -215,11 +218,14 @@ impl Publisher {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let this = Arc::new(self);
         let light = this.clone().light_loop();
-        let full = this.full_loop();
+        let full = this.clone().full_loop();
         tokio::select! {
             _ = shutdown => {}
             _ = async { tokio::join!(light, full) } => {}
         }
+        // A blocking compression outlives the loops dropped above; the runtime would wait
+        // for it.
+        this.artifacts.stop_compressing();
     }
 
     async fn light_loop(self: Arc<Self>) {
