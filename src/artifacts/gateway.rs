@@ -75,13 +75,18 @@ pub fn signed_url(
     format!("{public_url}{path}?{query}")
 }
 
-/// (partner, token, shop, language, generation, file set, expiry) of a rendered gateway.
-type GatewayKey = (String, String, u32, Option<String>, u64, usize, i64);
+/// What else names a rendered gateway of one partner: (token, shop, language, generation,
+/// file set, expiry).
+type GatewayKey = (String, u32, Option<String>, u64, usize, i64);
+
+/// Rendered gateways by partner, then by the rest of their key: a request finds its gateway by
+/// borrowed strings, allocating nothing (one partner has a handful of entries).
+type GatewayMap = HashMap<String, Vec<(GatewayKey, Arc<Artifact>)>>;
 
 /// Rendered gateways of the current artifact set.
 #[derive(Default)]
 pub struct GatewayCache {
-    map: Mutex<HashMap<GatewayKey, Arc<Artifact>>>,
+    map: Mutex<GatewayMap>,
     /// The configured shop (archived once), for a shop the catalog has no metadata for.
     fallback: Option<(u32, rkyv::util::AlignedVec)>,
 }
@@ -132,18 +137,19 @@ impl GatewayCache {
         // a generation, and a gateway rendered from the older set (inserted after the newer
         // publish cleared the cache) must not be found for the newer one. The caller holds
         // `files`, so its address cannot be reused while this entry is written.
-        let key = (
-            links.partner.to_string(),
-            links.token.to_string(),
-            links.shop,
-            links.language.map(str::to_owned),
-            snapshot.generation(),
-            files as *const ProfileArtifacts as usize,
-            // Links signed in another expiry bucket carry another `expires`.
-            expires,
-        );
-        if let Some(found) = self.map.lock().get(&key) {
-            return Some(found.clone());
+        let matches = |k: &GatewayKey| {
+            k.0 == links.token
+                && k.1 == links.shop
+                && k.2.as_deref() == links.language
+                && k.3 == snapshot.generation()
+                && k.4 == files as *const ProfileArtifacts as usize
+                // Links signed in another expiry bucket carry another `expires`.
+                && k.5 == expires
+        };
+        if let Some(entries) = self.map.lock().get(links.partner) {
+            if let Some((_, found)) = entries.iter().find(|(k, _)| matches(k)) {
+                return Some(found.clone());
+            }
         }
         let fallback = self
             .fallback
@@ -167,7 +173,18 @@ impl GatewayCache {
         if map.len() > 100_000 {
             map.clear();
         }
-        map.insert(key, rendered.clone());
+        let entries = map.entry(links.partner.to_string()).or_default();
+        // Entries of older generations, file sets or buckets are never asked for again.
+        entries.retain(|(k, _)| k.3 == snapshot.generation() && k.5 == expires);
+        let key = (
+            links.token.to_string(),
+            links.shop,
+            links.language.map(str::to_owned),
+            snapshot.generation(),
+            files as *const ProfileArtifacts as usize,
+            expires,
+        );
+        entries.push((key, rendered.clone()));
         Some(rendered)
     }
 }

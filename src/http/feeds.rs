@@ -135,7 +135,7 @@ async fn answer(
         req.method(),
         req.headers(),
         &artifact,
-        &surrogate_key,
+        surrogate_key,
         revocable,
     )
     .await

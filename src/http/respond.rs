@@ -61,9 +61,16 @@ pub async fn file(
     method: &Method,
     headers: &HeaderMap,
     artifact: &Artifact,
-    surrogate_key: &str,
+    surrogate_key: String,
     revocable: Option<Revocable>,
 ) -> Result<Response<Body>, HttpError> {
+    // The same keys as Cloudflare reads them (comma-separated) for purge by tag. Both header
+    // values own their strings: nothing is copied again.
+    let cache_tag = surrogate_key.replace(' ', ",");
+    let surrogate_key = HeaderValue::from_maybe_shared(bytes::Bytes::from(surrogate_key))
+        .map_err(|e| HttpError::internal("a surrogate key", e))?;
+    let cache_tag = HeaderValue::from_maybe_shared(bytes::Bytes::from(cache_tag))
+        .map_err(|e| HttpError::internal("a surrogate key", e))?;
     let artifact = representation(artifact, headers);
     let validators = Validators {
         etag: &artifact.etag,
@@ -84,8 +91,7 @@ pub async fn file(
         )
         .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
         .header("Surrogate-Key", surrogate_key)
-        // The same keys as Cloudflare reads them (comma-separated) for purge by tag.
-        .header("Cache-Tag", surrogate_key.replace(' ', ","));
+        .header("Cache-Tag", cache_tag);
     match rules::evaluate(&conditions, &validators) {
         Precondition::NotModified => {
             return builder
@@ -192,7 +198,7 @@ mod tests {
         let artifact = identity_only(b"<offer/>");
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        let r = file(&Method::GET, &headers, &artifact, "k", None)
+        let r = file(&Method::GET, &headers, &artifact, "k".into(), None)
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);

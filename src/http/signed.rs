@@ -67,7 +67,7 @@ pub async fn answer(
         req.method(),
         req.headers(),
         &artifact,
-        &surrogate_key(&signed.key, kind),
+        surrogate_key(&signed.key, kind),
         revocable,
     )
     .await
