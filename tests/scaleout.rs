@@ -1,10 +1,15 @@
 //! One writer and two read replicas over a local S3 (`moto_server`, PyPI `moto[server]`,
 //! installed by `.ci/run`): an acknowledged stock update is in the bucket, replicas serve the
 //! writer's bytes with the same ETag and Last-Modified, replicas take no writes, and a second
-//! writer takes over without losing the acknowledged update while the first is fenced.
+//! writer takes over without losing the acknowledged update while the first is fenced; the
+//! faults (store unreachable, a replica killed mid-download) end as `docs/scale-out.md` says,
+//! and the load harness finds no hash mismatch on two replicas while the writer publishes.
 
 mod common;
+#[path = "scaleout/proxy.rs"]
+mod proxy;
 
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,7 @@ const BUCKET: &str = "iofd-scaleout";
 struct Moto {
     child: Child,
     url: String,
+    addr: SocketAddr,
 }
 
 impl Moto {
@@ -37,6 +43,7 @@ impl Moto {
         let moto = Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while client().get(&moto.url).send().is_err() {
@@ -59,13 +66,14 @@ impl Drop for Moto {
     }
 }
 
-fn node(data: &std::path::Path, moto: &Moto, role: Role) -> Config {
+/// A node of the deployment whose object store answers at `endpoint`.
+fn node(data: &std::path::Path, endpoint: &str, role: Role) -> Config {
     let mut config = Config::for_data_dir(data);
     config.role = role;
     config.object_store = Some(StoreTarget {
         bucket: BUCKET.into(),
         prefix: "eu/feeds".into(),
-        endpoint: Some(moto.url.clone()),
+        endpoint: Some(endpoint.to_string()),
         region: Some("us-east-1".into()),
     });
     // Every node of a deployment is given the same key and public URL.
@@ -120,7 +128,7 @@ fn a_writer_and_two_replicas_over_s3() {
     let moto = Moto::start();
     let dirs: Vec<_> = (0..4).map(|_| tempdir()).collect();
 
-    let writer = Server::start(node(&data_path(&dirs[0]), &moto, Role::Writer));
+    let writer = Server::start(node(&data_path(&dirs[0]), &moto.url, Role::Writer));
     let durable = writer
         .server
         .durable()
@@ -149,7 +157,7 @@ fn a_writer_and_two_replicas_over_s3() {
 
     let replicas: Vec<Server> = [&dirs[1], &dirs[2]]
         .iter()
-        .map(|d| Server::start(node(&data_path(d), &moto, Role::Replica)))
+        .map(|d| Server::start(node(&data_path(d), &moto.url, Role::Replica)))
         .collect();
     for path in [LIGHT, FULL] {
         let expected = fetch(&writer, path);
@@ -196,7 +204,7 @@ fn a_writer_and_two_replicas_over_s3() {
 
     // Takeover: a second writer continues from the bucket; the first is fenced at its next
     // publication and acknowledges nothing more.
-    let second = Server::start(node(&data_path(&dirs[3]), &moto, Role::Writer));
+    let second = Server::start(node(&data_path(&dirs[3]), &moto.url, Role::Writer));
     // The acknowledged update survives the takeover.
     wait_until(
         "the new writer's light.xml shows the acknowledged update",
@@ -258,4 +266,90 @@ fn a_writer_and_two_replicas_over_s3() {
             "the current generation keeps serving"
         );
     }
+}
+
+fn aws_env() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+}
+
+fn readyz(server: &Server) -> (u16, String) {
+    let r = client()
+        .get(format!("{}/readyz", server.admin))
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+fn metrics(server: &Server) -> String {
+    client()
+        .get(format!("{}/metrics", server.admin))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap()
+}
+
+/// The object store goes away behind a proxy (moto keeps its bucket) and comes back: the
+/// writer answers ingest with 503, never a false ack, and uploads what it applied meanwhile
+/// by itself once the store answers; the update re-sent is acknowledged and reaches the
+/// replica, which served its generation throughout and said so in `/readyz` and metrics.
+#[test]
+fn the_object_store_unreachable_and_back() {
+    aws_env();
+    let moto = Moto::start();
+    let proxy = proxy::Proxy::start(vec![moto.addr]);
+    let dirs: Vec<_> = (0..2).map(|_| tempdir()).collect();
+    let writer = Server::start(node(&data_path(&dirs[0]), &proxy.url, Role::Writer));
+    let durable = writer.server.durable().expect("a writer").clone();
+    let (status, body) = stock(&writer, 50);
+    assert_eq!(status, 200, "{body}");
+    let replica = Server::start(node(&data_path(&dirs[1]), &proxy.url, Role::Replica));
+    wait_until("the replica shows the update", Duration::from_secs(5), || {
+        shows(&replica, 50)
+    });
+    let served = fetch(&replica, LIGHT);
+
+    proxy.set_up(false);
+    let (status, body) = stock(&writer, 51);
+    assert_eq!(status, 503, "no acknowledgement without the store: {body}");
+    assert!(body.contains("not durable in the object store"), "{body}");
+    assert!(durable.state().unreachable.is_some());
+    wait_until(
+        "the replica's /readyz says the store is unreachable",
+        Duration::from_secs(15),
+        || readyz(&replica).1.contains("object store: unreachable"),
+    );
+    assert_eq!(readyz(&replica).0, 200, "still serving");
+    let m = metrics(&replica);
+    assert!(m.contains("iofd_object_store_reachable 0"), "{m}");
+    assert_eq!(fetch(&replica, LIGHT), served, "its generation keeps serving");
+
+    // Back: the writer publishes what it applied during the outage without being asked.
+    proxy.set_up(true);
+    let applied = writer.app.store.snapshot().generation();
+    wait_until(
+        "the writer uploads by itself",
+        Duration::from_secs(15),
+        || {
+            let s = durable.state();
+            s.generation >= applied && s.unreachable.is_none()
+        },
+    );
+    let (status, body) = stock(&writer, 51);
+    assert_eq!(status, 200, "the update sent again is acknowledged: {body}");
+    wait_until("the replica shows it", Duration::from_secs(15), || {
+        shows(&replica, 51)
+    });
+    wait_until("the replica says it follows", Duration::from_secs(5), || {
+        !readyz(&replica).1.contains("unreachable")
+    });
+    let m = metrics(&replica);
+    assert!(m.contains("iofd_object_store_reachable 1"), "{m}");
+    wait_until("the writer's light.xml", Duration::from_secs(2), || {
+        shows(&writer, 51)
+    });
+    wait_until("the replica's light.xml, same bytes", Duration::from_secs(5), || {
+        fetch(&replica, LIGHT) == fetch(&writer, LIGHT)
+    });
 }
