@@ -353,3 +353,154 @@ fn the_object_store_unreachable_and_back() {
         fetch(&replica, LIGHT) == fetch(&writer, LIGHT)
     });
 }
+
+/// `iofd serve --role replica` as its own process, so it can be killed (SIGKILL) mid-body.
+struct ReplicaProcess {
+    child: Child,
+    base: String,
+    admin: String,
+}
+
+impl ReplicaProcess {
+    fn start(data: &std::path::Path, endpoint: &str) -> ReplicaProcess {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+        };
+        let (public, admin) = (free(), free());
+        let child = Command::new(env!("CARGO_BIN_EXE_iofd"))
+            .arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--role", "replica", "--store"])
+            .arg(format!("s3://{BUCKET}/eu/feeds"))
+            .args(["--s3-endpoint", endpoint, "--s3-region", "us-east-1"])
+            .args(["--public-url", "http://cdn.example.test"])
+            .args(["--listen", &public.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .env("IOFD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn iofd");
+        let replica = ReplicaProcess {
+            child,
+            base: format!("http://{public}"),
+            admin: format!("http://{admin}"),
+        };
+        wait_until("the replica process is ready", Duration::from_secs(30), || {
+            client()
+                .get(format!("{}/readyz", replica.admin))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        });
+        replica
+    }
+}
+
+impl Drop for ReplicaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client reads part of full.xml from one replica, that replica is killed mid-body, and
+/// the client resumes on another replica with `Range` + `If-Range`: the joined bytes are the
+/// file the gateway's MD5 names. An `If-Range` with a stale ETag gets the whole file.
+#[test]
+fn a_replica_killed_mid_download_the_client_resumes_on_another() {
+    use std::io::Read;
+    aws_env();
+    let moto = Moto::start();
+    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
+    // Thousands of products (imported before the start, so they are in full.xml): the body
+    // outgrows what the sockets between hold.
+    let catalog = dirs[0].path().join("catalog.jsonl");
+    iofd::generate::generate_to(
+        &mut std::fs::File::create(&catalog).unwrap(),
+        &iofd::generate::GenerateOptions {
+            products: 3000,
+            seed: 18,
+        },
+    )
+    .unwrap();
+    let import = Command::new(env!("CARGO_BIN_EXE_iofd"))
+        .arg("import")
+        .arg("--data")
+        .arg(data_path(&dirs[0]))
+        .arg(&catalog)
+        .env("IOFD_LOG", "warn")
+        .output()
+        .expect("iofd import");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let writer = Server::start(node(&data_path(&dirs[0]), &moto.url, Role::Writer));
+    let durable = writer.server.durable().expect("a writer").clone();
+    let scans = durable.state().scans;
+    wait_until("two more uploads", Duration::from_secs(30), || {
+        durable.state().scans >= scans + 2
+    });
+    let (whole, etag, _) = fetch(&writer, FULL);
+    eprintln!("full.xml: {} bytes", whole.len());
+
+    let first = ReplicaProcess::start(&data_path(&dirs[1]), &moto.url);
+    let second = Server::start(node(&data_path(&dirs[2]), &moto.url, Role::Replica));
+    let gateway = second
+        .get("/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/gateway.xml")
+        .bytes()
+        .unwrap();
+    let (_, _, md5) = common::gateway_files(&gateway)
+        .into_iter()
+        .find(|(kind, _, _)| kind == "full")
+        .expect("the gateway lists full.xml");
+    let md5 = md5.expect("with its hash");
+    assert_eq!(md5, md5_hex(&whole));
+
+    let mut r = client()
+        .get(format!("{}{FULL}", first.base))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), etag);
+    let mut part = vec![0u8; 256 << 10];
+    r.read_exact(&mut part).expect("the first part of the body");
+    drop(first);
+    // What the sockets held when it died, then the cut.
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => part.extend_from_slice(&buf[..n]),
+        }
+    }
+    assert!(
+        part.len() < whole.len(),
+        "the download was cut ({} of {} bytes)",
+        part.len(),
+        whole.len()
+    );
+    eprintln!("cut after {} of {} bytes", part.len(), whole.len());
+    let range = format!("bytes={}-", part.len());
+    let r = second.request(
+        reqwest::Method::GET,
+        FULL,
+        &[("Range", &range), ("If-Range", &etag)],
+    );
+    assert_eq!(r.status(), 206, "resumed on the other replica");
+    let rest = r.bytes().unwrap();
+    part.extend_from_slice(&rest);
+    assert_eq!(md5_hex(&part), md5, "the joined bytes are what the gateway names");
+
+    let r = second.request(
+        reqwest::Method::GET,
+        FULL,
+        &[("Range", &range), ("If-Range", "\"stale\"")],
+    );
+    assert_eq!(r.status(), 200, "a stale If-Range gets the whole file");
+    assert_eq!(md5_hex(&r.bytes().unwrap()), md5);
+}
