@@ -305,9 +305,11 @@ fn the_object_store_unreachable_and_back() {
     let (status, body) = stock(&writer, 50);
     assert_eq!(status, 200, "{body}");
     let replica = Server::start(node(&data_path(&dirs[1]), &proxy.url, Role::Replica));
-    wait_until("the replica shows the update", Duration::from_secs(5), || {
-        shows(&replica, 50)
-    });
+    wait_until(
+        "the replica shows the update",
+        Duration::from_secs(5),
+        || shows(&replica, 50),
+    );
     let served = fetch(&replica, LIGHT);
 
     proxy.set_up(false);
@@ -323,7 +325,11 @@ fn the_object_store_unreachable_and_back() {
     assert_eq!(readyz(&replica).0, 200, "still serving");
     let m = metrics(&replica);
     assert!(m.contains("iofd_object_store_reachable 0"), "{m}");
-    assert_eq!(fetch(&replica, LIGHT), served, "its generation keeps serving");
+    assert_eq!(
+        fetch(&replica, LIGHT),
+        served,
+        "its generation keeps serving"
+    );
 
     // Back: the writer publishes what it applied during the outage without being asked.
     proxy.set_up(true);
@@ -341,17 +347,21 @@ fn the_object_store_unreachable_and_back() {
     wait_until("the replica shows it", Duration::from_secs(15), || {
         shows(&replica, 51)
     });
-    wait_until("the replica says it follows", Duration::from_secs(5), || {
-        !readyz(&replica).1.contains("unreachable")
-    });
+    wait_until(
+        "the replica says it follows",
+        Duration::from_secs(5),
+        || !readyz(&replica).1.contains("unreachable"),
+    );
     let m = metrics(&replica);
     assert!(m.contains("iofd_object_store_reachable 1"), "{m}");
     wait_until("the writer's light.xml", Duration::from_secs(2), || {
         shows(&writer, 51)
     });
-    wait_until("the replica's light.xml, same bytes", Duration::from_secs(5), || {
-        fetch(&replica, LIGHT) == fetch(&writer, LIGHT)
-    });
+    wait_until(
+        "the replica's light.xml, same bytes",
+        Duration::from_secs(5),
+        || fetch(&replica, LIGHT) == fetch(&writer, LIGHT),
+    );
 }
 
 /// `iofd serve --role replica` as its own process, so it can be killed (SIGKILL) mid-body.
@@ -389,12 +399,16 @@ impl ReplicaProcess {
             base: format!("http://{public}"),
             admin: format!("http://{admin}"),
         };
-        wait_until("the replica process is ready", Duration::from_secs(30), || {
-            client()
-                .get(format!("{}/readyz", replica.admin))
-                .send()
-                .is_ok_and(|r| r.status() == 200)
-        });
+        wait_until(
+            "the replica process is ready",
+            Duration::from_secs(30),
+            || {
+                client()
+                    .get(format!("{}/readyz", replica.admin))
+                    .send()
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        );
         replica
     }
 }
@@ -494,7 +508,11 @@ fn a_replica_killed_mid_download_the_client_resumes_on_another() {
     assert_eq!(r.status(), 206, "resumed on the other replica");
     let rest = r.bytes().unwrap();
     part.extend_from_slice(&rest);
-    assert_eq!(md5_hex(&part), md5, "the joined bytes are what the gateway names");
+    assert_eq!(
+        md5_hex(&part),
+        md5,
+        "the joined bytes are what the gateway names"
+    );
 
     let r = second.request(
         reqwest::Method::GET,
@@ -503,4 +521,70 @@ fn a_replica_killed_mid_download_the_client_resumes_on_another() {
     );
     assert_eq!(r.status(), 200, "a stale If-Range gets the whole file");
     assert_eq!(md5_hex(&r.bytes().unwrap()), md5);
+}
+
+/// The load harness plays partners against two replicas while its mutator posts stock and
+/// price updates to the writer: every body matches its gateway's MD5 and updates reach the
+/// partners. Gateways are fetched from either replica; the files they link go through a
+/// proxy in front of both (the public URL, as a CDN's origin pool would).
+#[test]
+fn the_load_harness_on_two_replicas_while_the_writer_publishes() {
+    aws_env();
+    let moto = Moto::start();
+    let balancer = proxy::Proxy::start(Vec::new());
+    let dirs: Vec<_> = (0..3).map(|_| tempdir()).collect();
+    let config = |dir: &tempfile::TempDir, role| {
+        let mut c = node(&data_path(dir), &moto.url, role);
+        c.public_url = balancer.url.clone();
+        c.change_window = Duration::from_secs(1);
+        c
+    };
+    let writer = Server::start(config(&dirs[0], Role::Writer));
+    let durable = writer.server.durable().expect("a writer").clone();
+    wait_until("the first manifest", Duration::from_secs(10), || {
+        durable.state().sequence > 0
+    });
+    let replicas: Vec<Server> = dirs[1..]
+        .iter()
+        .map(|d| Server::start(config(d, Role::Replica)))
+        .collect();
+    let addr = |s: &Server| -> SocketAddr { s.base.trim_start_matches("http://").parse().unwrap() };
+    balancer.set_targets(replicas.iter().map(addr).collect());
+    let gateways = replicas
+        .iter()
+        .flat_map(|r| {
+            common::demo_partners()
+                .into_iter()
+                .map(move |(id, token, shop)| {
+                    format!("{}/feeds/{id}/{token}/{shop}/gateway.xml", r.base)
+                })
+        })
+        .collect();
+    let mut opts = iofd::load::LoadOptions::new(gateways);
+    opts.partners = 8;
+    opts.duration = Duration::from_secs(4);
+    opts.poll_interval = Duration::from_millis(300);
+    opts.range_share = 0.3;
+    opts.mutator = Some(iofd::load::MutatorOptions {
+        admin_url: writer.admin.clone(),
+        token: TOKEN.into(),
+        // Acknowledgements wait for the upload: more at once meet the writer's limit on
+        // concurrent ingest requests (a 503 saying to retry).
+        rate: 2.0,
+        products: 5,
+        price_share: 0.5,
+    });
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(iofd::load::run(opts))
+        .expect("runs");
+    eprintln!("{}", report.summary());
+    assert_eq!(report.hash_mismatches, 0, "{}", report.summary());
+    assert!(report.passed(), "{}", report.summary());
+    let m = report.mutator.as_ref().expect("mutator figures");
+    assert!(m.sent >= 2 && m.acked == m.sent, "{}", report.summary());
+    assert!(m.seen > 0, "updates reach partners: {}", report.summary());
 }

@@ -24,9 +24,7 @@ impl Proxy {
             .enable_all()
             .build()
             .expect("runtime");
-        let listener = rt
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (up, rx) = watch::channel(true);
         let targets = Arc::new(Mutex::new(targets));
