@@ -290,10 +290,15 @@ fn metrics(server: &Server) -> String {
         .unwrap()
 }
 
+const DROPPED: &str = r#"{"kind":"product","id":990001,"vat":23,"description":{"name":{"pol":"Z"}}}
+"#;
+
 /// The object store goes away behind a proxy (moto keeps its bucket) and comes back: the
 /// writer answers ingest with 503, never a false ack, and uploads what it applied meanwhile
 /// by itself once the store answers; the update re-sent is acknowledged and reaches the
-/// replica, which served its generation throughout and said so in `/readyz` and metrics.
+/// replica, which served its generation throughout and said so in `/readyz` and metrics. A
+/// drop-folder file applied during the outage stays claimed, and moves to `done/` only once
+/// durable.
 #[test]
 fn the_object_store_unreachable_and_back() {
     aws_env();
@@ -317,6 +322,25 @@ fn the_object_store_unreachable_and_back() {
     assert_eq!(status, 503, "no acknowledgement without the store: {body}");
     assert!(body.contains("not durable in the object store"), "{body}");
     assert!(durable.state().unreachable.is_some());
+    // A drop-folder file is applied on the writer but not marked done while not durable.
+    let inbox = writer.app.config.inbox_dir.clone();
+    let failures = durable.state().failures;
+    let tmp = inbox.join(".new.jsonl.tmp");
+    std::fs::write(&tmp, DROPPED).unwrap();
+    std::fs::rename(&tmp, inbox.join("new.jsonl")).unwrap();
+    wait_until(
+        "the writer applies the file",
+        Duration::from_secs(10),
+        || writer.app.store.snapshot().product(990001).is_some(),
+    );
+    wait_until("another failed upload", Duration::from_secs(15), || {
+        durable.state().failures > failures
+    });
+    assert!(
+        !inbox.join("done/new.jsonl").exists(),
+        "done before it is durable"
+    );
+    assert!(!inbox.join("new.jsonl").exists(), "claimed");
     wait_until(
         "the replica's /readyz says the store is unreachable",
         Duration::from_secs(15),
@@ -344,6 +368,14 @@ fn the_object_store_unreachable_and_back() {
     );
     let (status, body) = stock(&writer, 51);
     assert_eq!(status, 200, "the update sent again is acknowledged: {body}");
+    wait_until("the dropped file is done", Duration::from_secs(15), || {
+        inbox.join("done/new.jsonl").exists()
+    });
+    wait_until(
+        "the replica has its product",
+        Duration::from_secs(15),
+        || replica.app.store.snapshot().product(990001).is_some(),
+    );
     wait_until("the replica shows it", Duration::from_secs(15), || {
         shows(&replica, 51)
     });
