@@ -569,6 +569,9 @@ fn the_load_harness_on_two_replicas_while_the_writer_publishes() {
         let mut c = node(&data_path(dir), &moto.url, role);
         c.public_url = balancer.url.clone();
         c.change_window = Duration::from_secs(1);
+        // Each acknowledgement waits for its upload (seconds on a loaded machine): room for
+        // the mutator's requests in flight, which the default of 4 would answer with 503.
+        c.ingest_max_concurrent = 16;
         c
     };
     let writer = Server::start(config(&dirs[0], Role::Writer));
@@ -597,8 +600,6 @@ fn the_load_harness_on_two_replicas_while_the_writer_publishes() {
     opts.mutator = Some(iofd::load::MutatorOptions {
         admin_url: writer.admin.clone(),
         token: TOKEN.into(),
-        // Acknowledgements wait for the upload: more at once meet the writer's limit on
-        // concurrent ingest requests (a 503 saying to retry).
         rate: 2.0,
         products: 5,
         price_share: 0.5,
