@@ -186,6 +186,11 @@ impl Server {
             following: None,
         };
 
+        // With an object store, a dropped file is done only once its generation is there.
+        let inbox = match &uploader {
+            Some((_, durable)) => inbox.with_durable_gate(durable_gate(durable.clone())),
+            None => inbox,
+        };
         let watch_inbox = inbox
             .watcher(inbox_stop, Arc::default())
             .map_err(ServerError::Inbox)?;
@@ -458,6 +463,15 @@ impl Drop for Server {
         self.stop.cancel();
         self.stop_core();
     }
+}
+
+/// The drop folder's wait for the object store: the ingest API's wait, from the folder's
+/// blocking thread.
+fn durable_gate(durable: crate::scaleout::Durable) -> crate::inbox::DurableGate {
+    let runtime = tokio::runtime::Handle::current();
+    Arc::new(move |generation| {
+        runtime.block_on(durable.wait(generation, crate::scaleout::task::DURABLE_TIMEOUT))
+    })
 }
 
 /// Save the partner activity every [`activity::SAVE_INTERVAL`] of the app's clock until

@@ -46,6 +46,9 @@ use crate::fsio;
 use crate::ingest::{self, BatchBuilder, BatchError, Rejection};
 use crate::store::{ApplyMode, ApplyReport, Parked, Spool, SpooledBatch, Store, StoreError};
 
+mod durable;
+pub use durable::DurableGate;
+
 /// Failures of the drop folder itself (a bad file is not one: it is rejected).
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -60,6 +63,13 @@ pub enum InboxError {
     Watch {
         path: PathBuf,
         source: notify::Error,
+    },
+    /// Applied as `generation`, not yet durable in the object store: stays claimed, retried.
+    #[error("{name}: applied as generation {generation}, not yet durable in the object store ({reason}); kept in .work/ and retried")]
+    NotDurable {
+        name: String,
+        generation: u64,
+        reason: String,
     },
 }
 
@@ -104,6 +114,8 @@ pub struct Inbox {
     iof: ingest::iof::ImportOptions,
     /// Counts each file's records at `/metrics` (`source="folder"`).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// With an object store: files are done only once durable there (`durable.rs`).
+    durable: Option<DurableGate>,
     #[cfg(test)]
     faults: parking_lot::Mutex<Vec<(Step, Fault)>>,
 }
@@ -260,6 +272,7 @@ impl Inbox {
             stable,
             iof: ingest::iof::ImportOptions::default(),
             metrics: None,
+            durable: None,
             #[cfg(test)]
             faults: parking_lot::Mutex::new(Vec::new()),
         })
@@ -317,8 +330,16 @@ impl Inbox {
                 }
                 [name] => {
                     tracing::warn!(file = %name, claim = %claim.display(), "drop folder: finishing a file interrupted by a crash or an error");
-                    self.process_claimed(claim, name)?;
-                    files += 1;
+                    match self.process_claimed(claim, name) {
+                        // Kept for the next scan; the claims behind it go on.
+                        Err(e @ InboxError::NotDurable { .. }) => {
+                            tracing::warn!(error = %e, "drop folder")
+                        }
+                        r => {
+                            r?;
+                            files += 1;
+                        }
+                    }
                 }
                 _ => {
                     return Err(io(claim)(std::io::Error::other(format!(
@@ -427,7 +448,8 @@ impl Inbox {
 
     fn process_claimed(&self, claim: &Path, name: &str) -> Result<Processed, InboxError> {
         if claim.join(MARKER).exists() {
-            // Applied before a crash: only the move is left.
+            // Applied before a crash or an outage: only the move is left.
+            self.await_durable(name, self.store.snapshot().generation())?;
             self.finish(claim, name, DONE)?;
             return Ok(Processed::Applied(ApplyReport::default()));
         }
@@ -458,6 +480,7 @@ impl Inbox {
         };
         match outcome {
             Outcome::Applied(report) => {
+                self.await_durable(name, report.generation)?;
                 self.finish(claim, name, DONE)?;
                 if let Some(m) = &self.metrics {
                     m.ingest(
@@ -798,6 +821,9 @@ impl Inbox {
                     Ok(_) => {}
                     Err(InboxError::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e @ InboxError::NotDurable { .. }) => {
+                        tracing::warn!(error = %e, "drop folder")
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -165,7 +165,8 @@ pub async fn sync_replica(
     let mut follower = Follower::new(store, prefix, data_dir.to_path_buf());
     while let FollowOutcome::Applied { .. } = follower.step().await? {}
     match follower.current() {
-        Some(_) => Ok(follower),
-        None => Err(ScaleError::Empty { url: target.url() }),
+        // The first manifest of a bucket names no file: nothing to serve yet.
+        Some(m) if !m.files.is_empty() => Ok(follower),
+        _ => Err(ScaleError::Empty { url: target.url() }),
     }
 }

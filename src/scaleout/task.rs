@@ -19,6 +19,10 @@ use crate::store::Store;
 /// shortly after the generation they follow.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long an acknowledgement (an ingest answer, a drop-folder file's move to `done/`)
+/// waits for the object store before it gives up and says so.
+pub const DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What the writer has made durable in the object store.
 #[derive(Debug, Clone, Default)]
 pub struct DurableState {

@@ -238,3 +238,81 @@ async fn a_file_replaced_with_the_same_size_and_mtime_is_hashed_again() {
     let err = writer.publish(1, vec![(stale, path)]).await.unwrap_err();
     assert!(matches!(err, ScaleError::Vanished { .. }), "{err}");
 }
+
+/// Two writers starting on an empty bucket: the first manifest is claimed create-only, so
+/// the writer that did not write it follows it. Whatever the order, an update the older
+/// writer acknowledges is in what the newer starts from, or the older is fenced before it
+/// acknowledges anything.
+#[tokio::test]
+async fn two_writers_on_an_empty_bucket() {
+    async fn pair(store: &Arc<dyn ObjectStore>) -> (Writer, Writer) {
+        let p = ObjectPath::from("p");
+        let old = Writer::claim(store.clone(), p.clone(), "old".into());
+        let old = old.await.unwrap();
+        let new = Writer::claim(store.clone(), p, "new".into()).await.unwrap();
+        (old, new)
+    }
+    let light = |body: &[u8]| {
+        let dir = data_dir_with(&[("artifacts/light.xml", body)]);
+        let files = scan(dir.path(), &mut HashCache::default()).unwrap();
+        (dir, files)
+    };
+
+    // Both take over before either publishes: the older is fenced at its first publication,
+    // never acknowledging a state the newer did not start from.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (mut old, mut new) = pair(&store).await;
+    let (d_old, d_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(old.take_over(d_old.path()).await.unwrap(), None);
+    let bootstrap = new.take_over(d_new.path()).await.unwrap().unwrap();
+    assert_eq!((bootstrap.sequence, bootstrap.epoch), (1, 1));
+    assert!(bootstrap.files.is_empty());
+    let (_keep, files) = light(b"old acknowledged");
+    assert!(matches!(
+        old.publish(1, files).await,
+        Err(ScaleError::Fenced { winner: 2, .. })
+    ));
+    let (_keep, files) = light(b"new");
+    assert_eq!(new.publish(1, files).await.unwrap().unwrap().sequence, 3);
+
+    // The older publishes (and acknowledges) before the newer takes over: the newer starts
+    // from that state.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (mut old, mut new) = pair(&store).await;
+    let (d_old, d_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(old.take_over(d_old.path()).await.unwrap(), None);
+    let (_keep, files) = light(b"old acknowledged");
+    assert_eq!(old.publish(1, files).await.unwrap().unwrap().sequence, 2);
+    new.take_over(d_new.path()).await.unwrap().unwrap();
+    assert_eq!(
+        std::fs::read(d_new.path().join("artifacts/light.xml")).unwrap(),
+        b"old acknowledged"
+    );
+
+    // The newer writes the first manifest: the older, starting after, is fenced at once.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (mut old, mut new) = pair(&store).await;
+    let (d_old, d_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(new.take_over(d_new.path()).await.unwrap(), None);
+    assert!(matches!(
+        old.take_over(d_old.path()).await,
+        Err(ScaleError::Fenced { winner: 2, .. })
+    ));
+
+    // Racing: exactly one writes the first manifest, and the sequence's epochs never go
+    // down.
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let (mut old, mut new) = pair(&store).await;
+    let (d_old, d_new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b) = tokio::join!(old.take_over(d_old.path()), new.take_over(d_new.path()));
+    assert!(b.is_ok(), "the newest epoch is never refused");
+    let first = follower::get_manifest(store.as_ref(), &ObjectPath::from("p"), 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.files.is_empty());
+    match (first.epoch, a) {
+        (1, Ok(None)) | (2, Err(ScaleError::Fenced { .. })) => {}
+        (epoch, a) => panic!("first manifest by epoch {epoch}, the older writer got {a:?}"),
+    }
+}

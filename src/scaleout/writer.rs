@@ -157,14 +157,24 @@ impl Writer {
     /// Continue the sequence from its newest manifest, laid out in `data_dir` (as a replica
     /// does), and republish that state under this epoch, so the older writer is fenced from
     /// its next publication on and everything it acknowledged is in what this writer starts
-    /// from. Call before taking writes. `None`: the bucket holds no manifest yet.
+    /// from. Call before taking writes. `None`: the bucket held no manifest; this writer
+    /// wrote its first (empty) one and starts from its own data directory.
     pub async fn take_over(&mut self, data_dir: &Path) -> Result<Option<Manifest>, ScaleError> {
         loop {
             let mut follower =
                 super::Follower::new(self.store.clone(), self.prefix.clone(), data_dir.into());
             while let super::FollowOutcome::Applied { .. } = follower.step().await? {}
             let Some(newest) = follower.current().cloned() else {
-                return Ok(None);
+                // An empty bucket: claim its first manifest (no files) create-only, so a
+                // writer starting on it meanwhile follows this one instead of both starting
+                // from nothing; the one that loses takes the loop again.
+                match self.put_manifest(0, &[]).await? {
+                    Put::Written(_) => {
+                        self.last_files = Some(Vec::new());
+                        return Ok(None);
+                    }
+                    Put::Taken => continue,
+                }
             };
             if newest.epoch > self.epoch {
                 return Err(self.fence(newest.epoch, newest.sequence));

@@ -368,7 +368,7 @@ pub(super) async fn await_durable(state: &State, generation: u64) -> Result<(), 
         return Ok(());
     };
     durable
-        .wait(generation, DURABLE_TIMEOUT)
+        .wait(generation, crate::scaleout::task::DURABLE_TIMEOUT)
         .await
         .map_err(|why| {
             HttpError::Unavailable(format!(
@@ -376,9 +376,6 @@ pub(super) async fn await_durable(state: &State, generation: u64) -> Result<(), 
             ))
         })
 }
-
-/// How long an acknowledgement waits for the object store before answering 503.
-const DURABLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn store_error(e: store::StoreError) -> HttpError {
     tracing::error!(error = %e, "ingest apply failed");
