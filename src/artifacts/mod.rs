@@ -611,23 +611,28 @@ mod tests {
     use crate::store::{ApplyMode, Store, StoreOptions};
     use rust_decimal::Decimal;
 
-    #[test]
-    fn a_republish_shares_the_files_it_already_holds_and_renders_what_changed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
+    /// A store holding the demo catalog, in `dir`.
+    fn demo_store(dir: &Path) -> Store {
+        let store = Store::open(&dir.join("store"), StoreOptions::default()).unwrap();
+        store.apply(demo_records(), ApplyMode::Upsert).unwrap();
+        store
+    }
+
+    fn demo_records() -> Vec<crate::catalog::Record> {
         let batch = crate::ingest::read_jsonl(
             "demo",
             &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
         )
         .unwrap();
-        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
-        store.apply(records.clone(), ApplyMode::Upsert).unwrap();
-        let artifacts =
-            Artifacts::new(&dir.path().join("artifacts"), jiff::tz::TimeZone::UTC).unwrap();
-        let profile = RenderProfile {
+        batch.records.into_iter().map(|l| l.record).collect()
+    }
+
+    /// An IOF profile of shop 1 in Polish and PLN.
+    fn polish(gzip: bool) -> RenderProfile {
+        RenderProfile {
             shop: 1,
             format: Format::Iof30,
-            gzip: true,
+            gzip,
             languages: vec!["pol".into()],
             currency: "PLN".into(),
             rate: Decimal::ONE,
@@ -635,7 +640,16 @@ mod tests {
             wholesale: false,
             only_in_stock: false,
             rules: Default::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn a_republish_shares_the_files_it_already_holds_and_renders_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let artifacts =
+            Artifacts::new(&dir.path().join("artifacts"), jiff::tz::TimeZone::UTC).unwrap();
+        let profile = polish(true);
         let profiles = [profile.clone()];
         let first = artifacts.publish(&store.snapshot(), &profiles).unwrap();
         let first = first.profile(&profile).unwrap().clone();
@@ -674,26 +688,8 @@ mod tests {
     #[test]
     fn a_stopped_compression_leaves_identity_serving_and_no_partial_gz() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
-        let batch = crate::ingest::read_jsonl(
-            "demo",
-            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
-        )
-        .unwrap();
-        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
-        store.apply(records, ApplyMode::Upsert).unwrap();
-        let profile = RenderProfile {
-            shop: 1,
-            format: Format::Iof30,
-            gzip: false,
-            languages: vec!["pol".into()],
-            currency: "PLN".into(),
-            rate: Decimal::ONE,
-            discount_percent: Decimal::ZERO,
-            wholesale: false,
-            only_in_stock: false,
-            rules: Default::default(),
-        };
+        let store = demo_store(dir.path());
+        let profile = polish(false);
         let artifacts =
             Artifacts::new(&dir.path().join("artifacts"), jiff::tz::TimeZone::UTC).unwrap();
         let identity = artifacts
@@ -724,26 +720,8 @@ mod tests {
     #[test]
     fn identity_is_published_first_and_gzip_forms_follow_without_changing_a_byte() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store"), StoreOptions::default()).unwrap();
-        let batch = crate::ingest::read_jsonl(
-            "demo",
-            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
-        )
-        .unwrap();
-        let records: Vec<_> = batch.records.into_iter().map(|l| l.record).collect();
-        store.apply(records, ApplyMode::Upsert).unwrap();
-        let plain = RenderProfile {
-            shop: 1,
-            format: Format::Iof30,
-            gzip: false,
-            languages: vec!["pol".into()],
-            currency: "PLN".into(),
-            rate: Decimal::ONE,
-            discount_percent: Decimal::ZERO,
-            wholesale: false,
-            only_in_stock: false,
-            rules: Default::default(),
-        };
+        let store = demo_store(dir.path());
+        let plain = polish(false);
         let gz = RenderProfile {
             gzip: true,
             languages: vec!["eng".into()],
