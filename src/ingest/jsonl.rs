@@ -167,52 +167,134 @@ impl<R: BufRead, T: LineRecord> JsonlReader<R, T> {
     }
 
     fn reject(&self, field: Option<String>, reason: impl Into<String>) -> Rejection {
-        Rejection {
-            source: self.source.clone(),
-            line: self.line,
-            field,
-            reason: reason.into(),
-        }
+        rejection(&self.source, self.line, field, reason)
+    }
+
+    fn too_long(&self, n: u64) -> Rejection {
+        let limit = self.max_line_bytes;
+        self.reject(
+            None,
+            format!("the line is {n} bytes long; the limit is {limit} bytes"),
+        )
     }
 
     /// Parse the line in the buffer; `None` for a blank line.
     fn parse_buffered(&self) -> Option<Result<ParsedLine<T>, Rejection>> {
-        let mut bytes = self.buf.as_slice();
-        let mut offset = 0;
-        if self.line == 1 && bytes.starts_with(BOM) {
-            bytes = &bytes[BOM.len()..];
-            offset = BOM.len();
-        }
-        if let Some(stripped) = bytes.strip_suffix(b"\r") {
-            bytes = stripped;
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return None;
-        }
-        let text = match std::str::from_utf8(bytes) {
-            Ok(t) => t,
-            Err(e) => {
-                return Some(Err(self.reject(
-                    None,
-                    format!(
-                        "invalid UTF-8 at byte {} of the line; the input must be UTF-8",
-                        offset + e.valid_up_to() + 1
-                    ),
-                )))
-            }
-        };
-        let mut record = match T::parse_line(text) {
-            Ok(r) => r,
-            Err(BadLine { field, reason }) => return Some(Err(self.reject(field, reason))),
-        };
-        Some(match record.normalize_line() {
-            Ok(()) => Ok(ParsedLine {
-                line: self.line,
-                record,
-            }),
-            Err(e) => Err(self.reject(Some(e.field), e.reason)),
-        })
+        parse_raw(&self.source, self.line, &self.buf)
     }
+
+    /// The next results, up to `n` lines' worth, in input order: the lines are read here and
+    /// parsed on every core (parsing is most of an import's time). A read error ends the
+    /// list and the input.
+    pub fn next_many(&mut self, n: usize) -> Vec<Result<ParsedLine<T>, LineError>>
+    where
+        T: Send,
+    {
+        let mut parsed = Vec::new();
+        // Blank lines give nothing: read on until something is parsed or the input ends, so
+        // an empty list means the end.
+        while parsed.is_empty() && !self.done {
+            parsed = self.parse_many(n);
+        }
+        parsed
+    }
+
+    fn parse_many(&mut self, n: usize) -> Vec<Result<ParsedLine<T>, LineError>>
+    where
+        T: Send,
+    {
+        use rayon::prelude::*;
+        enum Raw {
+            Line(u64, Vec<u8>),
+            Failed(LineError),
+        }
+        let mut raw = Vec::with_capacity(n);
+        while raw.len() < n.max(1) && !self.done {
+            match self.read_line() {
+                Ok(None) => self.done = true,
+                Err(source) => {
+                    self.done = true;
+                    raw.push(Raw::Failed(LineError::Fatal(IngestError::Io {
+                        source_name: self.source.clone(),
+                        source,
+                    })));
+                }
+                Ok(Some(line)) => {
+                    self.line += 1;
+                    raw.push(match line {
+                        RawLine::TooLong(n) => Raw::Failed(LineError::Rejected(self.too_long(n))),
+                        RawLine::Complete => Raw::Line(self.line, std::mem::take(&mut self.buf)),
+                    });
+                }
+            }
+        }
+        let source = self.source.as_str();
+        raw.into_par_iter()
+            .filter_map(|r| match r {
+                Raw::Line(line, bytes) => {
+                    parse_raw(source, line, &bytes).map(|r| r.map_err(LineError::Rejected))
+                }
+                Raw::Failed(e) => Some(Err(e)),
+            })
+            .collect()
+    }
+}
+
+fn rejection(
+    source: &str,
+    line: u64,
+    field: Option<String>,
+    reason: impl Into<String>,
+) -> Rejection {
+    Rejection {
+        source: source.to_string(),
+        line,
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Parse line number `line` of `source` from its bytes (without the newline); `None` for a
+/// blank line.
+fn parse_raw<T: LineRecord>(
+    source: &str,
+    line: u64,
+    buf: &[u8],
+) -> Option<Result<ParsedLine<T>, Rejection>> {
+    let mut bytes = buf;
+    let mut offset = 0;
+    if line == 1 && bytes.starts_with(BOM) {
+        bytes = &bytes[BOM.len()..];
+        offset = BOM.len();
+    }
+    if let Some(stripped) = bytes.strip_suffix(b"\r") {
+        bytes = stripped;
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            return Some(Err(rejection(
+                source,
+                line,
+                None,
+                format!(
+                    "invalid UTF-8 at byte {} of the line; the input must be UTF-8",
+                    offset + e.valid_up_to() + 1
+                ),
+            )))
+        }
+    };
+    let mut record = match T::parse_line(text) {
+        Ok(r) => r,
+        Err(BadLine { field, reason }) => return Some(Err(rejection(source, line, field, reason))),
+    };
+    Some(match record.normalize_line() {
+        Ok(()) => Ok(ParsedLine { line, record }),
+        Err(e) => Err(rejection(source, line, Some(e.field), e.reason)),
+    })
 }
 
 impl<R: BufRead, T: LineRecord> Iterator for JsonlReader<R, T> {
@@ -236,13 +318,7 @@ impl<R: BufRead, T: LineRecord> Iterator for JsonlReader<R, T> {
             };
             self.line += 1;
             match raw {
-                RawLine::TooLong(n) => {
-                    let reason = format!(
-                        "the line is {n} bytes long; the limit is {} bytes",
-                        self.max_line_bytes
-                    );
-                    return Some(Err(LineError::Rejected(self.reject(None, reason))));
-                }
+                RawLine::TooLong(n) => return Some(Err(LineError::Rejected(self.too_long(n)))),
                 RawLine::Complete => {
                     if let Some(result) = self.parse_buffered() {
                         return Some(result.map_err(LineError::Rejected));

@@ -468,3 +468,55 @@ fn committed_record_schema_is_current() {
     );
     assert!(fresh.contains("\"$schema\": \"https://json-schema.org/draft/2020-12/schema\""));
 }
+
+/// What a reader yields, as comparable text: the line and record, or the rejection.
+fn outcomes(items: impl IntoIterator<Item = Result<ParsedLine, LineError>>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            Ok(p) => format!("{} {:?}", p.line, p.record),
+            Err(LineError::Rejected(r)) => format!("rejected {r:?}"),
+            Err(LineError::Fatal(e)) => format!("fatal {e}"),
+        })
+        .collect()
+}
+
+#[test]
+fn lines_parsed_many_at_once_give_what_one_at_a_time_gives_in_order() {
+    let long = format!(
+        r#"{{"kind":"producer","id":1,"name":"{}"}}"#,
+        "a".repeat(MINIMAL.len())
+    );
+    let mut input = b"\xEF\xBB\xBF".to_vec();
+    for i in 0..300 {
+        let line = match i % 6 {
+            0 => MINIMAL.to_string(),
+            1 => String::new(),
+            2 => long.clone(),
+            3 => r#"{"kind":"producer","id":"x"}"#.to_string(),
+            4 => format!(r#"{{"kind":"producer","id":{i},"name":"P{i}"}}"#),
+            _ => "  \r".to_string(),
+        };
+        input.extend_from_slice(line.as_bytes());
+        input.extend_from_slice(if i % 7 == 0 { b"\r\n" } else { b"\n" });
+    }
+    input.extend_from_slice(b"{\"kind\":\"producer\",\"id\":9,\"name\":\"\xFF\"}");
+    let one_by_one = outcomes(
+        JsonlReader::new("x", Cursor::new(input.clone())).with_max_line_bytes(MINIMAL.len() + 10),
+    );
+    for n in [1, 7, 64, 5000] {
+        let mut reader = JsonlReader::new("x", Cursor::new(input.clone()))
+            .with_max_line_bytes(MINIMAL.len() + 10);
+        let mut many = Vec::new();
+        loop {
+            let items = reader.next_many(n);
+            if items.is_empty() {
+                break;
+            }
+            many.extend(items);
+        }
+        assert_eq!(outcomes(many), one_by_one, "{n} at a time");
+    }
+    assert!(one_by_one.iter().any(|o| o.contains("UTF-8")));
+    assert!(one_by_one.iter().any(|o| o.contains("bytes long")));
+}
