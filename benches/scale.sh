@@ -3,7 +3,9 @@
 # and downloaded by 200 clients at once, with the demo partners (demo mode: `iofd serve --data
 # DIR` over an imported store). Prints one table (issue 14's):
 #
-#   import               wall time and peak RSS of `iofd import` (from /usr/bin/time -v)
+#   import               wall time of `iofd import`, and its peak private (RssAnon) and
+#                        file-backed (RssFile: mapped shards, page cache the kernel may
+#                        reclaim) memory, sampled every 100 ms
 #   serve until /readyz  from launching `iofd serve` to /readyz answering 200
 #   first full.xml       one full.xml download, start to last byte
 #   gzip forms           from launching `iofd serve` until full.xml has its gzip form (they
@@ -57,9 +59,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in curl /usr/bin/time; do
+for tool in curl; do
     command -v "$tool" >/dev/null || {
-        echo "$tool is missing (Debian: apt-get install curl time)" >&2
+        echo "$tool is missing (Debian: apt-get install curl)" >&2
         exit 1
     }
 done
@@ -90,13 +92,21 @@ CATALOG_BYTES=$(stat -c %s "$CATALOG")
 
 log "importing $(mib "$CATALOG_BYTES") of JSON Lines"
 t=$(now_ms)
-IOFD_LOG=warn /usr/bin/time -v -o "$WORK/import.time" \
-    "$IOFD" import --data "$DATA" "$CATALOG" >"$WORK/import.log" 2>&1 || {
-    cat "$WORK/import.log" "$WORK/import.time" >&2
+IOFD_LOG=warn "$IOFD" import --data "$DATA" "$CATALOG" >"$WORK/import.log" 2>&1 &
+IMPORT_PID=$!
+IMPORT_ANON_KB=0 IMPORT_FILE_KB=0
+while kill -0 "$IMPORT_PID" 2>/dev/null; do
+    read -r anon file < <(awk '/^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {print a+0, f+0}' \
+        "/proc/$IMPORT_PID/status" 2>/dev/null || echo 0 0)
+    [ "$anon" -gt "$IMPORT_ANON_KB" ] && IMPORT_ANON_KB=$anon
+    [ "$file" -gt "$IMPORT_FILE_KB" ] && IMPORT_FILE_KB=$file
+    sleep 0.1
+done
+wait "$IMPORT_PID" || {
+    cat "$WORK/import.log" >&2
     exit 1
 }
 IMPORT_MS=$(($(now_ms) - t))
-IMPORT_RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/import.time")
 
 start_server() { # log-file
     IOFD_LOG=warn "$IOFD" serve --data "$DATA" \
@@ -222,7 +232,7 @@ printf 'load average at start %s, at end %s\n\n' "$LOAD_START" "$LOAD_END"
 row() { printf '| %-52s | %s |\n' "$1" "$2"; }
 row step now
 row "---" "---"
-row '`iofd import`' "$(secs "$IMPORT_MS"), peak RSS $(mib $((IMPORT_RSS_KB * 1024)))"
+row '`iofd import`' "$(secs "$IMPORT_MS"), peak RssAnon $(mib $((IMPORT_ANON_KB * 1024))), RssFile $(mib $((IMPORT_FILE_KB * 1024)))"
 row '`iofd serve` until `/readyz`' "$(secs "$READY_MS")"
 row "first full.xml ($(mib "$FULL_BYTES"))" "$(secs "$FULL_MS")"
 row '`iofd serve` until every gzip form is written' "$(secs "$GZIP_MS") (after readiness, in the background)"
