@@ -294,6 +294,7 @@ impl Inbox {
     /// files of earlier versions' layout). Call before serving. Returns the files processed.
     pub fn recover(&self) -> Result<usize, InboxError> {
         self.adopt_legacy()?;
+        self.reopen_unconfirmed_claims()?;
         let done = self.resume_claims()?;
         let poisoned = self.dir.join(POISONED);
         let waiting = fs::read_dir(&poisoned).map_err(io(&poisoned))?.count();

@@ -580,3 +580,44 @@ proptest::proptest! {
         proptest::prop_assert!(all.listed.iter().enumerate().all(|(i, r)| r.line == i as u64 + 1));
     }
 }
+
+#[test]
+fn with_a_durability_gate_a_file_applied_before_a_restart_is_applied_again() {
+    let (dir, inbox) = inbox();
+    fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+    // Applied and marked, then a crash before the move: the claim keeps file and marker.
+    inject(&inbox, Step::Marked, Fault::Crash);
+    assert!(crashes(|| inbox.take("a.jsonl")));
+    assert_eq!(inbox.store.snapshot().len(), 2);
+    let inbox_dir = inbox.dir.clone();
+    drop(inbox);
+    // The restart's store lacks that commit (a writer restarting from the bucket's state).
+    let store =
+        Arc::new(Store::open(&dir.path().join("older-store"), StoreOptions::default()).unwrap());
+    let gate: DurableGate = Arc::new(|_| Ok(()));
+    let restarted = Inbox::new(&inbox_dir, store, Duration::from_secs(1))
+        .unwrap()
+        .with_durable_gate(gate);
+    assert_eq!(restarted.recover().unwrap(), 1);
+    assert_eq!(
+        restarted.store.snapshot().len(),
+        2,
+        "applied again, not only moved"
+    );
+    assert!(inbox_dir.join("done/a.jsonl").exists());
+    assert_clean(&restarted, "after the restart");
+
+    // Without a gate (no object store) the marker is trusted: only the move is left.
+    let (dir, inbox) = self::inbox();
+    fs::write(inbox.dir.join("a.jsonl"), GOOD).unwrap();
+    inject(&inbox, Step::Marked, Fault::Crash);
+    assert!(crashes(|| inbox.take("a.jsonl")));
+    let inbox_dir = inbox.dir.clone();
+    drop(inbox);
+    let store =
+        Arc::new(Store::open(&dir.path().join("older-store"), StoreOptions::default()).unwrap());
+    let restarted = Inbox::new(&inbox_dir, store, Duration::from_secs(1)).unwrap();
+    restarted.recover().unwrap();
+    assert_eq!(restarted.store.snapshot().len(), 0);
+    assert!(inbox_dir.join("done/a.jsonl").exists());
+}
