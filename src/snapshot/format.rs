@@ -38,7 +38,7 @@ pub const MAX_SHARDS: u32 = 4096;
 const _: () = assert!(HEADER_LEN % PAYLOAD_ALIGN == 0);
 
 /// What a snapshot file holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PayloadKind {
     /// An archived [`Shard`].
     Shard,
