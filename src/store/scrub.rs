@@ -83,6 +83,10 @@ impl Store {
     ) -> bool {
         let snapshot = self.snapshot();
         for file in snapshot.scrub_files() {
+            // Reported once: the alarm stands until the process ends.
+            if self.damaged.lock().iter().any(|d| d == file.name()) {
+                continue;
+            }
             let bytes = file.len();
             match file.rehash(CHUNK, &mut pace) {
                 None => return false,
