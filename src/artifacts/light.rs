@@ -17,8 +17,10 @@
 //!   fragments'.
 //! - **Files.** Fragments live in `<artifacts>/_light/<profile>/`, written atomically and
 //!   fsynced. A replaced fragment's file is deleted when the last light.xml using it is
-//!   dropped, so downloads in flight keep their bytes. After a restart the files of the
-//!   current shards are adopted (and re-hashed); the rest are removed.
+//!   dropped, so downloads in flight keep their bytes. A fragment's name carries its CRC-32
+//!   and blake3, so after a restart the files of the current shards are adopted from their
+//!   names without reading them (files named by an older build are read and hashed once);
+//!   the rest are removed.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -162,6 +164,9 @@ pub struct LightBuilder {
     seq: AtomicU64,
     /// Set once the directories of an earlier run's unused keys are removed.
     swept: AtomicBool,
+    /// Fragment files adopted by reading them (named by an older build): a restart of this
+    /// build's files reads none.
+    read_at_adopt: AtomicU64,
 }
 
 impl LightBuilder {
@@ -172,6 +177,7 @@ impl LightBuilder {
             memory_limit: super::MEMORY_LIMIT,
             state: Mutex::new(HashMap::new()),
             swept: AtomicBool::new(false),
+            read_at_adopt: AtomicU64::new(0),
             seq: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -308,10 +314,16 @@ impl LightBuilder {
                 .map_err(|e| ArtifactError::io(dir, e))?;
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let stem = fragment_stem(shard.index, &shard.content_id, &dicts_id, seq);
-        let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes);
+        let blake3 = *blake3::hash(&bytes).as_bytes();
+        let stem = format!(
+            "{}.{:08x}.{}",
+            fragment_stem(shard.index, &shard.content_id, &dicts_id, seq),
+            crc.clone().finalize(),
+            hex::encode(blake3)
+        );
+        let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         // Every profile gets the deflated form: it is light.xml's gzip representation
         // (`Accept-Encoding: gzip`), and light.xml.gz for partners with that file type.
         let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
@@ -320,7 +332,7 @@ impl LightBuilder {
             content_id: shard.content_id,
             dicts_id,
             plain: Arc::new(plain),
-            blake3: *blake3::hash(&bytes).as_bytes(),
+            blake3,
             crc,
             deflated,
         })
@@ -352,9 +364,17 @@ impl LightBuilder {
             let Some(stem) = name.strip_suffix(".xml") else {
                 continue;
             };
-            let Some((key, _seq)) = stem.rsplit_once('-') else {
+            let Some((key, tail)) = stem.rsplit_once('-') else {
                 continue;
             };
+            // `{seq}.{crc}.{blake3}`; a bare `{seq}` is an older build's name.
+            let named = tail.split_once('.').and_then(|(_, sums)| {
+                let (crc, b3) = sums.split_once('.')?;
+                let crc = u32::from_str_radix(crc, 16).ok()?;
+                let mut blake3 = [0u8; 32];
+                hex::decode_to_slice(b3, &mut blake3).ok()?;
+                Some((crc, blake3))
+            });
             let Some(&(content_id, index)) = wanted.get(key) else {
                 continue;
             };
@@ -365,11 +385,29 @@ impl LightBuilder {
             if gzip && !deflated_path.exists() {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(path) else {
-                continue;
+            let (plain, blake3, crc) = match named {
+                Some((crc, blake3)) => {
+                    let Ok(meta) = std::fs::metadata(path) else {
+                        continue;
+                    };
+                    let crc = crc32fast::Hasher::new_with_initial_len(crc, meta.len());
+                    (FragmentFile::at(path.clone(), meta.len()), blake3, crc)
+                }
+                None => {
+                    let Ok(bytes) = std::fs::read(path) else {
+                        continue;
+                    };
+                    self.read_at_adopt.fetch_add(1, Ordering::Relaxed);
+                    let mut crc = crc32fast::Hasher::new();
+                    crc.update(&bytes);
+                    let blake3 = *blake3::hash(&bytes).as_bytes();
+                    (
+                        FragmentFile::at(path.clone(), bytes.len() as u64),
+                        blake3,
+                        crc,
+                    )
+                }
             };
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&bytes);
             let deflated = if gzip {
                 match std::fs::metadata(&deflated_path) {
                     Ok(m) => Some(Arc::new(FragmentFile::at(deflated_path, m.len()))),
@@ -383,8 +421,8 @@ impl LightBuilder {
                 Arc::new(Fragment {
                     content_id,
                     dicts_id,
-                    plain: Arc::new(FragmentFile::at(path.clone(), bytes.len() as u64)),
-                    blake3: *blake3::hash(&bytes).as_bytes(),
+                    plain: Arc::new(plain),
+                    blake3,
                     crc,
                     deflated,
                 }),
@@ -748,5 +786,9 @@ mod tests {
         let (restarted, _) = again.build(&snap, &p).unwrap();
         assert_eq!(restarted.etag, after.etag);
         assert_eq!(files(&restarted), new);
+        // From the files' names: none was read.
+        assert_eq!(again.read_at_adopt.load(Ordering::Relaxed), 0);
+        let bytes = |a: &Artifact| read_pieces(a.pieces.as_deref().unwrap()).unwrap();
+        assert_eq!(bytes(&restarted), bytes(&after));
     }
 }

@@ -83,6 +83,9 @@ pub(crate) struct ShardFile {
     index: u32,
     name: String,
     data: Validated<ArchivedShard>,
+    /// Products in the shard: counted when checked, else the verified record's figure (so
+    /// that a trusted open reads nothing beyond the header).
+    count: usize,
 }
 
 impl ShardFile {
@@ -116,25 +119,28 @@ impl ShardFile {
             len: h.payload_len,
             hash: h.hash,
         };
-        let mut seen = None;
+        let (mut seen, mut recorded) = (None, None);
         let (data, trusted) = Validated::<ArchivedShard>::open(&path, PayloadKind::Shard, |h| {
             seen = Some(entry(h));
-            record.trusts(&entry(h))
+            recorded = record.trusts(&entry(h));
+            recorded.is_some()
         })
         .inspect_err(|_| seen.iter().for_each(|e| record.refused(e)))?;
         if format::short_hex(&data.content_id()) != hex {
             return Err(SnapshotError::NameMismatch { path });
         }
-        let file = ShardFile {
+        let mut file = ShardFile {
             index,
             name: name.to_owned(),
             data,
+            count: recorded.unwrap_or(0) as usize,
         };
         if trusted {
             return Ok(file);
         }
         file.check_placement(&path, shard_count)?;
-        record.checked(file.entry(shard_count));
+        file.count = file.products().len();
+        record.checked(file.entry(shard_count), file.count as u64);
         Ok(file)
     }
 
@@ -221,7 +227,7 @@ impl DictsFile {
         let (data, trusted) =
             Validated::<ArchivedDictionaries>::open(&path, PayloadKind::Dictionaries, |h| {
                 seen = Some(dicts_entry(h.payload_len, h.hash));
-                record.trusts(&dicts_entry(h.payload_len, h.hash))
+                record.trusts(&dicts_entry(h.payload_len, h.hash)).is_some()
             })
             .inspect_err(|_| seen.iter().for_each(|e| record.refused(e)))?;
         if format::short_hex(&data.content_id()) != hex {
@@ -232,7 +238,7 @@ impl DictsFile {
             data,
         };
         if !trusted {
-            record.checked(file.entry());
+            record.checked(file.entry(), 0);
         }
         Ok(file)
     }
@@ -368,7 +374,7 @@ impl Snapshot {
                 }
             }
         }
-        let len = shards.iter().flatten().map(|s| s.products().len()).sum();
+        let len = shards.iter().flatten().map(|s| s.count).sum();
         Ok(Snapshot {
             generation,
             published,

@@ -13,7 +13,7 @@
 //! [`VerifiedRecord::flush`] rewrites the file (through `fsio`, atomically) with only the live entries
 //! once it holds many more lines than those.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -34,13 +34,15 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn line(&self, sign: char) -> String {
+    /// The line for this entry; `products` is the shard's product count (0 for the
+    /// dictionaries), kept so that a trusted open need not read the archive's root either.
+    fn line(&self, sign: char, products: u64) -> String {
         let kind = match self.kind {
             PayloadKind::Shard => 's',
             PayloadKind::Dictionaries => 'd',
         };
         let body = format!(
-            "{sign} {kind} {} {} {}",
+            "{sign} {kind} {} {} {} {products}",
             self.shard_count,
             self.len,
             hex::encode(self.hash)
@@ -49,7 +51,7 @@ impl Entry {
         format!("{body} {check}\n")
     }
 
-    fn parse(line: &str) -> Option<(bool, Entry)> {
+    fn parse(line: &str) -> Option<(bool, Entry, u64)> {
         let (body, check) = line.rsplit_once(' ')?;
         if blake3::hash(body.as_bytes()).to_hex()[..8] != *check {
             return None;
@@ -69,6 +71,7 @@ impl Entry {
         let len = parts.next()?.parse().ok()?;
         let mut hash = [0u8; 32];
         hex::decode_to_slice(parts.next()?, &mut hash).ok()?;
+        let products = parts.next()?.parse().ok()?;
         parts.next().is_none().then_some((
             good,
             Entry {
@@ -77,6 +80,7 @@ impl Entry {
                 len,
                 hash,
             },
+            products,
         ))
     }
 }
@@ -85,7 +89,7 @@ impl Entry {
 /// checked them; another build's record is ignored and rewritten.
 fn first_line() -> String {
     format!(
-        "iofd-verified 1 {} format={FORMAT_VERSION} layout={:08x}\n",
+        "iofd-verified 2 {} format={FORMAT_VERSION} layout={:08x}\n",
         env!("CARGO_PKG_VERSION"),
         layout_tag()
     )
@@ -111,7 +115,8 @@ pub enum Trust {
 
 struct Inner {
     trust: Trust,
-    known: HashSet<Entry>,
+    /// Each good entry with its product count.
+    known: HashMap<Entry, u64>,
     /// Lines the file holds (compaction is due when they far outnumber the live entries).
     lines: usize,
     /// Lines to append at the next flush.
@@ -144,7 +149,7 @@ impl VerifiedRecord {
         let path = dir.join(RECORD);
         let mut inner = Inner {
             trust,
-            known: HashSet::new(),
+            known: HashMap::new(),
             lines: 0,
             pending: String::new(),
             rewrite: true,
@@ -160,10 +165,10 @@ impl VerifiedRecord {
                     for line in lines {
                         inner.lines += 1;
                         match line.strip_suffix('\n').and_then(Entry::parse) {
-                            Some((true, e)) => {
-                                inner.known.insert(e);
+                            Some((true, e, products)) => {
+                                inner.known.insert(e, products);
                             }
-                            Some((false, e)) => {
+                            Some((false, e, _)) => {
                                 inner.known.remove(&e);
                             }
                             None => {
@@ -192,23 +197,26 @@ impl VerifiedRecord {
         self.inner.lock().trust = Trust::Nothing;
     }
 
-    /// True when `entry` may be mapped without being checked.
-    pub(crate) fn trusts(&self, entry: &Entry) -> bool {
+    /// The recorded product count when `entry` may be mapped without being checked.
+    pub(crate) fn trusts(&self, entry: &Entry) -> Option<u64> {
         let mut inner = self.inner.lock();
-        let trusted = inner.trust == Trust::Recorded && inner.known.contains(entry);
-        if trusted {
+        let trusted = match inner.trust {
+            Trust::Recorded => inner.known.get(entry).copied(),
+            Trust::Nothing => None,
+        };
+        if trusted.is_some() {
             inner.stats.trusted += 1;
         }
         trusted
     }
 
-    /// `entry` was checked in full and is good.
-    pub(crate) fn checked(&self, entry: Entry) {
+    /// `entry` (of `products` products) was checked in full and is good.
+    pub(crate) fn checked(&self, entry: Entry, products: u64) {
         let mut inner = self.inner.lock();
         inner.stats.checked += 1;
         inner.stats.checked_bytes += entry.len;
-        if inner.known.insert(entry) {
-            inner.pending.push_str(&entry.line('+'));
+        if inner.known.insert(entry, products) != Some(products) {
+            inner.pending.push_str(&entry.line('+', products));
         }
     }
 
@@ -216,7 +224,7 @@ impl VerifiedRecord {
     pub fn revoke(&self, entry: Entry) {
         let mut inner = self.inner.lock();
         inner.known.remove(&entry);
-        inner.pending.push_str(&entry.line('-'));
+        inner.pending.push_str(&entry.line('-', 0));
         inner.revoked = true;
     }
 
@@ -229,7 +237,7 @@ impl VerifiedRecord {
 
     /// True when `entry` is recorded as good.
     pub fn contains(&self, entry: &Entry) -> bool {
-        self.inner.lock().known.contains(entry)
+        self.inner.lock().known.contains_key(entry)
     }
 
     /// What the opens against this record cost so far.
@@ -244,11 +252,11 @@ impl VerifiedRecord {
         let compact = live.is_some_and(|l| inner.lines > 2 * l.len() + 64);
         if inner.rewrite || compact {
             if let Some(live) = live {
-                inner.known.retain(|e| live.contains(e));
+                inner.known.retain(|e, _| live.contains(e));
             }
             let mut text = first_line();
-            for e in &inner.known {
-                text.push_str(&e.line('+'));
+            for (e, products) in &inner.known {
+                text.push_str(&e.line('+', *products));
             }
             crate::fsio::write(&self.path, text.as_bytes())?;
             inner.lines = inner.known.len();
@@ -281,23 +289,23 @@ mod tests {
     fn entries_survive_a_reload_and_revocations_win() {
         let dir = tempfile::tempdir().unwrap();
         let r = VerifiedRecord::load(dir.path(), Trust::Recorded);
-        r.checked(entry(1));
-        r.checked(entry(2));
+        r.checked(entry(1), 1);
+        r.checked(entry(2), 2);
         r.flush(None).unwrap();
         r.revoke(entry(2));
-        r.checked(entry(3));
+        r.checked(entry(3), 3);
         r.flush(None).unwrap();
         let r = VerifiedRecord::load(dir.path(), Trust::Recorded);
-        assert!(r.trusts(&entry(1)) && r.trusts(&entry(3)));
-        assert!(!r.trusts(&entry(2)));
+        assert!(r.trusts(&entry(1)).is_some() && r.trusts(&entry(3)) == Some(3));
+        assert!(r.trusts(&entry(2)).is_none());
         // Another shard count, length or kind is another entry.
         let mut other = entry(1);
         other.shard_count = 8;
-        assert!(!r.trusts(&other));
+        assert!(r.trusts(&other).is_none());
         assert_eq!(r.stats().trusted, 2);
         // `iofd verify` trusts nothing, but keeps what it finds.
         let v = VerifiedRecord::load(dir.path(), Trust::Nothing);
-        assert!(!v.trusts(&entry(1)) && v.contains(&entry(1)));
+        assert!(v.trusts(&entry(1)).is_none() && v.contains(&entry(1)));
     }
 
     #[test]
@@ -305,30 +313,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(RECORD);
         let r = VerifiedRecord::load(dir.path(), Trust::Recorded);
-        r.checked(entry(1));
+        r.checked(entry(1), 1);
         r.flush(None).unwrap();
         // A torn append: the partial line is ignored, the file rewritten at the next flush.
-        let torn = entry(2).line('+');
+        let torn = entry(2).line('+', 2);
         crate::fsio::append(&path, &torn.as_bytes()[..20], false).unwrap();
         let r = VerifiedRecord::load(dir.path(), Trust::Recorded);
-        assert!(r.trusts(&entry(1)) && !r.trusts(&entry(2)));
+        assert!(r.trusts(&entry(1)).is_some() && r.trusts(&entry(2)).is_none());
         r.flush(None).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().ends_with('\n'));
         // A garbled line (its checksum disagrees) is not trusted.
-        let garbled = entry(3).line('+').replace(" 103 ", " 104 ");
+        let garbled = entry(3).line('+', 3).replace(" 103 ", " 104 ");
         crate::fsio::append(&path, garbled.as_bytes(), false).unwrap();
         assert!(!VerifiedRecord::load(dir.path(), Trust::Recorded).contains(&entry(3)));
         // Another build's record holds nothing.
         std::fs::write(
             &path,
-            format!("iofd-verified 1 0.0.0 x\n{}", entry(1).line('+')),
+            format!("iofd-verified 1 0.0.0 x\n{}", entry(1).line('+', 1)),
         )
         .unwrap();
         assert!(!VerifiedRecord::load(dir.path(), Trust::Recorded).contains(&entry(1)));
         // Many lines, few live entries: rewritten with the live ones.
         let r = VerifiedRecord::load(dir.path(), Trust::Recorded);
         for b in 0..100 {
-            r.checked(entry(b));
+            r.checked(entry(b), u64::from(b));
         }
         r.flush(None).unwrap();
         let live: HashSet<Entry> = [entry(7)].into();
