@@ -367,21 +367,14 @@ impl LightBuilder {
             let Some((key, tail)) = stem.rsplit_once('-') else {
                 continue;
             };
-            // `{seq}.{crc}.{blake3}`; a bare `{seq}` is an older build's name.
-            let named = tail.split_once('.').and_then(|(_, sums)| {
-                let (crc, b3) = sums.split_once('.')?;
-                let crc = u32::from_str_radix(crc, 16).ok()?;
-                let mut blake3 = [0u8; 32];
-                hex::decode_to_slice(b3, &mut blake3).ok()?;
-                Some((crc, blake3))
-            });
+            let named = named_sums(tail);
             let Some(&(content_id, index)) = wanted.get(key) else {
                 continue;
             };
             if found.contains_key(&index) {
                 continue;
             }
-            let deflated_path = PathBuf::from(format!("{}.dz", path.display()));
+            let mut deflated_path = PathBuf::from(format!("{}.dz", path.display()));
             if gzip && !deflated_path.exists() {
                 continue;
             }
@@ -401,11 +394,24 @@ impl LightBuilder {
                     let mut crc = crc32fast::Hasher::new();
                     crc.update(&bytes);
                     let blake3 = *blake3::hash(&bytes).as_bytes();
-                    (
-                        FragmentFile::at(path.clone(), bytes.len() as u64),
-                        blake3,
-                        crc,
-                    )
+                    // Renamed to this build's name (with the files' hashes), so the next
+                    // restart reads nothing; on failure the old name serves as well.
+                    let sums = format!(
+                        "{stem}.{:08x}.{}",
+                        crc.clone().finalize(),
+                        hex::encode(blake3)
+                    );
+                    let (plain_to, dz_to) = (
+                        dir.join(format!("{sums}.xml")),
+                        dir.join(format!("{sums}.xml.dz")),
+                    );
+                    let moved = (!gzip || crate::fsio::rename(&deflated_path, &dz_to).is_ok())
+                        && crate::fsio::rename(path, &plain_to).is_ok();
+                    let plain = if moved { plain_to } else { path.clone() };
+                    if moved && gzip {
+                        deflated_path = dz_to;
+                    }
+                    (FragmentFile::at(plain, bytes.len() as u64), blake3, crc)
                 }
             };
             let deflated = if gzip {
@@ -584,6 +590,28 @@ fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
         hex::encode(&content_id[..12]),
         hex::encode(&dicts_id[..6])
     )
+}
+
+/// The CRC-32 and blake3 a fragment's name carries after its sequence number
+/// (`{seq}.{crc}.{blake3}`); `None` for an older build's bare `{seq}`.
+fn named_sums(tail: &str) -> Option<(u32, [u8; 32])> {
+    let (_, sums) = tail.split_once('.')?;
+    let (crc, b3) = sums.split_once('.')?;
+    let crc = u32::from_str_radix(crc, 16).ok()?;
+    let mut blake3 = [0u8; 32];
+    hex::decode_to_slice(b3, &mut blake3).ok()?;
+    Some((crc, blake3))
+}
+
+/// For `iofd verify`: the blake3 a light.xml fragment file's name says its bytes have.
+pub(crate) fn fragment_blake3(path: &Path) -> Option<[u8; 32]> {
+    let in_light = path
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|d| d.ends_with(LIGHT_DIR));
+    let stem = path.file_name()?.to_str()?.strip_suffix(".xml")?;
+    let (_, tail) = stem.rsplit_once('-')?;
+    in_light.then(|| named_sums(tail).map(|(_, b3)| b3))?
 }
 
 fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u64) -> String {
@@ -790,5 +818,41 @@ mod tests {
         assert_eq!(again.read_at_adopt.load(Ordering::Relaxed), 0);
         let bytes = |a: &Artifact| read_pieces(a.pieces.as_deref().unwrap()).unwrap();
         assert_eq!(bytes(&restarted), bytes(&after));
+        // An older build's names (no hashes in them): read once and renamed, same bytes.
+        for f in &new {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let (head, _) = name.split_once('.').unwrap();
+            for ext in ["xml", "xml.dz"] {
+                let from = PathBuf::from(format!("{}.dz", f.display()));
+                let from = if ext == "xml" { f.clone() } else { from };
+                std::fs::rename(&from, f.with_file_name(format!("{head}.{ext}"))).unwrap();
+            }
+        }
+        let older = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        let (migrated, _) = older.build(&snap, &p).unwrap();
+        assert_eq!(migrated.etag, after.etag);
+        assert_eq!(
+            older.read_at_adopt.load(Ordering::Relaxed),
+            new.len() as u64
+        );
+        assert_eq!(files(&migrated), new, "renamed to this build's names");
+        assert_eq!(bytes(&migrated), bytes(&after));
+
+        // `iofd verify` holds each fragment to the blake3 its name carries.
+        let check = super::super::file::verify(dir.path());
+        assert!(
+            check.problems.is_empty() && check.files >= new.len(),
+            "{check:?}"
+        );
+        let mut altered = std::fs::read(&new[0]).unwrap();
+        altered[0] ^= 1;
+        std::fs::remove_file(&new[0]).unwrap();
+        std::fs::write(&new[0], &altered).unwrap();
+        let problems = super::super::file::verify(dir.path()).problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("blake3 its name carries"),
+            "{problems:?}"
+        );
     }
 }
