@@ -95,16 +95,31 @@ where
                 problem: format::HeaderProblem::TooShort(len as usize),
             });
         }
+        // The header is read on its own: the mapping's first fault would read ahead (up to
+        // the device's read-ahead, often megabytes) into a payload a recorded file never needs.
+        let mut head = [0u8; HEADER_LEN];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(io)?;
+        let header = format::decode_header_of(&head, len, kind).map_err(|problem| {
+            SnapshotError::Header {
+                path: path.to_path_buf(),
+                problem,
+            }
+        })?;
         // SAFETY: the file is a published snapshot file: immutable once renamed into place,
         // never written, truncated or renamed over while referenced (module contract above),
         // so the mapped bytes cannot change underneath the `&[u8]` and `&T` we hand out.
         // The mapping is read-only; unlinking the file later does not invalidate it.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let header =
-            format::decode_header(&map, kind).map_err(|problem| SnapshotError::Header {
+        if map.len() as u64 != len {
+            // Changed between the stat and the mapping: not a published file's behaviour.
+            return Err(SnapshotError::Header {
                 path: path.to_path_buf(),
-                problem,
-            })?;
+                problem: format::HeaderProblem::Length {
+                    declared: header.payload_len,
+                    actual: (map.len() as u64).saturating_sub(HEADER_LEN as u64),
+                },
+            });
+        }
         let payload = HEADER_LEN..map.len();
         if recorded(&header) {
             if (map[HEADER_LEN..].as_ptr() as usize) % PAYLOAD_ALIGN != 0 {
