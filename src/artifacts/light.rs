@@ -357,6 +357,9 @@ impl LightBuilder {
         };
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         files.sort();
+        // From the names alone, the one file per current shard to adopt.
+        let mut chosen: HashMap<u32, (&PathBuf, [u8; 32], Option<(u32, [u8; 32])>)> =
+            HashMap::new();
         for path in &files {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -367,73 +370,35 @@ impl LightBuilder {
             let Some((key, tail)) = stem.rsplit_once('-') else {
                 continue;
             };
-            let named = named_sums(tail);
             let Some(&(content_id, index)) = wanted.get(key) else {
                 continue;
             };
-            if found.contains_key(&index) {
-                continue;
-            }
-            let mut deflated_path = PathBuf::from(format!("{}.dz", path.display()));
-            if gzip && !deflated_path.exists() {
-                continue;
-            }
-            let (plain, blake3, crc) = match named {
-                Some((crc, blake3)) => {
-                    let Ok(meta) = std::fs::metadata(path) else {
-                        continue;
-                    };
-                    let crc = crc32fast::Hasher::new_with_initial_len(crc, meta.len());
-                    (FragmentFile::at(path.clone(), meta.len()), blake3, crc)
-                }
-                None => {
-                    let Ok(bytes) = std::fs::read(path) else {
-                        continue;
-                    };
-                    self.read_at_adopt.fetch_add(1, Ordering::Relaxed);
-                    let mut crc = crc32fast::Hasher::new();
-                    crc.update(&bytes);
-                    let blake3 = *blake3::hash(&bytes).as_bytes();
-                    // Renamed to this build's name (with the files' hashes), so the next
-                    // restart reads nothing; on failure the old name serves as well.
-                    let sums = format!(
-                        "{stem}.{:08x}.{}",
-                        crc.clone().finalize(),
-                        hex::encode(blake3)
-                    );
-                    let (plain_to, dz_to) = (
-                        dir.join(format!("{sums}.xml")),
-                        dir.join(format!("{sums}.xml.dz")),
-                    );
-                    let moved = (!gzip || crate::fsio::rename(&deflated_path, &dz_to).is_ok())
-                        && crate::fsio::rename(path, &plain_to).is_ok();
-                    let plain = if moved { plain_to } else { path.clone() };
-                    if moved && gzip {
-                        deflated_path = dz_to;
-                    }
-                    (FragmentFile::at(plain, bytes.len() as u64), blake3, crc)
-                }
-            };
-            let deflated = if gzip {
-                match std::fs::metadata(&deflated_path) {
-                    Ok(m) => Some(Arc::new(FragmentFile::at(deflated_path, m.len()))),
-                    Err(_) => continue,
-                }
-            } else {
-                None
-            };
-            found.insert(
-                index,
-                Arc::new(Fragment {
-                    content_id,
-                    dicts_id,
-                    plain: Arc::new(plain),
-                    blake3,
-                    crc,
-                    deflated,
-                }),
-            );
+            chosen
+                .entry(index)
+                .or_insert((path, content_id, named_sums(tail)));
         }
+        // Then each file's inode and mapping: thousands of them in a large catalog, so on
+        // many threads (the disk's queue, not the cores, bounds this).
+        let adopted = crate::store::io_map(
+            chosen.into_iter().collect(),
+            |(index, (path, content_id, named))| {
+                self.adopt_one(dir, path, named, gzip)
+                    .map(|(plain, blake3, crc, deflated)| {
+                        (
+                            index,
+                            Arc::new(Fragment {
+                                content_id,
+                                dicts_id,
+                                plain: Arc::new(plain),
+                                blake3,
+                                crc,
+                                deflated,
+                            }),
+                        )
+                    })
+            },
+        );
+        found.extend(adopted.into_iter().flatten());
         let keep: std::collections::HashSet<&Path> = found
             .values()
             .flat_map(|f| {
@@ -447,6 +412,65 @@ impl LightBuilder {
             }
         }
         found
+    }
+
+    /// One fragment file (and its deflated form) of an earlier run, from its name's hashes
+    /// or, for an older build's name, read, hashed and renamed.
+    #[allow(clippy::type_complexity)]
+    fn adopt_one(
+        &self,
+        dir: &Path,
+        path: &Path,
+        named: Option<(u32, [u8; 32])>,
+        gzip: bool,
+    ) -> Option<(
+        FragmentFile,
+        [u8; 32],
+        crc32fast::Hasher,
+        Option<Arc<FragmentFile>>,
+    )> {
+        let mut deflated_path = PathBuf::from(format!("{}.dz", path.display()));
+        if gzip && !deflated_path.exists() {
+            return None;
+        }
+        let (plain, blake3, crc) = match named {
+            Some((crc, blake3)) => {
+                let len = std::fs::metadata(path).ok()?.len();
+                let crc = crc32fast::Hasher::new_with_initial_len(crc, len);
+                (FragmentFile::at(path.to_path_buf(), len), blake3, crc)
+            }
+            None => {
+                let bytes = std::fs::read(path).ok()?;
+                self.read_at_adopt.fetch_add(1, Ordering::Relaxed);
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&bytes);
+                let blake3 = *blake3::hash(&bytes).as_bytes();
+                // Renamed to this build's name (with the file's hashes), so the next restart
+                // reads nothing; on failure the old name serves as well.
+                let stem = path.file_name()?.to_str()?.strip_suffix(".xml")?;
+                let sums = format!(
+                    "{stem}.{:08x}.{}",
+                    crc.clone().finalize(),
+                    hex::encode(blake3)
+                );
+                let plain_to = dir.join(format!("{sums}.xml"));
+                let dz_to = dir.join(format!("{sums}.xml.dz"));
+                let moved = (!gzip || crate::fsio::rename(&deflated_path, &dz_to).is_ok())
+                    && crate::fsio::rename(path, &plain_to).is_ok();
+                let plain = if moved { plain_to } else { path.to_path_buf() };
+                if moved && gzip {
+                    deflated_path = dz_to;
+                }
+                (FragmentFile::at(plain, bytes.len() as u64), blake3, crc)
+            }
+        };
+        let deflated = if gzip {
+            let len = std::fs::metadata(&deflated_path).ok()?.len();
+            Some(Arc::new(FragmentFile::at(deflated_path, len)))
+        } else {
+            None
+        };
+        Some((plain, blake3, crc, deflated))
     }
 
     /// The light.xml (and .gz) artifacts of `fragments` in shard order.

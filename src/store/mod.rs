@@ -51,6 +51,7 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 pub use commit::{CommitError, CommitWorker, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
 pub use lock::LOCK;
+pub(crate) use parallel::io_map;
 pub use recover::{read_serving, verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool, SpooledBatch};
 
