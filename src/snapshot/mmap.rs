@@ -120,6 +120,12 @@ where
                 },
             });
         }
+        // The archive's root sits in its last bytes and every view of the shard reads it:
+        // without this, that first fault would read ahead megabytes of payload per file.
+        // Only the root's page is advised; a walk over the products keeps its read-ahead.
+        let page = 4096;
+        let tail = (map.len() - 1) / page * page;
+        let _ = map.advise_range(memmap2::Advice::Random, tail, map.len() - tail);
         let payload = HEADER_LEN..map.len();
         if recorded(&header) {
             if (map[HEADER_LEN..].as_ptr() as usize) % PAYLOAD_ALIGN != 0 {

@@ -113,6 +113,8 @@ impl Store {
             return;
         }
         let mut seen = seen;
+        // Not during start-up: its reads would compete with the first requests'.
+        sleep_unless_stopped(stop, opts.between_passes.min(Duration::from_secs(60)));
         while !stop.is_cancelled() {
             // A new pace per pass: the rest between passes is no credit for a burst.
             let mut pacer = Pacer::new(opts.bytes_per_second);
