@@ -358,8 +358,8 @@ impl LightBuilder {
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         files.sort();
         // From the names alone, the one file per current shard to adopt.
-        let mut chosen: HashMap<u32, (&PathBuf, [u8; 32], Option<(u32, [u8; 32])>)> =
-            HashMap::new();
+        type Named = Option<(u32, [u8; 32])>;
+        let mut chosen: HashMap<u32, (&PathBuf, [u8; 32], Named)> = HashMap::new();
         for path in &files {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
