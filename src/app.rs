@@ -135,6 +135,7 @@ impl App {
             seed_demo(&config, &store)?;
         }
         let metrics = Arc::new(Metrics::new());
+        metrics.store_opened(store.open_stats());
         // Files a crash left half-processed are finished before anything else is served.
         let inbox =
             crate::inbox::Inbox::new(&config.inbox_dir, store.clone(), config.inbox_stable)?

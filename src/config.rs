@@ -148,6 +148,8 @@ pub(crate) struct FileConfig {
     inbox_stable_secs: Option<u64>,
     /// Milliseconds to gather a burst of updates before light.xml is republished.
     publish_coalesce_ms: Option<u64>,
+    /// MiB per second the background scrub re-hashes snapshot files at (0: off).
+    scrub_mib_per_second: Option<u64>,
     /// Target products per store shard (chosen at the first import).
     products_per_shard: Option<usize>,
     /// Percent of the products a full sync may remove without confirming the count.
@@ -228,6 +230,8 @@ pub struct Config {
     pub inbox_stable: std::time::Duration,
     /// How long a burst of updates is gathered before light.xml is republished (default 5 ms).
     pub publish_coalesce: std::time::Duration,
+    /// The background scrub of the store's files (default 32 MiB/s, a pass an hour).
+    pub scrub: crate::store::scrub::ScrubOptions,
     /// Target products per store shard: smaller shards make single updates cheaper.
     pub products_per_shard: usize,
     /// Percent (0 to 100) of the catalog's products a full sync may remove without
@@ -519,6 +523,13 @@ impl Config {
             publish_coalesce: std::time::Duration::from_millis(
                 file.publish_coalesce_ms.unwrap_or(5),
             ),
+            scrub: match file.scrub_mib_per_second {
+                Some(mib) => crate::store::scrub::ScrubOptions {
+                    bytes_per_second: mib.saturating_mul(1 << 20),
+                    ..Default::default()
+                },
+                None => Default::default(),
+            },
             products_per_shard: match file.products_per_shard {
                 Some(0) => {
                     return Err(ConfigError::Invalid {

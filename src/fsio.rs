@@ -238,6 +238,21 @@ pub fn write(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(parent(dest))
 }
 
+/// Append `bytes` to the log-like file `dest` (created if absent), in one write; with `sync`
+/// the data is on the disk on return. For files whose readers tolerate a torn last line (they
+/// check each line): appending renames nothing, so it is no publication.
+pub fn append(dest: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dest)?;
+    file.write_all(bytes)?;
+    if sync {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
 /// [`Disk::sync_dir`] without a hook.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     Disk::PLAIN.sync_dir(dir)

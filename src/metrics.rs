@@ -131,6 +131,10 @@ pub struct Metrics {
     artifact_files: Gauge,
     object_store_reachable: Gauge,
     object_store_manifest: Gauge,
+    store_open_checked_bytes: Gauge,
+    store_open_trusted_files: Gauge,
+    scrub_bytes: Counter,
+    scrub_damaged: Counter,
     publish_duration: Histogram,
     publish_failures: Counter,
     ingest_batches: Family<SourceLabels, Counter>,
@@ -248,6 +252,30 @@ impl Metrics {
             "Sequence number of the last manifest written (writer) or served (replica)",
             object_store_manifest.clone(),
         );
+        let store_open_checked_bytes = Gauge::default();
+        registry.register(
+            "store_open_checked_bytes",
+            "Snapshot payload bytes the store's open checked in full (0 when every file was in the verified record)",
+            store_open_checked_bytes.clone(),
+        );
+        let store_open_trusted_files = Gauge::default();
+        registry.register(
+            "store_open_trusted_files",
+            "Snapshot files the store's open mapped on the verified record's word, reading only their headers",
+            store_open_trusted_files.clone(),
+        );
+        let scrub_bytes = Counter::default();
+        registry.register(
+            "store_scrub_bytes",
+            "Snapshot payload bytes the background scrub re-hashed",
+            scrub_bytes.clone(),
+        );
+        let scrub_damaged = Counter::default();
+        registry.register(
+            "store_scrub_damaged_files",
+            "Snapshot files the scrub found no longer matching their checksum (any is an alarm)",
+            scrub_damaged.clone(),
+        );
         let publish_duration = Histogram::new(exponential_buckets(0.01, 2.0, 14));
         registry.register_with_unit(
             "artifact_publish_duration",
@@ -309,6 +337,10 @@ impl Metrics {
             artifact_files,
             object_store_reachable,
             object_store_manifest,
+            store_open_checked_bytes,
+            store_open_trusted_files,
+            scrub_bytes,
+            scrub_damaged,
             publish_duration,
             publish_failures,
             ingest_batches,
@@ -400,6 +432,21 @@ impl Metrics {
     pub fn object_store(&self, reachable: bool, manifest: u64) {
         self.object_store_reachable.set(i64::from(reachable));
         self.object_store_manifest.set(clamp(manifest));
+    }
+
+    /// What opening the store cost (see `Store::open_stats`).
+    pub fn store_opened(&self, stats: crate::snapshot::verified::OpenStats) {
+        self.store_open_checked_bytes
+            .set(clamp(stats.checked_bytes));
+        self.store_open_trusted_files.set(clamp(stats.trusted));
+    }
+
+    /// The scrub re-hashed a file of `bytes`, good or `damaged`.
+    pub fn scrubbed(&self, bytes: u64, damaged: bool) {
+        self.scrub_bytes.inc_by(bytes);
+        if damaged {
+            self.scrub_damaged.inc();
+        }
     }
 
     /// An artifact set was published (or failed to be: `generation` is `None`).

@@ -332,6 +332,25 @@ impl Server {
                 Ok(())
             }),
         );
+        // Re-hash the snapshot files the open trusted from the verified record, paced, on a
+        // thread of its own; a mismatch makes /readyz not ready (see `store::scrub`).
+        let (store, metrics, stop) = (app.store.clone(), app.metrics.clone(), server.stop.clone());
+        let scrub = app.config.scrub;
+        server.supervise(
+            &server.front,
+            "store scrub",
+            tokio::task::spawn_blocking(move || {
+                store.scrub(scrub, &stop, |seen| match seen {
+                    crate::store::scrub::Scrubbed::Good { bytes, .. } => {
+                        metrics.scrubbed(bytes, false)
+                    }
+                    crate::store::scrub::Scrubbed::Damaged { bytes, .. } => {
+                        metrics.scrubbed(bytes, true)
+                    }
+                });
+                Ok(())
+            }),
+        );
         let saving = save_activity(app.clone(), activity, server.stop.clone());
         server.supervise(&server.front, "activity saver", tokio::spawn(saving));
         Ok(server)

@@ -208,11 +208,80 @@ fn a_restart_serves_the_same_bytes_under_the_same_etags_without_reimporting() {
         generation,
         "no re-import on restart"
     );
+    // The restart read no snapshot payload: every file was in the verified record.
+    let opened = server.app.store.open_stats();
+    assert_eq!((opened.checked, opened.checked_bytes), (0, 0), "{opened:?}");
+    assert!(opened.trusted > 0, "{opened:?}");
     let second = fetch(&server);
     for ((e1, b1), (e2, b2)) in first.iter().zip(&second) {
         assert_eq!(e1, e2);
         assert_eq!(b1, b2);
     }
+}
+
+#[test]
+fn the_scrub_finds_a_shard_altered_under_a_running_server_and_readiness_says_so() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let mut config = iofd::config::Config::for_data_dir(&data);
+    config.scrub = iofd::store::scrub::ScrubOptions {
+        bytes_per_second: u64::MAX,
+        between_passes: std::time::Duration::from_millis(20),
+    };
+    let server = Server::start(config);
+    let readyz = format!("{}/readyz", server.admin);
+    assert_eq!(server.get(&readyz).status(), 200);
+    let store_dir = server.app.config.store_dir();
+    let victim = std::fs::read_dir(&store_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("shard-"))
+        .expect("a shard file");
+    // Bit rot, in place (the mapping shares the page cache, so the server sees it).
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(store_dir.join(&victim))
+            .unwrap();
+        let at = f.metadata().unwrap().len() - 24;
+        let mut b = [0u8; 1];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[b[0] ^ 0x40]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let answer = loop {
+        let r = server.get(&readyz);
+        if r.status() == 503 {
+            break r.text().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scrub within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    assert!(
+        answer.contains("not ready") && answer.contains(&victim),
+        "{answer}"
+    );
+    let metrics = server
+        .get(&format!("{}/metrics", server.admin))
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("iofd_store_scrub_damaged_files_total 1"),
+        "{metrics}"
+    );
+    server.stop();
+    // Revoked in the record: a start checks the file in full (and falls back or refuses).
+    let check = iofd::store::verify(&store_dir);
+    let err = check.current.unwrap().unwrap_err().to_string();
+    assert!(err.contains(&victim), "{err}");
 }
 
 #[test]

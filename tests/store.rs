@@ -352,11 +352,67 @@ fn corrupted_shard_is_refused_with_the_file_named() {
     bytes[last] ^= 0x40;
     fs::write(&path, bytes).unwrap();
 
+    // The shard was checked when written: an open maps it on the verified record's word
+    // (reading no payload), and the scrub finds the damage.
+    let store = Store::open(dir.path(), small(10)).unwrap();
+    let opened = store.open_stats();
+    assert_eq!((opened.checked, opened.checked_bytes), (0, 0), "{opened:?}");
+    assert_eq!(
+        opened.trusted,
+        shard_files(dir.path()).len() as u64,
+        "{opened:?}"
+    );
+    assert_eq!(store.damage(), None);
+    let mut found = Vec::new();
+    assert!(store.scrub_pass(|_| true, |s| found.push(s)));
+    let damaged: Vec<_> = found
+        .iter()
+        .filter_map(|s| match s {
+            iofd::store::scrub::Scrubbed::Damaged { file, .. } => Some(file.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(damaged, vec![victim.clone()]);
+    assert!(store.damage().unwrap().contains(&victim));
+    drop(store);
+
+    // The scrub revoked its record entry: the next open checks it in full and refuses it.
     let err = Store::open(dir.path(), small(10)).unwrap_err().to_string();
     assert!(err.contains(&victim), "{err}");
     assert!(err.contains("checksum"), "{err}");
     // A refused open collects nothing: the evidence stays.
     assert!(path.exists());
+}
+
+#[test]
+fn an_unrecorded_shard_is_checked_at_open_and_verify_catches_recorded_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), small(10)).unwrap();
+        store
+            .apply(records(1..=50, "item"), ApplyMode::Upsert)
+            .unwrap();
+    }
+    // Without the record (an older build's store), every file is checked once, then recorded.
+    fs::remove_file(dir.path().join("VERIFIED")).unwrap();
+    let opened = Store::open(dir.path(), small(10)).unwrap().open_stats();
+    assert_eq!(opened.trusted, 0, "{opened:?}");
+    let files = shard_files(dir.path()).len() as u64;
+    assert!(
+        opened.checked == files && opened.checked_bytes > 0,
+        "{opened:?}"
+    );
+    let opened = Store::open(dir.path(), small(10)).unwrap().open_stats();
+    assert_eq!((opened.checked, opened.trusted), (0, files), "{opened:?}");
+
+    // Bytes altered after they were recorded: `verify` checks in full, names the file and
+    // revokes it, so the next open refuses it too.
+    let victim = shard_files(dir.path()).into_iter().next().unwrap();
+    damage(&dir.path().join(&victim));
+    let err = verify(dir.path()).current.unwrap().unwrap_err().to_string();
+    assert!(err.contains(&victim) && err.contains("checksum"), "{err}");
+    let err = Store::open(dir.path(), small(10)).unwrap_err().to_string();
+    assert!(err.contains(&victim) && err.contains("checksum"), "{err}");
 }
 
 #[test]

@@ -17,8 +17,10 @@
 //!   fragments'.
 //! - **Files.** Fragments live in `<artifacts>/_light/<profile>/`, written atomically and
 //!   fsynced. A replaced fragment's file is deleted when the last light.xml using it is
-//!   dropped, so downloads in flight keep their bytes. After a restart the files of the
-//!   current shards are adopted (and re-hashed); the rest are removed.
+//!   dropped, so downloads in flight keep their bytes. A fragment's name carries its CRC-32
+//!   and blake3, so after a restart the files of the current shards are adopted from their
+//!   names without reading them (files named by an older build are read and hashed once);
+//!   the rest are removed.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -160,6 +162,9 @@ pub struct LightBuilder {
     seq: AtomicU64,
     /// Set once the directories of an earlier run's unused keys are removed.
     swept: AtomicBool,
+    /// Fragment files adopted by reading them (named by an older build): a restart of this
+    /// build's files reads none.
+    read_at_adopt: AtomicU64,
 }
 
 impl LightBuilder {
@@ -170,6 +175,7 @@ impl LightBuilder {
             memory_limit: super::MEMORY_LIMIT,
             state: Mutex::new(HashMap::new()),
             swept: AtomicBool::new(false),
+            read_at_adopt: AtomicU64::new(0),
             seq: AtomicU64::new(
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -306,10 +312,16 @@ impl LightBuilder {
                 .map_err(|e| ArtifactError::io(dir, e))?;
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let stem = fragment_stem(shard.index, &shard.content_id, &dicts_id, seq);
-        let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&bytes);
+        let blake3 = *blake3::hash(&bytes).as_bytes();
+        let stem = format!(
+            "{}.{:08x}.{}",
+            fragment_stem(shard.index, &shard.content_id, &dicts_id, seq),
+            crc.clone().finalize(),
+            hex::encode(blake3)
+        );
+        let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         // Every profile gets the deflated form: it is light.xml's gzip representation
         // (`Accept-Encoding: gzip`), and light.xml.gz for partners with that file type.
         let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
@@ -318,7 +330,7 @@ impl LightBuilder {
             content_id: shard.content_id,
             dicts_id,
             plain: Arc::new(plain),
-            blake3: *blake3::hash(&bytes).as_bytes(),
+            blake3,
             crc,
             deflated,
         })
@@ -343,6 +355,9 @@ impl LightBuilder {
         };
         let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         files.sort();
+        // From the names alone, the one file per current shard to adopt.
+        type Named = Option<(u32, [u8; 32])>;
+        let mut chosen: HashMap<u32, (&PathBuf, [u8; 32], Named)> = HashMap::new();
         for path in &files {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
@@ -350,44 +365,38 @@ impl LightBuilder {
             let Some(stem) = name.strip_suffix(".xml") else {
                 continue;
             };
-            let Some((key, _seq)) = stem.rsplit_once('-') else {
+            let Some((key, tail)) = stem.rsplit_once('-') else {
                 continue;
             };
             let Some(&(content_id, index)) = wanted.get(key) else {
                 continue;
             };
-            if found.contains_key(&index) {
-                continue;
-            }
-            let deflated_path = PathBuf::from(format!("{}.dz", path.display()));
-            if gzip && !deflated_path.exists() {
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(path) else {
-                continue;
-            };
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&bytes);
-            let deflated = if gzip {
-                match std::fs::metadata(&deflated_path) {
-                    Ok(m) => Some(Arc::new(FragmentFile::at(deflated_path, m.len()))),
-                    Err(_) => continue,
-                }
-            } else {
-                None
-            };
-            found.insert(
-                index,
-                Arc::new(Fragment {
-                    content_id,
-                    dicts_id,
-                    plain: Arc::new(FragmentFile::at(path.clone(), bytes.len() as u64)),
-                    blake3: *blake3::hash(&bytes).as_bytes(),
-                    crc,
-                    deflated,
-                }),
-            );
+            chosen
+                .entry(index)
+                .or_insert((path, content_id, named_sums(tail)));
         }
+        // Then each file's inode and mapping: thousands of them in a large catalog, so on
+        // many threads (the disk's queue, not the cores, bounds this).
+        let adopted = crate::store::io_map(
+            chosen.into_iter().collect(),
+            |(index, (path, content_id, named))| {
+                self.adopt_one(dir, path, named, gzip)
+                    .map(|(plain, blake3, crc, deflated)| {
+                        (
+                            index,
+                            Arc::new(Fragment {
+                                content_id,
+                                dicts_id,
+                                plain: Arc::new(plain),
+                                blake3,
+                                crc,
+                                deflated,
+                            }),
+                        )
+                    })
+            },
+        );
+        found.extend(adopted.into_iter().flatten());
         let keep: std::collections::HashSet<&Path> = found
             .values()
             .flat_map(|f| {
@@ -401,6 +410,65 @@ impl LightBuilder {
             }
         }
         found
+    }
+
+    /// One fragment file (and its deflated form) of an earlier run, from its name's hashes
+    /// or, for an older build's name, read, hashed and renamed.
+    #[allow(clippy::type_complexity)]
+    fn adopt_one(
+        &self,
+        dir: &Path,
+        path: &Path,
+        named: Option<(u32, [u8; 32])>,
+        gzip: bool,
+    ) -> Option<(
+        FragmentFile,
+        [u8; 32],
+        crc32fast::Hasher,
+        Option<Arc<FragmentFile>>,
+    )> {
+        let mut deflated_path = PathBuf::from(format!("{}.dz", path.display()));
+        if gzip && !deflated_path.exists() {
+            return None;
+        }
+        let (plain, blake3, crc) = match named {
+            Some((crc, blake3)) => {
+                let len = std::fs::metadata(path).ok()?.len();
+                let crc = crc32fast::Hasher::new_with_initial_len(crc, len);
+                (FragmentFile::at(path.to_path_buf(), len), blake3, crc)
+            }
+            None => {
+                let bytes = std::fs::read(path).ok()?;
+                self.read_at_adopt.fetch_add(1, Ordering::Relaxed);
+                let mut crc = crc32fast::Hasher::new();
+                crc.update(&bytes);
+                let blake3 = *blake3::hash(&bytes).as_bytes();
+                // Renamed to this build's name (with the file's hashes), so the next restart
+                // reads nothing; on failure the old name serves as well.
+                let stem = path.file_name()?.to_str()?.strip_suffix(".xml")?;
+                let sums = format!(
+                    "{stem}.{:08x}.{}",
+                    crc.clone().finalize(),
+                    hex::encode(blake3)
+                );
+                let plain_to = dir.join(format!("{sums}.xml"));
+                let dz_to = dir.join(format!("{sums}.xml.dz"));
+                let moved = (!gzip || crate::fsio::rename(&deflated_path, &dz_to).is_ok())
+                    && crate::fsio::rename(path, &plain_to).is_ok();
+                let plain = if moved { plain_to } else { path.to_path_buf() };
+                if moved && gzip {
+                    deflated_path = dz_to;
+                }
+                (FragmentFile::at(plain, bytes.len() as u64), blake3, crc)
+            }
+        };
+        let deflated = if gzip {
+            let len = std::fs::metadata(&deflated_path).ok()?.len();
+            Some(Arc::new(FragmentFile::at(deflated_path, len)))
+        } else {
+            None
+        };
+        Some((plain, blake3, crc, deflated))
     }
 
     /// The light.xml (and .gz) artifacts of `fragments` in shard order.
@@ -539,6 +607,28 @@ fn shard_key(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32]) -> String {
         hex::encode(&content_id[..12]),
         hex::encode(&dicts_id[..6])
     )
+}
+
+/// The CRC-32 and blake3 a fragment's name carries after its sequence number
+/// (`{seq}.{crc}.{blake3}`); `None` for an older build's bare `{seq}`.
+fn named_sums(tail: &str) -> Option<(u32, [u8; 32])> {
+    let (_, sums) = tail.split_once('.')?;
+    let (crc, b3) = sums.split_once('.')?;
+    let crc = u32::from_str_radix(crc, 16).ok()?;
+    let mut blake3 = [0u8; 32];
+    hex::decode_to_slice(b3, &mut blake3).ok()?;
+    Some((crc, blake3))
+}
+
+/// For `iofd verify`: the blake3 a light.xml fragment file's name says its bytes have.
+pub(crate) fn fragment_blake3(path: &Path) -> Option<[u8; 32]> {
+    let in_light = path
+        .parent()
+        .and_then(Path::parent)
+        .is_some_and(|d| d.ends_with(LIGHT_DIR));
+    let stem = path.file_name()?.to_str()?.strip_suffix(".xml")?;
+    let (_, tail) = stem.rsplit_once('-')?;
+    in_light.then(|| named_sums(tail).map(|(_, b3)| b3))?
 }
 
 fn fragment_stem(index: u32, content_id: &[u8; 32], dicts_id: &[u8; 32], seq: u64) -> String {
@@ -719,5 +809,45 @@ mod tests {
         let (restarted, _) = again.build(&snap, &p).unwrap();
         assert_eq!(restarted.etag, after.etag);
         assert_eq!(files(&restarted), new);
+        // From the files' names: none was read.
+        assert_eq!(again.read_at_adopt.load(Ordering::Relaxed), 0);
+        let bytes = |a: &Artifact| read_pieces(a.pieces.as_deref().unwrap()).unwrap();
+        assert_eq!(bytes(&restarted), bytes(&after));
+        // An older build's names (no hashes in them): read once and renamed, same bytes.
+        for f in &new {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let (head, _) = name.split_once('.').unwrap();
+            for ext in ["xml", "xml.dz"] {
+                let from = PathBuf::from(format!("{}.dz", f.display()));
+                let from = if ext == "xml" { f.clone() } else { from };
+                std::fs::rename(&from, f.with_file_name(format!("{head}.{ext}"))).unwrap();
+            }
+        }
+        let older = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        let (migrated, _) = older.build(&snap, &p).unwrap();
+        assert_eq!(migrated.etag, after.etag);
+        assert_eq!(
+            older.read_at_adopt.load(Ordering::Relaxed),
+            new.len() as u64
+        );
+        assert_eq!(files(&migrated), new, "renamed to this build's names");
+        assert_eq!(bytes(&migrated), bytes(&after));
+
+        // `iofd verify` holds each fragment to the blake3 its name carries.
+        let check = super::super::file::verify(dir.path());
+        assert!(
+            check.problems.is_empty() && check.files >= new.len(),
+            "{check:?}"
+        );
+        let mut altered = std::fs::read(&new[0]).unwrap();
+        altered[0] ^= 1;
+        std::fs::remove_file(&new[0]).unwrap();
+        std::fs::write(&new[0], &altered).unwrap();
+        let problems = super::super::file::verify(dir.path()).problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("blake3 its name carries"),
+            "{problems:?}"
+        );
     }
 }

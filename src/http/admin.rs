@@ -43,7 +43,13 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Response<Body
                 None => text(StatusCode::OK, "ready\n".into()),
             }
         }
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n".into()),
+        "/readyz" => match state.readiness.problem() {
+            Some(problem) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {problem}\n").into(),
+            ),
+            None => text(StatusCode::SERVICE_UNAVAILABLE, "publishing\n".into()),
+        },
         "/metrics" => super::observe::metrics(state),
         _ => HttpError::NotFound.response(),
     }

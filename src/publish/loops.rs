@@ -88,6 +88,13 @@ impl Readiness {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
             && self.artifacts.current().generation == self.store.snapshot().generation()
+            && self.store.damage().is_none()
+    }
+
+    /// Why the node is not ready although it publishes: the scrub found a snapshot file
+    /// damaged (the files already rendered keep serving; a restart falls back).
+    pub fn problem(&self) -> Option<String> {
+        self.store.damage()
     }
 }
 

@@ -27,7 +27,8 @@ pub use writer::{scan, HashCache, Published, Writer};
 use crate::config::StoreTarget;
 
 /// The data-directory subdirectories whose files are published; everything else there
-/// (`LOCK`, partners, the signing key, activity, the drop folder) is local to a node.
+/// (`LOCK`, the store's `VERIFIED` record, partners, the signing key, activity, the drop
+/// folder) is local to a node.
 pub const PUBLISHED_DIRS: [&str; 3] = ["store", "changes", "artifacts"];
 
 /// Why a step of scale-out failed.

@@ -299,7 +299,8 @@ pub struct HashCache {
 }
 
 /// Every published file of `data_dir` (see [`PUBLISHED_DIRS`]), sorted by path, with its
-/// size and blake3. Temporary files (dot files) and the store's `LOCK` are left out.
+/// size and blake3. Temporary files (dot files), the store's `LOCK` and its verified record
+/// are left out.
 /// Blocking.
 pub fn scan(
     data_dir: &Path,
@@ -323,7 +324,9 @@ pub fn scan(
         for entry in entries {
             let entry = entry.map_err(io(&dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name == "LOCK" {
+            // The verified record says what this node checked: each node keeps its own.
+            if name.starts_with('.') || name == "LOCK" || name == crate::snapshot::verified::RECORD
+            {
                 continue;
             }
             let path = entry.path();

@@ -38,7 +38,7 @@ pub const MAX_SHARDS: u32 = 4096;
 const _: () = assert!(HEADER_LEN % PAYLOAD_ALIGN == 0);
 
 /// What a snapshot file holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PayloadKind {
     /// An archived [`Shard`].
     Shard,
@@ -183,8 +183,19 @@ fn le_u32(b: &[u8]) -> u32 {
 /// length is exactly header + payload. The payload hash is returned, not checked: hashing is
 /// the caller's step so that it can be timed and reported separately.
 pub fn decode_header(file: &[u8], expected: PayloadKind) -> Result<Header, HeaderProblem> {
-    if file.len() < HEADER_LEN {
-        return Err(HeaderProblem::TooShort(file.len()));
+    decode_header_of(file, file.len() as u64, expected)
+}
+
+/// [`decode_header`] from the file's first bytes (`head`, at least the header) and its
+/// length: an open checks the header without touching the mapping, whose first fault would
+/// read ahead far into the payload.
+pub fn decode_header_of(
+    file: &[u8],
+    file_len: u64,
+    expected: PayloadKind,
+) -> Result<Header, HeaderProblem> {
+    if file.len() < HEADER_LEN || file_len < HEADER_LEN as u64 {
+        return Err(HeaderProblem::TooShort(file.len().min(file_len as usize)));
     }
     if file[0..8] != MAGIC {
         return Err(HeaderProblem::BadMagic);
@@ -211,7 +222,7 @@ pub fn decode_header(file: &[u8], expected: PayloadKind) -> Result<Header, Heade
     let mut len = [0u8; 8];
     len.copy_from_slice(&file[16..24]);
     let payload_len = u64::from_le_bytes(len);
-    let actual = (file.len() - HEADER_LEN) as u64;
+    let actual = file_len - HEADER_LEN as u64;
     if payload_len != actual {
         return Err(HeaderProblem::Length {
             declared: payload_len,

@@ -11,6 +11,15 @@
 //! - a payload is checked once — header, exact length, blake3 of every byte, then rkyv's
 //!   bytecheck validation of the whole archive — before any typed access; afterwards it is
 //!   read through `access_unchecked`, which is sound because the bytes cannot change;
+//! - "once" spans restarts: a payload whose blake3 the verified record (`verified.rs`) lists
+//!   as checked by this build, for this kind (and shard count), is mapped after the header
+//!   and exact-length checks alone. The record is written only after a full check of those
+//!   bytes, and the file's header names the hash its payload had when written; since a
+//!   published file is never modified, the payload under that header is the one checked.
+//!   Bytes changed on disk behind the program's back (bit rot, another writer) break the
+//!   contract exactly as they would after a check at open (the page cache can be refilled
+//!   from the disk at any time); the background scrub re-hashes recorded payloads to find
+//!   such damage and revokes their entries;
 //! - the payload starts 16-byte aligned (mappings are page-aligned and the header is 64
 //!   bytes; heap payloads use `AlignedVec<16>`), which covers every archived type's alignment.
 //!
@@ -63,9 +72,16 @@ impl<T> Validated<T>
 where
     T: Portable + for<'a> CheckBytes<HighValidator<'a, rkyv::rancor::Error>>,
 {
-    /// Map `path`, check the header (magic, version, kind, layout, exact length), the blake3
-    /// hash of the payload and the archive's structure. Only then is the value accessible.
-    pub(crate) fn open(path: &Path, kind: PayloadKind) -> Result<Self, SnapshotError> {
+    /// Map `path` and check the header (magic, version, kind, layout, exact length). Then,
+    /// unless `recorded` says the verified record lists the header's payload (see the module
+    /// contract), check the blake3 hash of the payload and the archive's structure. Only then
+    /// is the value accessible. Returns whether the payload was trusted from the record
+    /// (nothing of it was read) rather than checked.
+    pub(crate) fn open(
+        path: &Path,
+        kind: PayloadKind,
+        recorded: impl FnOnce(&format::Header) -> bool,
+    ) -> Result<(Self, bool), SnapshotError> {
         let io = |source| SnapshotError::Io {
             path: path.to_path_buf(),
             source,
@@ -79,18 +95,56 @@ where
                 problem: format::HeaderProblem::TooShort(len as usize),
             });
         }
+        // The header is read on its own: the mapping's first fault would read ahead (up to
+        // the device's read-ahead, often megabytes) into a payload a recorded file never needs.
+        let mut head = [0u8; HEADER_LEN];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).map_err(io)?;
+        let header = format::decode_header_of(&head, len, kind).map_err(|problem| {
+            SnapshotError::Header {
+                path: path.to_path_buf(),
+                problem,
+            }
+        })?;
         // SAFETY: the file is a published snapshot file: immutable once renamed into place,
         // never written, truncated or renamed over while referenced (module contract above),
         // so the mapped bytes cannot change underneath the `&[u8]` and `&T` we hand out.
         // The mapping is read-only; unlinking the file later does not invalidate it.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io)?;
-        let header =
-            format::decode_header(&map, kind).map_err(|problem| SnapshotError::Header {
+        if map.len() as u64 != len {
+            // Changed between the stat and the mapping: not a published file's behaviour.
+            return Err(SnapshotError::Header {
                 path: path.to_path_buf(),
-                problem,
-            })?;
+                problem: format::HeaderProblem::Length {
+                    declared: header.payload_len,
+                    actual: (map.len() as u64).saturating_sub(HEADER_LEN as u64),
+                },
+            });
+        }
+        // The archive's root sits in its last bytes and every view of the shard reads it:
+        // without this, that first fault would read ahead megabytes of payload per file.
+        // Only the root's page is advised; a walk over the products keeps its read-ahead.
+        let page = 4096;
+        let tail = (map.len() - 1) / page * page;
+        let _ = map.advise_range(memmap2::Advice::Random, tail, map.len() - tail);
         let payload = HEADER_LEN..map.len();
-        Self::validate(Backing::Map(map), payload, Some(header.hash), path)
+        if recorded(&header) {
+            if (map[HEADER_LEN..].as_ptr() as usize) % PAYLOAD_ALIGN != 0 {
+                return Err(SnapshotError::Misaligned {
+                    path: path.to_path_buf(),
+                });
+            }
+            // Only the header page was read: the payload stays on disk until served.
+            return Ok((
+                Validated {
+                    backing: Backing::Map(map),
+                    payload,
+                    content_id: header.hash,
+                    _type: PhantomData,
+                },
+                true,
+            ));
+        }
+        Self::validate(Backing::Map(map), payload, Some(header.hash), path).map(|v| (v, false))
     }
 
     /// Validate an in-memory payload (used for values that have no file, such as the empty
@@ -138,11 +192,14 @@ where
     /// The archived value, without re-validating.
     #[inline]
     pub(crate) fn get(&self) -> &T {
-        // SAFETY: `validate` ran rkyv's full bytecheck validation of exactly these bytes as a
-        // `T` before this value was constructed, the payload is aligned to PAYLOAD_ALIGN
-        // (checked there), and the bytes are immutable for the lifetime of `self`: a heap
-        // buffer we own and never mutate, or a mapping of a file that is never modified
-        // (module contract above).
+        // SAFETY: these exact bytes passed rkyv's full bytecheck validation as a `T`: either
+        // `validate` ran it before this value was constructed, or (`open` with a recorded
+        // payload) a check of this build ran it on the payload whose blake3 the file's header
+        // names, and the verified record says so for this kind and layout (module contract:
+        // a published file's payload is the one its header was written for). The payload is
+        // aligned to PAYLOAD_ALIGN (checked on both paths), and the bytes are immutable for
+        // the lifetime of `self`: a heap buffer we own and never mutate, or a mapping of a
+        // file that is never modified (module contract above).
         unsafe { rkyv::access_unchecked::<T>(self.payload_bytes()) }
     }
 }
@@ -156,6 +213,20 @@ impl<T> Validated<T> {
     /// blake3 of the payload.
     pub(crate) fn content_id(&self) -> [u8; 32] {
         self.content_id
+    }
+
+    /// Re-hash the payload `chunk` bytes at a time, calling `pace` after each chunk (the
+    /// scrub sleeps or stops there; `false` stops). `Some(true)` when the payload still has the
+    /// blake3 this value was opened with, `None` when stopped.
+    pub(crate) fn rehash(&self, chunk: usize, mut pace: impl FnMut(usize) -> bool) -> Option<bool> {
+        let mut hasher = blake3::Hasher::new();
+        for part in self.payload_bytes().chunks(chunk.max(4096)) {
+            hasher.update(part);
+            if !pace(part.len()) {
+                return None;
+            }
+        }
+        Some(*hasher.finalize().as_bytes() == self.content_id)
     }
 
     /// Drop this process's resident pages of a mapped file. Rendering walks every product,

@@ -9,6 +9,7 @@
 
 pub mod format;
 mod mmap;
+pub mod verified;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::catalog::{ArchivedDictionaries, ArchivedProduct, Dictionaries, Produc
 use format::{ArchivedShard, FileRole, HeaderProblem, PayloadKind, MAX_SHARDS};
 pub(crate) use mmap::map_file;
 use mmap::Validated;
+use verified::{Entry, VerifiedRecord};
 
 /// Why a snapshot file or generation cannot be served. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -81,16 +83,21 @@ pub(crate) struct ShardFile {
     index: u32,
     name: String,
     data: Validated<ArchivedShard>,
+    /// Products in the shard: counted when checked, else the verified record's figure (so
+    /// that a trusted open reads nothing beyond the header).
+    count: usize,
 }
 
 impl ShardFile {
-    /// Map and validate shard `index` of `shard_count` from `dir/name`, and check that its
-    /// products are sorted, unique and belong to this shard.
+    /// Map shard `index` of `shard_count` from `dir/name`. Unless `record` lists its payload
+    /// for this shard count (then only the header and size are checked), validate it and check
+    /// that its products are sorted, unique and belong to this shard, and record it.
     pub(crate) fn open(
         dir: &Path,
         name: &str,
         index: u32,
         shard_count: u32,
+        record: &VerifiedRecord,
     ) -> Result<Self, SnapshotError> {
         let path = dir.join(name);
         let hex = match format::parse_file_name(name) {
@@ -106,11 +113,41 @@ impl ShardFile {
             }
             _ => return Err(SnapshotError::Name { path }),
         };
-        let data = Validated::<ArchivedShard>::open(&path, PayloadKind::Shard)?;
+        let entry = |h: &format::Header| Entry {
+            kind: PayloadKind::Shard,
+            shard_count,
+            len: h.payload_len,
+            hash: h.hash,
+        };
+        let (mut seen, mut recorded) = (None, None);
+        let (data, trusted) = Validated::<ArchivedShard>::open(&path, PayloadKind::Shard, |h| {
+            seen = Some(entry(h));
+            recorded = record.trusts(&entry(h));
+            recorded.is_some()
+        })
+        .inspect_err(|_| seen.iter().for_each(|e| record.refused(e)))?;
         if format::short_hex(&data.content_id()) != hex {
             return Err(SnapshotError::NameMismatch { path });
         }
-        let products = data.get().products.as_slice();
+        let mut file = ShardFile {
+            index,
+            name: name.to_owned(),
+            data,
+            count: recorded.unwrap_or(0) as usize,
+        };
+        if trusted {
+            return Ok(file);
+        }
+        file.check_placement(&path, shard_count)?;
+        file.count = file.products().len();
+        record.checked(file.entry(shard_count), file.count as u64);
+        Ok(file)
+    }
+
+    /// The products are sorted, unique, and all of this shard.
+    fn check_placement(&self, path: &Path, shard_count: u32) -> Result<(), SnapshotError> {
+        let (path, index) = (path.to_path_buf(), self.index);
+        let products = self.data.get().products.as_slice();
         if products.is_empty() {
             return Err(SnapshotError::EmptyShard { path });
         }
@@ -131,11 +168,24 @@ impl ShardFile {
                 });
             }
         }
-        Ok(ShardFile {
-            index,
-            name: name.to_owned(),
-            data,
-        })
+        Ok(())
+    }
+
+    /// This file's entry in the verified record.
+    pub(crate) fn entry(&self, shard_count: u32) -> Entry {
+        Entry {
+            kind: PayloadKind::Shard,
+            shard_count,
+            len: self.payload_len() as u64,
+            hash: self.content_id(),
+        }
+    }
+
+    /// Re-hash the payload (the scrub), see [`ScrubFile`].
+    pub(crate) fn rehash(&self, chunk: usize, pace: impl FnMut(usize) -> bool) -> Option<bool> {
+        let good = self.data.rehash(chunk, pace);
+        self.data.release_pages();
+        good
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -163,19 +213,46 @@ pub(crate) struct DictsFile {
 }
 
 impl DictsFile {
-    pub(crate) fn open(dir: &Path, name: &str) -> Result<Self, SnapshotError> {
+    /// Map the dictionaries `dir/name`, validated unless `record` lists their payload.
+    pub(crate) fn open(
+        dir: &Path,
+        name: &str,
+        record: &VerifiedRecord,
+    ) -> Result<Self, SnapshotError> {
         let path = dir.join(name);
         let Some((FileRole::Dictionaries, hex)) = format::parse_file_name(name) else {
             return Err(SnapshotError::Name { path });
         };
-        let data = Validated::<ArchivedDictionaries>::open(&path, PayloadKind::Dictionaries)?;
+        let mut seen = None;
+        let (data, trusted) =
+            Validated::<ArchivedDictionaries>::open(&path, PayloadKind::Dictionaries, |h| {
+                seen = Some(dicts_entry(h.payload_len, h.hash));
+                record.trusts(&dicts_entry(h.payload_len, h.hash)).is_some()
+            })
+            .inspect_err(|_| seen.iter().for_each(|e| record.refused(e)))?;
         if format::short_hex(&data.content_id()) != hex {
             return Err(SnapshotError::NameMismatch { path });
         }
-        Ok(DictsFile {
+        let file = DictsFile {
             name: Some(name.to_owned()),
             data,
-        })
+        };
+        if !trusted {
+            record.checked(file.entry(), 0);
+        }
+        Ok(file)
+    }
+
+    /// This file's entry in the verified record.
+    pub(crate) fn entry(&self) -> Entry {
+        dicts_entry(self.data.payload_bytes().len() as u64, self.content_id())
+    }
+
+    /// Re-hash the payload (the scrub), see [`ScrubFile`].
+    pub(crate) fn rehash(&self, chunk: usize, pace: impl FnMut(usize) -> bool) -> Option<bool> {
+        let good = self.data.rehash(chunk, pace);
+        self.data.release_pages();
+        good
     }
 
     /// Empty dictionaries, held in memory.
@@ -204,6 +281,56 @@ impl DictsFile {
 
     pub(crate) fn get(&self) -> &ArchivedDictionaries {
         self.data.get()
+    }
+}
+
+fn dicts_entry(len: u64, hash: [u8; 32]) -> Entry {
+    Entry {
+        kind: PayloadKind::Dictionaries,
+        shard_count: 0,
+        len,
+        hash,
+    }
+}
+
+/// One file of a generation, as the background scrub sees it: re-hashed against the blake3
+/// it was opened with.
+#[derive(Clone)]
+pub(crate) enum ScrubFile {
+    Shard(Arc<ShardFile>, u32),
+    Dictionaries(Arc<DictsFile>),
+}
+
+impl ScrubFile {
+    /// The file name.
+    pub fn name(&self) -> &str {
+        match self {
+            ScrubFile::Shard(f, _) => f.name(),
+            ScrubFile::Dictionaries(f) => f.name().unwrap_or("(built-in)"),
+        }
+    }
+
+    /// Payload length in bytes.
+    pub fn len(&self) -> u64 {
+        self.entry().len
+    }
+
+    /// Its entry in the verified record.
+    pub fn entry(&self) -> Entry {
+        match self {
+            ScrubFile::Shard(f, count) => f.entry(*count),
+            ScrubFile::Dictionaries(f) => f.entry(),
+        }
+    }
+
+    /// Re-hash the payload `chunk` bytes at a time, calling `pace` after each (`false`
+    /// stops): `Some(true)` when it still has its blake3, `None` when stopped. The pages read
+    /// are released afterwards (the scrub should not grow the resident set).
+    pub fn rehash(&self, chunk: usize, pace: impl FnMut(usize) -> bool) -> Option<bool> {
+        match self {
+            ScrubFile::Shard(f, _) => f.rehash(chunk, pace),
+            ScrubFile::Dictionaries(f) => f.rehash(chunk, pace),
+        }
     }
 }
 
@@ -247,7 +374,7 @@ impl Snapshot {
                 }
             }
         }
-        let len = shards.iter().flatten().map(|s| s.products().len()).sum();
+        let len = shards.iter().flatten().map(|s| s.count).sum();
         Ok(Snapshot {
             generation,
             published,
@@ -354,6 +481,27 @@ impl Snapshot {
         &self.dicts
     }
 
+    /// Every file of this generation with a payload on disk, for the scrub.
+    pub(crate) fn scrub_files(&self) -> Vec<ScrubFile> {
+        let count = self.shard_count;
+        self.shards
+            .iter()
+            .flatten()
+            .map(|s| ScrubFile::Shard(Arc::clone(s), count))
+            .chain(
+                self.dicts
+                    .name()
+                    .is_some()
+                    .then(|| ScrubFile::Dictionaries(Arc::clone(&self.dicts))),
+            )
+            .collect()
+    }
+
+    /// The verified-record entries of this generation's files.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.scrub_files().into_iter().map(|f| f.entry())
+    }
+
     /// Names of every file this generation maps.
     pub(crate) fn file_names(&self) -> impl Iterator<Item = &str> {
         self.shards
@@ -380,6 +528,11 @@ mod tests {
     use super::*;
     use crate::catalog::Product;
     use format::Shard;
+    use verified::Trust;
+
+    fn record(dir: &Path) -> VerifiedRecord {
+        VerifiedRecord::load(dir, Trust::Recorded)
+    }
 
     fn product(id: ProductId) -> Product {
         let mut p = Product::named(id, "pol", &format!("p{id}"));
@@ -420,7 +573,7 @@ mod tests {
         let ids = ids_in(1, 4, 5);
         let payload = archive(&ids);
         let name = write_shard(dir.path(), 1, &payload);
-        let file = Arc::new(ShardFile::open(dir.path(), &name, 1, 4).unwrap());
+        let file = Arc::new(ShardFile::open(dir.path(), &name, 1, 4, &record(dir.path())).unwrap());
         assert_eq!(file.content_id(), *blake3::hash(&payload).as_bytes());
         let snap = Snapshot::new(
             4,
@@ -445,7 +598,9 @@ mod tests {
 
         // Products of another shard.
         let name = write_shard(dir.path(), 2, &archive(&ids_in(3, 4, 2)));
-        let err = ShardFile::open(dir.path(), &name, 2, 4).err().unwrap();
+        let err = ShardFile::open(dir.path(), &name, 2, 4, &record(dir.path()))
+            .err()
+            .unwrap();
         assert!(
             matches!(
                 err,
@@ -461,16 +616,22 @@ mod tests {
         // Out of order.
         ids.swap(0, 1);
         let name = write_shard(dir.path(), 2, &archive(&ids));
-        let err = ShardFile::open(dir.path(), &name, 2, 4).err().unwrap();
+        let err = ShardFile::open(dir.path(), &name, 2, 4, &record(dir.path()))
+            .err()
+            .unwrap();
         assert!(matches!(err, SnapshotError::Unsorted { .. }), "{err}");
 
         // A file renamed to another shard's slot, or whose content is not what its name says.
         let good = write_shard(dir.path(), 2, &archive(&ids_in(2, 4, 2)));
-        let err = ShardFile::open(dir.path(), &good, 1, 4).err().unwrap();
+        let err = ShardFile::open(dir.path(), &good, 1, 4, &record(dir.path()))
+            .err()
+            .unwrap();
         assert!(matches!(err, SnapshotError::WrongShard { .. }), "{err}");
         let other = format::shard_file_name(2, &[9; 32]);
         std::fs::copy(dir.path().join(&good), dir.path().join(&other)).unwrap();
-        let err = ShardFile::open(dir.path(), &other, 2, 4).err().unwrap();
+        let err = ShardFile::open(dir.path(), &other, 2, 4, &record(dir.path()))
+            .err()
+            .unwrap();
         assert!(
             err.to_string().contains("does not match the file name"),
             "{err}"
@@ -478,7 +639,9 @@ mod tests {
 
         // An empty shard has no file.
         let name = write_shard(dir.path(), 0, &archive(&[]));
-        let err = ShardFile::open(dir.path(), &name, 0, 4).err().unwrap();
+        let err = ShardFile::open(dir.path(), &name, 0, 4, &record(dir.path()))
+            .err()
+            .unwrap();
         assert!(matches!(err, SnapshotError::EmptyShard { .. }), "{err}");
     }
 
@@ -490,7 +653,9 @@ mod tests {
         let n = payload.len();
         payload[n - 8..n - 4].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
         let name = write_shard(dir.path(), 0, &payload);
-        let err = ShardFile::open(dir.path(), &name, 0, 1).err().unwrap();
+        let err = ShardFile::open(dir.path(), &name, 0, 1, &record(dir.path()))
+            .err()
+            .unwrap();
         let msg = err.to_string();
         assert!(matches!(err, SnapshotError::Archive { .. }), "{msg}");
         assert!(msg.contains(&name), "{msg}");
@@ -509,5 +674,73 @@ mod tests {
             s.dicts_content_id(),
             Snapshot::empty().unwrap().dicts_content_id()
         );
+    }
+
+    #[test]
+    fn a_recorded_shard_is_mapped_without_reading_its_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ids_in(1, 4, 5);
+        let name = write_shard(dir.path(), 1, &archive(&ids));
+        // Not recorded: checked in full, then recorded.
+        let first = record(dir.path());
+        let file = ShardFile::open(dir.path(), &name, 1, 4, &first).unwrap();
+        let stats = first.stats();
+        assert_eq!((stats.trusted, stats.checked), (0, 1));
+        assert_eq!(stats.checked_bytes, file.payload_len() as u64);
+        first.flush(None).unwrap();
+
+        let again = record(dir.path());
+        let file = ShardFile::open(dir.path(), &name, 1, 4, &again).unwrap();
+        assert_eq!(
+            again.stats(),
+            verified::OpenStats {
+                trusted: 1,
+                checked: 0,
+                checked_bytes: 0
+            }
+        );
+        assert_eq!(file.products().len(), 5);
+        // Recorded for 4 shards is not recorded for 8 (placement depends on the count).
+        let eight = record(dir.path());
+        let _ = ShardFile::open(dir.path(), &name, 1, 8, &eight);
+        assert_eq!(eight.stats().trusted, 0);
+
+        // Bytes altered after they were recorded: the open trusts the record (that is the
+        // point), the scrub's re-hash finds them.
+        let path = dir.path().join(&name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 40] ^= 0xff;
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = Arc::new(ShardFile::open(dir.path(), &name, 1, 4, &record(dir.path())).unwrap());
+        let scrub = ScrubFile::Shard(file, 4);
+        let mut seen = 0;
+        assert_eq!(
+            scrub.rehash(4096, |n| {
+                seen += n;
+                true
+            }),
+            Some(false)
+        );
+        assert_eq!(seen as u64, scrub.len());
+        assert_eq!(
+            scrub.rehash(4096, |_| false),
+            None,
+            "a stopped scrub says nothing"
+        );
+        // Unrecorded (a check that trusts nothing), the same file is refused.
+        let strict = VerifiedRecord::load(dir.path(), Trust::Nothing);
+        let err = ShardFile::open(dir.path(), &name, 1, 4, &strict)
+            .err()
+            .unwrap();
+        assert!(matches!(err, SnapshotError::Checksum { .. }), "{err}");
+
+        // A truncated file is refused at open, recorded or not: its size is checked.
+        std::fs::write(&path, &bytes[..n - 16]).unwrap();
+        let err = ShardFile::open(dir.path(), &name, 1, 4, &record(dir.path()))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::snapshot::format::{self, FileRole, MAX_SHARDS};
+use crate::snapshot::verified::VerifiedRecord;
 use crate::snapshot::{DictsFile, ShardFile, Snapshot};
 
 use super::{parallel, StoreError};
@@ -137,9 +138,14 @@ impl Manifest {
             .map(String::as_str)
     }
 
-    /// Map and validate every file, assembling the snapshot; errors name `dir/name`, the
-    /// manifest this one was read from.
-    pub(crate) fn load(&self, dir: &Path, name: &str) -> Result<Snapshot, StoreError> {
+    /// Map every file (validating those `record` does not list), assembling the snapshot;
+    /// errors name `dir/name`, the manifest this one was read from.
+    pub(crate) fn load(
+        &self,
+        dir: &Path,
+        name: &str,
+        record: &VerifiedRecord,
+    ) -> Result<Snapshot, StoreError> {
         let published =
             self.published
                 .parse::<jiff::Timestamp>()
@@ -147,9 +153,9 @@ impl Manifest {
                     path: dir.join(name),
                     reason: format!("published {:?}: {e}", self.published),
                 })?;
-        let shards = self.load_shards(dir)?;
+        let shards = self.load_shards(dir, record)?;
         let dicts = match &self.dictionaries {
-            Some(name) => DictsFile::open(dir, name)?,
+            Some(name) => DictsFile::open(dir, name, record)?,
             None => DictsFile::empty()?,
         };
         let snapshot = Snapshot::new(self.generation, published, shards, Arc::new(dicts))?;
@@ -166,15 +172,21 @@ impl Manifest {
         Ok(snapshot)
     }
 
-    /// Validation (blake3 + bytecheck) dominates opening a large store, so the shards are
-    /// validated on every available core.
-    fn load_shards(&self, dir: &Path) -> Result<Vec<Option<Arc<ShardFile>>>, StoreError> {
+    /// Opening many shards waits on the disk (a header each) or the CPU (an unrecorded
+    /// shard's full check): both go wide.
+    fn load_shards(
+        &self,
+        dir: &Path,
+        record: &VerifiedRecord,
+    ) -> Result<Vec<Option<Arc<ShardFile>>>, StoreError> {
         let count = self.shard_count;
         let names: Vec<(u32, Option<&str>)> = (0..count)
             .zip(self.shards.iter().map(Option::as_deref))
             .collect();
-        parallel::par_map(names, |(index, name)| {
-            name.map(|n| ShardFile::open(dir, n, index, count).map(Arc::new))
+        // Recorded files cost one header read each, unrecorded ones a full check: the disk's
+        // queue depth matters more than the core count either way.
+        parallel::io_map(names, |(index, name)| {
+            name.map(|n| ShardFile::open(dir, n, index, count, record).map(Arc::new))
                 .transpose()
         })
         .into_iter()

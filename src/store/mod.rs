@@ -29,6 +29,7 @@ mod lock;
 mod manifest;
 mod parallel;
 mod recover;
+pub mod scrub;
 mod spool;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -42,6 +43,7 @@ use rust_decimal::Decimal;
 
 use crate::catalog::{Dictionaries, FieldError, Product, ProductId, Record};
 use crate::snapshot::format::{self, PayloadKind, Shard};
+use crate::snapshot::verified::{Entry, OpenStats, Trust, VerifiedRecord};
 use crate::snapshot::{DictsFile, ShardFile, Snapshot, SnapshotError};
 use apply::{Batch, Tally};
 use manifest::{Manifest, MANIFEST, PREVIOUS};
@@ -49,6 +51,7 @@ use manifest::{Manifest, MANIFEST, PREVIOUS};
 pub use commit::{CommitError, CommitWorker, Committer, Op, Outcome, Request};
 // The one atomic-write helper and directory fsync, for the drop folder's own small files.
 pub use lock::LOCK;
+pub(crate) use parallel::io_map;
 pub use recover::{read_serving, verify, GenerationCheck, StoreCheck};
 pub use spool::{Parked, Spool, SpooledBatch};
 
@@ -207,6 +210,12 @@ pub struct Store {
     /// taken over: the published state lives in `current` and on disk.
     writer: Mutex<Writer>,
     published: tokio::sync::watch::Sender<u64>,
+    /// Which payloads were checked in full: opening them again reads only their headers.
+    record: VerifiedRecord,
+    /// What opening the store cost (files trusted from the record, files checked).
+    opened: OpenStats,
+    /// Files of the served generation the scrub found damaged (never cleared while running).
+    damaged: Mutex<Vec<String>>,
     /// Exclusive ownership of `dir`; released when the store is dropped.
     _lock: lock::DirLock,
 }
@@ -238,7 +247,7 @@ struct Writer {
 /// cleanup, no writer): for read-only tools and replicas that map the same files. Falls back
 /// to the previous generation, as [`Store::open`] does, when the current one is damaged.
 pub fn load_snapshot(dir: &Path) -> Result<Snapshot, StoreError> {
-    recover::recover(dir).map(|r| r.snapshot)
+    recover::recover(dir, &VerifiedRecord::load(dir, Trust::Recorded)).map(|r| r.snapshot)
 }
 
 impl Store {
@@ -266,8 +275,11 @@ impl Store {
             source,
         })?;
         let lock = lock::DirLock::acquire(dir)?;
-        let recovered = recover::recover(dir)?;
+        let record = VerifiedRecord::load(dir, Trust::Recorded);
+        let recovered = recover::recover(dir, &record)?;
         let snapshot = recovered.snapshot;
+        let opened = record.stats();
+        flush_record(&record, dir, [&snapshot]);
         Spool::clear(&dir.join(spool::SPOOL_DIR));
         // Only after the manifest and its files proved good: never collect on a bad read. After
         // a fallback nothing is collected: an unreadable MANIFEST may name any file here.
@@ -289,6 +301,9 @@ impl Store {
             products = snapshot.len(),
             shards = snapshot.shard_count(),
             garbage_removed = removed,
+            files_trusted = opened.trusted,
+            files_checked = opened.checked,
+            bytes_checked = opened.checked_bytes,
             "store opened"
         );
         let (published, _) = tokio::sync::watch::channel(snapshot.generation());
@@ -303,8 +318,17 @@ impl Store {
                 floor: recovered.floor,
             }),
             published,
+            record,
+            opened,
+            damaged: Mutex::new(Vec::new()),
             _lock: lock,
         })
+    }
+
+    /// What opening the store cost: files mapped on the verified record's word (nothing of
+    /// their payload read) and files checked in full.
+    pub fn open_stats(&self) -> OpenStats {
+        self.opened
     }
 
     /// The current generation. Lock-free; hold the `Arc` as long as needed.
@@ -368,7 +392,8 @@ impl Store {
                 "reload is for a read replica's store, which takes no writes".into(),
             ));
         }
-        let recovered = recover::recover(&self.dir)?;
+        let recovered = recover::recover(&self.dir, &self.record)?;
+        flush_record(&self.record, &self.dir, [&recovered.snapshot]);
         let generation = recovered.snapshot.generation();
         if generation != self.current.load().generation() {
             self.current.store(Arc::new(recovered.snapshot));
@@ -637,7 +662,7 @@ impl Store {
         if !next.changed {
             return Ok(report);
         }
-        let (shards, dicts) = next.publish(written)?;
+        let (shards, dicts) = next.publish(written, &self.record)?;
 
         // Commit: the manifest rename makes the generation current, durably.
         let generation = old.generation().max(w.floor) + 1;
@@ -683,6 +708,7 @@ impl Store {
             bytes_written = report.bytes_written,
             "generation published"
         );
+        flush_record(&self.record, &self.dir, [&snapshot, old]);
         self.current.store(Arc::new(snapshot));
         self.published.send_replace(generation);
 
@@ -845,6 +871,7 @@ impl<'a> Builder<'a> {
     fn publish(
         mut self,
         written: &mut Vec<String>,
+        record: &VerifiedRecord,
     ) -> Result<(Vec<Option<Arc<ShardFile>>>, Arc<DictsFile>), StoreError> {
         self.staged.publish().map_err(|source| StoreError::Io {
             path: self.dir.to_path_buf(),
@@ -853,17 +880,30 @@ impl<'a> Builder<'a> {
         written.extend(self.staged.names().iter().cloned());
         let (dir, target) = (self.dir, self.target);
         let opened = parallel::par_map(self.new_shards, |(index, name)| {
-            ShardFile::open(dir, &name, index, target).map(|f| (index, f))
+            ShardFile::open(dir, &name, index, target, record).map(|f| (index, f))
         });
         for file in opened {
             let (index, file) = file?;
             self.shards[index as usize] = Some(Arc::new(file));
         }
         let dicts = match &self.new_dicts {
-            Some(name) => Arc::new(DictsFile::open(self.dir, name)?),
+            Some(name) => Arc::new(DictsFile::open(self.dir, name, record)?),
             None => Arc::clone(self.old.dicts_file()),
         };
         Ok((self.shards, dicts))
+    }
+}
+
+/// Write the record's news; the files of `kept` are the live entries it may be compacted to.
+/// A failure costs only checks at the next open, so it is logged, never the caller's error.
+fn flush_record<'a>(
+    record: &VerifiedRecord,
+    dir: &Path,
+    kept: impl IntoIterator<Item = &'a Snapshot>,
+) {
+    let live: HashSet<Entry> = kept.into_iter().flat_map(|s| s.entries()).collect();
+    if let Err(e) = record.flush(Some(&live)) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot update the verified record");
     }
 }
 

@@ -1,10 +1,12 @@
 //! Which generation a store directory holds: the one `MANIFEST` names, or — when that
 //! manifest or one of its files fails verification — the fallback `MANIFEST.prev` names.
-//! Read-only: nothing here writes or removes a file, so a checker may run beside a server.
+//! Nothing here writes or removes a snapshot file, so a checker may run beside a server; the
+//! verified record (`snapshot::verified`) is the one file a check adds to.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::snapshot::verified::{Trust, VerifiedRecord};
 use crate::snapshot::Snapshot;
 
 use super::manifest::{Manifest, MANIFEST, PREVIOUS};
@@ -24,10 +26,10 @@ pub(crate) struct Recovered {
 
 /// The generation to serve from `dir`, falling back when the current one is damaged. The
 /// error is the current generation's when the fallback cannot be used either.
-pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+pub(crate) fn recover(dir: &Path, record: &VerifiedRecord) -> Result<Recovered, StoreError> {
     let previous = Manifest::read_named(dir, PREVIOUS);
     let current = match Manifest::read(dir) {
-        Ok(Some(m)) => m.load(dir, MANIFEST).map(|s| (m, s)),
+        Ok(Some(m)) => m.load(dir, MANIFEST, record).map(|s| (m, s)),
         Ok(None) => match &previous {
             // The commit replaces MANIFEST by rename: it is never missing once written.
             Ok(Some(_)) | Err(_) => Err(StoreError::Manifest {
@@ -73,7 +75,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
             let Ok(Some(p)) = previous else {
                 return Err(damage);
             };
-            let snapshot = match p.load(dir, PREVIOUS) {
+            // Damage is about: the fallback is checked in full, whatever the record says.
+            record.distrust();
+            let snapshot = match p.load(dir, PREVIOUS, record) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::error!(error = %e, "the fallback generation is damaged too");
@@ -145,8 +149,10 @@ impl StoreCheck {
 /// [`verify`]); `None` when the store was never written.
 pub fn read_serving(dir: &Path) -> Result<Option<Snapshot>, StoreError> {
     let mut first_error = None;
+    let record = VerifiedRecord::load(dir, Trust::Recorded);
     for name in [MANIFEST, PREVIOUS] {
-        match Manifest::read_named(dir, name).and_then(|m| m.map(|m| m.load(dir, name)).transpose())
+        match Manifest::read_named(dir, name)
+            .and_then(|m| m.map(|m| m.load(dir, name, &record)).transpose())
         {
             Ok(Some(s)) => return Ok(Some(s)),
             Ok(None) => {}
@@ -158,16 +164,19 @@ pub fn read_serving(dir: &Path) -> Result<Option<Snapshot>, StoreError> {
     first_error.map_or(Ok(None), Err)
 }
 
-/// Check every file of the current generation and of the fallback, without changing
-/// anything (safe beside a running server).
+/// Check every file of the current generation and of the fallback in full, whatever the
+/// verified record says, changing no snapshot file (safe beside a running server). What was
+/// checked good is added to the record; a recorded file found damaged is revoked there, so
+/// no later open trusts it.
 pub fn verify(dir: &Path) -> StoreCheck {
+    let record = VerifiedRecord::load(dir, Trust::Nothing);
     let check = |name: &str| -> Option<Result<GenerationCheck, StoreError>> {
         let m = match Manifest::read_named(dir, name) {
             Ok(Some(m)) => m,
             Ok(None) => return None,
             Err(e) => return Some(Err(e)),
         };
-        Some(m.load(dir, name).map(|s| GenerationCheck {
+        Some(m.load(dir, name, &record).map(|s| GenerationCheck {
             manifest: dir.join(name),
             generation: s.generation(),
             products: s.len(),
@@ -176,6 +185,11 @@ pub fn verify(dir: &Path) -> StoreCheck {
     };
     let mut current = check(MANIFEST);
     let fallback = check(PREVIOUS);
+    if dir.join(MANIFEST).exists() {
+        if let Err(e) = record.flush(None) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot update the verified record");
+        }
+    }
     if current.is_none() && fallback.is_some() {
         current = Some(Err(StoreError::Manifest {
             path: dir.join(MANIFEST),
