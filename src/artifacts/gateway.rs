@@ -1,5 +1,5 @@
 //! Gateways: the one file that differs per partner. Its links are signed profile URLs
-//! (`/p/{key}/{file}?partner=…&expires=…&sig=…`, see [`crate::signing`]): the path is shared by
+//! (`/p/{key}/{file}?partner=…&expires=…&g=…&sig=…`, see [`crate::signing`]): the path is shared by
 //! every partner whose settings give the file the same bytes, the query carries this
 //! partner's authority. Small, rendered on first request after each publish (and each expiry
 //! bucket) and kept until the next one.

@@ -1,4 +1,4 @@
-//! Profile-addressed file requests (`/p/{key}/{file}?partner=…&expires=…&sig=…`) and the 302
+//! Profile-addressed file requests (`/p/{key}/{file}?partner=…&expires=…&g=…&sig=…`) and the 302
 //! that `redirect_to_profile` answers stable partner URLs with.
 //!
 //! The signature proves that iofd listed the URL for the partner; the partner's state is
