@@ -5,9 +5,10 @@
 #
 #   ack, local disk      ROUNDS sequential stock updates to the writer without an object
 #                        store: time to the 200 (curl's time_total), p50 / p99
-#   full sync            from launching the writer with --store on an empty bucket until
-#                        the bucket stops growing (every file, gzip forms included, is
-#                        uploaded); objects and bytes under objects/ then (moto's listing)
+#   full sync            from launching the writer with --store on an empty bucket until an
+#                        update sent once every file (gzip forms included) is on its disk
+#                        is acknowledged: a manifest names them all; objects and bytes
+#                        under objects/ then (moto's listing)
 #   ack, object store    the same updates with --store: the answer waits for the manifest
 #   per update           objects and bytes the bucket gained over those updates, per update
 #   replica cold start   launch of `iofd serve --role replica` on an empty data directory
@@ -178,17 +179,26 @@ WRITER_PID=$NODE_PID
 wait_200 "$(admin 0)/readyz" 1800 "$WRITER_PID"
 gzip_done() { curl -sfI -H 'Accept-Encoding: gzip' "$(public 0)$FEED/full.xml" | grep -qi '^content-encoding: *gzip'; }
 until gzip_done; do sleep 0.05; done
-# Then until two listings a second apart agree: the uploader has caught up with the files.
+# Every file is on disk now, gzip forms included; an update acknowledged after this is in a
+# manifest that names them all (503 while the uploads take longer than the ack waits).
+QUANTITY=9000
+until [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -H 'Content-Type: application/x-ndjson' --data-binary \
+    "{\"kind\":\"stock\",\"product\":1,\"warehouse\":1,\"quantity\":\"$((QUANTITY += 1))\"}" \
+    "$(admin 0)/v1/updates")" = 200 ]; do
+    kill -0 "$WRITER_PID" || exit 1
+done
+SYNC_MS=$(($(now_ms) - t))
+# The files rendered for that update follow on the writer's next ticks.
 last=$(bucket)
-while sleep 1 && now=$(bucket) && [ "$now" != "$last" ]; do last=$now; done
-SYNC_MS=$(($(now_ms) - t - 1000))
+while sleep 2 && now=$(bucket) && [ "$now" != "$last" ]; do last=$now; done
 read -r SYNC_OBJECTS SYNC_BYTES SYNC_MANIFESTS SYNC_MBYTES <<<"$now"
 
 log "ack latency with the object store ($ROUNDS updates)"
 QUANTITY=20000
 STORE_ACKS=$(for _ in $(seq 1 "$ROUNDS"); do update "$(admin 0)"; done | pct)
 last=$(bucket)
-while sleep 1 && now=$(bucket) && [ "$now" != "$last" ]; do last=$now; done
+while sleep 2 && now=$(bucket) && [ "$now" != "$last" ]; do last=$now; done
 read -r OBJECTS BYTES MANIFESTS MBYTES <<<"$now"
 PER_UPDATE_OBJECTS=$(awk -v a="$OBJECTS" -v b="$SYNC_OBJECTS" -v r="$ROUNDS" 'BEGIN {printf "%.1f", (a - b) / r}')
 PER_UPDATE_BYTES=$(((BYTES - SYNC_BYTES) / ROUNDS))

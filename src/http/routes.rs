@@ -352,8 +352,21 @@ mod tests {
         ] {
             assert_eq!(parse_signed(path, Some(query)), None, "{path}?{query}");
         }
-        assert!(parse_signed("/p/k/full.xml", Some(&q)).is_some());
+        assert_eq!(
+            parse_signed("/p/k/full.xml", Some(&q)).unwrap().generation,
+            None
+        );
         assert_eq!(parse_signed("/p/k/full.xml", None), None);
+        // The generation a gateway's link names, in the order gateways write it.
+        let q = format!("partner=a&expires=1&g=42&sig={sig}");
+        assert_eq!(
+            parse_signed("/p/k/full.xml", Some(&q)).unwrap().generation,
+            Some(42)
+        );
+        for g in ["", "x", "-1", "99999999999999999999999"] {
+            let q = format!("partner=a&expires=1&g={g}&sig={sig}");
+            assert_eq!(parse_signed("/p/k/full.xml", Some(&q)), None, "g={g}");
+        }
     }
 
     #[test]
