@@ -161,10 +161,13 @@ impl Signer {
         hex::encode(mac(&self.current, partner, path, expires))
     }
 
-    /// The query of a signed URL for `path`: `partner=…&expires=…&sig=…`.
-    pub fn query(&self, partner: &str, path: &str, expires: i64) -> String {
+    /// The query of a signed URL for `path`: `partner=…&expires=…&g=…&sig=…`. `g`, the
+    /// generation the link was made from, is not signed: it grants nothing, it only lets a
+    /// replica that lags behind wait for that generation (`docs/scale-out.md`), and leaving
+    /// it out of the canonical string keeps the edge's check unchanged.
+    pub fn query(&self, partner: &str, path: &str, expires: i64, generation: u64) -> String {
         let sig = self.sign(partner, path, expires);
-        format!("partner={partner}&expires={expires}&sig={sig}")
+        format!("partner={partner}&expires={expires}&g={generation}&sig={sig}")
     }
 
     /// Check a presented signature against both keys, in constant time per key.

@@ -241,3 +241,59 @@ fn stable_urls_redirect_to_the_signed_url_for_real_clients() {
         200
     );
 }
+
+/// The generation in `url`'s `g=`.
+fn generation_of(url: &str) -> u64 {
+    let g = url.split("&g=").nth(1).expect("a generation in the link");
+    g[..g.find('&').unwrap_or(g.len())].parse().unwrap()
+}
+
+/// A link names the generation its gateway was made from: a node asked for a newer one waits
+/// for it (here: until an update makes it), and answers 503 + `Retry-After: 1` when it does
+/// not come within the wait; an older one is served the current file.
+#[test]
+fn a_link_from_a_newer_generation_waits_for_it() {
+    let dir = tempdir();
+    let server = start(&dir, &Clock::system(), false);
+    let (light, _) = listed(&server, KOWALSKI)["light"].clone();
+    let g = generation_of(&light);
+    assert_eq!(server.get(&light).status(), 200);
+
+    let next = with_param(&light, "g", &(g + 1).to_string());
+    let waiting = std::thread::spawn(move || {
+        let r = client().get(&next).send().unwrap();
+        (r.status().as_u16(), r.bytes().unwrap())
+    });
+    let update = client()
+        .post(format!("{}/v1/updates", server.admin))
+        .header("Authorization", "Bearer demo-admin-token")
+        .header("Content-Type", "application/x-ndjson")
+        .body(r#"{"kind":"stock","product":1,"warehouse":1,"quantity":"4321"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(update.status(), 200);
+    let (status, body) = waiting.join().unwrap();
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(
+        text.contains("quantity=\"4321\""),
+        "the file of the generation asked for"
+    );
+
+    let started = Instant::now();
+    let ahead = with_param(&light, "g", &(g + 1000).to_string());
+    let r = server.get(&ahead);
+    assert_eq!(r.status(), 503, "a generation that does not come");
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(10),
+        "waited {waited:?}"
+    );
+
+    let older = server.get(&with_param(&light, "g", "0"));
+    assert_eq!(older.status(), 200);
+    assert!(String::from_utf8_lossy(&older.bytes().unwrap()).contains("quantity=\"4321\""));
+    assert_eq!(server.get(&with_param(&light, "g", "x")).status(), 404);
+}

@@ -1,5 +1,5 @@
 //! Gateways: the one file that differs per partner. Its links are signed profile URLs
-//! (`/p/{key}/{file}?partner=…&expires=…&sig=…`, see [`crate::signing`]): the path is shared by
+//! (`/p/{key}/{file}?partner=…&expires=…&g=…&sig=…`, see [`crate::signing`]): the path is shared by
 //! every partner whose settings give the file the same bytes, the query carries this
 //! partner's authority. Small, rendered on first request after each publish (and each expiry
 //! bucket) and kept until the next one.
@@ -61,7 +61,8 @@ pub fn profile_path(profile: &RenderProfile, name: &str) -> String {
     format!("/p/{}/{name}", path_key(profile, name))
 }
 
-/// The signed URL of file `name` of `profile` for `partner`, expiring at `expires`.
+/// The signed URL of file `name` of `profile` for `partner`, expiring at `expires`, made
+/// from the files of store generation `generation`.
 pub fn signed_url(
     public_url: &str,
     signer: &Signer,
@@ -69,9 +70,10 @@ pub fn signed_url(
     profile: &RenderProfile,
     name: &str,
     expires: i64,
+    generation: u64,
 ) -> String {
     let path = profile_path(profile, name);
-    let query = signer.query(partner, &path, expires);
+    let query = signer.query(partner, &path, expires, generation);
     format!("{public_url}{path}?{query}")
 }
 
@@ -165,6 +167,7 @@ impl GatewayCache {
                 &files.profile,
                 name,
                 expires,
+                snapshot.generation(),
             )
         };
         let rendered = Arc::new(render_gateway(&signed, files, snapshot, shop, timezone)?);

@@ -120,6 +120,8 @@ pub struct Artifacts {
     dir: PathBuf,
     timezone: jiff::tz::TimeZone,
     current: ArcSwap<ArtifactSet>,
+    /// The generation of the set being served, for requests that wait for a newer one.
+    served: tokio::sync::watch::Sender<u64>,
     /// Serializes builds; serving never waits on it.
     build_lock: parking_lot::Mutex<()>,
     /// Serializes swaps of `current` (held only while a set is assembled from the last one).
@@ -140,6 +142,7 @@ impl Artifacts {
             dir: dir.to_path_buf(),
             timezone: timezone.clone(),
             current: ArcSwap::from_pointee(ArtifactSet::default()),
+            served: tokio::sync::watch::Sender::new(0),
             build_lock: parking_lot::Mutex::new(()),
             swap_lock: parking_lot::Mutex::new(()),
             gateways: GatewayCache::default(),
@@ -163,6 +166,22 @@ impl Artifacts {
     /// The set being served.
     pub fn current(&self) -> Arc<ArtifactSet> {
         self.current.load_full()
+    }
+
+    /// The generation of the set being served, as it changes.
+    pub fn served(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.served.subscribe()
+    }
+
+    /// Serve `set`. Called with `swap_lock` held.
+    fn swap_in(&self, set: &Arc<ArtifactSet>) {
+        self.current.store(set.clone());
+        self.gateways.clear();
+        self.served.send_if_modified(|g| {
+            let newer = *g != set.generation;
+            *g = set.generation;
+            newer
+        });
     }
 
     /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and
@@ -255,8 +274,7 @@ impl Artifacts {
         }
         let set = Arc::new(set);
         let keep: HashSet<PathBuf> = set.paths().into_iter().chain(previous.paths()).collect();
-        self.current.store(set.clone());
-        self.gateways.clear();
+        self.swap_in(&set);
         drop(swap);
         let keys: Vec<String> = set
             .by_profile
@@ -313,8 +331,7 @@ impl Artifacts {
             snapshot: latest.snapshot.clone(),
             by_profile,
         });
-        self.current.store(set.clone());
-        self.gateways.clear();
+        self.swap_in(&set);
         Ok(set)
     }
 
@@ -365,8 +382,7 @@ impl Artifacts {
             snapshot: Some(snapshot.clone()),
             by_profile,
         });
-        self.current.store(set.clone());
-        self.gateways.clear();
+        self.swap_in(&set);
         Ok(set)
     }
 

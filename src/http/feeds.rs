@@ -104,7 +104,7 @@ async fn answer(
         return Err(HttpError::NotReady);
     };
     if state.redirect_to_profile && name != "gateway.xml" {
-        return signed::redirect(state, &feed.partner, files, &name);
+        return signed::redirect(state, &feed.partner, files, &name, set.generation);
     }
     let surrogate_key =
         crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);

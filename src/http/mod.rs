@@ -70,6 +70,10 @@ pub enum HttpError {
     SignatureExpired,
     #[error("the offer is being prepared; retry shortly")]
     NotReady,
+    /// A profile URL made from a generation this node does not serve yet (a replica that
+    /// lags behind the one that rendered the gateway).
+    #[error("this server has generation {serving}, the link names {wanted}; retry shortly")]
+    Behind { wanted: u64, serving: u64 },
     /// The partner's request rate is over its limit; retry after the duration.
     #[error("too many requests; retry later")]
     RateLimited(Duration),
@@ -131,6 +135,7 @@ impl HttpError {
             | HttpError::BadSignature
             | HttpError::SignatureExpired => StatusCode::FORBIDDEN,
             HttpError::NotReady
+            | HttpError::Behind { .. }
             | HttpError::Unavailable(_)
             | HttpError::Overloaded
             | HttpError::TooManyUploads(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -172,7 +177,7 @@ impl HttpError {
                     .header(hyper::header::RETRY_AFTER, "1")
                     .header(hyper::header::CONNECTION, "close");
             }
-            HttpError::TooManyUploads(_) => {
+            HttpError::TooManyUploads(_) | HttpError::Behind { .. } => {
                 builder = builder.header(hyper::header::RETRY_AFTER, "1");
             }
             // The rest of a stalled body is not waited for: the connection cannot go on.

@@ -207,6 +207,8 @@ pub struct SignedRequest {
     pub partner: String,
     pub expires: i64,
     pub sig: String,
+    /// The generation the link was made from (`g=`, not signed): a replica behind it waits.
+    pub generation: Option<u64>,
 }
 
 /// Parse a profile-addressed request target; `None` when it is not one (404). Whether the
@@ -222,13 +224,17 @@ pub fn parse_signed(path: &str, query: Option<&str>) -> Option<SignedRequest> {
     if !key_ok || !is_file_name(file) || file.starts_with("gateway.") {
         return None;
     }
-    let (mut partner, mut expires, mut sig) = (None, None, None);
+    let (mut partner, mut expires, mut sig, mut generation) = (None, None, None, None);
     for pair in query?.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "partner" => partner = Some(decode(v, true)?),
             "expires" => expires = Some(v),
             "sig" => sig = Some(v),
+            "g" => {
+                let ok = !v.is_empty() && v.len() <= 20 && v.bytes().all(|b| b.is_ascii_digit());
+                generation = Some(v.parse::<u64>().ok().filter(|_| ok)?);
+            }
             _ => {} // not signed, so it selects nothing
         }
     }
@@ -249,6 +255,7 @@ pub fn parse_signed(path: &str, query: Option<&str>) -> Option<SignedRequest> {
         partner,
         expires: expires.parse().ok()?,
         sig: sig.to_string(),
+        generation,
     })
 }
 
@@ -345,8 +352,21 @@ mod tests {
         ] {
             assert_eq!(parse_signed(path, Some(query)), None, "{path}?{query}");
         }
-        assert!(parse_signed("/p/k/full.xml", Some(&q)).is_some());
+        assert_eq!(
+            parse_signed("/p/k/full.xml", Some(&q)).unwrap().generation,
+            None
+        );
         assert_eq!(parse_signed("/p/k/full.xml", None), None);
+        // The generation a gateway's link names, in the order gateways write it.
+        let q = format!("partner=a&expires=1&g=42&sig={sig}");
+        assert_eq!(
+            parse_signed("/p/k/full.xml", Some(&q)).unwrap().generation,
+            Some(42)
+        );
+        for g in ["", "x", "-1", "99999999999999999999999"] {
+            let q = format!("partner=a&expires=1&g={g}&sig={sig}");
+            assert_eq!(parse_signed("/p/k/full.xml", Some(&q)), None, "g={g}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Profile-addressed file requests (`/p/{key}/{file}?partner=…&expires=…&sig=…`) and the 302
+//! Profile-addressed file requests (`/p/{key}/{file}?partner=…&expires=…&g=…&sig=…`) and the 302
 //! that `redirect_to_profile` answers stable partner URLs with.
 //!
 //! The signature proves that iofd listed the URL for the partner; the partner's state is
@@ -6,6 +6,7 @@
 //! cache in front refuses it once the signature expires, see `docs/cdn.md`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
@@ -18,6 +19,10 @@ use super::{body, respond, Body, HttpError, State};
 use crate::artifacts::signed_url;
 use crate::artifacts::ProfileArtifacts;
 use crate::signing::Verdict;
+
+/// How long a request for a generation newer than the one served waits for it: a replica
+/// follows the writer within about a second (`docs/scale-out.md`).
+pub const BEHIND_WAIT: Duration = Duration::from_secs(2);
 
 /// The `Surrogate-Key` of a profile-addressed file: its path's key, and that key with the
 /// file kind, so one purge clears the one shared copy (both representations).
@@ -52,6 +57,9 @@ pub async fn answer(
         .rate_limiter
         .check(&account.id)
         .map_err(HttpError::RateLimited)?;
+    if let Some(wanted) = signed.generation {
+        catch_up(state, wanted).await?;
+    }
     let set = state.artifacts.current();
     // The partner's profile whose file has this path (a shop and a language of its own).
     let artifact = account
@@ -73,6 +81,24 @@ pub async fn answer(
     .await
 }
 
+/// Wait (at most [`BEHIND_WAIT`]) until the set served is of generation `wanted` or newer:
+/// a gateway rendered by a replica ahead of this one lists bytes this one does not serve
+/// yet. An older generation is answered at once with the current files, as after an update.
+async fn catch_up(state: &State, wanted: u64) -> Result<(), HttpError> {
+    let mut served = state.artifacts.served();
+    if *served.borrow() >= wanted {
+        return Ok(());
+    }
+    let caught_up = tokio::time::timeout(BEHIND_WAIT, served.wait_for(|g| *g >= wanted))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if caught_up {
+        return Ok(());
+    }
+    let serving = *served.borrow();
+    Err(HttpError::Behind { wanted, serving })
+}
+
 /// The 302 from a stable partner URL to the signed profile URL of `name`; 404 when the
 /// profile has no such file. Never cached: the target changes with each expiry bucket and a
 /// revocation must take effect at once.
@@ -81,6 +107,7 @@ pub fn redirect(
     partner: &str,
     files: &ProfileArtifacts,
     name: &str,
+    generation: u64,
 ) -> Result<Response<Body>, HttpError> {
     if files.get(name).is_none() {
         return Err(HttpError::NotFound);
@@ -92,6 +119,7 @@ pub fn redirect(
         &files.profile,
         name,
         state.signer.expires_now(),
+        generation,
     );
     let location =
         HeaderValue::from_str(&url).map_err(|e| HttpError::internal("a redirect URL", e))?;

@@ -37,6 +37,24 @@ impl GatewayDoc {
     }
 }
 
+/// A listed URL without `g=`, the generation the gateway was made from: that changes with
+/// every update while the file and the partner's authority stay.
+pub fn link_key(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("g="))
+        .collect();
+    format!("{path}?{}", kept.join("&"))
+}
+
+/// Whether two listed URLs name the same file for the same partner ([`link_key`]).
+pub fn same_link(a: &str, b: &str) -> bool {
+    link_key(a) == link_key(b)
+}
+
 fn xml_err(reader: &Reader<&[u8]>, e: impl std::fmt::Display) -> OfferError {
     OfferError::Xml {
         position: reader.buffer_position(),
@@ -233,6 +251,31 @@ pub fn parse_light(xml: &[u8], watch: Option<&HashSet<u64>>) -> Result<LightInde
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_equal_but_for_the_generation() {
+        let a = "http://h/p/k/light.xml?partner=a&expires=9&g=4&sig=ab";
+        assert!(same_link(
+            a,
+            "http://h/p/k/light.xml?partner=a&expires=9&g=5&sig=ab"
+        ));
+        assert!(same_link(
+            a,
+            "http://h/p/k/light.xml?partner=a&expires=9&sig=ab"
+        ));
+        assert!(!same_link(
+            a,
+            "http://h/p/k/light.xml?partner=a&expires=8&g=4&sig=ab"
+        ));
+        assert!(!same_link(
+            a,
+            "http://h/p/k/full.xml?partner=a&expires=9&g=4&sig=ab"
+        ));
+        assert!(!same_link(
+            a,
+            "http://h/p/k/light.xml?partner=b&expires=9&g=4&sig=ab"
+        ));
+    }
 
     #[test]
     fn gateway_files_and_changes_oldest_first() {

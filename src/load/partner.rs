@@ -19,7 +19,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::cache::{Lookup, ParseCache};
 use super::client::Client;
-use super::feed::{parse_gateway, parse_light, GatewayDoc, LightIndex, Listed};
+use super::feed::{
+    link_key, parse_gateway, parse_light, same_link, GatewayDoc, LightIndex, Listed,
+};
 use super::offer::{parse_change, OfferDigest, ProductDigest};
 use super::Shared;
 
@@ -214,7 +216,9 @@ impl Partner {
             }
             let known = self.known.get(&f.kind);
             let changed = match (known, &f.hash) {
-                (Some(k), Some(h)) => k.url != f.url || k.md5.as_deref() != Some(h.as_str()),
+                (Some(k), Some(h)) => {
+                    !same_link(&k.url, &f.url) || k.md5.as_deref() != Some(h.as_str())
+                }
                 // No hash (light may have none): revalidate every poll.
                 _ => true,
             };
@@ -455,7 +459,7 @@ impl Partner {
             let Some(base) = self.base.as_ref() else {
                 return;
             };
-            if base.applied.contains(&c.url) {
+            if base.applied.contains(&link_key(&c.url)) {
                 continue;
             }
             if let (Some(cc), Some(au)) = (&c.changed, &base.applied_until) {
@@ -516,7 +520,7 @@ impl Partner {
                 _ => None,
             };
             base.key = key;
-            base.applied.insert(c.url.clone());
+            base.applied.insert(link_key(&c.url));
             if c.changed.is_some() {
                 base.applied_until = c.changed.clone();
             }
@@ -526,7 +530,11 @@ impl Partner {
 
     /// Fetch a listed file (conditionally when we hold a copy) and check its MD5.
     async fn get_listed(&mut self, label: &'static str, f: &Listed, keep: bool) -> Outcome {
-        let known = self.known.get(&f.kind).filter(|k| k.url == f.url).cloned();
+        let known = self
+            .known
+            .get(&f.kind)
+            .filter(|k| same_link(&k.url, &f.url))
+            .cloned();
         let etag = known.as_ref().and_then(|k| k.etag.clone());
         let mut result = self.fetch(label, &f.url, etag.as_deref(), keep, true).await;
         if let (Ok(Fetched::NotModified), Some(hash)) = (&result, &f.hash) {
@@ -584,7 +592,7 @@ impl Partner {
             .files
             .iter()
             .chain(doc.changes.iter())
-            .find(|x| x.url == f.url)
+            .find(|x| same_link(&x.url, &f.url))
             .map(|x| x.hash.clone());
         match listed_now {
             // Still listed with the hash we checked against: the server sent other bytes.
