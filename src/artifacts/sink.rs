@@ -87,26 +87,15 @@ impl Sink {
         let sent = self.full.as_ref().map(|tx| tx.send(chunk));
         match sent {
             Some(Ok(())) => Ok(()),
-            // The thread stopped on an error (or never started): `finish` says which.
-            _ => Err(self.stopped()),
+            // The thread stopped on an error (or never started): its error says which.
+            _ => Err(self.join().err().unwrap_or_else(|| {
+                io::Error::other("the thread writing a rendered file stopped early")
+            })),
         }
     }
 
-    /// The hashing thread's own error, or why there is none.
-    fn stopped(&mut self) -> io::Error {
-        self.full = None;
-        match self.worker.take().map(JoinHandle::join) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the thread writing a rendered file panicked"),
-            Some(Ok(Ok(_))) | None => io::Error::other("no thread to write a rendered file"),
-        }
-    }
-
-    /// Write what is buffered and wait for the hashing thread.
-    pub(crate) fn finish(mut self) -> io::Result<Written> {
-        if !self.buf.is_empty() {
-            self.send()?;
-        }
+    /// Close the channel and wait for the hashing thread: what it wrote, or its error.
+    fn join(&mut self) -> io::Result<Written> {
         self.full = None;
         match self.worker.take().map(JoinHandle::join) {
             Some(Ok(done)) => done,
@@ -116,15 +105,20 @@ impl Sink {
             None => Err(io::Error::other("no thread to write a rendered file")),
         }
     }
+
+    /// Write what is buffered and wait for the hashing thread.
+    pub(crate) fn finish(mut self) -> io::Result<Written> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.join()
+    }
 }
 
 impl Drop for Sink {
     /// An unfinished sink waits for its thread, which drops the temporary file.
     fn drop(&mut self) {
-        self.full = None;
-        if let Some(worker) = self.worker.take() {
-            let _ = worker.join();
-        }
+        let _ = self.join();
     }
 }
 
