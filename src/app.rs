@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::artifacts::{ArtifactError, Artifacts, GatewayCache};
 use crate::catalog::rules::Ids;
 use crate::changes::{Changes, ChangesError, ChangesOptions};
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::ingest::{self, IngestError};
 use crate::metrics::Metrics;
 use crate::partners::watch::PartnersWatcher;
@@ -154,17 +154,20 @@ impl App {
         partners.check_rules(&config.partners_path(), &Ids::of(store.snapshot().dicts()))?;
         let (committer, commit_worker) = Committer::new(store.clone());
         let (purge, purge_worker) = PurgeHook::new(config.purge.clone(), metrics.clone());
-        let changes = Changes::open(
-            &config.changes_dir(),
-            &store.snapshot(),
-            ChangesOptions {
-                window: config.change_window,
-                retention: config.change_retention,
-                rebuild_at: config.base_rebuild,
-                timezone: config.timezone.clone(),
-                clock: config.clock.clone(),
-            },
-        )?;
+        let options = ChangesOptions {
+            window: config.change_window,
+            retention: config.change_retention,
+            rebuild_at: config.base_rebuild,
+            timezone: config.timezone.clone(),
+            clock: config.clock.clone(),
+        };
+        // A read replica lists the bases and change files its writer cut, from the writer's
+        // checkpoint that comes with each manifest: cutting its own would name other files.
+        let changes = if config.role == Role::Replica && config.object_store.is_some() {
+            Changes::follow(&config.changes_dir(), options)?
+        } else {
+            Changes::open(&config.changes_dir(), &store.snapshot(), options)?
+        };
         let publisher = Publisher {
             store: store.clone(),
             changes: Arc::new(changes),

@@ -249,12 +249,16 @@ impl Server {
                     let (tx, rx) = tokio::sync::watch::channel(Default::default());
                     server.following = Some(rx);
                     let (store, stop) = (app.store.clone(), server.stop.clone());
-                    let metrics = app.metrics.clone();
+                    let (metrics, demand) = (app.metrics.clone(), app.demand.clone());
+                    let republish = move || demand.want_republish();
                     server.supervise(
                         &server.front,
                         "replica follower",
                         tokio::spawn(async move {
-                            crate::scaleout::task::follow(follower, store, tx, metrics, stop).await;
+                            crate::scaleout::task::follow(
+                                follower, store, tx, metrics, republish, stop,
+                            )
+                            .await;
                             Ok(())
                         }),
                     );

@@ -46,6 +46,7 @@
 //! `changes/hashes/{s,d}*.nh`. The files a listing names live with the artifacts.
 
 mod diff;
+mod follow;
 pub mod hash;
 mod hashfiles;
 pub mod log;
@@ -70,6 +71,7 @@ use crate::catalog::{MainNode, ProductId};
 use crate::clock::Clock;
 use crate::snapshot::Snapshot;
 use diff::{apply_slots, observe_locked, start_at};
+use follow::Followed;
 pub use hash::{
     hash_product, hash_products, DictHashError, DictHashes, Membership, NodeHash, ProductHashes,
     Refs,
@@ -129,6 +131,10 @@ pub enum ChangesError {
     Dict(#[from] DictHashError),
     #[error("invalid options: {0}")]
     Options(String),
+    #[error("the change checkpoint cannot be read: {0}")]
+    Checkpoint(String),
+    #[error("this node follows another node's change history and keeps no log of its own")]
+    Follower,
 }
 
 /// What [`Changes::observe`] did.
@@ -197,7 +203,16 @@ struct Inner {
 pub struct Changes {
     dir: PathBuf,
     opts: ChangesOptions,
-    inner: Mutex<Inner>,
+    keeper: Keeper,
+}
+
+/// Who writes the history in the directory.
+#[derive(Debug)]
+enum Keeper {
+    /// This node: it observes generations, cuts windows, writes log, hashes and checkpoint.
+    Writer(Box<Mutex<Inner>>),
+    /// Another node, whose files arrive here (a read replica): see [`follow`].
+    Follower(Mutex<Followed>),
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> ChangesError {
@@ -266,10 +281,27 @@ impl Changes {
         let changes = Changes {
             dir: dir.to_path_buf(),
             opts,
-            inner: Mutex::new(inner),
+            keeper: Keeper::Writer(Box::new(Mutex::new(inner))),
         };
         changes.observe(current)?;
         Ok(changes)
+    }
+
+    /// Follow the history another node writes into `dir` (a read replica's, whose files
+    /// arrive with each manifest): list what the writer's checkpoint lists, re-read at every
+    /// [`Changes::observe`]; never cut, never write. Blocking.
+    pub fn follow(dir: &Path, opts: ChangesOptions) -> Result<Changes, ChangesError> {
+        let followed = Followed::read(dir)?;
+        Ok(Changes {
+            dir: dir.to_path_buf(),
+            opts,
+            keeper: Keeper::Follower(Mutex::new(followed)),
+        })
+    }
+
+    /// True when this node follows another node's history ([`Changes::follow`]).
+    pub fn is_follower(&self) -> bool {
+        matches!(self.keeper, Keeper::Follower(_))
     }
 
     /// The options in force.
@@ -277,10 +309,14 @@ impl Changes {
         &self.opts
     }
 
-    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+    /// The writer's state; `None` on a follower, which has none.
+    fn lock(&self) -> Option<parking_lot::MutexGuard<'_, Inner>> {
         // The state is only committed after each step succeeded; a panicked holder left the
         // last committed state.
-        self.inner.lock()
+        match &self.keeper {
+            Keeper::Writer(inner) => Some(inner.lock()),
+            Keeper::Follower(_) => None,
+        }
     }
 
     /// Rebuild the in-memory state from the checkpoint and the log. `Err((None, _))`: no
@@ -431,8 +467,21 @@ impl Changes {
     /// and append a frame when their content differs. Cost: the shards whose content
     /// changed (hashed once, stored), plus a scan for products showing a changed dictionary
     /// entry when the dictionaries changed. Blocking.
+    ///
+    /// A follower re-reads the writer's checkpoint instead: the generation's files are in
+    /// place before the store publishes it. A checkpoint it cannot read leaves the listings
+    /// it had.
     pub fn observe(&self, snapshot: &Arc<Snapshot>) -> Result<ObserveReport, ChangesError> {
-        let mut inner = self.lock();
+        let mut inner = match &self.keeper {
+            Keeper::Writer(inner) => inner.lock(),
+            Keeper::Follower(followed) => {
+                *followed.lock() = Followed::read(&self.dir)?;
+                return Ok(ObserveReport {
+                    generation: snapshot.generation(),
+                    ..Default::default()
+                });
+            }
+        };
         match observe_locked(&mut inner, snapshot) {
             Err(ChangesError::HashFile(e)) => {
                 tracing::warn!(error = %e, "the hash store is damaged; starting the change history afresh (new bases)");
@@ -462,8 +511,11 @@ impl Changes {
 
     /// When [`Changes::due`] next has something to do: the end of the open window or
     /// the next scheduled base rebuild, whichever comes first.
+    /// A follower has nothing to do on time: never.
     pub fn next_deadline(&self, now: Timestamp) -> Timestamp {
-        let inner = self.lock();
+        let Some(inner) = self.lock() else {
+            return Timestamp::MAX;
+        };
         let cut = schedule::next_cut(inner.window_started, self.opts.window);
         match schedule::next_rebuild(now, self.opts.rebuild_at, &self.opts.timezone) {
             Some(r) if r < cut => r,
@@ -471,14 +523,17 @@ impl Changes {
         }
     }
 
-    /// The generation the log is up to date with.
+    /// The generation the log is up to date with (a follower: the writer's checkpoint).
     pub fn generation(&self) -> u64 {
-        self.lock().generation
+        match &self.keeper {
+            Keeper::Writer(inner) => inner.lock().generation,
+            Keeper::Follower(followed) => followed.lock().generation,
+        }
     }
 
     /// Every record still in the log, oldest first (for inspection and tests).
     pub fn log_entries(&self) -> Result<Vec<LogEntry>, ChangesError> {
-        let inner = self.lock();
+        let inner = self.lock().ok_or(ChangesError::Follower)?;
         let frames = inner.log.read_from(inner.log.start())?;
         Ok(frames
             .into_iter()

@@ -12,7 +12,9 @@ use jiff::Timestamp;
 
 use super::net::{self, Entry};
 use super::state::{BaseState, ChangeState, ProfileState};
-use super::{change_name, checkpoint, from_ms, ms, schedule, Changes, ChangesError, SEGMENT_BYTES};
+use super::{
+    change_name, checkpoint, from_ms, ms, schedule, Changes, ChangesError, Keeper, SEGMENT_BYTES,
+};
 use crate::catalog::rules::Parents;
 use crate::catalog::{Format, ProductId, RenderProfile};
 use crate::snapshot::Snapshot;
@@ -168,10 +170,10 @@ impl Changes {
     /// Callers are the single publisher: a `due` is committed before the next is asked for.
     pub fn commit(&self, due: Due) -> Result<bool, ChangesError> {
         let plan = due.plan;
-        let mut inner = self.lock();
-        if plan.cut.is_none() && !plan.changed {
+        // A follower's plans are empty: it has nothing to commit.
+        let Some(mut inner) = self.lock().filter(|_| plan.cut.is_some() || plan.changed) else {
             return Ok(false);
-        }
+        };
         let saved = (
             inner.clock,
             inner.window_offset,
@@ -218,13 +220,27 @@ impl Changes {
         if profile.format != Format::Iof30 {
             return None;
         }
-        Listing::of(self.lock().profiles.get(&profile.full_key())?)
+        let key = profile.full_key();
+        match &self.keeper {
+            Keeper::Writer(inner) => Listing::of(inner.lock().profiles.get(&key)?),
+            Keeper::Follower(followed) => Listing::of(followed.lock().profiles.get(&key)?),
+        }
     }
 
     /// Forget the listing of `key` (its files are missing or damaged): the next
     /// [`Changes::due`] gives it a new base.
+    ///
+    /// A follower cannot: the writer decides. Its files come with a later manifest (the
+    /// writer gives the profile a new base when they are gone for good).
     pub fn forget(&self, key: &str) {
-        if self.lock().profiles.remove(key).is_some() {
+        let Some(mut inner) = self.lock() else {
+            tracing::warn!(
+                profile = key,
+                "a base or change file the writer lists is not here (yet); serving without it"
+            );
+            return;
+        };
+        if inner.profiles.remove(key).is_some() {
             tracing::warn!(
                 profile = key,
                 "a base or change file is missing or damaged; the profile gets a new base"
@@ -238,7 +254,22 @@ impl Changes {
         now: Timestamp,
         work: Work,
     ) -> Result<Due, ChangesError> {
-        let inner = self.lock();
+        let Some(inner) = self.lock() else {
+            // A follower cuts nothing and builds no base: the writer does.
+            return Ok(Due {
+                snapshot: None,
+                changes: Vec::new(),
+                bases: Vec::new(),
+                plan: Plan {
+                    cut: None,
+                    now,
+                    clock: None,
+                    next_seq: 0,
+                    profiles: BTreeMap::new(),
+                    changed: false,
+                },
+            });
+        };
         let snapshot = inner.last.clone();
         let mut plan = Plan {
             cut: None,

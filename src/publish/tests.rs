@@ -389,3 +389,72 @@ fn a_base_no_served_set_lists_stays_on_disk_through_its_grace() {
     let served = changes.full_files(&other[0]).unwrap().base;
     assert!(served.path.exists());
 }
+
+/// Names, sizes and modification times of every file under `dir`.
+fn tree(
+    dir: &std::path::Path,
+) -> std::collections::BTreeMap<std::path::PathBuf, (u64, std::time::SystemTime)> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                todo.push(e.path());
+            } else {
+                out.insert(e.path(), (m.len(), m.modified().unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_follower_lists_the_writers_bases_and_change_files_and_writes_nothing() {
+    let mut w = World::new();
+    let writer = stages(&w);
+    let profiles = [profile(1, false)];
+    assert!(writer.maintain(&profiles, Timestamp::now()).unwrap());
+    // A replica's stages on the same directory, as its follower lays the writer's files out.
+    let follower = Stages {
+        changes: Changes::follow(&w.dir.path().join("changes"), options()).unwrap(),
+        artifacts: Artifacts::new(&w.dir.path().join("artifacts"), options().timezone).unwrap(),
+    };
+    assert!(follower.is_follower());
+    let listing = |s: &Stages| s.listing(&profiles[0]).unwrap();
+    assert_eq!(listing(&follower), listing(&writer));
+
+    w.edit(1001, |p| p.sizes[0].stock[1].quantity += Decimal::ONE);
+    writer.observe(&w.store.snapshot()).unwrap();
+    assert_eq!(writer.cut(&profiles, Timestamp::now()).unwrap(), 1);
+    assert_eq!(listing(&writer).changes.len(), 1);
+    // Until the next generation reaches the follower, it lists what it read.
+    assert!(listing(&follower).changes.is_empty());
+
+    let before = tree(w.dir.path());
+    follower.observe(&w.store.snapshot()).unwrap();
+    assert_eq!(listing(&follower), listing(&writer));
+    let (theirs, ours) = (
+        writer.full_files(&profiles[0]).unwrap(),
+        follower.full_files(&profiles[0]).unwrap(),
+    );
+    assert_eq!(ours.changes[0].md5, theirs.changes[0].md5);
+    assert_eq!(ours.base.md5, theirs.base.md5);
+    // A follower cuts no window and builds no base, whatever the time, and writes nothing.
+    let later = at("2099-01-01T03:30:00Z");
+    assert_eq!(follower.next_deadline(later), Timestamp::MAX);
+    w.edit(1001, |p| p.sizes[0].stock[1].quantity += Decimal::ONE);
+    follower.observe(&w.store.snapshot()).unwrap();
+    assert!(!follower.maintain(&profiles, later).unwrap());
+    assert_eq!(follower.cut(&profiles, later).unwrap(), 0);
+    assert!(matches!(
+        follower.log_entries(),
+        Err(crate::changes::ChangesError::Follower)
+    ));
+    let after = tree(w.dir.path());
+    let written: Vec<_> = after
+        .iter()
+        .filter(|(p, m)| before.get(*p) != Some(m) && !p.starts_with(w.dir.path().join("store")))
+        .collect();
+    assert!(written.is_empty(), "a follower wrote {written:?}");
+}

@@ -208,13 +208,15 @@ pub struct Following {
 const POLL: Duration = Duration::from_millis(100);
 
 /// A replica's task: take each next manifest into the data directory, then swap the store to
-/// it (the publisher follows, as after a commit). A failure keeps the current generation
-/// served and is retried.
+/// it (the publisher follows, as after a commit). A manifest that leaves the store's
+/// generation as it was brings other files (a window cut, a new base): `republish` then has
+/// the publisher pick them up. A failure keeps the current generation served and is retried.
 pub async fn follow(
     mut follower: Follower,
     store: Arc<Store>,
     tx: watch::Sender<Following>,
     metrics: Arc<Metrics>,
+    republish: impl Fn(),
     stop: CancellationToken,
 ) {
     let report = |f: &mut Following, problem: Option<String>| {
@@ -224,9 +226,12 @@ pub async fn follow(
     loop {
         match follower.step().await {
             Ok(FollowOutcome::Applied { manifest, .. }) => {
-                let s = store.clone();
+                let (s, before) = (store.clone(), store.snapshot().generation());
                 match tokio::task::spawn_blocking(move || s.reload()).await {
                     Ok(Ok(generation)) => {
+                        if generation == before {
+                            republish();
+                        }
                         tracing::debug!(
                             sequence = manifest.sequence,
                             generation,
