@@ -17,6 +17,7 @@ use common::*;
 use iofd::config::{Config, Role, StoreTarget};
 
 const TOKEN: &str = "demo-admin-token";
+const FEED: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1";
 const LIGHT: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/light.xml";
 const FULL: &str = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1/full.xml";
 const BUCKET: &str = "iofd-scaleout";
@@ -112,6 +113,28 @@ fn wait_until(what: &str, within: Duration, done: impl Fn() -> bool) {
     }
 }
 
+/// The change files a node's gateway lists: link and MD5, newest first.
+fn change_links(server: &Server) -> Vec<(String, String)> {
+    let gateway = server.get(&format!("{FEED}/gateway.xml"));
+    assert_eq!(gateway.status(), 200);
+    gateway_files(&gateway.bytes().unwrap())
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "change")
+        .map(|(_, url, md5)| (url, md5.unwrap_or_default()))
+        .collect()
+}
+
+/// The change files a node's gateway lists: name and MD5, newest first.
+fn changes_listed(server: &Server) -> Vec<(String, String)> {
+    change_links(server)
+        .into_iter()
+        .map(|(url, md5)| {
+            let path = url.split('?').next().unwrap_or_default();
+            (path.rsplit('/').next().unwrap_or_default().to_string(), md5)
+        })
+        .collect()
+}
+
 /// A response's bytes and validators.
 fn fetch(server: &Server, path: &str) -> (Vec<u8>, String, String) {
     let r = server.get(path);
@@ -128,7 +151,10 @@ fn a_writer_and_two_replicas_over_s3() {
     let moto = Moto::start();
     let dirs: Vec<_> = (0..4).map(|_| tempdir()).collect();
 
-    let writer = Server::start(node(&data_path(&dirs[0]), &moto.url, Role::Writer));
+    // The writer's change windows are cut by moving its clock.
+    let mut config = node(&data_path(&dirs[0]), &moto.url, Role::Writer);
+    config.clock = iofd::clock::Clock::manual(jiff::Timestamp::now());
+    let writer = Server::start(config);
     let durable = writer
         .server
         .durable()
@@ -200,6 +226,41 @@ fn a_writer_and_two_replicas_over_s3() {
             "same light.xml after the swap"
         );
         assert_eq!(replica.server.following().unwrap().unreachable, None);
+    }
+
+    // The writer cuts a change window: both replicas list the same change files as the
+    // writer, under the same names, with the writer's bytes and validators (a replica cuts
+    // no window of its own).
+    writer.pass(Duration::from_secs(31 * 60));
+    let cut = changes_listed(&writer);
+    assert_eq!(cut.len(), 1, "the writer cut one change file: {cut:?}");
+    // The writer's signed link at once, before a replica has the cut: the cut made no new
+    // generation, so the replica waits for its follower rather than answering 404.
+    let link = change_links(&writer).remove(0);
+    let path = link.0.trim_start_matches("http://cdn.example.test");
+    assert!(path.starts_with("/p/") && path.contains("&g="), "{path}");
+    for replica in &replicas {
+        let r = replica.get(path);
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(md5_hex(&r.bytes().unwrap()), link.1);
+    }
+    for replica in &replicas {
+        wait_until(
+            "a replica lists the writer's change files",
+            Duration::from_secs(5),
+            || changes_listed(replica) == cut,
+        );
+        for (name, md5) in &cut {
+            let path = format!("{FEED}/{name}");
+            let got = fetch(replica, &path);
+            assert_eq!(
+                got,
+                fetch(&writer, &path),
+                "{name}: same bytes and validators"
+            );
+            assert_eq!(&md5_hex(&got.0), md5, "{name}: the gateway's MD5");
+        }
+        assert_eq!(fetch(replica, FULL), fetch(&writer, FULL), "the same base");
     }
 
     // Takeover: a second writer continues from the bucket; the first is fenced at its next
@@ -485,7 +546,10 @@ fn a_replica_killed_mid_download_the_client_resumes_on_another() {
         "{}",
         String::from_utf8_lossy(&import.stderr)
     );
-    let writer = Server::start(node(&data_path(&dirs[0]), &moto.url, Role::Writer));
+    // The writer's change windows are cut by moving its clock.
+    let mut config = node(&data_path(&dirs[0]), &moto.url, Role::Writer);
+    config.clock = iofd::clock::Clock::manual(jiff::Timestamp::now());
+    let writer = Server::start(config);
     let durable = writer.server.durable().expect("a writer").clone();
     let scans = durable.state().scans;
     wait_until("two more uploads", Duration::from_secs(30), || {
@@ -570,9 +634,10 @@ fn the_load_harness_on_two_replicas_while_the_writer_publishes() {
     let config = |dir: &tempfile::TempDir, role| {
         let mut c = node(&data_path(dir), &moto.url, role);
         c.public_url = balancer.url.clone();
-        // The default window (30 min): no cut within the run. Each replica still cuts change
-        // windows on its own timer, so a change file one lists may be missing or named
-        // otherwise on the other (docs/scale-out.md, limits).
+        // A 1-second window: the writer cuts several within the run. Replicas list its
+        // change files (they cut none of their own), and a link to a cut the replica behind
+        // lacks yet makes it wait, as for a generation.
+        c.change_window = Duration::from_secs(1);
         // Each acknowledgement waits for its upload (seconds on a loaded machine): room for
         // the mutator's requests in flight, which the default of 4 would answer with 503.
         c.ingest_max_concurrent = 16;

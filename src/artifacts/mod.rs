@@ -168,7 +168,8 @@ impl Artifacts {
         self.current.load_full()
     }
 
-    /// The generation of the set being served, as it changes.
+    /// The generation of the set being served, marked changed at every swap (a window cut
+    /// swaps in new files under the same generation).
     pub fn served(&self) -> tokio::sync::watch::Receiver<u64> {
         self.served.subscribe()
     }
@@ -177,11 +178,7 @@ impl Artifacts {
     fn swap_in(&self, set: &Arc<ArtifactSet>) {
         self.current.store(set.clone());
         self.gateways.clear();
-        self.served.send_if_modified(|g| {
-            let newer = *g != set.generation;
-            *g = set.generation;
-            newer
-        });
+        self.served.send_replace(set.generation);
     }
 
     /// Render (or find on disk) every file of `profiles` for `snapshot`, publish the set, and

@@ -60,12 +60,34 @@ pub async fn answer(
     if let Some(wanted) = signed.generation {
         catch_up(state, wanted).await?;
     }
-    let set = state.artifacts.current();
     // The partner's profile whose file has this path (a shop and a language of its own).
-    let artifact = account
-        .profiles_with_file_key(&signed.file, &signed.key)
-        .find_map(|key| set.profile_by_key(key)?.get(&signed.file).cloned())
-        .ok_or(HttpError::NotFound)?;
+    let find = || {
+        let set = state.artifacts.current();
+        account
+            .profiles_with_file_key(&signed.file, &signed.key)
+            .find_map(|key| set.profile_by_key(key)?.get(&signed.file).cloned())
+    };
+    let artifact = match find() {
+        Some(a) => a,
+        // A window cut on the writer makes no new generation: a replica a manifest behind
+        // lacks the change file another node's gateway lists under the same `g`.
+        None if signed.generation.is_some() && state.is_replica() => {
+            let mut served = state.artifacts.served();
+            tokio::time::timeout(BEHIND_WAIT, async {
+                loop {
+                    if let Some(a) = find() {
+                        return Some(a);
+                    }
+                    served.changed().await.ok()?;
+                }
+            })
+            .await
+            .ok()
+            .flatten()
+            .ok_or(HttpError::NotFound)?
+        }
+        None => return Err(HttpError::NotFound),
+    };
     let revocable = req.extensions().get::<Arc<ConnCut>>().map(|cut| Revocable {
         grant: account.grant().clone(),
         cut: cut.clone(),

@@ -69,6 +69,14 @@ pub struct State {
 }
 
 impl State {
+    /// True on a read replica, whose files arrive from the writer a manifest at a time.
+    pub fn is_replica(&self) -> bool {
+        matches!(
+            self.store_health,
+            Some(crate::scaleout::StoreHealth::Replica(_))
+        )
+    }
+
     /// The listeners' state from `handles` and the values of `config` they read; the rate
     /// limiter is built here.
     pub fn new(handles: Handles, config: &Config) -> State {
