@@ -130,7 +130,9 @@ impl App {
             path: config.data_dir.clone(),
             source,
         })?;
+        let started = std::time::Instant::now();
         let store = Arc::new(Store::open(&config.store_dir(), config.store_options())?);
+        let store_opened = started.elapsed();
         if config.demo {
             seed_demo(&config, &store)?;
         }
@@ -163,11 +165,13 @@ impl App {
         };
         // A read replica lists the bases and change files its writer cut, from the writer's
         // checkpoint that comes with each manifest: cutting its own would name other files.
+        let changes_from = started.elapsed();
         let changes = if config.role == Role::Replica && config.object_store.is_some() {
             Changes::follow(&config.changes_dir(), options)?
         } else {
             Changes::open(&config.changes_dir(), &store.snapshot(), options)?
         };
+        let changes_opened = started.elapsed();
         let publisher = Publisher {
             store: store.clone(),
             changes: Arc::new(changes),
@@ -181,6 +185,14 @@ impl App {
             full_publish_interval: config.full_publish_interval,
         };
         publisher.republish_identity()?;
+        // Where a start-up's time goes (a cold restart is measured against a target).
+        tracing::info!(
+            store_ms = store_opened.as_millis() as u64,
+            before_changes_ms = (changes_from - store_opened).as_millis() as u64,
+            changes_ms = (changes_opened - changes_from).as_millis() as u64,
+            artifacts_ms = (started.elapsed() - changes_opened).as_millis() as u64,
+            "opened"
+        );
         let app = Arc::new(App {
             config,
             store,

@@ -77,8 +77,10 @@ pub struct FragmentFile {
     pub path: PathBuf,
     pub len: u64,
     /// The file mapped, served without reads or copies; `None` when mapping failed (it is
-    /// then read from disk).
-    pub mapped: Option<Bytes>,
+    /// then read from disk). Mapped when written, or at first use for a fragment adopted at
+    /// start-up: mapping thousands of files there would hold the start back (each `mmap`
+    /// takes the process's address-space lock).
+    mapped: std::sync::OnceLock<Option<Bytes>>,
     obsolete: AtomicBool,
 }
 
@@ -92,25 +94,48 @@ impl FragmentFile {
     /// [`FragmentFile::existing`], read from disk instead of mapped (the fallback path).
     #[cfg(test)]
     pub(crate) fn unmapped(path: PathBuf) -> std::io::Result<FragmentFile> {
-        let mut f = FragmentFile::existing(path)?;
-        f.mapped = None;
+        let len = std::fs::metadata(&path)?.len();
+        let f = FragmentFile::unmapped_yet(path, len);
+        let _ = f.mapped.set(None);
         Ok(f)
     }
 
-    /// The published (immutable) fragment file at `path`, `len` bytes long.
-    fn at(path: PathBuf, len: u64) -> FragmentFile {
-        let mapped = crate::snapshot::map_file(&path)
-            .inspect_err(|e| {
-                tracing::warn!(path = %path.display(), error = %e, "cannot map a light.xml fragment; it is read from disk")
-            })
-            .ok()
-            .filter(|m| m.len() as u64 == len);
+    /// The published fragment file of an earlier run at `path`, mapped at first use (see
+    /// [`FragmentFile::mapped`]); `None` when it is missing.
+    fn adopted(path: PathBuf) -> Option<FragmentFile> {
+        let len = std::fs::metadata(&path).ok()?.len();
+        Some(FragmentFile::unmapped_yet(path, len))
+    }
+
+    fn unmapped_yet(path: PathBuf, len: u64) -> FragmentFile {
         FragmentFile {
             path,
             len,
-            mapped,
+            mapped: std::sync::OnceLock::new(),
             obsolete: AtomicBool::new(false),
         }
+    }
+
+    /// The published (immutable) fragment file at `path`, `len` bytes long, mapped now.
+    fn at(path: PathBuf, len: u64) -> FragmentFile {
+        let f = FragmentFile::unmapped_yet(path, len);
+        f.mapped();
+        f
+    }
+
+    /// The file's bytes, mapped (on the first call); `None` when it cannot be mapped, and
+    /// is then read from disk.
+    pub fn mapped(&self) -> Option<&Bytes> {
+        self.mapped
+            .get_or_init(|| {
+                crate::snapshot::map_file(&self.path)
+                    .inspect_err(|e| {
+                        tracing::warn!(path = %self.path.display(), error = %e, "cannot map a light.xml fragment; it is read from disk")
+                    })
+                    .ok()
+                    .filter(|m| m.len() as u64 == self.len)
+            })
+            .as_ref()
     }
 }
 
@@ -216,15 +241,26 @@ impl LightBuilder {
         let dicts_id = snapshot.dicts_content_id();
         let dicts = DictIndex::new(snapshot.dicts());
         let mut fragments = HashMap::new();
-        let mut to_render = Vec::new();
-        for shard in snapshot.shards() {
-            match previous.get(&shard.index) {
-                Some(f) if f.content_id == shard.content_id && f.dicts_id == dicts_id => {
-                    fragments.insert(shard.index, f.clone());
+        let mut stale = std::collections::HashSet::new();
+        // By content id from the headers: shards whose fragment is at hand are not touched
+        // (on a cold start, a page fault each).
+        for (index, content_id) in snapshot.shard_ids() {
+            match previous.get(&index) {
+                Some(f) if f.content_id == content_id && f.dicts_id == dicts_id => {
+                    fragments.insert(index, f.clone());
                 }
-                _ => to_render.push(shard),
+                _ => {
+                    stale.insert(index);
+                }
             }
         }
+        let to_render: Vec<_> = match stale.is_empty() {
+            true => Vec::new(),
+            false => snapshot
+                .shards()
+                .filter(|s| stale.contains(&s.index))
+                .collect(),
+        };
         let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
         if !rendered.is_empty() {
             // One directory sync for every fragment renamed into place.
@@ -341,11 +377,11 @@ impl LightBuilder {
     fn adopt(&self, dir: &Path, snapshot: &Snapshot, gzip: bool) -> HashMap<u32, Arc<Fragment>> {
         let dicts_id = snapshot.dicts_content_id();
         let wanted: HashMap<String, ([u8; 32], u32)> = snapshot
-            .shards()
-            .map(|s| {
+            .shard_ids()
+            .map(|(index, content_id)| {
                 (
-                    shard_key(s.index, &s.content_id, &dicts_id),
-                    (s.content_id, s.index),
+                    shard_key(index, &content_id, &dicts_id),
+                    (content_id, index),
                 )
             })
             .collect();
@@ -428,16 +464,16 @@ impl LightBuilder {
         Option<Arc<FragmentFile>>,
     )> {
         let mut deflated_path = PathBuf::from(format!("{}.dz", path.display()));
-        if gzip && !deflated_path.exists() {
-            return None;
-        }
         let (plain, blake3, crc) = match named {
             Some((crc, blake3)) => {
-                let len = std::fs::metadata(path).ok()?.len();
-                let crc = crc32fast::Hasher::new_with_initial_len(crc, len);
-                (FragmentFile::at(path.to_path_buf(), len), blake3, crc)
+                let plain = FragmentFile::adopted(path.to_path_buf())?;
+                let crc = crc32fast::Hasher::new_with_initial_len(crc, plain.len);
+                (plain, blake3, crc)
             }
             None => {
+                if gzip && !deflated_path.exists() {
+                    return None;
+                }
                 let bytes = std::fs::read(path).ok()?;
                 self.read_at_adopt.fetch_add(1, Ordering::Relaxed);
                 let mut crc = crc32fast::Hasher::new();
@@ -463,8 +499,7 @@ impl LightBuilder {
             }
         };
         let deflated = if gzip {
-            let len = std::fs::metadata(&deflated_path).ok()?.len();
-            Some(Arc::new(FragmentFile::at(deflated_path, len)))
+            Some(Arc::new(FragmentFile::adopted(deflated_path)?))
         } else {
             None
         };
@@ -657,7 +692,7 @@ fn each_slice(pieces: &[Piece], mut f: impl FnMut(&[u8])) -> Result<(), Artifact
     for p in pieces {
         match p {
             Piece::Bytes(b) => f(b),
-            Piece::File(file) => match &file.mapped {
+            Piece::File(file) => match file.mapped() {
                 Some(bytes) => f(bytes),
                 None => {
                     buf.clear();

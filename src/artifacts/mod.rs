@@ -332,6 +332,22 @@ impl Artifacts {
         Ok(set)
     }
 
+    /// Map every light.xml fragment of the served set not mapped yet: those adopted at
+    /// start-up are mapped at first use, and this does it off the request path. Blocking.
+    pub fn map_fragments(&self) {
+        let set = self.current();
+        let light = set
+            .by_profile
+            .values()
+            .flat_map(|p| p.files.values())
+            .flat_map(|a| std::iter::once(a).chain(a.gzip.as_ref()));
+        for piece in light.filter_map(|a| a.pieces.as_ref()).flat_map(|p| p.iter()) {
+            if let light::Piece::File(f) = piece {
+                f.mapped();
+            }
+        }
+    }
+
     /// Number of plain files of the current set still without their gzip form.
     pub fn gzip_pending(&self) -> usize {
         self.current.load().pending_gzip().len()

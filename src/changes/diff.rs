@@ -242,29 +242,35 @@ pub(super) fn observe_locked(
         generation: snapshot.generation(),
         ..Default::default()
     };
-    let views: BTreeMap<u32, (Cid, &[crate::catalog::ArchivedProduct])> = snapshot
-        .shards()
-        .map(|s| (s.index, (hashfiles::cid(&s.content_id), s.products)))
+    // Content ids first, from the shard headers: an unchanged generation (every start-up)
+    // touches no mapped page.
+    let ids: BTreeMap<u32, Cid> = snapshot
+        .shard_ids()
+        .map(|(i, c)| (i, hashfiles::cid(&c)))
         .collect();
     let count = snapshot.shard_count();
     let dicts = hashfiles::cid(&snapshot.dicts_content_id());
     let same_layout = count == inner.shard_count;
     let slots: Vec<(u32, Option<Cid>)> = if same_layout {
         let indices: std::collections::BTreeSet<u32> =
-            views.keys().chain(inner.shards.keys()).copied().collect();
+            ids.keys().chain(inner.shards.keys()).copied().collect();
         indices
             .into_iter()
-            .map(|i| (i, views.get(&i).map(|(c, _)| *c)))
+            .map(|i| (i, ids.get(&i).copied()))
             .filter(|(i, c)| inner.shards.get(i) != c.as_ref())
             .collect()
     } else {
-        views.iter().map(|(i, (c, _))| (*i, Some(*c))).collect()
+        ids.iter().map(|(i, c)| (*i, Some(*c))).collect()
     };
     if same_layout && slots.is_empty() && dicts == inner.dicts {
         inner.generation = snapshot.generation();
         inner.last = Some(snapshot.clone());
         return Ok(report);
     }
+    let views: BTreeMap<u32, (Cid, &[crate::catalog::ArchivedProduct])> = snapshot
+        .shards()
+        .map(|s| (s.index, (hashfiles::cid(&s.content_id), s.products)))
+        .collect();
     let old_cids: HashSet<Cid> = inner.shards.values().copied().collect();
     let new_cids: HashSet<Cid> = views.values().map(|(c, _)| *c).collect();
     let mut removed: Vec<Cid> = old_cids.difference(&new_cids).copied().collect();

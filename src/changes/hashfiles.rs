@@ -142,6 +142,23 @@ impl HashFiles {
         self.dir.join(Self::shard_name(cid)).exists()
     }
 
+    /// The names in the directory, read once: an open checks a million products' thousand
+    /// shards against it instead of looking each file up (a cold inode read apiece).
+    pub fn names(&self) -> HashSet<String> {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return HashSet::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+
+    /// Whether `names` (from [`HashFiles::names`]) holds a shard's file.
+    pub fn lists_shard(names: &HashSet<String>, cid: &Cid) -> bool {
+        names.contains(&Self::shard_name(cid))
+    }
+
     /// Read a shard's hashes back.
     pub fn shard(&self, cid: &Cid) -> Result<Vec<ProductHashes>, HashFileError> {
         let name = Self::shard_name(cid);
@@ -195,22 +212,24 @@ impl HashFiles {
 
     /// Remove every file but those of `shards` and `dicts` (and leftovers of crashed writes).
     pub fn retain(&self, shards: &HashSet<Cid>, dicts: &Cid) -> usize {
+        self.retain_among(&self.names(), shards, dicts)
+    }
+
+    /// [`HashFiles::retain`] over `names`, the directory as [`HashFiles::names`] read it.
+    pub fn retain_among(
+        &self,
+        names: &HashSet<String>,
+        shards: &HashSet<Cid>,
+        dicts: &Cid,
+    ) -> usize {
         let keep: HashSet<String> = shards
             .iter()
             .map(Self::shard_name)
             .chain([Self::dicts_name(dicts)])
             .collect();
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return 0;
-        };
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if keep.contains(name) {
-                continue;
-            }
-            if fs::remove_file(entry.path()).is_ok() {
+        for name in names.iter().filter(|n| !keep.contains(*n)) {
+            if fs::remove_file(self.dir.join(name)).is_ok() {
                 removed += 1;
             }
         }

@@ -400,15 +400,16 @@ impl Changes {
         log.read_from(state.window_offset)
             .map_err(|e| fail(e.to_string()))?;
         let dict_hashes = Arc::new(hashes.dicts(&dicts).map_err(|e| fail(e.to_string()))?);
+        let names = hashes.names();
         for cid in shards.values() {
-            if !hashes.has_shard(cid) {
+            if !HashFiles::lists_shard(&names, cid) {
                 return Err(fail(format!(
                     "the hash file of shard {} is missing",
                     hashfiles::hex(cid)
                 )));
             }
         }
-        hashes.retain(&shards.values().copied().collect(), &dicts);
+        hashes.retain_among(&names, &shards.values().copied().collect(), &dicts);
 
         let profiles = windows::usable(state.profiles, log.end());
         Ok(Inner {

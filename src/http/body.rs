@@ -218,14 +218,14 @@ pub fn pieces_range(
     // Every piece in memory or mapped (the usual case): the body is a list of slices.
     let in_memory = pieces.iter().all(|p| match p {
         Piece::Bytes(_) => true,
-        Piece::File(f) => f.mapped.is_some(),
+        Piece::File(f) => f.mapped().is_some(),
     });
     if in_memory {
         let slices = spans(&pieces, start, len)
             .filter_map(|(piece, from, to)| {
                 let bytes = match piece {
                     Piece::Bytes(b) => b,
-                    Piece::File(f) => f.mapped.as_ref().unwrap_or(&EMPTY),
+                    Piece::File(f) => f.mapped().unwrap_or(&EMPTY),
                 };
                 let to = (to as usize).min(bytes.len());
                 ((from as usize) < to).then(|| bytes.slice(from as usize..to))
@@ -401,7 +401,7 @@ mod tests {
             std::fs::write(&path, &data).unwrap();
             expected.extend_from_slice(&data);
             let file = FragmentFile::existing(path.clone()).unwrap();
-            assert!(file.mapped.is_some());
+            assert!(file.mapped().is_some());
             mapped.push(Piece::File(Arc::new(file)));
             read.push(Piece::File(Arc::new(FragmentFile::unmapped(path).unwrap())));
         }

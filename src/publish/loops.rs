@@ -272,9 +272,14 @@ impl Publisher {
 
     async fn full_loop(self: Arc<Self>) {
         let mut generations = self.store.subscribe();
-        // The start published identity only (ready sooner): the gzip forms follow here.
+        // The start published identity only (ready sooner): the light fragments it adopted
+        // are mapped and the gzip forms follow here.
         let this = self.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || this.compress(false)).await {
+        let warm_up = move || {
+            this.artifacts.map_fragments();
+            this.compress(false)
+        };
+        if let Err(e) = tokio::task::spawn_blocking(warm_up).await {
             tracing::error!(error = %e, "the compression task failed");
         }
         // After a failure, do not retry a past deadline in a tight loop.

@@ -249,14 +249,16 @@ impl<T> Validated<T> {
 /// served without copying, and the mapping goes when the last slice is dropped.
 pub(crate) fn map_file(path: &Path) -> std::io::Result<bytes::Bytes> {
     let file = File::open(path)?;
-    if file.metadata()?.len() == 0 {
+    let len = usize::try_from(file.metadata()?.len()).map_err(std::io::Error::other)?;
+    if len == 0 {
         // An empty mapping is an error on Linux; there is nothing to map.
         return Ok(bytes::Bytes::new());
     }
     // SAFETY: `path` is a published artifact: written once, renamed into place and never
     // opened for writing again (module contract), so the mapped bytes cannot change while
-    // this mapping lives; unlinking it later leaves the mapping valid.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    // this mapping lives; unlinking it later leaves the mapping valid. `len` is the file's
+    // (given, so the mapping costs no second fstat).
+    let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }?;
     // Served front to back, mostly by many clients at once.
     let _ = map.advise(memmap2::Advice::Sequential);
     Ok(bytes::Bytes::from_owner(map))

@@ -425,6 +425,16 @@ impl Snapshot {
         format::shard_of(id, self.shard_count)
     }
 
+    /// Index and content id of each non-empty shard, in index order, from the headers alone:
+    /// unlike [`Snapshot::shards`] this touches no mapped page (on a cold start, a page
+    /// fault per shard).
+    pub fn shard_ids(&self) -> impl Iterator<Item = (u32, [u8; 32])> + '_ {
+        self.shards
+            .iter()
+            .flatten()
+            .map(|s| (s.index, s.content_id()))
+    }
+
     /// Non-empty shards in index order.
     pub fn shards(&self) -> impl Iterator<Item = ShardView<'_>> {
         self.shards.iter().flatten().map(|s| ShardView {
