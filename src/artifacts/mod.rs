@@ -341,7 +341,10 @@ impl Artifacts {
             .values()
             .flat_map(|p| p.files.values())
             .flat_map(|a| std::iter::once(a).chain(a.gzip.as_ref()));
-        for piece in light.filter_map(|a| a.pieces.as_ref()).flat_map(|p| p.iter()) {
+        for piece in light
+            .filter_map(|a| a.pieces.as_ref())
+            .flat_map(|p| p.iter())
+        {
             if let light::Piece::File(f) = piece {
                 f.mapped();
             }
