@@ -232,6 +232,12 @@ fn a_writer_and_two_replicas_over_s3() {
     // writer, under the same names, with the writer's bytes and validators (a replica cuts
     // no window of its own).
     writer.pass(Duration::from_secs(31 * 60));
+    // `pass` returns once the cut is committed; the republish that lists it follows.
+    wait_until(
+        "the writer's gateway lists the change file it cut",
+        Duration::from_secs(5),
+        || !changes_listed(&writer).is_empty(),
+    );
     let cut = changes_listed(&writer);
     assert_eq!(cut.len(), 1, "the writer cut one change file: {cut:?}");
     // The writer's signed link at once, before a replica has the cut: the cut made no new
