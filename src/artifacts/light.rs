@@ -241,7 +241,7 @@ impl LightBuilder {
         let dicts_id = snapshot.dicts_content_id();
         let dicts = DictIndex::new(snapshot.dicts());
         let mut fragments = HashMap::new();
-        let mut stale = std::collections::HashSet::new();
+        let mut to_render = Vec::new();
         // By content id from the headers: shards whose fragment is at hand are not touched
         // (on a cold start, a page fault each).
         for (index, content_id) in snapshot.shard_ids() {
@@ -249,18 +249,9 @@ impl LightBuilder {
                 Some(f) if f.content_id == content_id && f.dicts_id == dicts_id => {
                     fragments.insert(index, f.clone());
                 }
-                _ => {
-                    stale.insert(index);
-                }
+                _ => to_render.extend(snapshot.shard(index)),
             }
         }
-        let to_render: Vec<_> = match stale.is_empty() {
-            true => Vec::new(),
-            false => snapshot
-                .shards()
-                .filter(|s| stale.contains(&s.index))
-                .collect(),
-        };
         let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
         if !rendered.is_empty() {
             // One directory sync for every fragment renamed into place.

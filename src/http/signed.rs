@@ -72,19 +72,9 @@ pub async fn answer(
         // A window cut on the writer makes no new generation: a replica a manifest behind
         // lacks the change file another node's gateway lists under the same `g`.
         None if signed.generation.is_some() && state.is_replica() => {
-            let mut served = state.artifacts.served();
-            tokio::time::timeout(BEHIND_WAIT, async {
-                loop {
-                    if let Some(a) = find() {
-                        return Some(a);
-                    }
-                    served.changed().await.ok()?;
-                }
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or(HttpError::NotFound)?
+            served_within(state, |_| find())
+                .await
+                .ok_or(HttpError::NotFound)?
         }
         None => return Err(HttpError::NotFound),
     };
@@ -107,18 +97,31 @@ pub async fn answer(
 /// a gateway rendered by a replica ahead of this one lists bytes this one does not serve
 /// yet. An older generation is answered at once with the current files, as after an update.
 async fn catch_up(state: &State, wanted: u64) -> Result<(), HttpError> {
+    match served_within(state, |g| (g >= wanted).then_some(())).await {
+        Some(()) => Ok(()),
+        None => Err(HttpError::Behind {
+            wanted,
+            serving: *state.artifacts.served().borrow(),
+        }),
+    }
+}
+
+/// The first `Some` of `found` (given the generation served), tried now and at every swap
+/// of the served set for at most [`BEHIND_WAIT`]; `None` when it never came.
+async fn served_within<T>(state: &State, mut found: impl FnMut(u64) -> Option<T>) -> Option<T> {
     let mut served = state.artifacts.served();
-    if *served.borrow() >= wanted {
-        return Ok(());
-    }
-    let caught_up = tokio::time::timeout(BEHIND_WAIT, served.wait_for(|g| *g >= wanted))
-        .await
-        .is_ok_and(|r| r.is_ok());
-    if caught_up {
-        return Ok(());
-    }
-    let serving = *served.borrow();
-    Err(HttpError::Behind { wanted, serving })
+    tokio::time::timeout(BEHIND_WAIT, async {
+        loop {
+            let generation = *served.borrow_and_update();
+            if let Some(t) = found(generation) {
+                return Some(t);
+            }
+            served.changed().await.ok()?;
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// The 302 from a stable partner URL to the signed profile URL of `name`; 404 when the

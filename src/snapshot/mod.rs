@@ -78,6 +78,14 @@ pub struct ShardView<'a> {
     pub products: &'a [ArchivedProduct],
 }
 
+fn view(s: &ShardFile) -> ShardView<'_> {
+    ShardView {
+        index: s.index,
+        content_id: s.content_id(),
+        products: s.products(),
+    }
+}
+
 /// A mapped, validated shard file.
 pub(crate) struct ShardFile {
     index: u32,
@@ -437,11 +445,12 @@ impl Snapshot {
 
     /// Non-empty shards in index order.
     pub fn shards(&self) -> impl Iterator<Item = ShardView<'_>> {
-        self.shards.iter().flatten().map(|s| ShardView {
-            index: s.index,
-            content_id: s.content_id(),
-            products: s.products(),
-        })
+        self.shards.iter().flatten().map(|s| view(s))
+    }
+
+    /// Shard `index`, `None` when it is empty or out of range.
+    pub fn shard(&self, index: u32) -> Option<ShardView<'_>> {
+        self.shard_file(index).map(|s| view(s))
     }
 
     /// Every product: shard by shard, by id within a shard. Not globally sorted by id, and
