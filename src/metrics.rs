@@ -131,6 +131,9 @@ pub struct Metrics {
     artifact_files: Gauge,
     object_store_reachable: Gauge,
     object_store_manifest: Gauge,
+    object_store_objects: Gauge,
+    object_store_bytes: Gauge,
+    object_store_collected: Counter,
     store_open_checked_bytes: Gauge,
     store_open_trusted_files: Gauge,
     scrub_bytes: Counter,
@@ -252,6 +255,25 @@ impl Metrics {
             "Sequence number of the last manifest written (writer) or served (replica)",
             object_store_manifest.clone(),
         );
+        let object_store_objects = Gauge::default();
+        registry.register(
+            "object_store_objects",
+            "Objects in the bucket after the writer's last collection (writer only)",
+            object_store_objects.clone(),
+        );
+        let object_store_bytes = Gauge::default();
+        registry.register_with_unit(
+            "object_store",
+            "Bytes of the objects in the bucket after the writer's last collection (writer only)",
+            Unit::Bytes,
+            object_store_bytes.clone(),
+        );
+        let object_store_collected = Counter::default();
+        registry.register(
+            "object_store_collected_objects",
+            "Objects and manifests the writer's collector removed from the bucket",
+            object_store_collected.clone(),
+        );
         let store_open_checked_bytes = Gauge::default();
         registry.register(
             "store_open_checked_bytes",
@@ -337,6 +359,9 @@ impl Metrics {
             artifact_files,
             object_store_reachable,
             object_store_manifest,
+            object_store_objects,
+            object_store_bytes,
+            object_store_collected,
             store_open_checked_bytes,
             store_open_trusted_files,
             scrub_bytes,
@@ -432,6 +457,15 @@ impl Metrics {
     pub fn object_store(&self, reachable: bool, manifest: u64) {
         self.object_store_reachable.set(i64::from(reachable));
         self.object_store_manifest.set(clamp(manifest));
+    }
+
+    /// The writer's collector ran: what it removed, and what the bucket holds now.
+    pub fn object_store_collected(&self, collected: crate::scaleout::Collected) {
+        self.object_store_collected
+            .inc_by((collected.objects + collected.manifests) as u64);
+        self.object_store_objects
+            .set(clamp(collected.kept_objects as u64));
+        self.object_store_bytes.set(clamp(collected.kept_bytes));
     }
 
     /// What opening the store cost (see `Store::open_stats`).

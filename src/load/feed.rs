@@ -50,6 +50,15 @@ pub fn link_key(url: &str) -> String {
     format!("{path}?{}", kept.join("&"))
 }
 
+/// The generation a listed URL was signed at (its `g=`), if it names one.
+pub fn link_generation(url: &str) -> Option<u64> {
+    let (_, query) = url.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|p| p.strip_prefix("g="))
+        .and_then(|g| g.parse().ok())
+}
+
 /// Whether two listed URLs name the same file for the same partner ([`link_key`]).
 pub fn same_link(a: &str, b: &str) -> bool {
     link_key(a) == link_key(b)
@@ -275,6 +284,18 @@ mod tests {
             a,
             "http://h/p/k/light.xml?partner=b&expires=9&g=4&sig=ab"
         ));
+    }
+
+    #[test]
+    fn the_generation_a_link_was_signed_at() {
+        let at = |url| link_generation(url);
+        assert_eq!(at("http://h/p/k/light.xml?partner=a&g=42&sig=ab"), Some(42));
+        assert_eq!(at("http://h/p/k/light.xml?partner=a&sig=ab"), None);
+        assert_eq!(at("http://h/p/k/light.xml?partner=a&g=x"), None);
+        assert_eq!(at("http://h/feeds/light.xml"), None);
+        // A newer generation orders after an older one, and after none.
+        assert!(at("http://h/x?g=5") > at("http://h/x?g=4"));
+        assert!(at("http://h/x?g=0") > at("http://h/x"));
     }
 
     #[test]

@@ -20,13 +20,18 @@ use rand_chacha::ChaCha8Rng;
 use super::cache::{Lookup, ParseCache};
 use super::client::Client;
 use super::feed::{
-    link_key, parse_gateway, parse_light, same_link, GatewayDoc, LightIndex, Listed,
+    link_generation, link_key, parse_gateway, parse_light, same_link, GatewayDoc, LightIndex,
+    Listed,
 };
 use super::offer::{parse_change, OfferDigest, ProductDigest};
 use super::Shared;
 
 /// How long a partner waits for another partner's parse of the same bytes.
 const PARSE_WAIT: Duration = Duration::from_secs(120);
+/// How long a body that does not match its gateway's hash is rechecked against the gateway
+/// before it counts as a mismatch: replicas follow the writer within about a second.
+const RECHECK_FOR: Duration = Duration::from_secs(3);
+const RECHECK_EVERY: Duration = Duration::from_millis(100);
 /// Bodies larger than this are refused (a runaway response must not eat the machine).
 const MAX_BODY: u64 = 8 << 30;
 
@@ -572,44 +577,62 @@ impl Partner {
     }
 
     /// A body whose MD5 is not the gateway's hash: a mismatch, unless the gateway meanwhile
-    /// lists another version of the file (it was republished while we fetched).
+    /// lists another version of the file (it was republished while we fetched). Behind a
+    /// balancer the gateway asked again may come from a replica a manifest behind the one
+    /// that served the body, still listing the old hash at the old generation: asked again
+    /// until it lists the file at a newer generation, or [`RECHECK_FOR`] passes.
     async fn mismatch(&mut self, label: &'static str, f: &Listed, got: &str) {
         let url = self.gateway_url.clone();
-        let doc = match self.fetch("gateway", &url, None, true, false).await {
-            Ok(Fetched::Body(b)) => b.bytes.and_then(|bytes| parse_gateway(&bytes).ok()),
-            Ok(Fetched::NotModified) => None,
-            Err(kind) => {
-                self.shared.stats.error(kind);
-                None
-            }
-        };
-        let Some(doc) = doc else {
-            // Cannot tell whether the file was republished: count the mismatch.
-            self.shared.stats.mismatches.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
-        let listed_now = doc
-            .files
-            .iter()
-            .chain(doc.changes.iter())
-            .find(|x| same_link(&x.url, &f.url))
-            .map(|x| x.hash.clone());
-        match listed_now {
-            // Still listed with the hash we checked against: the server sent other bytes.
-            Some(now) if now == f.hash => {
+        let deadline = Instant::now() + RECHECK_FOR;
+        loop {
+            let doc = match self.fetch("gateway", &url, None, true, false).await {
+                Ok(Fetched::Body(b)) => b.bytes.and_then(|bytes| parse_gateway(&bytes).ok()),
+                Ok(Fetched::NotModified) => None,
+                Err(kind) => {
+                    self.shared.stats.error(kind);
+                    None
+                }
+            };
+            let Some(doc) = doc else {
+                // Cannot tell whether the file was republished: count the mismatch.
                 self.shared.stats.mismatches.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    partner = self.id,
-                    file = label,
-                    url = %f.url,
-                    expected = ?f.hash,
-                    got,
-                    "body does not match the gateway's hash"
-                );
-            }
-            // Listed with another hash, or no longer listed: republished while we fetched.
-            Some(_) | None => {
-                self.shared.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let listed_now = doc
+                .files
+                .iter()
+                .chain(doc.changes.iter())
+                .find(|x| same_link(&x.url, &f.url))
+                .map(|x| (x.hash.clone(), link_generation(&x.url)));
+            match listed_now {
+                // Still listed with the hash we checked against, by a gateway no newer than
+                // the one we had: perhaps a node behind the one that served the body.
+                Some((now, g))
+                    if now == f.hash
+                        && g <= link_generation(&f.url)
+                        && Instant::now() < deadline =>
+                {
+                    self.shared.stats.rechecks.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(RECHECK_EVERY).await;
+                }
+                // Still listed with that hash: the server sent other bytes.
+                Some((now, _)) if now == f.hash => {
+                    self.shared.stats.mismatches.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        partner = self.id,
+                        file = label,
+                        url = %f.url,
+                        expected = ?f.hash,
+                        got,
+                        "body does not match the gateway's hash"
+                    );
+                    return;
+                }
+                // Listed with another hash, or no longer listed: republished while we fetched.
+                Some(_) | None => {
+                    self.shared.stats.superseded.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
         }
     }

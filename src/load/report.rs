@@ -41,6 +41,9 @@ pub struct Stats {
     pub mismatches: AtomicU64,
     /// Bodies that did not match because the file was superseded meanwhile.
     pub superseded: AtomicU64,
+    /// Gateways asked again because they still listed a mismatched body's file at the
+    /// generation it was fetched for (a node behind the one that served it).
+    pub rechecks: AtomicU64,
     pub range_downloads: AtomicU64,
     pub gzip_decoded: AtomicU64,
     pub changes_applied: AtomicU64,
@@ -67,6 +70,7 @@ impl Default for Stats {
             error_count: AtomicU64::new(0),
             mismatches: AtomicU64::new(0),
             superseded: AtomicU64::new(0),
+            rechecks: AtomicU64::new(0),
             range_downloads: AtomicU64::new(0),
             gzip_decoded: AtomicU64::new(0),
             changes_applied: AtomicU64::new(0),
@@ -161,6 +165,7 @@ impl Stats {
             errors: lock(&self.errors).clone(),
             hash_mismatches: get(&self.mismatches),
             superseded_bodies: get(&self.superseded),
+            gateway_rechecks: get(&self.rechecks),
             range_downloads: get(&self.range_downloads),
             gzip_decoded: get(&self.gzip_decoded),
             changes_applied: get(&self.changes_applied),
@@ -268,6 +273,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub hash_mismatches: u64,
     pub superseded_bodies: u64,
+    /// Gateways asked again for a mismatched body, waiting for a node that was behind.
+    pub gateway_rechecks: u64,
     pub range_downloads: u64,
     pub gzip_decoded: u64,
     pub changes_applied: u64,
@@ -332,8 +339,8 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "hash mismatches: {} (bodies superseded while fetching: {}); range-resumed downloads: {}; gzip-decoded: {}",
-            self.hash_mismatches, self.superseded_bodies, self.range_downloads, self.gzip_decoded
+            "hash mismatches: {} (bodies superseded while fetching: {}, gateways asked again for them: {}); range-resumed downloads: {}; gzip-decoded: {}",
+            self.hash_mismatches, self.superseded_bodies, self.gateway_rechecks, self.range_downloads, self.gzip_decoded
         );
         let _ = writeln!(
             s,

@@ -7,10 +7,12 @@
 //! This stage reads the data directory the earlier stages wrote and knows none of them.
 
 mod follower;
+mod gc;
 mod manifest;
 pub mod task;
 #[cfg(test)]
 mod tests;
+mod transfer;
 mod writer;
 
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 
 pub use follower::{FollowOutcome, Follower};
+pub use gc::{Collected, Retention};
 pub use manifest::{FileEntry, Manifest};
 pub use task::{Durable, DurableState, Following, StoreHealth, Uploader};
 pub use writer::{scan, HashCache, Published, Writer};
@@ -109,6 +112,14 @@ pub fn open(target: &StoreTarget) -> Result<(Arc<dyn ObjectStore>, ObjectPath), 
         source,
     })?;
     Ok((Arc::new(store), ObjectPath::from(target.prefix.as_str())))
+}
+
+/// A put that fails with `AlreadyExists` when the key is taken (`If-None-Match: *`).
+fn put_create() -> object_store::PutOptions {
+    object_store::PutOptions {
+        mode: object_store::PutMode::Create,
+        ..Default::default()
+    }
 }
 
 /// `prefix/part/name`, the key of an object under the store's prefix.

@@ -19,6 +19,9 @@ use crate::store::Store;
 /// shortly after the generation they follow.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How often the writer collects the bucket's garbage ([`super::Retention`]).
+const COLLECT_EVERY: Duration = Duration::from_secs(600);
+
 /// How long an acknowledgement (an ingest answer, a drop-folder file's move to `done/`)
 /// waits for the object store before it gives up and says so.
 pub const DURABLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -124,6 +127,8 @@ impl Uploader {
         } = self;
         let mut generations = store.subscribe();
         let mut cache = HashCache::default();
+        // The first collection right after start: a restart after a long stop has the most.
+        let mut collected_at: Option<std::time::Instant> = None;
         loop {
             // The generation is read before the scan: the files found hold at least it.
             let generation = store.snapshot().generation();
@@ -167,6 +172,10 @@ impl Uploader {
                         }
                         metrics.object_store(true, s.sequence);
                     });
+                    if collected_at.is_none_or(|t| t.elapsed() >= COLLECT_EVERY) {
+                        collected_at = Some(std::time::Instant::now());
+                        collect(&mut writer, &metrics).await;
+                    }
                 }
                 Err(e @ ScaleError::Fenced { .. }) => {
                     let why = e.to_string();
@@ -192,6 +201,27 @@ impl Uploader {
                 _ = tokio::time::sleep(TICK) => {}
             }
         }
+    }
+}
+
+/// One collection of the bucket; a failure is only logged (the next one tries again).
+async fn collect(writer: &mut Writer, metrics: &Metrics) {
+    match writer
+        .collect(super::Retention::default(), std::time::SystemTime::now())
+        .await
+    {
+        Ok(c) => {
+            tracing::info!(
+                manifests = c.manifests,
+                objects = c.objects,
+                bytes = c.bytes,
+                kept_objects = c.kept_objects,
+                kept_bytes = c.kept_bytes,
+                "object store: collected"
+            );
+            metrics.object_store_collected(c);
+        }
+        Err(e) => tracing::warn!(error = %error_chain(&e), "object store: collection failed"),
     }
 }
 

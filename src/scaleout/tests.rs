@@ -316,3 +316,213 @@ async fn two_writers_on_an_empty_bucket() {
         (epoch, a) => panic!("first manifest by epoch {epoch}, the older writer got {a:?}"),
     }
 }
+
+/// A file larger than a part goes up in parts and comes down streamed, the same bytes; one
+/// whose bytes changed since the scan is refused mid-upload and leaves no object behind; a
+/// download that is not the manifest's bytes leaves the destination as it was.
+#[tokio::test]
+async fn big_files_go_up_in_parts_and_come_down_streamed() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let big: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let src = data_dir_with(&[("artifacts/k/full.xml", &big), ("store/MANIFEST", b"m")]);
+    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
+        .await
+        .unwrap()
+        .with_part_size(4096);
+    let mut cache = HashCache::default();
+    let files = scan(src.path(), &mut cache).unwrap();
+    let p = writer.publish(1, files.clone()).await.unwrap().unwrap();
+    assert_eq!((p.objects, p.bytes), (2, big.len() as u64 + 1));
+    let key = object_key(&prefix, &files[0].0.blake3);
+    let stored = store.get(&key).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&stored[..], &big[..]);
+
+    let replica = tempfile::tempdir().unwrap();
+    let mut follower = Follower::new(store.clone(), prefix.clone(), replica.path().into());
+    follower.step().await.unwrap();
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/k/full.xml")).unwrap(),
+        big
+    );
+
+    // Same size, other bytes: the upload stops at the hash and aborts.
+    let mut other = big.clone();
+    other[9_000] ^= 1;
+    std::fs::write(src.path().join("artifacts/k/full.xml"), &other).unwrap();
+    let (stale, path) = files[0].clone();
+    let (fresh, _) = scan(src.path(), &mut HashCache::default()).unwrap()[0].clone();
+    let stale = FileEntry {
+        blake3: fresh.blake3.clone(),
+        ..stale
+    };
+    let mut w2 = Writer::claim(store.clone(), prefix.clone(), "w2".into())
+        .await
+        .unwrap()
+        .with_part_size(4096);
+    std::fs::write(&path, &big).unwrap();
+    let err = w2.publish(2, vec![(stale, path)]).await.unwrap_err();
+    assert!(matches!(err, ScaleError::Vanished { .. }), "{err}");
+    let gone = store.head(&object_key(&prefix, &fresh.blake3)).await;
+    assert!(matches!(gone, Err(object_store::Error::NotFound { .. })));
+
+    // An object whose bytes are not its name's: the replica's copy stays, no temporary left.
+    let dest = replica.path().join("artifacts/k/full.xml");
+    store.put(&key, other.clone().into()).await.unwrap();
+    let entry = &files[0].0;
+    let err = transfer::download(store.as_ref(), &key, entry, &dest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ScaleError::HashMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read(&dest).unwrap(), big);
+    let names: Vec<_> = std::fs::read_dir(replica.path().join("artifacts/k"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["full.xml"]);
+}
+
+/// The collector removes manifests past the retention and the objects only they named,
+/// keeps what the kept manifests name and what is younger than the grace, removes nothing
+/// while another writer's manifest is above its own, and a replica left behind the removed
+/// manifests jumps to the newest.
+#[tokio::test]
+async fn the_collector_keeps_what_kept_manifests_name() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
+        .await
+        .unwrap();
+    let src = data_dir_with(&[("store/shard-1", b"shared"), ("artifacts/light.xml", b"0")]);
+    let mut cache = HashCache::default();
+    let mut hashes = Vec::new();
+    let replica = tempfile::tempdir().unwrap();
+    let mut behind = Follower::new(store.clone(), prefix.clone(), replica.path().into());
+    for i in 1..=5u64 {
+        std::fs::write(src.path().join("artifacts/light.xml"), format!("light {i}")).unwrap();
+        let files = scan(src.path(), &mut cache).unwrap();
+        hashes.push(files[0].0.blake3.clone());
+        writer.publish(i, files).await.unwrap().unwrap();
+        if i == 1 {
+            behind.step().await.unwrap();
+        }
+    }
+    let objects = |store: Arc<dyn ObjectStore>| async move {
+        let listed = store.list_with_delimiter(Some(&"p/objects".into())).await;
+        let mut names: Vec<String> = listed
+            .unwrap()
+            .objects
+            .iter()
+            .map(|m| m.location.filename().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(7200);
+    let keep_two = Retention {
+        manifests: 2,
+        ..Retention::default()
+    };
+    // Within the age and the grace nothing goes.
+    let now = std::time::SystemTime::now();
+    let c = writer.collect(keep_two, now).await.unwrap();
+    assert_eq!((c.manifests, c.objects, c.kept_objects), (0, 0, 6));
+
+    let c = writer.collect(keep_two, later).await.unwrap();
+    assert_eq!((c.manifests, c.objects, c.kept_objects), (3, 3, 3));
+    let mut expected: Vec<String> = hashes[3..].to_vec();
+    let shared = blake3::hash(b"shared").to_hex().to_string();
+    expected.push(shared);
+    expected.sort();
+    assert_eq!(objects(store.clone()).await, expected);
+    for n in 1..=3 {
+        let m = follower::get_manifest(store.as_ref(), &prefix, n).await;
+        assert_eq!(m.unwrap(), None, "manifest {n} removed");
+    }
+
+    // The replica at manifest 1 finds 2 gone and takes the newest.
+    let FollowOutcome::Applied { manifest, .. } = behind.step().await.unwrap() else {
+        panic!("the replica stayed behind");
+    };
+    assert_eq!(manifest.sequence, 5);
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/light.xml")).unwrap(),
+        b"light 5"
+    );
+
+    // A state returning to bytes whose object was removed uploads it again.
+    std::fs::write(src.path().join("artifacts/light.xml"), "light 1").unwrap();
+    let files = scan(src.path(), &mut cache).unwrap();
+    let p = writer.publish(6, files).await.unwrap().unwrap();
+    assert_eq!(p.objects, 1, "the removed object goes up again");
+    assert!(store.head(&object_key(&prefix, &hashes[0])).await.is_ok());
+
+    // Another writer's manifest above this one's: nothing is removed.
+    let mut newer = Writer::claim(store.clone(), prefix.clone(), "new".into())
+        .await
+        .unwrap();
+    let taken = tempfile::tempdir().unwrap();
+    newer.take_over(taken.path()).await.unwrap();
+    let c = writer.collect(keep_two, later).await.unwrap();
+    assert_eq!(c, Collected::default());
+}
+
+/// A replica removes the files the writer removed (after its delay, at its next step), holds
+/// those named again, and leaves files no manifest named alone.
+#[tokio::test]
+async fn a_replica_removes_what_the_writer_removed() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
+        .await
+        .unwrap();
+    let src = data_dir_with(&[
+        ("changes/a", b"a"),
+        ("changes/b", b"b"),
+        ("artifacts/light.xml", b"1"),
+    ]);
+    let mut cache = HashCache::default();
+    let replica = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(replica.path().join("changes")).unwrap();
+    std::fs::write(replica.path().join("changes/local"), b"mine").unwrap();
+    let mut follower =
+        Follower::new(store.clone(), prefix.clone(), replica.path().into()).dropping_at_once();
+    writer
+        .publish(1, scan(src.path(), &mut cache).unwrap())
+        .await
+        .unwrap();
+    follower.step().await.unwrap();
+    std::fs::remove_file(src.path().join("changes/a")).unwrap();
+    std::fs::remove_file(src.path().join("changes/b")).unwrap();
+    std::fs::write(src.path().join("artifacts/light.xml"), b"2").unwrap();
+    writer
+        .publish(2, scan(src.path(), &mut cache).unwrap())
+        .await
+        .unwrap();
+    follower.step().await.unwrap();
+    assert!(
+        replica.path().join("changes/a").exists(),
+        "not before the next step"
+    );
+    // `b` comes back in a later manifest: the replica holds it again.
+    std::fs::write(src.path().join("changes/b"), b"b").unwrap();
+    writer
+        .publish(3, scan(src.path(), &mut cache).unwrap())
+        .await
+        .unwrap();
+    follower.step().await.unwrap();
+    assert!(matches!(
+        follower.step().await.unwrap(),
+        FollowOutcome::UpToDate
+    ));
+    let mut left: Vec<String> = std::fs::read_dir(replica.path().join("changes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["b", "local"]);
+    assert_eq!(
+        std::fs::read(replica.path().join("artifacts/light.xml")).unwrap(),
+        b"2"
+    );
+}

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use object_store::ObjectStore;
 
+use super::gc::{Collected, References, Retention};
 use super::manifest::{FileEntry, Manifest};
-use super::{epoch_key, highest, manifest_key, object_key, ScaleError, PUBLISHED_DIRS};
+use super::{epoch_key, highest, manifest_key, object_key, put_create, ScaleError, PUBLISHED_DIRS};
 
 /// One writer of a manifest sequence (see the module documentation of [`super`]).
 pub struct Writer {
@@ -24,6 +25,10 @@ pub struct Writer {
     /// The manifest this writer last wrote, to skip publishing an unchanged state.
     last_files: Option<Vec<FileEntry>>,
     fenced: Option<ScaleError>,
+    /// Files above this size go up in parts of this size.
+    part: usize,
+    /// Which manifests name each object, for the collector.
+    refs: References,
 }
 
 /// How a create-only manifest write ended (a higher epoch's win is an error, fencing).
@@ -40,13 +45,6 @@ pub struct Published {
     /// Objects uploaded and their bytes (objects already there are not counted).
     pub objects: usize,
     pub bytes: u64,
-}
-
-fn put_create() -> PutOptions {
-    PutOptions {
-        mode: PutMode::Create,
-        ..Default::default()
-    }
 }
 
 impl Writer {
@@ -89,7 +87,16 @@ impl Writer {
             present: HashSet::new(),
             last_files: None,
             fenced: None,
+            part: super::transfer::PART,
+            refs: References::default(),
         })
+    }
+
+    /// Upload files larger than `part` bytes in parts of that size (S3 takes 5 MiB and up).
+    #[cfg(test)]
+    pub(crate) fn with_part_size(mut self, part: usize) -> Writer {
+        self.part = part;
+        self
     }
 
     pub fn epoch(&self) -> u64 {
@@ -140,6 +147,7 @@ impl Writer {
         loop {
             match self.put_manifest(generation, &entries).await? {
                 Put::Written(sequence) => {
+                    self.refs.record(sequence, &entries);
                     self.last_files = Some(entries);
                     return Ok(Some(Published {
                         sequence,
@@ -182,8 +190,10 @@ impl Writer {
             self.next = newest.sequence + 1;
             self.present
                 .extend(newest.files.iter().map(|f| f.blake3.clone()));
+            self.refs.record(newest.sequence, &newest.files);
             match self.put_manifest(newest.generation, &newest.files).await? {
-                Put::Written(_) => {
+                Put::Written(sequence) => {
+                    self.refs.record(sequence, &newest.files);
                     self.last_files = Some(newest.files.clone());
                     return Ok(Some(newest));
                 }
@@ -217,9 +227,13 @@ impl Writer {
                 let winner =
                     super::follower::get_manifest(self.store.as_ref(), &self.prefix, self.next)
                         .await?;
-                let winner_epoch = winner.map_or(self.epoch, |w| w.epoch);
+                let winner_epoch = winner.as_ref().map_or(self.epoch, |w| w.epoch);
                 if winner_epoch > self.epoch {
                     return Err(self.fence(winner_epoch, self.next));
+                }
+                // An older writer's last word: replicas apply it too, so its objects stay.
+                if let Some(w) = winner {
+                    self.refs.record(w.sequence, &w.files);
                 }
                 self.next += 1;
                 Ok(Put::Taken)
@@ -230,6 +244,37 @@ impl Writer {
                 source,
             }),
         }
+    }
+
+    /// Remove what the bucket no longer needs ([`super::gc`]); nothing once fenced.
+    pub async fn collect(
+        &mut self,
+        retention: Retention,
+        now: SystemTime,
+    ) -> Result<Collected, ScaleError> {
+        if self.fenced.is_some() || self.next <= 1 {
+            return Ok(Collected::default());
+        }
+        let Writer {
+            store,
+            prefix,
+            present,
+            refs,
+            next,
+            ..
+        } = self;
+        super::gc::collect(
+            store.as_ref(),
+            prefix,
+            refs,
+            *next - 1,
+            retention,
+            now,
+            |gone| {
+                present.remove(gone);
+            },
+        )
+        .await
     }
 
     /// Stop for good: `winner` published sequence `sequence`.
@@ -249,43 +294,10 @@ impl Writer {
         fenced()
     }
 
-    /// Put one object create-only; false when it was there already (same name, same bytes).
+    /// Put one object (see [`super::transfer::upload`]); false when it was there already.
     async fn upload(&self, entry: &FileEntry, path: &Path) -> Result<bool, ScaleError> {
-        let bytes = tokio::fs::read(path).await.map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                ScaleError::Vanished {
-                    path: path.to_path_buf(),
-                }
-            } else {
-                ScaleError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            }
-        })?;
-        // The scan's hash may be stale: a file replaced by rename since (the store's
-        // `MANIFEST.prev`) would otherwise go up under a key its bytes do not have.
-        if bytes.len() as u64 != entry.size
-            || blake3::hash(&bytes).to_hex().as_str() != entry.blake3
-        {
-            return Err(ScaleError::Vanished {
-                path: path.to_path_buf(),
-            });
-        }
         let key = object_key(&self.prefix, &entry.blake3);
-        match self
-            .store
-            .put_opts(&key, PutPayload::from(bytes), put_create())
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(source) => Err(ScaleError::Store {
-                op: "put",
-                key: key.to_string(),
-                source,
-            }),
-        }
+        super::transfer::upload(self.store.as_ref(), &key, entry, path, self.part).await
     }
 }
 
