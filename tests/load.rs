@@ -5,6 +5,7 @@ mod common;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -146,29 +147,29 @@ fn mutator_updates_reach_light_and_change_files_and_the_rebuilt_base_agrees() {
     assert_eq!(report.base.drift_unexplained, 0, "{}", report.summary());
 }
 
-/// An origin whose light.xml is not the file its gateway describes.
-async fn broken_origin() -> SocketAddr {
+/// An origin on loopback whose gateway is `gateway(n, addr)` at its `n`th request (from 0),
+/// serving `full` as full.xml and `light` as light.xml (any query).
+async fn scripted_origin(
+    gateway: fn(usize, SocketAddr) -> String,
+    full: &'static str,
+    light: &'static str,
+) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let full = "<offer><products><product id=\"1\"/></products></offer>";
-    let md5 = common::md5_hex(full.as_bytes());
-    let gateway = format!(
-        "<provider_description><full url=\"http://{addr}/full.xml\" hash=\"{md5}\"/>\
-         <light url=\"http://{addr}/light.xml\" hash=\"{md5}\"/></provider_description>"
-    );
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let gateway = gateway.clone();
+            let asked = asked.clone();
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                 let body = match req.uri().path() {
-                    "/gateway.xml" => gateway.clone(),
+                    "/gateway.xml" => gateway(asked.fetch_add(1, Ordering::SeqCst), addr),
                     "/full.xml" => full.to_string(),
-                    _ => "<offer><products/></offer>".to_string(),
+                    _ => light.to_string(),
                 };
                 async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
             });
@@ -179,6 +180,26 @@ async fn broken_origin() -> SocketAddr {
         }
     });
     addr
+}
+
+const ONE: &str = "<offer><products><product id=\"1\"/></products></offer>";
+const NONE: &str = "<offer><products/></offer>";
+
+/// A gateway listing full.xml and light.xml (at `/light.xml{query}`) with those MD5s.
+fn gateway_xml(addr: SocketAddr, full_md5: &str, light_query: &str, light_md5: &str) -> String {
+    format!(
+        "<provider_description><full url=\"http://{addr}/full.xml\" hash=\"{full_md5}\"/>\
+         <light url=\"http://{addr}/light.xml{light_query}\" hash=\"{light_md5}\"/></provider_description>"
+    )
+}
+
+/// An origin whose light.xml never has the MD5 its gateway lists.
+async fn broken_origin() -> SocketAddr {
+    fn gateway(_: usize, addr: SocketAddr) -> String {
+        let md5 = common::md5_hex(ONE.as_bytes());
+        gateway_xml(addr, &md5, "", &md5)
+    }
+    scripted_origin(gateway, ONE, NONE).await
 }
 
 #[test]
@@ -195,6 +216,46 @@ fn a_body_that_does_not_match_its_hash_fails_the_run() {
     assert!(!report.passed());
     // full.xml matched: only light is wrong.
     assert!(report.kinds["full"].requests >= 2);
+}
+
+/// A gateway from a node behind the one that served light.xml: the first two gateway answers
+/// list light.xml's old MD5 at generation 1, the next ones its new MD5 at generation 2, and
+/// light.xml is always the new bytes. The harness asks the gateway again rather than count a
+/// mismatch, and counts the body superseded; a gateway that keeps listing the old MD5 at the
+/// same generation is a mismatch (the broken origin with `g=` links).
+#[test]
+fn a_gateway_behind_is_asked_again_before_a_mismatch_counts() {
+    fn lagging(n: usize, addr: SocketAddr) -> String {
+        let (full, new) = (
+            common::md5_hex(ONE.as_bytes()),
+            common::md5_hex(NONE.as_bytes()),
+        );
+        match n {
+            0 | 1 => gateway_xml(addr, &full, "?g=1", &full),
+            _ => gateway_xml(addr, &full, "?g=2", &new),
+        }
+    }
+    fn stuck(_: usize, addr: SocketAddr) -> String {
+        let md5 = common::md5_hex(ONE.as_bytes());
+        gateway_xml(addr, &md5, "?g=1", &md5)
+    }
+    let rt = runtime();
+    let run = |gateway: fn(usize, SocketAddr) -> String| {
+        let addr = rt.block_on(scripted_origin(gateway, ONE, NONE));
+        let mut opts = LoadOptions::new(vec![format!("http://{addr}/gateway.xml")]);
+        opts.partners = 1;
+        opts.duration = Duration::from_millis(600);
+        opts.poll_interval = Duration::from_millis(100);
+        opts.range_share = 0.0;
+        rt.block_on(load::run(opts)).expect("runs")
+    };
+    let report = run(lagging);
+    assert_eq!(report.hash_mismatches, 0, "{}", report.summary());
+    assert!(report.gateway_rechecks >= 1, "{}", report.summary());
+    assert!(report.superseded_bodies >= 1, "{}", report.summary());
+    let report = run(stuck);
+    assert!(report.hash_mismatches > 0, "{}", report.summary());
+    assert!(report.gateway_rechecks >= 1, "{}", report.summary());
 }
 
 const ADMIN_TOKEN: &str = "load-test-admin-token";

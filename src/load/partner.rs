@@ -579,8 +579,9 @@ impl Partner {
     /// A body whose MD5 is not the gateway's hash: a mismatch, unless the gateway meanwhile
     /// lists another version of the file (it was republished while we fetched). Behind a
     /// balancer the gateway asked again may come from a replica a manifest behind the one
-    /// that served the body, still listing the old hash at the old generation: asked again
-    /// until it lists the file at a newer generation, or [`RECHECK_FOR`] passes.
+    /// that served the body, still listing the old hash at the old generation: a link that
+    /// names its generation (`g=`) is asked again until the gateway lists it at a newer one,
+    /// or [`RECHECK_FOR`] passes.
     async fn mismatch(&mut self, label: &'static str, f: &Listed, got: &str) {
         let url = self.gateway_url.clone();
         let deadline = Instant::now() + RECHECK_FOR;
@@ -606,10 +607,11 @@ impl Partner {
                 .map(|x| (x.hash.clone(), link_generation(&x.url)));
             match listed_now {
                 // Still listed with the hash we checked against, by a gateway no newer than
-                // the one we had: perhaps a node behind the one that served the body.
-                Some((now, g))
+                // the one we had: perhaps a node behind the one that served the body (only
+                // links that name their generation can tell).
+                Some((now, Some(g)))
                     if now == f.hash
-                        && g <= link_generation(&f.url)
+                        && link_generation(&f.url).is_some_and(|had| g <= had)
                         && Instant::now() < deadline =>
                 {
                     self.shared.stats.rechecks.fetch_add(1, Ordering::Relaxed);

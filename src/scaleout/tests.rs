@@ -16,6 +16,14 @@ fn data_dir_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
+/// An in-memory bucket under the prefix `p` and a writer `w` of it.
+async fn bucket() -> (Arc<dyn ObjectStore>, ObjectPath, Writer) {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let prefix = ObjectPath::from("p");
+    let writer = Writer::claim(store.clone(), prefix.clone(), "w".into());
+    (store.clone(), prefix, writer.await.unwrap())
+}
+
 /// Two writers publish against one manifest sequence at once, in the in-memory store (which
 /// serialises conditional writes): every sequence number has exactly one manifest, the one
 /// its winner was told it wrote; epochs never go down along the sequence; the older writer
@@ -113,11 +121,7 @@ async fn two_writers_one_winner_per_sequence() {
 /// last good bytes. A manifest naming a path outside the published directories is refused.
 #[tokio::test]
 async fn follower_fetches_new_files_and_refuses_bad_bytes() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let prefix = ObjectPath::from("p");
-    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
-        .await
-        .unwrap();
+    let (store, prefix, mut writer) = bucket().await;
     let src = data_dir_with(&[
         ("store/MANIFEST", b"m1"),
         ("store/shard-1", b"shard one"),
@@ -322,14 +326,10 @@ async fn two_writers_on_an_empty_bucket() {
 /// download that is not the manifest's bytes leaves the destination as it was.
 #[tokio::test]
 async fn big_files_go_up_in_parts_and_come_down_streamed() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let prefix = ObjectPath::from("p");
+    let (store, prefix, writer) = bucket().await;
+    let mut writer = writer.with_part_size(4096);
     let big: Vec<u8> = (0..10_000u32).flat_map(|i| i.to_le_bytes()).collect();
     let src = data_dir_with(&[("artifacts/k/full.xml", &big), ("store/MANIFEST", b"m")]);
-    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
-        .await
-        .unwrap()
-        .with_part_size(4096);
     let mut cache = HashCache::default();
     let files = scan(src.path(), &mut cache).unwrap();
     let p = writer.publish(1, files.clone()).await.unwrap().unwrap();
@@ -388,11 +388,7 @@ async fn big_files_go_up_in_parts_and_come_down_streamed() {
 /// manifests jumps to the newest.
 #[tokio::test]
 async fn the_collector_keeps_what_kept_manifests_name() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let prefix = ObjectPath::from("p");
-    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
-        .await
-        .unwrap();
+    let (store, prefix, mut writer) = bucket().await;
     let src = data_dir_with(&[("store/shard-1", b"shared"), ("artifacts/light.xml", b"0")]);
     let mut cache = HashCache::default();
     let mut hashes = Vec::new();
@@ -471,11 +467,7 @@ async fn the_collector_keeps_what_kept_manifests_name() {
 /// those named again, and leaves files no manifest named alone.
 #[tokio::test]
 async fn a_replica_removes_what_the_writer_removed() {
-    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-    let prefix = ObjectPath::from("p");
-    let mut writer = Writer::claim(store.clone(), prefix.clone(), "w".into())
-        .await
-        .unwrap();
+    let (store, prefix, mut writer) = bucket().await;
     let src = data_dir_with(&[
         ("changes/a", b"a"),
         ("changes/b", b"b"),
