@@ -11,8 +11,11 @@
 #                        under objects/ then (moto's listing)
 #   ack, object store    the same updates with --store: the answer waits for the manifest
 #   per update           objects and bytes the bucket gained over those updates, per update
+#                        and the writer's peak private memory (RssAnon, sampled every
+#                        100 ms) meanwhile: files go up in 8 MiB parts, never whole
 #   replica cold start   launch of `iofd serve --role replica` on an empty data directory
-#                        until the first 200 gateway answer (fetches the whole manifest)
+#                        until the first 200 gateway answer (fetches the whole manifest),
+#                        and the replica's peak RssAnon meanwhile (downloads are streamed)
 #   ack -> every replica ROUNDS updates to the writer: from the 200 until light.xml's ETag
 #                        changed on every replica, p50 / p99
 #
@@ -44,6 +47,15 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { awk -v ms="$1" 'BEGIN {printf "%.2f s", ms / 1000}'; }
 mib() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1048576}'; }
 kib() { awk -v b="$1" 'BEGIN {printf "%.1f kB", b / 1024}'; }
+# Sample a process's RssAnon every 100 ms into FILE (the peak, in kB) until it is killed.
+peak_anon() { # pid file
+    local peak=0 anon
+    while kill -0 "$1" 2>/dev/null; do
+        anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0)
+        [ "${anon:-0}" -gt "$peak" ] && peak=$anon && echo "$peak" >"$2"
+        sleep 0.1
+    done
+}
 # p50 and p99 (nearest rank) of the numbers on stdin, in ms.
 pct() { sort -n | awk '{v[NR] = $1} END {
     i = int(NR * 0.5 + 0.999); j = int(NR * 0.99 + 0.999)
@@ -176,6 +188,9 @@ log "writer with the object store: the full sync"
 t=$(now_ms)
 node writer 0 "${s3_flags[@]}"
 WRITER_PID=$NODE_PID
+echo 0 >"$WORK/writer.peak"
+peak_anon "$WRITER_PID" "$WORK/writer.peak" &
+SAMPLER=$!
 wait_200 "$(admin 0)/readyz" 1800 "$WRITER_PID"
 gzip_done() { curl -sfI -H 'Accept-Encoding: gzip' "$(public 0)$FEED/full.xml" | grep -qi '^content-encoding: *gzip'; }
 until gzip_done; do sleep 0.05; done
@@ -193,6 +208,8 @@ SYNC_MS=$(($(now_ms) - t))
 last=$(bucket)
 while sleep 2 && now=$(bucket) && [ "$now" != "$last" ]; do last=$now; done
 read -r SYNC_OBJECTS SYNC_BYTES SYNC_MANIFESTS SYNC_MBYTES <<<"$now"
+kill "$SAMPLER" 2>/dev/null || true
+SYNC_PEAK_KB=$(cat "$WORK/writer.peak")
 
 log "ack latency with the object store ($ROUNDS updates)"
 QUANTITY=20000
@@ -207,11 +224,17 @@ PER_UPDATE_MBYTES=$(((MBYTES - SYNC_MBYTES) / ROUNDS))
 
 log "replica cold start ($REPLICAS replicas)"
 COLD=()
+COLD_PEAK=()
 for i in $(seq 1 "$REPLICAS"); do
     t=$(now_ms)
     node "replica$i" "$i" --role replica "${s3_flags[@]}"
+    echo 0 >"$WORK/replica$i.peak"
+    peak_anon "$NODE_PID" "$WORK/replica$i.peak" &
+    SAMPLER=$!
     wait_200 "$(public "$i")$FEED/gateway.xml" 1800 "$NODE_PID"
     COLD+=($(($(now_ms) - t)))
+    kill "$SAMPLER" 2>/dev/null || true
+    COLD_PEAK+=("$(mib $(($(cat "$WORK/replica$i.peak") * 1024)))")
 done
 
 log "update -> light.xml on every replica ($ROUNDS updates)"
@@ -242,7 +265,7 @@ row measure value
 row "---" "---"
 row "ack, local disk" "$LOCAL_ACKS"
 row "ack, object store" "$STORE_ACKS"
-row "full sync (writer start -> bucket complete)" "$(secs "$SYNC_MS"); $SYNC_OBJECTS objects, $(mib "$SYNC_BYTES"); $SYNC_MANIFESTS manifests, $(kib "$SYNC_MBYTES")"
+row "full sync (writer start -> bucket complete)" "$(secs "$SYNC_MS"); $SYNC_OBJECTS objects, $(mib "$SYNC_BYTES"); $SYNC_MANIFESTS manifests, $(kib "$SYNC_MBYTES"); writer peak RssAnon $(mib $((SYNC_PEAK_KB * 1024)))"
 row "per single-product update" "$PER_UPDATE_OBJECTS objects, $(kib "$PER_UPDATE_BYTES"); $PER_UPDATE_MANIFESTS manifests, $(kib "$PER_UPDATE_MBYTES")"
-row "replica cold start -> first gateway byte" "$(printf '%s ms ' "${COLD[@]}")"
+row "replica cold start -> first gateway byte" "$(printf '%s ms ' "${COLD[@]}")(peak RssAnon $(printf '%s ' "${COLD_PEAK[@]}"| sed 's/ $//'))"
 row "ack -> light.xml changed on every replica" "$VISIBLE"

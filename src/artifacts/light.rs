@@ -14,7 +14,8 @@
 //! - **gzip** (`light.xml.gz`): each fragment is also deflated on its own and ended with a
 //!   sync flush (byte-aligned, no back-references out of it), so the pieces join into one
 //!   valid single-member gzip stream, as pigz does; the CRC-32 is combined from the
-//!   fragments'.
+//!   fragments'. The first build of a key writes identity only (readiness does not wait for
+//!   deflating a whole catalog); [`LightBuilder::deflate_pending`] follows with the rest.
 //! - **Files.** Fragments live in `<artifacts>/_light/<profile>/`, written atomically and
 //!   fsynced. A replaced fragment's file is deleted when the last light.xml using it is
 //!   dropped, so downloads in flight keep their bytes. A fragment's name carries its CRC-32
@@ -170,10 +171,23 @@ impl Fragment {
 /// What was last built for one light key (profiles that differ only in file type share it).
 struct ProfileLight {
     generation: u64,
+    /// What the light.xml was assembled for, to assemble it again once deflated.
+    published: jiff::Timestamp,
+    profile: RenderProfile,
     fragments: HashMap<u32, Arc<Fragment>>,
     plain: Arc<Artifact>,
-    /// light.xml.gz, served to the profiles with the `xml.gz` file type.
-    gz: Arc<Artifact>,
+    /// light.xml.gz, served to the profiles with the `xml.gz` file type; `None` until every
+    /// fragment has its deflated form ([`LightBuilder::deflate_pending`]).
+    gz: Option<Arc<Artifact>>,
+}
+
+/// A light.xml assembled again once its fragments were deflated: the one it replaces in the
+/// served set, and the new one with its gzip form.
+pub(crate) struct Deflated {
+    pub key: String,
+    pub replaces: Arc<Artifact>,
+    pub plain: Arc<Artifact>,
+    pub gz: Arc<Artifact>,
 }
 
 /// Builds and keeps the light.xml of every profile.
@@ -217,17 +231,21 @@ impl LightBuilder {
     }
 
     /// light.xml (and light.xml.gz for gzip profiles) of `profile` for `snapshot`, or the
-    /// newer ones already built. Renders only the shards whose content changed.
+    /// newer ones already built. Renders only the shards whose content changed. The first
+    /// build of a key (a start, a new profile) renders every shard in identity only, so the
+    /// server is ready sooner: its deflated forms, and so light.xml's gzip forms, follow in
+    /// [`LightBuilder::deflate_pending`]. Later builds deflate the few shards they render.
     pub fn build(
         &self,
         snapshot: &Snapshot,
         profile: &RenderProfile,
     ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
         let key = profile.light_key();
-        let gz_for = |gz: &Arc<Artifact>| profile.gzip.then(|| gz.clone());
+        let gz_for = |gz: &Option<Arc<Artifact>>| gz.clone().filter(|_| profile.gzip);
         let mut state = self.state.lock();
         if let Some(built) = state.get(&key) {
-            if built.generation >= snapshot.generation() {
+            // A profile with the xml.gz file type needs its light.xml.gz now: it is its file.
+            if built.generation >= snapshot.generation() && (built.gz.is_some() || !profile.gzip) {
                 return Ok((built.plain.clone(), gz_for(&built.gz)));
             }
         }
@@ -252,28 +270,86 @@ impl LightBuilder {
                 _ => to_render.extend(snapshot.shard(index)),
             }
         }
-        let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id)?;
+        let deflate = !first_build || profile.gzip;
+        let rendered = self.render_shards(&dir, &to_render, profile, &dicts, dicts_id, deflate)?;
         if !rendered.is_empty() {
             // One directory sync for every fragment renamed into place.
             crate::fsio::sync_dir(&dir).map_err(|e| ArtifactError::io(&dir, e))?;
         }
         fragments.extend(rendered);
+        if profile.gzip {
+            let missing: Vec<Arc<Fragment>> = fragments
+                .values()
+                .filter(|f| f.deflated.is_none())
+                .cloned()
+                .collect();
+            let deflated = self.deflate(&missing, &|| false)?;
+            replace_deflated(&mut fragments, &deflated);
+        }
         for (index, old) in &previous {
-            if fragments.get(index).is_none_or(|f| !Arc::ptr_eq(f, old)) {
+            // The same plain file with its deflated form added since is the same fragment.
+            if fragments
+                .get(index)
+                .is_none_or(|f| !Arc::ptr_eq(&f.plain, &old.plain))
+            {
                 old.retire();
             }
         }
-        let (plain, gz) = self.assemble(snapshot, profile, &fragments)?;
+        let (plain, gz) = self.assemble(snapshot.published(), profile, &fragments)?;
         state.insert(
             key,
             ProfileLight {
                 generation: snapshot.generation(),
+                published: snapshot.published(),
+                profile: profile.clone(),
                 fragments,
                 plain: plain.clone(),
                 gz: gz.clone(),
             },
         );
         Ok((plain, gz_for(&gz)))
+    }
+
+    /// Deflate every fragment still without its deflated form (on the shared pool, off the
+    /// state's lock, so light.xml keeps following updates meanwhile), then assemble again
+    /// each light.xml whose fragments all have one: the ones to put in the served set.
+    /// `stopping` ends the work early (an `Interrupted` error; the next start finishes it).
+    /// Blocking.
+    pub(crate) fn deflate_pending(
+        &self,
+        stopping: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<Deflated>, ArtifactError> {
+        let pending: Vec<Arc<Fragment>> = {
+            let state = self.state.lock();
+            state
+                .values()
+                .flat_map(|l| l.fragments.values())
+                .filter(|f| f.deflated.is_none())
+                .cloned()
+                .collect()
+        };
+        let deflated = self.deflate(&pending, stopping)?;
+        let mut out = Vec::new();
+        let mut state = self.state.lock();
+        for (key, light) in state.iter_mut() {
+            replace_deflated(&mut light.fragments, &deflated);
+            if light.gz.is_some() {
+                continue;
+            }
+            let (plain, gz) = self.assemble(light.published, &light.profile, &light.fragments)?;
+            if let Some(gz) = gz {
+                out.push(Deflated {
+                    key: key.clone(),
+                    replaces: std::mem::replace(&mut light.plain, plain.clone()),
+                    plain,
+                    gz: gz.clone(),
+                });
+                light.gz = Some(gz);
+            }
+        }
+        // Fragments replaced above stay with the pending list until here, so no file goes.
+        drop(pending);
+        Ok(out)
     }
 
     /// Once per run, after the first publish: remove the fragment directories of keys no
@@ -306,6 +382,56 @@ impl LightBuilder {
         });
     }
 
+    /// The deflated form of each of `pending` written (on the shared pool, durably), as the
+    /// same fragments with it, by their plain file's path.
+    fn deflate(
+        &self,
+        pending: &[Arc<Fragment>],
+        stopping: &(dyn Fn() -> bool + Sync),
+    ) -> Result<HashMap<PathBuf, Arc<Fragment>>, ArtifactError> {
+        use rayon::prelude::*;
+        let deflated: HashMap<PathBuf, Arc<Fragment>> = pending
+            .par_iter()
+            .with_max_len(1)
+            .map(|f| {
+                if stopping() {
+                    let stopped = std::io::Error::from(std::io::ErrorKind::Interrupted);
+                    return Err(ArtifactError::io(&f.plain.path, stopped));
+                }
+                let plain = &f.plain;
+                let bytes = match plain.mapped() {
+                    _ if plain.len == 0 => Bytes::new(),
+                    Some(b) => b.clone(),
+                    None => Bytes::from(
+                        std::fs::read(&plain.path)
+                            .map_err(|e| ArtifactError::io(&plain.path, e))?,
+                    ),
+                };
+                let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(&plain.path, e))?;
+                let name = plain.path.file_name().unwrap_or_default().to_string_lossy();
+                let dir = plain.path.parent().unwrap_or(&self.dir);
+                let dz = write_durably(dir, &format!("{name}.dz"), &d)?;
+                let with = Fragment {
+                    content_id: f.content_id,
+                    dicts_id: f.dicts_id,
+                    plain: f.plain.clone(),
+                    blake3: f.blake3,
+                    crc: f.crc.clone(),
+                    deflated: Some(Arc::new(dz)),
+                };
+                Ok((plain.path.clone(), Arc::new(with)))
+            })
+            .collect::<Result<_, _>>()?;
+        let dirs: std::collections::BTreeSet<&Path> = pending
+            .iter()
+            .filter_map(|f| f.plain.path.parent())
+            .collect();
+        for dir in dirs {
+            crate::fsio::sync_dir(dir).map_err(|e| ArtifactError::io(dir, e))?;
+        }
+        Ok(deflated)
+    }
+
     fn render_shards(
         &self,
         dir: &Path,
@@ -313,13 +439,14 @@ impl LightBuilder {
         profile: &RenderProfile,
         dicts: &DictIndex,
         dicts_id: [u8; 32],
+        deflate: bool,
     ) -> Result<Vec<(u32, Arc<Fragment>)>, ArtifactError> {
         use rayon::prelude::*;
         // On the shared pool; fragments in shard order.
         shards
             .par_iter()
             .map(|s| {
-                self.render_shard(dir, s, profile, dicts, dicts_id)
+                self.render_shard(dir, s, profile, dicts, dicts_id, deflate)
                     .map(|f| (s.index, Arc::new(f)))
             })
             .collect()
@@ -332,6 +459,7 @@ impl LightBuilder {
         profile: &RenderProfile,
         dicts: &DictIndex,
         dicts_id: [u8; 32],
+        deflate: bool,
     ) -> Result<Fragment, ArtifactError> {
         let mut bytes = Vec::with_capacity(shard.products.len() * 512);
         for p in shard.products {
@@ -351,8 +479,12 @@ impl LightBuilder {
         let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
         // Every profile gets the deflated form: it is light.xml's gzip representation
         // (`Accept-Encoding: gzip`), and light.xml.gz for partners with that file type.
-        let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
-        let deflated = Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?));
+        let deflated = if deflate {
+            let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
+            Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?))
+        } else {
+            None
+        };
         Ok(Fragment {
             content_id: shard.content_id,
             dicts_id,
@@ -489,22 +621,23 @@ impl LightBuilder {
                 (FragmentFile::at(plain, bytes.len() as u64), blake3, crc)
             }
         };
-        let deflated = if gzip {
-            Some(Arc::new(FragmentFile::adopted(deflated_path)?))
-        } else {
-            None
+        // A fragment whose deflated form was not written yet (a stop before the deflation
+        // finished) is adopted without it: deflate_pending writes it.
+        let deflated = match gzip {
+            true => FragmentFile::adopted(deflated_path).map(Arc::new),
+            false => None,
         };
         Some((plain, blake3, crc, deflated))
     }
 
     /// The light.xml (and .gz) artifacts of `fragments` in shard order.
+    /// light.xml.gz only once every fragment has its deflated form.
     fn assemble(
         &self,
-        snapshot: &Snapshot,
+        published: jiff::Timestamp,
         profile: &RenderProfile,
         fragments: &HashMap<u32, Arc<Fragment>>,
-    ) -> Result<(Arc<Artifact>, Arc<Artifact>), ArtifactError> {
-        let published = snapshot.published();
+    ) -> Result<(Arc<Artifact>, Option<Arc<Artifact>>), ArtifactError> {
         let generated = published.to_zoned(self.timezone.clone()).datetime();
         let expires = generated
             .checked_add(jiff::Span::new().days(1))
@@ -542,6 +675,9 @@ impl LightBuilder {
             "application/xml; charset=utf-8",
         )?;
 
+        if ordered.iter().any(|f| f.deflated.is_none()) {
+            return Ok((plain, None));
+        }
         let gz = {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header);
@@ -554,10 +690,7 @@ impl LightBuilder {
             let mut total = header.len() as u64;
             for f in &ordered {
                 let Some(d) = &f.deflated else {
-                    return Err(ArtifactError::io(
-                        &f.plain.path,
-                        std::io::Error::other("fragment has no deflated form"),
-                    ));
+                    unreachable!("checked above: every fragment has its deflated form");
                 };
                 crc.combine(&f.crc);
                 total += f.plain.len;
@@ -580,7 +713,7 @@ impl LightBuilder {
             )?
         };
         let plain = Arc::new(plain.with_gzip(&gz));
-        Ok((plain, gz))
+        Ok((plain, Some(gz)))
     }
 
     fn artifact(
@@ -622,6 +755,21 @@ impl LightBuilder {
             pieces: Some(pieces.into()),
             gzip: None,
         }))
+    }
+}
+
+/// Put in `fragments` the deflated version of each fragment `deflated` has (by its plain
+/// file; a fragment rendered since is another file and stays).
+fn replace_deflated(
+    fragments: &mut HashMap<u32, Arc<Fragment>>,
+    deflated: &HashMap<PathBuf, Arc<Fragment>>,
+) {
+    for f in fragments.values_mut() {
+        if let Some(d) = deflated.get(&f.plain.path) {
+            if Arc::ptr_eq(&d.plain, &f.plain) {
+                *f = d.clone();
+            }
+        }
     }
 }
 
@@ -737,6 +885,102 @@ mod tests {
         )
         .unwrap();
         out
+    }
+
+    fn demo_store(dir: &Path) -> Store {
+        let store = Store::open(
+            &dir.join("store"),
+            StoreOptions {
+                products_per_shard: 20,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let batch = crate::ingest::read_jsonl(
+            "demo",
+            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
+        )
+        .unwrap();
+        let records = batch.records.into_iter().map(|l| l.record).collect();
+        store.apply(records, ApplyMode::Upsert).unwrap();
+        store
+    }
+
+    fn gunzip(a: &Artifact) -> Vec<u8> {
+        let packed = read_pieces(a.pieces.as_deref().unwrap()).unwrap();
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// The first build of a plain profile writes no deflated form (the start does not wait for
+    /// it); `deflate_pending` writes them and assembles light.xml again with its gzip form,
+    /// same identity bytes and ETag. A stop halfway leaves identity as it was, and a restart
+    /// adopts the fragments without their deflated forms and renders nothing.
+    #[test]
+    fn the_first_build_is_identity_only_and_its_gzip_forms_follow() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = demo_store(dir.path());
+        let snap = store.snapshot();
+        let builder = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        let p = profile(false);
+        let (plain, gz) = builder.build(&snap, &p).unwrap();
+        assert!(gz.is_none() && plain.gzip.is_none(), "identity only");
+        let dz = |dir: &Path| {
+            std::fs::read_dir(dir.join(LIGHT_DIR).join(p.light_key()))
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("dz".as_ref()))
+                .count()
+        };
+        assert_eq!(dz(dir.path()), 0);
+
+        let stopped = builder.deflate_pending(&|| true).map(|d| d.len());
+        assert!(stopped.is_err_and(|e| e.interrupted()));
+        // A restart: fragments adopted without their deflated forms, none rendered again.
+        let again = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
+        let (adopted, gz) = again.build(&snap, &p).unwrap();
+        assert_eq!(adopted.etag, plain.etag);
+        assert!(gz.is_none());
+        let paths = |a: &Artifact| -> Vec<PathBuf> {
+            let pieces = a.pieces.as_deref().unwrap().iter();
+            pieces
+                .filter_map(|p| match p {
+                    Piece::File(f) => Some(f.path.clone()),
+                    Piece::Bytes(_) => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            paths(&adopted),
+            paths(&plain),
+            "the same files, none rendered"
+        );
+
+        let deflated = again.deflate_pending(&|| false).unwrap();
+        assert_eq!(deflated.len(), 1);
+        let d = &deflated[0];
+        assert!(Arc::ptr_eq(&d.replaces, &adopted));
+        assert_eq!(d.plain.etag, plain.etag, "the same identity bytes");
+        let bytes = read_pieces(d.plain.pieces.as_deref().unwrap()).unwrap();
+        assert_eq!(bytes, whole_render(&snap, &p));
+        assert_eq!(gunzip(&d.gz), bytes);
+        assert_eq!(gunzip(d.plain.gzip.as_ref().unwrap()), bytes);
+        assert!(dz(dir.path()) > 0);
+        // Nothing left to deflate; the next build serves the deflated light.xml.
+        assert!(again.deflate_pending(&|| false).unwrap().is_empty());
+        let (built, _) = again.build(&snap, &p).unwrap();
+        assert!(Arc::ptr_eq(&built, &d.plain));
+        // A profile with the xml.gz file type gets light.xml.gz at its first build.
+        let fresh = tempfile::tempdir().unwrap();
+        let store = demo_store(fresh.path());
+        let builder = LightBuilder::new(fresh.path(), jiff::tz::TimeZone::UTC);
+        let (_, gz) = builder.build(&store.snapshot(), &profile(true)).unwrap();
+        assert_eq!(
+            gunzip(&gz.unwrap()),
+            whole_render(&store.snapshot(), &profile(true))
+        );
     }
 
     #[test]

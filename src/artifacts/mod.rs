@@ -289,6 +289,8 @@ impl Artifacts {
     /// publish the set with them attached. Blocking; a failure leaves identity serving.
     pub fn compress_pending(&self) -> Result<Arc<ArtifactSet>, ArtifactError> {
         let _guard = self.build_lock.lock();
+        // light.xml first: smaller, and what most partners poll.
+        self.attach_light_gzip(self.light.deflate_pending(&|| self.stopping())?);
         let plain: Vec<Arc<Artifact>> = self.current.load().pending_gzip().into_values().collect();
         if plain.is_empty() {
             return Ok(self.current());
@@ -330,6 +332,48 @@ impl Artifacts {
         });
         self.swap_in(&set);
         Ok(set)
+    }
+
+    /// Put the light.xml files whose fragments were deflated (with their gzip form, and
+    /// light.xml.gz for profiles with that file type) in the served set, where it still
+    /// serves the light.xml they replace (the light publisher may have moved on: its newer
+    /// light.xml has them already, or gets them at its next build).
+    fn attach_light_gzip(&self, deflated: Vec<light::Deflated>) {
+        if deflated.is_empty() {
+            return;
+        }
+        let _swap = self.swap_lock.lock();
+        let latest = self.current.load_full();
+        let by_profile = latest
+            .by_profile
+            .iter()
+            .map(|(key, p)| {
+                let mut files = p.files.clone();
+                let light_key = p.profile.light_key();
+                let found = deflated.iter().find(|d| {
+                    d.key == light_key
+                        && files
+                            .get("light.xml")
+                            .is_some_and(|a| Arc::ptr_eq(a, &d.replaces))
+                });
+                if let Some(d) = found {
+                    files.insert(d.plain.name.clone(), d.plain.clone());
+                    if p.profile.gzip {
+                        files.insert(d.gz.name.clone(), d.gz.clone());
+                    }
+                }
+                let files = ProfileArtifacts {
+                    profile: p.profile.clone(),
+                    files,
+                };
+                (key.clone(), Arc::new(files))
+            })
+            .collect();
+        self.swap_in(&Arc::new(ArtifactSet {
+            generation: latest.generation,
+            snapshot: latest.snapshot.clone(),
+            by_profile,
+        }));
     }
 
     /// Map every light.xml fragment of the served set not mapped yet: those adopted at
@@ -775,7 +819,9 @@ mod tests {
             !files.contains_key("full.xml.gz"),
             "a plain profile lists no .gz"
         );
-        assert!(files["light.xml"].gzip.is_some(), "light.xml's own pieces");
+        // light.xml's fragments are deflated with the other gzip forms (the start waits for
+        // none of them).
+        assert!(files["light.xml"].gzip.is_none(), "no gzip form yet");
         // An xml.gz profile's .gz files are its own files: there from the start.
         let gz_files = &identity.profile(&gz).unwrap().files;
         for name in ["full.xml.gz", "categories.xml.gz", "light.xml.gz"] {
@@ -790,6 +836,16 @@ mod tests {
         for (name, a) in files {
             assert_eq!(a.etag, after[name].etag, "{name}: same identity bytes");
         }
+        let light = &after["light.xml"];
+        let light_gz = light.gzip.as_ref().expect("light.xml's gzip form attached");
+        let packed = light::read_pieces(light_gz.pieces.as_deref().unwrap()).unwrap();
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&packed[..]), &mut out)
+            .unwrap();
+        assert_eq!(
+            out,
+            light::read_pieces(light.pieces.as_deref().unwrap()).unwrap()
+        );
         let full = &after["full.xml"];
         let encoded = full.gzip.as_ref().expect("gzip form attached");
         assert_eq!(encoded.content_encoding, Some("gzip"));
