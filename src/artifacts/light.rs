@@ -986,25 +986,7 @@ mod tests {
     #[test]
     fn fragments_join_into_the_whole_render_and_only_changed_shards_are_rendered() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(
-            &dir.path().join("store"),
-            StoreOptions {
-                products_per_shard: 20,
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap();
-        let batch = crate::ingest::read_jsonl(
-            "demo",
-            &include_bytes!("../../fixtures/demo/catalog.jsonl")[..],
-        )
-        .unwrap();
-        store
-            .apply(
-                batch.records.into_iter().map(|l| l.record).collect(),
-                ApplyMode::Upsert,
-            )
-            .unwrap();
+        let store = demo_store(dir.path());
         let builder = LightBuilder::new(dir.path(), jiff::tz::TimeZone::UTC).with_memory_limit(0);
         for gzip in [false, true] {
             let p = profile(gzip);

@@ -300,24 +300,35 @@ impl Artifacts {
             .zip(file::gzip_all(&plain, &|| self.stopping())?)
             .map(|(a, gz)| (a.path.clone(), (Arc::new(a.with_gzip(&gz)), Arc::new(gz))))
             .collect();
-        let _swap = self.swap_lock.lock();
         // light.xml may have moved on meanwhile: attach to the newest set.
+        Ok(self.swap_edited(|profile, files| {
+            for a in files.clone().values() {
+                if let Some((with_gzip, gz)) = compressed.get(&a.path).filter(|_| a.gzip.is_none())
+                {
+                    files.insert(a.name.clone(), with_gzip.clone());
+                    if profile.gzip {
+                        files.entry(gz.name.clone()).or_insert_with(|| gz.clone());
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Swap in the newest set with each profile's files as `edit` leaves them, under the
+    /// swap lock (so nothing published meanwhile is lost): for additions that do not wait
+    /// for a new generation (gzip forms).
+    fn swap_edited(
+        &self,
+        edit: impl Fn(&RenderProfile, &mut HashMap<String, Arc<Artifact>>),
+    ) -> Arc<ArtifactSet> {
+        let _swap = self.swap_lock.lock();
         let latest = self.current.load_full();
         let by_profile = latest
             .by_profile
             .iter()
             .map(|(key, p)| {
                 let mut files = p.files.clone();
-                for a in p.files.values() {
-                    if let Some((with_gzip, gz)) =
-                        compressed.get(&a.path).filter(|_| a.gzip.is_none())
-                    {
-                        files.insert(a.name.clone(), with_gzip.clone());
-                        if p.profile.gzip {
-                            files.entry(gz.name.clone()).or_insert_with(|| gz.clone());
-                        }
-                    }
-                }
+                edit(&p.profile, &mut files);
                 let files = ProfileArtifacts {
                     profile: p.profile.clone(),
                     files,
@@ -331,7 +342,7 @@ impl Artifacts {
             by_profile,
         });
         self.swap_in(&set);
-        Ok(set)
+        set
     }
 
     /// Put the light.xml files whose fragments were deflated (with their gzip form, and
@@ -342,38 +353,21 @@ impl Artifacts {
         if deflated.is_empty() {
             return;
         }
-        let _swap = self.swap_lock.lock();
-        let latest = self.current.load_full();
-        let by_profile = latest
-            .by_profile
-            .iter()
-            .map(|(key, p)| {
-                let mut files = p.files.clone();
-                let light_key = p.profile.light_key();
-                let found = deflated.iter().find(|d| {
-                    d.key == light_key
-                        && files
-                            .get("light.xml")
-                            .is_some_and(|a| Arc::ptr_eq(a, &d.replaces))
-                });
-                if let Some(d) = found {
-                    files.insert(d.plain.name.clone(), d.plain.clone());
-                    if p.profile.gzip {
-                        files.insert(d.gz.name.clone(), d.gz.clone());
-                    }
+        self.swap_edited(|profile, files| {
+            let light_key = profile.light_key();
+            let found = deflated.iter().find(|d| {
+                d.key == light_key
+                    && files
+                        .get("light.xml")
+                        .is_some_and(|a| Arc::ptr_eq(a, &d.replaces))
+            });
+            if let Some(d) = found {
+                files.insert(d.plain.name.clone(), d.plain.clone());
+                if profile.gzip {
+                    files.insert(d.gz.name.clone(), d.gz.clone());
                 }
-                let files = ProfileArtifacts {
-                    profile: p.profile.clone(),
-                    files,
-                };
-                (key.clone(), Arc::new(files))
-            })
-            .collect();
-        self.swap_in(&Arc::new(ArtifactSet {
-            generation: latest.generation,
-            snapshot: latest.snapshot.clone(),
-            by_profile,
-        }));
+            }
+        });
     }
 
     /// Map every light.xml fragment of the served set not mapped yet: those adopted at
