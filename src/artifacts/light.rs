@@ -407,17 +407,16 @@ impl LightBuilder {
                             .map_err(|e| ArtifactError::io(&plain.path, e))?,
                     ),
                 };
-                let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(&plain.path, e))?;
                 let name = plain.path.file_name().unwrap_or_default().to_string_lossy();
                 let dir = plain.path.parent().unwrap_or(&self.dir);
-                let dz = write_durably(dir, &format!("{name}.dz"), &d)?;
+                let dz = write_deflated(dir, &name, &bytes)?;
                 let with = Fragment {
                     content_id: f.content_id,
                     dicts_id: f.dicts_id,
                     plain: f.plain.clone(),
                     blake3: f.blake3,
                     crc: f.crc.clone(),
-                    deflated: Some(Arc::new(dz)),
+                    deflated: Some(dz),
                 };
                 Ok((plain.path.clone(), Arc::new(with)))
             })
@@ -477,13 +476,10 @@ impl LightBuilder {
             hex::encode(blake3)
         );
         let plain = write_durably(dir, &format!("{stem}.xml"), &bytes)?;
-        // Every profile gets the deflated form: it is light.xml's gzip representation
-        // (`Accept-Encoding: gzip`), and light.xml.gz for partners with that file type.
-        let deflated = if deflate {
-            let d = deflate_sync(&bytes).map_err(|e| ArtifactError::io(dir, e))?;
-            Some(Arc::new(write_durably(dir, &format!("{stem}.xml.dz"), &d)?))
-        } else {
-            None
+        // Every profile gets the deflated form, now or (a first build) after readiness.
+        let deflated = match deflate {
+            true => Some(write_deflated(dir, &format!("{stem}.xml"), &bytes)?),
+            false => None,
         };
         Ok(Fragment {
             content_id: shard.content_id,
@@ -675,9 +671,13 @@ impl LightBuilder {
             "application/xml; charset=utf-8",
         )?;
 
-        if ordered.iter().any(|f| f.deflated.is_none()) {
+        let Some(deflated) = ordered
+            .iter()
+            .map(|f| f.deflated.clone())
+            .collect::<Option<Vec<_>>>()
+        else {
             return Ok((plain, None));
-        }
+        };
         let gz = {
             let mut crc = crc32fast::Hasher::new();
             crc.update(&header);
@@ -688,14 +688,11 @@ impl LightBuilder {
             etag.update(&first);
             let mut pieces = vec![Piece::Bytes(Bytes::from(first))];
             let mut total = header.len() as u64;
-            for f in &ordered {
-                let Some(d) = &f.deflated else {
-                    unreachable!("checked above: every fragment has its deflated form");
-                };
+            for (f, d) in ordered.iter().zip(deflated) {
                 crc.combine(&f.crc);
                 total += f.plain.len;
                 etag.update(&f.blake3);
-                pieces.push(Piece::File(d.clone()));
+                pieces.push(Piece::File(d));
             }
             crc.update(&footer);
             total += footer.len() as u64;
@@ -756,6 +753,22 @@ impl LightBuilder {
             gzip: None,
         }))
     }
+}
+
+/// The deflated form of the fragment `{plain_name}` (its `bytes`), written beside it as
+/// `{plain_name}.dz`: light.xml's gzip representation (`Accept-Encoding: gzip`), and
+/// light.xml.gz for partners with that file type.
+fn write_deflated(
+    dir: &Path,
+    plain_name: &str,
+    bytes: &[u8],
+) -> Result<Arc<FragmentFile>, ArtifactError> {
+    let d = deflate_sync(bytes).map_err(|e| ArtifactError::io(dir, e))?;
+    Ok(Arc::new(write_durably(
+        dir,
+        &format!("{plain_name}.dz"),
+        &d,
+    )?))
 }
 
 /// Put in `fragments` the deflated version of each fragment `deflated` has (by its plain

@@ -301,12 +301,12 @@ impl Artifacts {
             .map(|(a, gz)| (a.path.clone(), (Arc::new(a.with_gzip(&gz)), Arc::new(gz))))
             .collect();
         // light.xml may have moved on meanwhile: attach to the newest set.
-        Ok(self.swap_edited(|profile, files| {
-            for a in files.clone().values() {
+        Ok(self.swap_edited(|p, files| {
+            for a in p.files.values() {
                 if let Some((with_gzip, gz)) = compressed.get(&a.path).filter(|_| a.gzip.is_none())
                 {
                     files.insert(a.name.clone(), with_gzip.clone());
-                    if profile.gzip {
+                    if p.profile.gzip {
                         files.entry(gz.name.clone()).or_insert_with(|| gz.clone());
                     }
                 }
@@ -314,12 +314,12 @@ impl Artifacts {
         }))
     }
 
-    /// Swap in the newest set with each profile's files as `edit` leaves them, under the
-    /// swap lock (so nothing published meanwhile is lost): for additions that do not wait
-    /// for a new generation (gzip forms).
+    /// Swap in the newest set with each profile's files as `edit` leaves a copy of them (it
+    /// is given the profile's files as they are), under the swap lock (so nothing published
+    /// meanwhile is lost): for additions that do not wait for a new generation (gzip forms).
     fn swap_edited(
         &self,
-        edit: impl Fn(&RenderProfile, &mut HashMap<String, Arc<Artifact>>),
+        edit: impl Fn(&ProfileArtifacts, &mut HashMap<String, Arc<Artifact>>),
     ) -> Arc<ArtifactSet> {
         let _swap = self.swap_lock.lock();
         let latest = self.current.load_full();
@@ -328,7 +328,7 @@ impl Artifacts {
             .iter()
             .map(|(key, p)| {
                 let mut files = p.files.clone();
-                edit(&p.profile, &mut files);
+                edit(p, &mut files);
                 let files = ProfileArtifacts {
                     profile: p.profile.clone(),
                     files,
@@ -353,8 +353,8 @@ impl Artifacts {
         if deflated.is_empty() {
             return;
         }
-        self.swap_edited(|profile, files| {
-            let light_key = profile.light_key();
+        self.swap_edited(|p, files| {
+            let light_key = p.profile.light_key();
             let found = deflated.iter().find(|d| {
                 d.key == light_key
                     && files
@@ -363,7 +363,7 @@ impl Artifacts {
             });
             if let Some(d) = found {
                 files.insert(d.plain.name.clone(), d.plain.clone());
-                if profile.gzip {
+                if p.profile.gzip {
                     files.insert(d.gz.name.clone(), d.gz.clone());
                 }
             }

@@ -119,14 +119,18 @@ impl Follower {
     /// there is not the writer's and stays. The writer's own retention decides (its
     /// manifests list every file it keeps), so a replica's disk follows the writer's.
     fn remove_dropped(&mut self) {
+        let due = |d: &VecDeque<(Instant, Vec<FileEntry>)>, after| {
+            d.front().is_some_and(|(at, _)| at.elapsed() >= after)
+        };
+        // Every poll comes here: nothing to do, nothing built.
+        if !due(&self.dropped, self.drop_after) {
+            return;
+        }
         let Some(current) = &self.current else {
             return;
         };
         let listed: HashSet<&str> = current.files.iter().map(|f| f.path.as_str()).collect();
-        while let Some((at, _)) = self.dropped.front() {
-            if at.elapsed() < self.drop_after {
-                break;
-            }
+        while due(&self.dropped, self.drop_after) {
             let (_, files) = self.dropped.pop_front().expect("a front entry");
             let stale = |f: &&FileEntry| !listed.contains(f.path.as_str()) && safe_path(&f.path);
             for f in files.iter().filter(stale) {

@@ -63,8 +63,13 @@ impl References {
     /// Record manifest `sequence`, the newest so far or one just below those recorded.
     pub(super) fn record(&mut self, sequence: u64, files: &[FileEntry]) {
         for f in files {
-            let at = self.newest.entry(f.blake3.clone()).or_insert(sequence);
-            *at = (*at).max(sequence);
+            // Most files of a manifest were named by the one before: no key allocated.
+            match self.newest.get_mut(&f.blake3) {
+                Some(at) => *at = (*at).max(sequence),
+                None => {
+                    self.newest.insert(f.blake3.clone(), sequence);
+                }
+            }
         }
         self.complete_from = Some(self.complete_from.map_or(sequence, |c| c.min(sequence)));
     }
