@@ -108,9 +108,14 @@ def main(argv):
             loaded[kind] = xmlschema.XMLSchema(
                 os.path.join(schemas, f"{kind}.xsd"), uri_mapper=mapper, allow="sandbox"
             )
+        if not os.path.isfile(path):
+            print(f"{path}: no such file")
+            failures += 1
+            continue
+        # xmlschema resolves a relative path against the schema's directory, not ours.
         problems = [
             f"xmlschema: {e.reason} (at {e.path})"
-            for e in loaded[kind].iter_errors(path)
+            for e in loaded[kind].iter_errors(os.path.abspath(path))
         ][:20]
         if kind == "gateway":
             with open(path, "rb") as f:
