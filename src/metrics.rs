@@ -112,6 +112,13 @@ pub struct StateSample {
     pub artifact_files: u64,
 }
 
+/// One partner's counters in [`Metrics`]' partner families.
+struct PartnerCounters {
+    body: Counter,
+    /// By status: a partner sees a handful.
+    by_status: Vec<(u16, Counter)>,
+}
+
 /// Every metric iofd exports.
 pub struct Metrics {
     registry: Registry,
@@ -119,6 +126,9 @@ pub struct Metrics {
     partner_requests: Family<PartnerStatusLabels, Counter>,
     body_bytes: Family<RouteLabels, Counter>,
     partner_body_bytes: Family<PartnerLabels, Counter>,
+    /// Each partner's counters of the two families above, found by `&str`: a lookup in a
+    /// family needs its label set, and that would be a new `String` on every request.
+    partner_counters: parking_lot::RwLock<std::collections::HashMap<String, PartnerCounters>>,
     latency: Family<RouteLabels, Histogram>,
     accepts_zstd: Counter,
     connections_open: Gauge,
@@ -347,6 +357,7 @@ impl Metrics {
             partner_requests,
             body_bytes,
             partner_body_bytes,
+            partner_counters: Default::default(),
             latency,
             accepts_zstd,
             connections_open,
@@ -394,12 +405,7 @@ impl Metrics {
             })
             .inc();
         if let Some(partner) = partner {
-            self.partner_requests
-                .get_or_create(&PartnerStatusLabels {
-                    partner: partner.to_string(),
-                    status,
-                })
-                .inc();
+            self.partner_request(partner, status);
         }
         self.latency
             .get_or_create(&RouteLabels { route })
@@ -415,12 +421,63 @@ impl Metrics {
             .get_or_create(&RouteLabels { route })
             .inc_by(bytes);
         if let Some(partner) = partner {
-            self.partner_body_bytes
-                .get_or_create(&PartnerLabels {
-                    partner: partner.to_string(),
-                })
+            if let Some(c) = self.partner_counters.read().get(partner) {
+                c.body.inc_by(bytes);
+                return;
+            }
+            self.partner_entry(&mut self.partner_counters.write(), partner)
+                .body
                 .inc_by(bytes);
         }
+    }
+
+    fn partner_request(&self, partner: &str, status: u16) {
+        let find = |c: &PartnerCounters| {
+            c.by_status
+                .iter()
+                .find(|(s, _)| *s == status)
+                .map(|(_, c)| c.clone())
+        };
+        if let Some(counter) = self.partner_counters.read().get(partner).and_then(find) {
+            counter.inc();
+            return;
+        }
+        let mut map = self.partner_counters.write();
+        let counters = self.partner_entry(&mut map, partner);
+        match find(counters) {
+            Some(counter) => {
+                counter.inc();
+            }
+            None => {
+                let counter = self
+                    .partner_requests
+                    .get_or_create(&PartnerStatusLabels {
+                        partner: partner.to_string(),
+                        status,
+                    })
+                    .clone();
+                counter.inc();
+                counters.by_status.push((status, counter));
+            }
+        };
+    }
+
+    /// `partner`'s counters, created on its first request.
+    fn partner_entry<'m>(
+        &self,
+        map: &'m mut std::collections::HashMap<String, PartnerCounters>,
+        partner: &str,
+    ) -> &'m mut PartnerCounters {
+        map.entry(partner.to_string())
+            .or_insert_with(|| PartnerCounters {
+                body: self
+                    .partner_body_bytes
+                    .get_or_create(&PartnerLabels {
+                        partner: partner.to_string(),
+                    })
+                    .clone(),
+                by_status: Vec::new(),
+            })
     }
 
     /// A request advertised `zstd` in `Accept-Encoding`.

@@ -90,18 +90,31 @@ impl RateLimiter {
         key.hash(&mut hasher);
         let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
         let mut map = shard.lock();
-        let bucket = map.entry(key.to_string()).or_insert(Bucket {
-            tokens: self.burst,
-            last: now,
-        });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * self.rate).min(self.burst);
-        bucket.last = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        // Found by `&str` first: the key is copied only for a partner's first request.
+        if let Some(bucket) = map.get_mut(key) {
+            return bucket.take(now, self.rate, self.burst);
+        }
+        map.entry(key.to_string())
+            .or_insert(Bucket {
+                tokens: self.burst,
+                last: now,
+            })
+            .take(now, self.rate, self.burst)
+    }
+}
+
+impl Bucket {
+    /// Refill for the time since the last request, then take a token or say how long
+    /// until one is there.
+    fn take(&mut self, now: Instant, rate: f64, burst: f64) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
         }
     }
 }
