@@ -44,24 +44,26 @@ pub async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
     let result = answer(state, &req, route.as_ref()).await;
     let mut response = result.unwrap_or_else(|e| e.response());
     // The access log line is written by `access::track` when the body ends, with the bytes
-    // sent; it names the path without the token: logs must not leak credentials.
+    // sent; it names the path without the token: logs must not leak credentials. The
+    // route's strings move into it: they are not needed any more.
+    let (partner, shop, file) = match route {
+        Some(r) => (Some(r.partner), r.shop, file_label(r.file)),
+        None => (None, 0, "-".into()),
+    };
     response.extensions_mut().insert(access::Entry {
         method: req.method().clone(),
-        partner: route.as_ref().map(|r| r.partner.clone()),
-        shop: route.as_ref().map(|r| r.shop).unwrap_or(0),
-        file: route
-            .as_ref()
-            .map(|r| file_label(&r.file))
-            .unwrap_or_else(|| "-".into()),
+        partner,
+        shop,
+        file,
         started,
     });
     response
 }
 
-fn file_label(file: &FileRef) -> String {
+fn file_label(file: FileRef) -> String {
     match file {
-        FileRef::Named(n) => n.clone(),
-        FileRef::Kind { kind, .. } => kind.clone(),
+        FileRef::Named(n) => n,
+        FileRef::Kind { kind, .. } => kind,
     }
 }
 
@@ -106,8 +108,6 @@ async fn answer(
     if state.redirect_to_profile && name != "gateway.xml" {
         return signed::redirect(state, &feed.partner, files, &name, set.generation);
     }
-    let surrogate_key =
-        crate::purge::surrogate_key(&feed.partner, feed.shop, crate::purge::kind_of(&name), key);
     let artifact = if name == "gateway.xml" {
         let snapshot = set.snapshot.as_ref().ok_or(HttpError::NotReady)?;
         let links = GatewayLinks {
@@ -125,20 +125,22 @@ async fn answer(
     } else {
         files.get(&name).cloned().ok_or(HttpError::NotFound)?
     };
+    // After the lookup: a name that is not a file gets no cache entry.
+    let keys = state.purge_keys.get(
+        respond::KeyScope::Partner {
+            partner: &feed.partner,
+            shop: feed.shop,
+        },
+        crate::purge::kind_of(&name),
+        key,
+    )?;
     // The connection's cut comes from `serve`; a request without one (tests calling the
     // handler directly) streams without a watch on the grant.
     let revocable = req.extensions().get::<Arc<ConnCut>>().map(|cut| Revocable {
         grant: account.grant().clone(),
         cut: cut.clone(),
     });
-    respond::file(
-        req.method(),
-        req.headers(),
-        &artifact,
-        surrogate_key,
-        revocable,
-    )
-    .await
+    respond::file(req.method(), req.headers(), &artifact, keys, revocable).await
 }
 
 /// The file name a request resolves to for this partner.

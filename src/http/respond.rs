@@ -54,23 +54,130 @@ pub fn representation<'a>(artifact: &'a Artifact, headers: &HeaderMap) -> &'a Ar
     }
 }
 
+/// The purge keys of an answer, as the two headers that carry them: `Surrogate-Key`
+/// (space-separated, Fastly and Varnish) and `Cache-Tag` (comma-separated, Cloudflare).
+#[derive(Clone, Debug)]
+pub struct PurgeKeys {
+    pub surrogate_key: HeaderValue,
+    pub cache_tag: HeaderValue,
+}
+
+impl PurgeKeys {
+    /// Both headers from space-separated keys.
+    pub fn from_keys(keys: String) -> Result<PurgeKeys, HttpError> {
+        let cache_tag = keys.replace(' ', ",");
+        let value = |s: String| {
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(s))
+                .map_err(|e| HttpError::internal("a surrogate key", e))
+        };
+        Ok(PurgeKeys {
+            surrogate_key: value(keys)?,
+            cache_tag: value(cache_tag)?,
+        })
+    }
+}
+
+/// Whose file an answer is, as its purge keys name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyScope<'a> {
+    /// A partner's stable URL (`/feeds/{partner}/…/{shop}/…`).
+    Partner { partner: &'a str, shop: u32 },
+    /// A profile-addressed path (`/p/{key}/…`), one cached copy shared by partners.
+    Path,
+}
+
+/// [`PurgeKeys`] built once per partner, shop, file kind and profile, then shared: every
+/// request would otherwise format and validate the same two headers again.
+#[derive(Default)]
+pub struct PurgeKeyCache {
+    /// By a hash of the parts; each entry keeps its parts, so a collision is a miss.
+    map: parking_lot::RwLock<std::collections::HashMap<u64, Vec<CachedKeys>>>,
+}
+
+struct CachedKeys {
+    partner: Option<(Box<str>, u32)>,
+    kind: Box<str>,
+    profile_key: Box<str>,
+    keys: PurgeKeys,
+}
+
+impl CachedKeys {
+    fn is(&self, scope: KeyScope<'_>, kind: &str, profile_key: &str) -> bool {
+        let partner = match scope {
+            KeyScope::Partner { partner, shop } => Some((partner, shop)),
+            KeyScope::Path => None,
+        };
+        self.partner.as_ref().map(|(p, s)| (&**p, *s)) == partner
+            && &*self.kind == kind
+            && &*self.profile_key == profile_key
+    }
+}
+
+/// Entries kept at most; past it the cache starts again (accounts come and go, keys don't
+/// go stale: they are a function of their parts).
+const PURGE_KEYS_KEPT: usize = 100_000;
+
+impl PurgeKeyCache {
+    /// The purge keys of `kind` (`full`, `gateway`…) of profile `profile_key` in `scope`.
+    pub fn get(
+        &self,
+        scope: KeyScope<'_>,
+        kind: &str,
+        profile_key: &str,
+    ) -> Result<PurgeKeys, HttpError> {
+        use std::hash::{Hash, Hasher};
+        // Every part is ours (an account's id, a served file's kind, a profile key), never
+        // a stranger's bytes: a fast hash needs no defence against chosen collisions.
+        let mut hasher = rustc_hash::FxHasher::default();
+        (scope, kind, profile_key).hash(&mut hasher);
+        let hash = hasher.finish();
+        if let Some(found) = self.map.read().get(&hash).and_then(|entries| {
+            entries
+                .iter()
+                .find(|c| c.is(scope, kind, profile_key))
+                .map(|c| c.keys.clone())
+        }) {
+            return Ok(found);
+        }
+        let keys = PurgeKeys::from_keys(match scope {
+            KeyScope::Partner { partner, shop } => {
+                crate::purge::surrogate_key(partner, shop, kind, profile_key)
+            }
+            KeyScope::Path => super::signed::surrogate_key(profile_key, kind),
+        })?;
+        let mut map = self.map.write();
+        if map.len() >= PURGE_KEYS_KEPT {
+            map.clear();
+        }
+        let entries = map.entry(hash).or_default();
+        if !entries.iter().any(|c| c.is(scope, kind, profile_key)) {
+            entries.push(CachedKeys {
+                partner: match scope {
+                    KeyScope::Partner { partner, shop } => Some((partner.into(), shop)),
+                    KeyScope::Path => None,
+                },
+                kind: kind.into(),
+                profile_key: profile_key.into(),
+                keys: keys.clone(),
+            });
+        }
+        Ok(keys)
+    }
+}
+
 /// Answer a GET or HEAD for `artifact`, in the representation the client prefers. A large
 /// body (mapped, in pieces, or read from disk) stops when `revocable`'s grant is revoked;
 /// bodies held in memory are small and finish.
+///
+/// The head is put together in one header map of the right size (no builder moving it from
+/// call to call): this runs on every request, and nginx is the yardstick.
 pub async fn file(
     method: &Method,
     headers: &HeaderMap,
     artifact: &Artifact,
-    surrogate_key: String,
+    keys: PurgeKeys,
     revocable: Option<Revocable>,
 ) -> Result<Response<Body>, HttpError> {
-    // The same keys as Cloudflare reads them (comma-separated) for purge by tag. Both header
-    // values own their strings: nothing is copied again.
-    let cache_tag = surrogate_key.replace(' ', ",");
-    let surrogate_key = HeaderValue::from_maybe_shared(bytes::Bytes::from(surrogate_key))
-        .map_err(|e| HttpError::internal("a surrogate key", e))?;
-    let cache_tag = HeaderValue::from_maybe_shared(bytes::Bytes::from(cache_tag))
-        .map_err(|e| HttpError::internal("a surrogate key", e))?;
     let artifact = representation(artifact, headers);
     let validators = Validators {
         etag: &artifact.etag,
@@ -82,40 +189,37 @@ pub async fn file(
         if_modified_since: header(headers, header::IF_MODIFIED_SINCE),
         if_unmodified_since: header(headers, header::IF_UNMODIFIED_SINCE),
     };
-    let mut builder = Response::builder()
-        .header(header::ETAG, &artifact.etag)
-        .header(header::LAST_MODIFIED, http_date(artifact.modified))
-        .header(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control(&artifact.kind)),
-        )
-        .header(header::VARY, HeaderValue::from_static("Accept-Encoding"))
-        .header("Surrogate-Key", surrogate_key)
-        .header("Cache-Tag", cache_tag);
+    let mut head = HeaderMap::with_capacity(12);
+    head.insert(
+        header::ETAG,
+        HeaderValue::from_str(&artifact.etag).map_err(|e| HttpError::internal("an ETag", e))?,
+    );
+    head.insert(header::LAST_MODIFIED, http_date(artifact.modified));
+    head.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control(&artifact.kind)),
+    );
+    head.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    head.insert(SURROGATE_KEY, keys.surrogate_key);
+    head.insert(CACHE_TAG, keys.cache_tag);
+    let empty = |mut head: HeaderMap, status: StatusCode| {
+        if status != StatusCode::NOT_MODIFIED {
+            head.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        answer(status, head, body::empty())
+    };
     match rules::evaluate(&conditions, &validators) {
-        Precondition::NotModified => {
-            return builder
-                .status(StatusCode::NOT_MODIFIED)
-                .body(body::empty())
-                .map_err(|e| HttpError::internal("building a response", e));
-        }
-        Precondition::Failed => {
-            return builder
-                .status(StatusCode::PRECONDITION_FAILED)
-                .header(header::CONTENT_LENGTH, 0)
-                .body(body::empty())
-                .map_err(|e| HttpError::internal("building a response", e));
-        }
+        Precondition::NotModified => return Ok(empty(head, StatusCode::NOT_MODIFIED)),
+        Precondition::Failed => return Ok(empty(head, StatusCode::PRECONDITION_FAILED)),
         Precondition::Proceed => {}
     }
-    builder = builder
-        .header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(artifact.content_type),
-        )
-        .header(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    head.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(artifact.content_type),
+    );
+    head.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Some(encoding) = artifact.content_encoding {
-        builder = builder.header(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        head.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
     }
     let len = artifact.len;
     let (status, start, count) = match rules::decide_range(
@@ -126,21 +230,21 @@ pub async fn file(
     ) {
         RangeDecision::Full => (StatusCode::OK, 0, len),
         RangeDecision::Partial { start, end } => {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
+            head.insert(
+                header::CONTENT_RANGE,
+                range_value(format!("bytes {start}-{end}/{len}"))?,
+            );
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         RangeDecision::Unsatisfiable => {
-            return builder
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .header(header::CONTENT_LENGTH, 0)
-                .body(body::empty())
-                .map_err(|e| HttpError::internal("building a response", e));
+            head.insert(
+                header::CONTENT_RANGE,
+                range_value(format!("bytes */{len}"))?,
+            );
+            return Ok(empty(head, StatusCode::RANGE_NOT_SATISFIABLE));
         }
     };
-    builder = builder
-        .status(status)
-        .header(header::CONTENT_LENGTH, HeaderValue::from(count));
+    head.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
     let body = if *method == Method::HEAD || count == 0 {
         body::empty()
     } else if let Some(bytes) = &artifact.memory {
@@ -154,9 +258,21 @@ pub async fn file(
             .await
             .map_err(|e| HttpError::internal(artifact.path.display().to_string(), e))?
     };
-    builder
-        .body(body)
-        .map_err(|e| HttpError::internal("building a response", e))
+    Ok(answer(status, head, body))
+}
+
+const SURROGATE_KEY: header::HeaderName = header::HeaderName::from_static("surrogate-key");
+const CACHE_TAG: header::HeaderName = header::HeaderName::from_static("cache-tag");
+
+fn range_value(text: String) -> Result<HeaderValue, HttpError> {
+    HeaderValue::try_from(text).map_err(|e| HttpError::internal("a Content-Range", e))
+}
+
+fn answer(status: StatusCode, head: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = head;
+    response
 }
 
 #[cfg(test)]
@@ -198,7 +314,8 @@ mod tests {
         let artifact = identity_only(b"<offer/>");
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
-        let r = file(&Method::GET, &headers, &artifact, "k".into(), None)
+        let keys = PurgeKeys::from_keys("k".into()).unwrap();
+        let r = file(&Method::GET, &headers, &artifact, keys, None)
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
@@ -210,5 +327,56 @@ mod tests {
             .unwrap()
             .to_bytes();
         assert_eq!(&body[..], b"<offer/>");
+    }
+    #[test]
+    fn cached_purge_keys_are_those_of_their_own_parts() {
+        let cache = PurgeKeyCache::default();
+        let acme = KeyScope::Partner {
+            partner: "acme",
+            shop: 1,
+        };
+        let shop2 = KeyScope::Partner {
+            partner: "acme",
+            shop: 2,
+        };
+        // Asked twice (built, then found) and beside its neighbours: each answer is what its
+        // own parts give, never a neighbour's.
+        for _ in 0..2 {
+            for (scope, kind, key) in [
+                (acme, "full", "p1"),
+                (acme, "light", "p1"),
+                (acme, "full", "p2"),
+                (shop2, "full", "p1"),
+                (KeyScope::Path, "full", "p1"),
+            ] {
+                let keys = cache.get(scope, kind, key).unwrap();
+                let want = match scope {
+                    KeyScope::Partner { partner, shop } => {
+                        crate::purge::surrogate_key(partner, shop, kind, key)
+                    }
+                    KeyScope::Path => crate::http::signed::surrogate_key(key, kind),
+                };
+                assert_eq!(keys.surrogate_key, want.as_str());
+                assert_eq!(keys.cache_tag, want.replace(' ', ",").as_str());
+            }
+        }
+        assert_eq!(cache.map.read().values().map(Vec::len).sum::<usize>(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_304_carries_the_validators_and_purge_keys_but_no_length() {
+        let artifact = identity_only(b"<offer/>");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"plain\""));
+        let keys = PurgeKeys::from_keys("a b".into()).unwrap();
+        let r = file(&Method::GET, &headers, &artifact, keys, None)
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(r.headers()[header::ETAG], "\"plain\"");
+        assert_eq!(r.headers()["surrogate-key"], "a b");
+        assert_eq!(r.headers()["cache-tag"], "a,b");
+        assert!(r.headers().get(header::CONTENT_LENGTH).is_none());
+        assert!(r.headers().get(header::CONTENT_TYPE).is_none());
     }
 }

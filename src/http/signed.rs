@@ -87,7 +87,9 @@ pub async fn answer(
         req.method(),
         req.headers(),
         &artifact,
-        surrogate_key(&signed.key, kind),
+        state
+            .purge_keys
+            .get(respond::KeyScope::Path, kind, &signed.key)?,
         revocable,
     )
     .await

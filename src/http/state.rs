@@ -60,6 +60,8 @@ pub struct State {
     /// Where ingest bodies are spooled before they are committed.
     pub spool_dir: PathBuf,
     pub signer: Signer,
+    /// Each answer's `Surrogate-Key` and `Cache-Tag` headers, built once.
+    pub purge_keys: super::respond::PurgeKeyCache,
     /// Stable partner URLs of files answer 302 to the signed profile URL.
     pub redirect_to_profile: bool,
     /// With an object store: ingest is acknowledged once its generation is durable there.
@@ -111,6 +113,7 @@ impl State {
             ingest_max_concurrent: config.ingest_max_concurrent,
             spool_dir: config.store_dir().join("spool"),
             signer,
+            purge_keys: Default::default(),
             redirect_to_profile: config.redirect_to_profile,
             durable: None,
             store_health: None,
