@@ -122,6 +122,10 @@ impl AsyncWrite for CutIo {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         self.check(cx)?;
+        #[cfg(target_os = "linux")]
+        if let Some(sent) = zero_copy::poll_write(&self.stream, cx, bufs) {
+            return sent;
+        }
         Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
@@ -137,6 +141,68 @@ impl AsyncWrite for CutIo {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         self.check(cx)?;
         Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Large slices of a mapped file go to the socket with sendfile(2): the kernel sends from
+/// the page cache, so the bytes are not copied out of the mapping first (nginx's `sendfile
+/// on`). hyper hands us its head and the body's slices in one vectored write; the slices
+/// before the first sendable one go with `MSG_MORE`, so head and body still share packets.
+#[cfg(target_os = "linux")]
+mod zero_copy {
+    use std::io::IoSlice;
+    use std::task::{Context, Poll};
+
+    use rustix::net::SendFlags;
+    use tokio::io::Interest;
+    use tokio::net::TcpStream;
+
+    /// Slices shorter than this are copied: the lookup and a second system call would cost
+    /// more than copying them.
+    const MIN_SLICE: usize = 16 * 1024;
+
+    /// `None`: nothing here is worth a sendfile, write as usual.
+    pub(super) fn poll_write(
+        stream: &TcpStream,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Option<Poll<std::io::Result<usize>>> {
+        let (at, (file, offset)) = bufs.iter().enumerate().find_map(|(i, b)| {
+            (b.len() >= MIN_SLICE)
+                .then(|| crate::snapshot::file_behind(b))
+                .flatten()
+                .map(|f| (i, f))
+        })?;
+        let head = &bufs[..at];
+        let head_len: usize = head.iter().map(|b| b.len()).sum();
+        let count = bufs[at].len();
+        Some(loop {
+            match stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => break other.map_ok(|()| 0),
+            }
+            let sent = stream.try_io(Interest::WRITABLE, || {
+                let mut sent = 0;
+                if head_len > 0 {
+                    let mut no_control = rustix::net::SendAncillaryBuffer::default();
+                    sent = rustix::net::sendmsg(stream, head, &mut no_control, SendFlags::MORE)?;
+                    if sent < head_len {
+                        return Ok(sent);
+                    }
+                }
+                let mut from = offset;
+                match rustix::fs::sendfile(stream, &*file, Some(&mut from), count) {
+                    Ok(n) => Ok(sent + n),
+                    // The head went: report it; the body is asked for again.
+                    Err(_) if sent > 0 => Ok(sent),
+                    Err(e) => Err(e.into()),
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                other => break Poll::Ready(other),
+            }
+        })
     }
 }
 
@@ -186,5 +252,58 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(outcome, "error", "a reset, not a clean end of stream");
+    }
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_mapped_slice_goes_by_sendfile_and_arrives_whole_after_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("full.xml");
+        let data: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 253) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mapped = crate::snapshot::map_file(&path).unwrap();
+        let body = mapped.slice(12_345..12_345 + (2 << 20));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let head = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        let want = [&head[..], &body[..]].concat();
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0; want.len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert!(got == want, "head then the slice's bytes, in order");
+        });
+        // Write as hyper does: the unsent rest of [head, body] until all of it went, each
+        // write through the sendfile path.
+        let (mut head_left, mut body_left) = (&head[..], &body[..]);
+        while !body_left.is_empty() {
+            let bufs = [
+                std::io::IoSlice::new(head_left),
+                std::io::IoSlice::new(body_left),
+            ];
+            let bufs = if head_left.is_empty() {
+                &bufs[1..]
+            } else {
+                &bufs[..]
+            };
+            let n = std::future::poll_fn(|cx| {
+                zero_copy::poll_write(&server, cx, bufs).expect("the body is sendable")
+            })
+            .await
+            .unwrap();
+            let from_head = n.min(head_left.len());
+            head_left = &head_left[from_head..];
+            body_left = &body_left[n - from_head..];
+        }
+        reader.await.unwrap();
+        // Heap bytes are written as usual.
+        let heap = vec![0u8; 1 << 20];
+        let bufs = [std::io::IoSlice::new(&heap)];
+        let none = std::future::poll_fn(|cx| {
+            Poll::Ready(zero_copy::poll_write(&server, cx, &bufs).is_none())
+        })
+        .await;
+        assert!(none);
     }
 }

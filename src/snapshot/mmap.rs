@@ -261,5 +261,129 @@ pub(crate) fn map_file(path: &Path) -> std::io::Result<bytes::Bytes> {
     let map = unsafe { memmap2::MmapOptions::new().len(len).map(&file) }?;
     // Served front to back, mostly by many clients at once.
     let _ = map.advise(memmap2::Advice::Sequential);
-    Ok(bytes::Bytes::from_owner(map))
+    if len < SENDABLE_MIN_LEN {
+        return Ok(bytes::Bytes::from_owner(map));
+    }
+    match SendableMap::register(map, file) {
+        Ok(sendable) => Ok(bytes::Bytes::from_owner(sendable)),
+        Err(map) => Ok(bytes::Bytes::from_owner(map)),
+    }
+}
+
+/// Mapped files at least this long keep their descriptor for sendfile(2): a small file is
+/// copied as cheaply as it is looked up, and fragments are many.
+const SENDABLE_MIN_LEN: usize = 1 << 20;
+
+/// Descriptors held for sendfile at most; files mapped past it are copied from the mapping
+/// (correct, a little more CPU), so serving never competes with connections for descriptors.
+const SENDABLE_MAX: usize = 256;
+
+/// A mapping of a whole published file, registered with the file it maps: bytes handed to a
+/// socket from inside it can be sent by the kernel from the page cache (sendfile) instead of
+/// being copied out of the mapping. Same bytes either way: the file is immutable (module
+/// contract), and the mapping lives as long as any slice of it.
+struct SendableMap {
+    map: memmap2::Mmap,
+}
+
+struct Registered {
+    end: usize,
+    file: std::sync::Arc<File>,
+}
+
+/// Registered mappings by start address. Addresses are unique while mapped: an entry goes
+/// (in `Drop`) before its mapping is unmapped, and only then can the range be mapped again.
+static SENDABLE: parking_lot::RwLock<std::collections::BTreeMap<usize, Registered>> =
+    parking_lot::RwLock::new(std::collections::BTreeMap::new());
+
+impl SendableMap {
+    fn register(map: memmap2::Mmap, file: File) -> Result<SendableMap, memmap2::Mmap> {
+        let start = map.as_ptr() as usize;
+        let mut registry = SENDABLE.write();
+        if registry.len() >= SENDABLE_MAX {
+            return Err(map);
+        }
+        registry.insert(
+            start,
+            Registered {
+                end: start + map.len(),
+                file: std::sync::Arc::new(file),
+            },
+        );
+        Ok(SendableMap { map })
+    }
+}
+
+impl AsRef<[u8]> for SendableMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Drop for SendableMap {
+    fn drop(&mut self) {
+        SENDABLE.write().remove(&(self.map.as_ptr() as usize));
+    }
+}
+
+/// The file whose bytes `bytes` are and where they start in it, when `bytes` lies inside a
+/// mapping registered for sendfile. The caller holds `bytes`, so the mapping (and its entry)
+/// outlives the call; sending `bytes.len()` bytes of the file from that offset sends
+/// exactly `bytes`.
+pub(crate) fn file_behind(bytes: &[u8]) -> Option<(std::sync::Arc<File>, u64)> {
+    let addr = bytes.as_ptr() as usize;
+    let registry = SENDABLE.read();
+    let (start, entry) = registry.range(..=addr).next_back()?;
+    (addr.checked_add(bytes.len())? <= entry.end)
+        .then(|| (entry.file.clone(), (addr - start) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_mapping_names_its_file_and_offset_until_it_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        let data: Vec<u8> = (0..SENDABLE_MIN_LEN + 5000)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&big, &data).unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, &data[..4096]).unwrap();
+
+        let mapped = map_file(&big).unwrap();
+        let slice = mapped.slice(1000..3000);
+        let (file, offset) = file_behind(&slice).expect("inside a registered mapping");
+        assert_eq!(offset, 1000);
+        let mut read = vec![0; slice.len()];
+        std::os::unix::fs::FileExt::read_exact_at(&*file, &mut read, offset).unwrap();
+        assert_eq!(
+            read,
+            &slice[..],
+            "the file at that offset holds the same bytes"
+        );
+
+        let small_map = map_file(&small).unwrap();
+        assert!(
+            file_behind(&small_map).is_none(),
+            "small files keep no descriptor"
+        );
+        assert!(
+            file_behind(&data[..]).is_none(),
+            "heap bytes are nobody's file"
+        );
+
+        let addr = slice.as_ptr() as usize;
+        drop((slice, mapped, file));
+        let registry = SENDABLE.read();
+        assert!(
+            registry
+                .range(..=addr)
+                .next_back()
+                .is_none_or(|(_, e)| e.end <= addr),
+            "the entry goes with the mapping"
+        );
+    }
 }

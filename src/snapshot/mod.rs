@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use crate::catalog::{ArchivedDictionaries, ArchivedProduct, Dictionaries, ProductId};
 use format::{ArchivedShard, FileRole, HeaderProblem, PayloadKind, MAX_SHARDS};
-pub(crate) use mmap::map_file;
 use mmap::Validated;
+pub(crate) use mmap::{file_behind, map_file};
 use verified::{Entry, VerifiedRecord};
 
 /// Why a snapshot file or generation cannot be served. Every variant names the file.
