@@ -178,6 +178,20 @@ probe() { # url expected-status header...
     md5sum <"$WORK/probe.body" | cut -c1-32
 }
 
+# Wait until the processes are idle (at most 2% of a core over a second, for up to five
+# minutes): a server that has just become ready may still write gzip forms or scrub its
+# store in the background, and that CPU is not the cost of the requests measured next.
+wait_idle() {
+    local before after
+    for _ in $(seq 1 300); do
+        before=$(cpu_ticks "$@")
+        sleep 1
+        after=$(cpu_ticks "$@")
+        [ $((after - before)) -le $((CLK_TCK / 50)) ] && return 0
+    done
+    log "warning: still busy after five minutes; measuring anyway"
+}
+
 RESULTS=()
 FAILED=0
 run_wrk() { # label conns pids-fn url header...
@@ -187,6 +201,7 @@ run_wrk() { # label conns pids-fn url header...
     for h in "$@"; do args+=(-H "$h"); done
     local pids before after out requests seconds rate transfer cpu
     pids=$($pidfn)
+    wait_idle $pids
     before=$(cpu_ticks $pids)
     out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --timeout 60s "${args[@]}" "$url")
     after=$(cpu_ticks $pids)
