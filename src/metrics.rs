@@ -112,6 +112,20 @@ pub struct StateSample {
     pub artifact_files: u64,
 }
 
+/// The request counter and head-latency histogram of one (route, status, encoding), and the
+/// route's body-bytes counter: handles into their families, shared with them.
+#[derive(Clone)]
+struct RouteCounters {
+    requests: Counter,
+    latency: Histogram,
+    body: Counter,
+}
+
+/// Route labels are `&'static str` from fixed lists: their addresses (with the status) find
+/// their counters without hashing the strings. One label at two addresses gets two entries
+/// holding the same handles, which is harmless.
+type RouteKey = (usize, u16, usize);
+
 /// One partner's counters in [`Metrics`]' partner families.
 struct PartnerCounters {
     body: Counter,
@@ -130,6 +144,11 @@ pub struct Metrics {
     /// family needs its label set, and that would be a new `String` on every request.
     partner_counters: parking_lot::RwLock<std::collections::HashMap<String, PartnerCounters>>,
     latency: Family<RouteLabels, Histogram>,
+    /// Handles into `requests`, `latency` and `body_bytes`: a family lookup hashes its whole
+    /// label set, on every request.
+    route_counters: parking_lot::RwLock<
+        std::collections::HashMap<RouteKey, RouteCounters, rustc_hash::FxBuildHasher>,
+    >,
     accepts_zstd: Counter,
     connections_open: Gauge,
     connections: Counter,
@@ -359,6 +378,7 @@ impl Metrics {
             partner_body_bytes,
             partner_counters: Default::default(),
             latency,
+            route_counters: Default::default(),
             accepts_zstd,
             connections_open,
             connections,
@@ -397,29 +417,61 @@ impl Metrics {
         partner: Option<&str>,
         head_latency: Duration,
     ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                status,
-                encoding,
-            })
-            .inc();
+        self.with_route_counters(route, status, encoding, |c| {
+            c.requests.inc();
+            c.latency.observe(head_latency.as_secs_f64());
+        });
         if let Some(partner) = partner {
             self.partner_request(partner, status);
         }
-        self.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(head_latency.as_secs_f64());
     }
 
-    /// Body bytes of a feed response were handed to the network.
-    pub fn body_sent(&self, route: &'static str, partner: Option<&str>, bytes: u64) {
+    fn with_route_counters(
+        &self,
+        route: &'static str,
+        status: u16,
+        encoding: &'static str,
+        f: impl FnOnce(&RouteCounters),
+    ) {
+        let key = (route.as_ptr() as usize, status, encoding.as_ptr() as usize);
+        if let Some(found) = self.route_counters.read().get(&key) {
+            return f(found);
+        }
+        let counters = RouteCounters {
+            requests: self
+                .requests
+                .get_or_create(&RequestLabels {
+                    route,
+                    status,
+                    encoding,
+                })
+                .clone(),
+            latency: self.latency.get_or_create(&RouteLabels { route }).clone(),
+            body: self
+                .body_bytes
+                .get_or_create(&RouteLabels { route })
+                .clone(),
+        };
+        f(&counters);
+        self.route_counters.write().insert(key, counters);
+    }
+
+    /// Body bytes of a feed response were handed to the network (its status and encoding
+    /// as given to [`Metrics::request`]).
+    pub fn body_sent(
+        &self,
+        route: &'static str,
+        status: u16,
+        encoding: &'static str,
+        partner: Option<&str>,
+        bytes: u64,
+    ) {
         if bytes == 0 {
             return;
         }
-        self.body_bytes
-            .get_or_create(&RouteLabels { route })
-            .inc_by(bytes);
+        self.with_route_counters(route, status, encoding, |c| {
+            c.body.inc_by(bytes);
+        });
         if let Some(partner) = partner {
             if let Some(c) = self.partner_counters.read().get(partner) {
                 c.body.inc_by(bytes);
@@ -640,17 +692,21 @@ mod tests {
         let m = Metrics::new();
         m.request("full", 200, "gzip", Some("acme"), Duration::from_millis(3));
         m.request("full", 404, "identity", None, Duration::from_millis(1));
-        m.body_sent("full", Some("acme"), 1234);
+        m.body_sent("full", 200, "identity", Some("acme"), 1234);
+        // Again, through the handles found the first time; bytes of another encoding add up
+        // in the route's one series.
+        m.request("full", 200, "gzip", Some("acme"), Duration::from_millis(3));
+        m.body_sent("full", 200, "gzip", Some("acme"), 6);
         m.ingest("api", 5, 1, 0, 2);
         m.purge(PurgeResult::Ok, 3);
         m.purge(PurgeResult::Retry, 3);
         let text = m.encode(sample());
         for line in [
-            "iofd_http_requests_total{route=\"full\",status=\"200\",encoding=\"gzip\"} 1",
+            "iofd_http_requests_total{route=\"full\",status=\"200\",encoding=\"gzip\"} 2",
             "iofd_http_requests_total{route=\"full\",status=\"404\",encoding=\"identity\"} 1",
-            "iofd_partner_requests_total{partner=\"acme\",status=\"200\"} 1",
-            "iofd_partner_response_body_bytes_total{partner=\"acme\"} 1234",
-            "iofd_http_response_body_bytes_total{route=\"full\"} 1234",
+            "iofd_partner_requests_total{partner=\"acme\",status=\"200\"} 2",
+            "iofd_partner_response_body_bytes_total{partner=\"acme\"} 1240",
+            "iofd_http_response_body_bytes_total{route=\"full\"} 1240",
             "iofd_ingest_records_total{source=\"api\",outcome=\"rejected\"} 2",
             "iofd_ingest_batches_total{source=\"api\"} 1",
             "iofd_purge_requests_total{result=\"ok\"} 1",
@@ -662,8 +718,8 @@ mod tests {
         }
         assert!(
             text.contains(
-                "iofd_http_response_head_duration_seconds_bucket{le=\"0.004\",route=\"full\"} 2"
-            ) || text.contains("iofd_http_response_head_duration_seconds_count{route=\"full\"} 2"),
+                "iofd_http_response_head_duration_seconds_bucket{le=\"0.004\",route=\"full\"} 3"
+            ) || text.contains("iofd_http_response_head_duration_seconds_count{route=\"full\"} 3"),
             "{text}"
         );
         let age_line = text
@@ -679,7 +735,7 @@ mod tests {
     fn no_partner_label_without_a_partner() {
         let m = Metrics::new();
         m.request("gateway", 404, "identity", None, Duration::ZERO);
-        m.body_sent("gateway", None, 10);
+        m.body_sent("gateway", 200, "identity", None, 10);
         let text = m.encode(sample());
         assert!(!text.contains("partner=\""), "{text}");
     }

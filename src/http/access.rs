@@ -46,14 +46,24 @@ struct Done {
     metrics: Arc<Metrics>,
     entry: Option<Entry>,
     route: &'static str,
-    /// The partner label: only for answers that imply the partner authenticated.
-    partner_label: Option<String>,
+    /// Whether the entry's partner is a label: only for answers that imply the partner
+    /// authenticated.
+    labelled: bool,
     status: u16,
     encoding: &'static str,
     head: Duration,
     declared: Option<u64>,
     conn: Option<Arc<ConnState>>,
     activity: Option<Arc<Activity>>,
+}
+
+impl Done {
+    fn partner_label(&self) -> Option<&str> {
+        self.entry
+            .as_ref()
+            .and_then(|e| e.partner.as_deref())
+            .filter(|_| self.labelled)
+    }
 }
 
 /// A response body that counts what it hands to hyper and reports when it ends.
@@ -102,7 +112,7 @@ impl Drop for Tracked {
             || self.done.declared.is_some_and(|n| n == self.sent);
         let d = &self.done;
         d.metrics
-            .body_sent(d.route, d.partner_label.as_deref(), self.sent);
+            .body_sent(d.route, d.status, d.encoding, d.partner_label(), self.sent);
         if let Some(e) = &d.entry {
             tracing::info!(
                 target: "access",
@@ -119,7 +129,7 @@ impl Drop for Tracked {
                 "request"
             );
         }
-        if let (Some(activity), Some(partner)) = (&d.activity, &d.partner_label) {
+        if let (Some(activity), Some(partner)) = (&d.activity, d.partner_label()) {
             activity.record(partner, d.route, d.status, self.sent);
         }
         if let Some(conn) = &d.conn {
@@ -150,15 +160,16 @@ pub fn track(
         .unwrap_or("other");
     // 404 and 405 are answered before (or regardless of) authentication: a partner label
     // there would be whatever id a stranger put in the URL.
+    let labelled = status != 404 && status != 405;
     let partner_label = entry
         .as_ref()
-        .and_then(|e| e.partner.clone())
-        .filter(|_| status != 404 && status != 405);
+        .and_then(|e| e.partner.as_deref())
+        .filter(|_| labelled);
     let head = entry
         .as_ref()
         .map(|e| e.started.elapsed())
         .unwrap_or_default();
-    metrics.request(route, status, encoding, partner_label.as_deref(), head);
+    metrics.request(route, status, encoding, partner_label, head);
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
@@ -172,7 +183,7 @@ pub fn track(
             metrics: metrics.clone(),
             entry,
             route,
-            partner_label,
+            labelled,
             status,
             encoding,
             head,
