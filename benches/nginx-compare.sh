@@ -178,9 +178,10 @@ probe() { # url expected-status header...
     md5sum <"$WORK/probe.body" | cut -c1-32
 }
 
-# Wait until the processes are idle (at most 2% of a core over a second, for up to five
+# Wait until every server is idle (at most 2% of a core over a second, for up to five
 # minutes): a server that has just become ready may still write gzip forms or scrub its
-# store in the background, and that CPU is not the cost of the requests measured next.
+# store in the background. That CPU is not the cost of the requests measured next, and on
+# a core wrk needs it slows the load and so every figure of the row.
 wait_idle() {
     local before after
     for _ in $(seq 1 300); do
@@ -201,7 +202,7 @@ run_wrk() { # label conns pids-fn url header...
     for h in "$@"; do args+=(-H "$h"); done
     local pids before after out requests seconds rate transfer cpu
     pids=$($pidfn)
-    wait_idle $pids
+    wait_idle "$small_PID" "$big_PID" $(nginx_pids)
     before=$(cpu_ticks $pids)
     out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" --timeout 60s "${args[@]}" "$url")
     after=$(cpu_ticks $pids)
