@@ -274,9 +274,10 @@ pub(crate) fn map_file(path: &Path) -> std::io::Result<bytes::Bytes> {
 /// copied as cheaply as it is looked up, and fragments are many.
 const SENDABLE_MIN_LEN: usize = 1 << 20;
 
-/// Descriptors held for sendfile at most; files mapped past it are copied from the mapping
-/// (correct, a little more CPU), so serving never competes with connections for descriptors.
-const SENDABLE_MAX: usize = 256;
+/// Descriptors held for sendfile at most: well inside the descriptors the connection budget
+/// keeps back (`64 + limit/16`, 128 under a limit of 1024), so they never compete with
+/// connections. Files mapped past it are copied from the mapping: correct, a little more CPU.
+const SENDABLE_MAX: usize = 64;
 
 /// A mapping of a whole published file, registered with the file it maps: bytes handed to a
 /// socket from inside it can be sent by the kernel from the page cache (sendfile) instead of
