@@ -24,6 +24,37 @@ pub(crate) const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 /// of each a little ratio: at 2 MiB, under 0.2%.
 const BLOCK: usize = 2 << 20;
 
+/// The nice value of [`in_background`]'s threads: requests (tokio's workers) and renders
+/// (rayon's global pool) at the default 0 outweigh them about ten to one on a busy core, and
+/// an idle core is theirs alone. Not the lowest (19): on a machine kept busy by something
+/// else, gzip forms still arrive.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Run `work` (compression: its parallel parts too) on a pool of its own, one thread per
+/// core at a lower CPU priority. Gzip forms follow readiness in the background: they must not
+/// take cores from requests, and must not queue a light.xml render behind their blocks. If
+/// the pool cannot be built, `work` runs where it is called.
+pub(crate) fn in_background<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("iofd-gzip-{i}"))
+            .start_handler(|_| {
+                // Linux keeps the nice value per thread: this lowers this thread alone.
+                if let Err(e) = rustix::process::setpriority_process(None, BACKGROUND_NICE) {
+                    tracing::debug!(error = %e, "cannot lower a compression thread's priority");
+                }
+            })
+            .build()
+            .inspect_err(|e| tracing::warn!(error = %e, "no background compression pool; compressing on the shared one"))
+            .ok()
+    });
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}
+
 /// Raw deflate of `data` ending with a sync flush, so such blocks can be joined.
 pub(crate) fn deflate_sync(data: &[u8]) -> io::Result<Vec<u8>> {
     use flate2::{Compress, Compression, FlushCompress};
@@ -116,6 +147,29 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_work_runs_on_its_own_lower_priority_threads() {
+        let here = rustix::process::getpriority_process(None).unwrap();
+        let (name, nice, parts) = in_background(|| {
+            let parts: Vec<i32> = (0..4)
+                .into_par_iter()
+                .map(|_| rustix::process::getpriority_process(None).unwrap())
+                .collect();
+            let name = std::thread::current().name().map(str::to_string);
+            (name, rustix::process::getpriority_process(None).unwrap(), parts)
+        });
+        assert!(name.unwrap_or_default().starts_with("iofd-gzip-"));
+        // Raised to at least BACKGROUND_NICE (a test run already niced higher stays so).
+        let want = BACKGROUND_NICE.max(here);
+        assert_eq!(nice, want);
+        assert!(parts.iter().all(|&n| n == want), "{parts:?}");
+        assert_eq!(
+            rustix::process::getpriority_process(None).unwrap(),
+            here,
+            "the caller's priority is unchanged"
+        );
+    }
 
     fn gunzip_one_member(gz: &[u8]) -> Vec<u8> {
         // `GzDecoder` reads a single member: the blocks must form one.

@@ -285,9 +285,14 @@ impl Artifacts {
     }
 
     /// Compress every plain file of the current set still without its gzip form (on every
-    /// core, largest first; a `.gz` an earlier run wrote is taken from its sidecar) and
+    /// core at a lower priority, largest first; a `.gz` an earlier run wrote is taken from
+    /// its sidecar) and
     /// publish the set with them attached. Blocking; a failure leaves identity serving.
     pub fn compress_pending(&self) -> Result<Arc<ArtifactSet>, ArtifactError> {
+        deflate::in_background(|| self.compress_pending_here())
+    }
+
+    fn compress_pending_here(&self) -> Result<Arc<ArtifactSet>, ArtifactError> {
         let _guard = self.build_lock.lock();
         // light.xml first: smaller, and what most partners poll.
         self.attach_light_gzip(self.light.deflate_pending(&|| self.stopping())?);
