@@ -157,7 +157,11 @@ mod tests {
                 .map(|_| rustix::process::getpriority_process(None).unwrap())
                 .collect();
             let name = std::thread::current().name().map(str::to_string);
-            (name, rustix::process::getpriority_process(None).unwrap(), parts)
+            (
+                name,
+                rustix::process::getpriority_process(None).unwrap(),
+                parts,
+            )
         });
         assert!(name.unwrap_or_default().starts_with("iofd-gzip-"));
         // Raised to at least BACKGROUND_NICE (a test run already niced higher stays so).
