@@ -484,34 +484,30 @@ impl Metrics {
     }
 
     fn partner_request(&self, partner: &str, status: u16) {
-        let find = |c: &PartnerCounters| {
+        // Incremented where it is found: no handle is cloned on the way.
+        let inc = |c: &PartnerCounters| {
             c.by_status
                 .iter()
                 .find(|(s, _)| *s == status)
-                .map(|(_, c)| c.clone())
+                .map(|(_, c)| c.inc())
+                .is_some()
         };
-        if let Some(counter) = self.partner_counters.read().get(partner).and_then(find) {
-            counter.inc();
+        if self.partner_counters.read().get(partner).is_some_and(inc) {
             return;
         }
         let mut map = self.partner_counters.write();
         let counters = self.partner_entry(&mut map, partner);
-        match find(counters) {
-            Some(counter) => {
-                counter.inc();
-            }
-            None => {
-                let counter = self
-                    .partner_requests
-                    .get_or_create(&PartnerStatusLabels {
-                        partner: partner.to_string(),
-                        status,
-                    })
-                    .clone();
-                counter.inc();
-                counters.by_status.push((status, counter));
-            }
-        };
+        if !inc(counters) {
+            let counter = self
+                .partner_requests
+                .get_or_create(&PartnerStatusLabels {
+                    partner: partner.to_string(),
+                    status,
+                })
+                .clone();
+            counter.inc();
+            counters.by_status.push((status, counter));
+        }
     }
 
     /// `partner`'s counters, created on its first request.

@@ -160,37 +160,33 @@ pub fn track(
         .unwrap_or("other");
     // 404 and 405 are answered before (or regardless of) authentication: a partner label
     // there would be whatever id a stranger put in the URL.
-    let labelled = status != 404 && status != 405;
-    let partner_label = entry
-        .as_ref()
-        .and_then(|e| e.partner.as_deref())
-        .filter(|_| labelled);
     let head = entry
         .as_ref()
         .map(|e| e.started.elapsed())
         .unwrap_or_default();
-    metrics.request(route, status, encoding, partner_label, head);
     let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let done = Done {
+        metrics: metrics.clone(),
+        entry,
+        route,
+        labelled: status != 404 && status != 405,
+        status,
+        encoding,
+        head,
+        declared,
+        conn,
+        activity: activity.cloned(),
+    };
+    metrics.request(route, status, encoding, done.partner_label(), head);
     let tracked = Tracked {
         inner: body,
         sent: 0,
         finished: false,
-        done: Done {
-            metrics: metrics.clone(),
-            entry,
-            route,
-            labelled,
-            status,
-            encoding,
-            head,
-            declared,
-            conn,
-            activity: activity.cloned(),
-        },
+        done,
     };
     Response::from_parts(parts, tracked.boxed_unsync())
 }

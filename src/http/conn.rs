@@ -179,7 +179,8 @@ mod zero_copy {
         Some(loop {
             match stream.poll_write_ready(cx) {
                 Poll::Ready(Ok(())) => {}
-                other => break other.map_ok(|()| 0),
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Pending => break Poll::Pending,
             }
             let sent = stream.try_io(Interest::WRITABLE, || {
                 let mut sent = 0;
@@ -253,6 +254,7 @@ mod tests {
         .unwrap();
         assert_eq!(outcome, "error", "a reset, not a clean end of stream");
     }
+
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn a_mapped_slice_goes_by_sendfile_and_arrives_whole_after_its_head() {
