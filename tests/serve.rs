@@ -428,3 +428,72 @@ fn server_run_serves_until_its_shutdown_future_resolves() {
         "the admin listener is closed after the run"
     );
 }
+
+/// full.xml of 1 MiB or more is sent with sendfile(2) (its mapping keeps the file): through a
+/// real socket and an HTTP client, it arrives whole under the gateway's hash, and ranges across
+/// the body's chunks are the same bytes as the whole.
+#[test]
+fn a_full_xml_over_a_mebibyte_arrives_byte_for_byte_whole_and_in_ranges() {
+    let dir = tempdir();
+    let data = data_path(&dir);
+    let config = iofd::config::Config::for_data_dir(&data);
+    {
+        let mut jsonl = Vec::new();
+        iofd::generate::generate_to(
+            &mut jsonl,
+            &iofd::generate::GenerateOptions {
+                products: 800,
+                seed: 3,
+            },
+        )
+        .unwrap();
+        let batch = iofd::ingest::read_jsonl("generated.jsonl", jsonl.as_slice()).unwrap();
+        let store =
+            iofd::store::Store::open(&config.store_dir(), iofd::store::StoreOptions::default())
+                .unwrap();
+        store
+            .apply(
+                batch.records.into_iter().map(|l| l.record).collect(),
+                iofd::store::ApplyMode::FullSync,
+            )
+            .unwrap();
+    }
+    let server = Server::start(config);
+    let feed = "/feeds/sklep-kowalski/demo-kowalski-4f9c2a7e1b/1";
+    let gateway = server.get(&format!("{feed}/gateway.xml")).bytes().unwrap();
+    let listed = gateway_files(&gateway)
+        .into_iter()
+        .find(|(name, _, _)| name == "full")
+        .and_then(|(_, _, hash)| hash)
+        .expect("the gateway lists full.xml with its hash");
+
+    let url = format!("{feed}/full.xml");
+    let full = server.get(&url).bytes().unwrap();
+    assert!(
+        full.len() >= 1 << 20,
+        "{} bytes: too small to be sent with sendfile",
+        full.len()
+    );
+    assert_eq!(md5_hex(&full), listed);
+    let len = full.len();
+    for (from, to) in [(0, 99), (200_000, 900_000), (len - 70_000, len - 1)] {
+        let resp = server.request(
+            reqwest::Method::GET,
+            &url,
+            &[("Range", &format!("bytes={from}-{to}"))],
+        );
+        assert_eq!(resp.status(), 206);
+        assert_eq!(
+            resp.bytes().unwrap(),
+            full.slice(from..to + 1),
+            "{from}-{to}"
+        );
+    }
+    // Requests on one connection after a sendfile body: the next head is where it belongs.
+    let client = client();
+    for _ in 0..3 {
+        let again = client.get(format!("{}{url}", server.base)).send().unwrap();
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.bytes().unwrap(), full);
+    }
+}
