@@ -1070,7 +1070,7 @@ fn read_offer(
 pub fn spool_jsonl(
     store: &Store,
     name: &str,
-    reader: impl std::io::BufRead,
+    reader: impl std::io::BufRead + Send,
 ) -> Result<(BatchBuilder<SpooledBatch>, Rejections), BatchError<StoreError>> {
     let spool = store.spool().map_err(BatchError::Target)?;
     let mut builder = BatchBuilder::new(SpooledBatch::new(spool));
@@ -1081,7 +1081,7 @@ pub fn spool_jsonl(
 pub fn spool_more(
     builder: &mut BatchBuilder<SpooledBatch>,
     name: &str,
-    reader: impl std::io::BufRead,
+    reader: impl std::io::BufRead + Send,
 ) -> Result<Rejections, BatchError<StoreError>> {
     let mut rejected = Rejections::default();
     builder.add_jsonl(name, reader, &mut |r| rejected.push(r))?;

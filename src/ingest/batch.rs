@@ -110,33 +110,80 @@ impl<T: Target> BatchBuilder<T> {
     pub fn add_jsonl(
         &mut self,
         source: &str,
-        reader: impl BufRead,
+        reader: impl BufRead + Send,
         rejected: &mut dyn FnMut(Rejection),
     ) -> Result<(), BatchError<T::Error>>
     where
         T::Error: std::error::Error + 'static,
     {
-        let mut lines = JsonlReader::new(source, reader);
-        loop {
-            let items = lines.next_many(PARSED_AT_ONCE);
-            if items.is_empty() {
-                return Ok(());
-            }
-            for item in items {
-                match item {
-                    Ok(parsed) => {
-                        if let Some(r) = self
-                            .add(source, parsed.line, parsed.record)
-                            .map_err(BatchError::Target)?
-                        {
-                            rejected(r);
-                        }
+        // Lines are read and parsed on a thread of their own, one lot ahead, while the lot
+        // before goes to the target here: a spool's serializing and writing overlaps the
+        // parsing instead of following it. (The lock is never contended: it lets this thread
+        // parse when no other thread can be had.)
+        let lines = std::sync::Mutex::new(JsonlReader::new(source, reader));
+        let next = || {
+            let mut lines = lines
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            lines.next_many(PARSED_AT_ONCE)
+        };
+        std::thread::scope(|scope| {
+            let (lots, parsed) = std::sync::mpsc::sync_channel(1);
+            let parser = std::thread::Builder::new()
+                .name("iofd-parse".into())
+                .spawn_scoped(scope, move || loop {
+                    let items = next();
+                    let end = items.is_empty();
+                    // A closed channel: the target failed and stopped taking lots.
+                    if lots.send(items).is_err() || end {
+                        return;
                     }
-                    Err(LineError::Rejected(r)) => rejected(r),
-                    Err(LineError::Fatal(e)) => return Err(BatchError::Read(e)),
+                });
+            match parser {
+                Ok(_) => {
+                    for items in parsed {
+                        if items.is_empty() {
+                            break;
+                        }
+                        self.add_parsed(source, items, rejected)?;
+                    }
+                    Ok(())
                 }
+                Err(_) => loop {
+                    let items = next();
+                    if items.is_empty() {
+                        return Ok(());
+                    }
+                    self.add_parsed(source, items, rejected)?;
+                },
+            }
+        })
+    }
+
+    fn add_parsed(
+        &mut self,
+        source: &str,
+        items: Vec<Result<super::jsonl::ParsedLine, LineError>>,
+        rejected: &mut dyn FnMut(Rejection),
+    ) -> Result<(), BatchError<T::Error>>
+    where
+        T::Error: std::error::Error + 'static,
+    {
+        for item in items {
+            match item {
+                Ok(parsed) => {
+                    if let Some(r) = self
+                        .add(source, parsed.line, parsed.record)
+                        .map_err(BatchError::Target)?
+                    {
+                        rejected(r);
+                    }
+                }
+                Err(LineError::Rejected(r)) => rejected(r),
+                Err(LineError::Fatal(e)) => return Err(BatchError::Read(e)),
             }
         }
+        Ok(())
     }
 
     /// Records accepted so far.
@@ -195,5 +242,86 @@ mod tests {
             .add("offer", 0, Record::DeleteProduct { id: 1 })
             .unwrap()
             .is_none());
+    }
+
+    /// Lines are parsed a lot ahead on another thread: records and rejections still arrive in
+    /// input order across lots, and a target that fails stops the reading soon after.
+    #[test]
+    fn lots_arrive_in_order_and_a_failing_target_stops_the_reading() {
+        use std::io::{BufReader, Read};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+
+        struct Counted<R>(R, Arc<AtomicUsize>);
+        impl<R: Read> Read for Counted<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1.fetch_add(n, Ordering::Relaxed);
+                Ok(n)
+            }
+        }
+        /// Takes records until `fail_at` of them, then fails.
+        struct Lines {
+            lines: Vec<u64>,
+            fail_at: usize,
+        }
+        #[derive(Debug, thiserror::Error)]
+        #[error("full")]
+        struct Full;
+        impl Target for Lines {
+            type Error = Full;
+            fn push(&mut self, line: u64, _: Record) -> Result<(), Full> {
+                if self.lines.len() == self.fail_at {
+                    return Err(Full);
+                }
+                self.lines.push(line);
+                Ok(())
+            }
+        }
+        let lots = 8;
+        let n = lots * PARSED_AT_ONCE as u64;
+        // Every 1000th line is not JSON: rejected in its place.
+        let input: String = (1..=n)
+            .map(|i| match i % 1000 {
+                0 => "not json\n".to_string(),
+                _ => product(i) + "\n",
+            })
+            .collect();
+        let read = Arc::new(AtomicUsize::new(0));
+        let reader = || BufReader::new(Counted(input.as_bytes(), read.clone()));
+
+        let mut b = BatchBuilder::new(Lines {
+            lines: Vec::new(),
+            fail_at: usize::MAX,
+        });
+        let mut rejected = Vec::new();
+        b.add_jsonl("a.jsonl", reader(), &mut |r| rejected.push(r.line))
+            .unwrap();
+        let accepted = &b.target().lines;
+        let expected: Vec<u64> = (1..=n).filter(|i| i % 1000 != 0).collect();
+        assert_eq!(accepted, &expected);
+        assert_eq!(
+            rejected,
+            (1..=n / 1000).map(|k| k * 1000).collect::<Vec<_>>()
+        );
+        assert_eq!(read.load(Ordering::Relaxed), input.len());
+
+        // Failing within the second lot: the parser is at most a lot or two ahead.
+        read.store(0, Ordering::Relaxed);
+        let fail_at = PARSED_AT_ONCE + 10;
+        let mut b = BatchBuilder::new(Lines {
+            lines: Vec::new(),
+            fail_at,
+        });
+        let err = b.add_jsonl("a.jsonl", reader(), &mut |_| {}).unwrap_err();
+        assert!(matches!(err, BatchError::Target(Full)), "{err:?}");
+        assert_eq!(b.target().lines.len(), fail_at);
+        let lot_bytes = input.len() / lots as usize;
+        assert!(
+            read.load(Ordering::Relaxed) <= 5 * lot_bytes,
+            "read {} of {} bytes after the target failed",
+            read.load(Ordering::Relaxed),
+            input.len()
+        );
     }
 }

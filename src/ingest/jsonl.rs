@@ -335,7 +335,7 @@ impl<R: BufRead, T: LineRecord> FusedIterator for JsonlReader<R, T> {}
 /// Read a whole JSON Lines input. Bad lines are collected in [`ParsedBatch::rejected`];
 /// a product id seen earlier in the same input rejects the later line. Fails only when the
 /// input cannot be read.
-pub fn read_jsonl(source: &str, reader: impl BufRead) -> Result<ParsedBatch, IngestError> {
+pub fn read_jsonl(source: &str, reader: impl BufRead + Send) -> Result<ParsedBatch, IngestError> {
     struct Lines(Vec<ParsedLine>);
     impl Target for Lines {
         type Error = std::convert::Infallible;
