@@ -907,8 +907,13 @@ fn flush_record<'a>(
     }
 }
 
+/// One item's result in a wave: its shard's tally and frozen file.
+type WaveResult = Result<(Tally, Frozen), StoreError>;
+
 /// Run `work` over `items` a wave at a time on every core, handing each result to `sink` in
-/// order. Waves bound memory to a few shards' worth of products and payloads.
+/// order. Waves bound memory to a few shards' worth of products and payloads: two waves, as
+/// the next one is worked on while this thread hands the last one to `sink` (whose file
+/// writes then overlap the work instead of leaving the cores idle).
 fn in_waves<T, F, S>(
     items: impl IntoIterator<Item = T>,
     work: F,
@@ -916,17 +921,43 @@ fn in_waves<T, F, S>(
 ) -> Result<(), StoreError>
 where
     T: Send + HasIndex,
-    F: Fn(T) -> Result<(Tally, Frozen), StoreError> + Sync,
+    F: Fn(T) -> WaveResult + Sync,
     S: FnMut(u32, Tally, Frozen) -> Result<(), StoreError>,
 {
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let wave: Vec<T> = items.by_ref().take(2 * parallel::parallelism()).collect();
-        let done = parallel::par_map(wave, |item| (item.index(), work(item)));
-        for (index, result) in done {
-            let (tally, frozen) = result?;
-            sink(index, tally, frozen)?;
-        }
+    let mut items = items.into_iter();
+    let wave_len = 2 * parallel::parallelism();
+    let work_on = |wave: Vec<T>| parallel::par_map(wave, |item| (item.index(), work(item)));
+    let mut done = work_on(items.by_ref().take(wave_len).collect());
+    while !done.is_empty() {
+        let wave: Vec<T> = items.by_ref().take(wave_len).collect();
+        let mut hand_over = |done: Vec<(u32, WaveResult)>| {
+            for (index, result) in done {
+                let (tally, frozen) = result?;
+                sink(index, tally, frozen)?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        // Taken by the thread; left here when no thread can be had, and worked on after.
+        let wave = std::sync::Mutex::new(Some(wave));
+        let take = || {
+            let mut wave = wave
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            wave.take().unwrap_or_default()
+        };
+        done = std::thread::scope(|scope| {
+            let next = std::thread::Builder::new()
+                .name("iofd-wave".into())
+                .spawn_scoped(scope, || work_on(take()));
+            let handed = hand_over(done);
+            let next = match next {
+                Ok(next) => next
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => work_on(take()),
+            };
+            handed.map(|()| next)
+        })?;
     }
     Ok(())
 }
@@ -1015,4 +1046,39 @@ fn redistribute(
         products.sort_unstable_by_key(|p| p.id);
     }
     Ok(buckets)
+}
+
+#[cfg(test)]
+mod wave_tests {
+    use super::*;
+
+    /// Results reach the sink in item order across waves (the next wave is worked on while
+    /// the last is handed over); the first error stops the handing over at its item.
+    #[test]
+    fn waves_hand_results_over_in_order_and_stop_at_the_first_error() {
+        let items: Vec<(u32, ())> = (0..37).map(|i| (i, ())).collect();
+        for fail in [None, Some(21), Some(0), Some(36)] {
+            let mut seen = Vec::new();
+            let result = in_waves(
+                items.clone(),
+                |(index, ())| match Some(index) == fail {
+                    true => Err(StoreError::Options(format!("item {index}"))),
+                    false => Ok((Tally::default(), None)),
+                },
+                |index, _, _| {
+                    seen.push(index);
+                    Ok(())
+                },
+            );
+            let upto = fail.unwrap_or(37);
+            assert_eq!(seen, (0..upto).collect::<Vec<_>>(), "{fail:?}");
+            match fail {
+                None => result.unwrap(),
+                Some(i) => assert!(
+                    matches!(&result, Err(StoreError::Options(m)) if *m == format!("item {i}")),
+                    "{result:?}"
+                ),
+            }
+        }
+    }
 }
