@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use jiff::civil::DateTime;
-use rayon::prelude::*;
 
 use super::{file, Artifact, ArtifactError, Artifacts, FullFiles};
 use crate::changes::{Due, ListedFile, Listing};
@@ -65,22 +65,53 @@ impl Artifacts {
                 })
             })
         };
-        // Bases of different full keys are separate files: rendered side by side, on every
-        // core (at a million products each takes tens of seconds).
+        // Bases of different full keys are separate files: rendered side by side (at a million
+        // products each takes seconds). Each renders on one thread and hashes on two more
+        // (see `sink`), so they get threads of their own rather than one pool thread each:
+        // all of them at once up to twice the cores, so none waits for a pool thread while
+        // another's MD5 is the only work left.
+        let base = |b: &crate::changes::BaseDue| {
+            let started = std::time::Instant::now();
+            let meta = offer_meta(b.file.time);
+            write(&b.key, &b.file, &|w| {
+                render::full(w, &b.profile, &dicts, &meta, snapshot.products())
+            })?;
+            tracing::info!(
+                profile = %b.key,
+                generation = snapshot.generation(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "base full.xml built"
+            );
+            Ok::<_, ArtifactError>(())
+        };
         let bases = || {
-            due.bases.par_iter().try_for_each(|b| {
-                let started = std::time::Instant::now();
-                let meta = offer_meta(b.file.time);
-                write(&b.key, &b.file, &|w| {
-                    render::full(w, &b.profile, &dicts, &meta, snapshot.products())
-                })?;
-                tracing::info!(
-                    profile = %b.key,
-                    generation = snapshot.generation(),
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "base full.xml built"
-                );
+            let next = AtomicUsize::new(0);
+            let failed = AtomicBool::new(false);
+            let work = || -> Result<(), ArtifactError> {
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(b) = due.bases.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        return Ok(());
+                    };
+                    base(b).inspect_err(|_| failed.store(true, Ordering::Relaxed))?;
+                }
                 Ok(())
+            };
+            let threads = due.bases.len().min(2 * rayon::current_num_threads());
+            std::thread::scope(|scope| {
+                let spawned: Vec<_> = (1..threads)
+                    .filter_map(|_| {
+                        std::thread::Builder::new()
+                            .name("iofd-base".into())
+                            .spawn_scoped(scope, work)
+                            .ok()
+                    })
+                    .collect();
+                // This thread renders too (and alone, when no thread can be had).
+                let here = work();
+                spawned
+                    .into_iter()
+                    .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .fold(here, Result::and)
             })
         };
         let result = changes().and_then(|()| bases());
